@@ -1,0 +1,1 @@
+"""invoice-sync: keeps a ledger in step with an invoicing platform. The code that runs in Lambda."""

@@ -1,0 +1,1 @@
+"""Accounting systems: one adapter per ledger behind one port (``port.LedgerPort``)."""

@@ -1,0 +1,106 @@
+"""The ledger port: what push needs from any accounting system, in ledger-neutral terms.
+
+Drafts are what invoice-sync wants the ledger to hold (already mapped onto ledger ids, with
+``Decimal`` money); ``LedgerDocument`` is what the ledger says it holds. Each adapter turns drafts
+into its own payloads with pure functions and maps its errors onto ``invoice_sync.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    item_id: str
+    description: str
+    quantity: int
+    amount: Decimal  # excluding tax
+    tax_code: str
+
+    @property
+    def unit_price(self) -> Decimal:
+        # Seven places, as QBO keeps unit prices; Qty * UnitPrice rounds back to the amount.
+        return (self.amount / self.quantity).quantize(Decimal("0.0000001")) if self.quantity else self.amount
+
+
+@dataclass(frozen=True)
+class InvoiceDraft:
+    source_id: str
+    customer_id: str
+    number: str | None
+    issued_on: date
+    due_on: date | None
+    currency: str
+    lines: tuple[LineDraft, ...]
+    discount: Decimal
+    tax: Decimal
+    total: Decimal
+    memo: str | None
+    private_note: str
+
+
+@dataclass(frozen=True)
+class PaymentDraft:
+    source_id: str
+    customer_id: str
+    invoice_id: str
+    amount: Decimal
+    currency: str
+    paid_on: date
+    private_note: str
+
+
+@dataclass(frozen=True)
+class LedgerDocument:
+    id: str
+    sync_token: str | None
+    number: str | None
+    total: Decimal
+    balance: Decimal
+    currency: str
+    private_note: str | None = None
+    voided: bool = False
+    linked_payment_ids: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class LedgerContact:
+    id: str
+    name: str
+
+
+class LedgerPort(Protocol):
+    """Every call may raise the ``LedgerError`` family; writes carry an idempotency key."""
+
+    def find_customer(self, name: str) -> LedgerContact | None: ...
+
+    def create_customer(
+        self, name: str, email: str | None, currency: str, idempotency_key: str
+    ) -> LedgerContact: ...
+
+    def find_invoice(self, number: str) -> LedgerDocument | None: ...
+
+    def get_invoice(self, ledger_id: str) -> LedgerDocument: ...
+
+    def create_invoice(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument: ...
+
+    def update_invoice(
+        self, ledger_id: str, sync_token: str | None, draft: InvoiceDraft, idempotency_key: str
+    ) -> LedgerDocument: ...
+
+    def void_invoice(
+        self, ledger_id: str, sync_token: str | None, idempotency_key: str
+    ) -> LedgerDocument: ...
+
+    def get_payment(self, ledger_id: str) -> LedgerDocument: ...
+
+    def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument: ...
+
+
+def marker(source: str, source_id: str) -> str:
+    """The note that identifies a ledger document as invoice-sync's copy of one source document."""
+    return f"invoice-sync: {source} {source_id}"

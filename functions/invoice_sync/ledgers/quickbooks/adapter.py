@@ -1,0 +1,77 @@
+"""``LedgerPort`` for QuickBooks Online."""
+
+from __future__ import annotations
+
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+from invoice_sync.ledgers.quickbooks import payloads
+from invoice_sync.ledgers.quickbooks.client import QuickBooksClient
+
+
+class QuickBooksLedger:
+    def __init__(self, client: QuickBooksClient) -> None:
+        self.client = client
+
+    def find_customer(self, name: str) -> LedgerContact | None:
+        # quote() escapes the value the way QBO's query language requires.
+        rows = self.client.query(f"select * from Customer where DisplayName = {payloads.quote(name)}")  # noqa: S608
+        found = rows.get("Customer") or []
+        return payloads.contact(found[0]) if found else None
+
+    def create_customer(
+        self, name: str, email: str | None, currency: str, idempotency_key: str
+    ) -> LedgerContact:
+        response = self.client.request(
+            "POST",
+            "customer",
+            params={"requestid": idempotency_key},
+            payload=payloads.customer_payload(name, email, currency),
+        )
+        return payloads.contact(response["Customer"])
+
+    def find_invoice(self, number: str) -> LedgerDocument | None:
+        rows = self.client.query(f"select * from Invoice where DocNumber = {payloads.quote(number)}")  # noqa: S608
+        found = rows.get("Invoice") or []
+        return payloads.document(found[0]) if found else None
+
+    def get_invoice(self, ledger_id: str) -> LedgerDocument:
+        return payloads.document(self.client.request("GET", f"invoice/{ledger_id}")["Invoice"])
+
+    def create_invoice(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument:
+        response = self.client.request(
+            "POST", "invoice", params={"requestid": idempotency_key}, payload=payloads.invoice_payload(draft)
+        )
+        return payloads.document(response["Invoice"])
+
+    def update_invoice(
+        self, ledger_id: str, sync_token: str | None, draft: InvoiceDraft, idempotency_key: str
+    ) -> LedgerDocument:
+        # Sparse, so what QBO owns (LinkedTxn to payments, e-mail status) stays; the Line array is
+        # still replaced whole, so lines removed at the source disappear in the ledger too.
+        payload = {
+            **payloads.invoice_payload(draft),
+            "Id": ledger_id,
+            "SyncToken": sync_token or "0",
+            "sparse": True,
+        }
+        response = self.client.request(
+            "POST", "invoice", params={"requestid": idempotency_key}, payload=payload
+        )
+        return payloads.document(response["Invoice"])
+
+    def void_invoice(self, ledger_id: str, sync_token: str | None, idempotency_key: str) -> LedgerDocument:
+        response = self.client.request(
+            "POST",
+            "invoice",
+            params={"operation": "void", "requestid": idempotency_key},
+            payload={"Id": ledger_id, "SyncToken": sync_token or "0"},
+        )
+        return payloads.document(response["Invoice"])
+
+    def get_payment(self, ledger_id: str) -> LedgerDocument:
+        return payloads.document(self.client.request("GET", f"payment/{ledger_id}")["Payment"])
+
+    def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
+        response = self.client.request(
+            "POST", "payment", params={"requestid": idempotency_key}, payload=payloads.payment_payload(draft)
+        )
+        return payloads.document(response["Payment"])

@@ -1,0 +1,108 @@
+"""QBO v3 payloads from drafts, and QBO objects back to ``LedgerDocument``. Pure functions.
+
+Amounts go out as JSON numbers with exactly the currency's decimals (see ``client.dumps``);
+never through float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+
+DOC_NUMBER_MAX = 21  # QBO's limit on DocNumber and PaymentRefNum
+DISPLAY_NAME_MAX = 500
+
+
+def customer_payload(name: str, email: str | None, currency: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {"DisplayName": name[:DISPLAY_NAME_MAX], "CurrencyRef": {"value": currency}}
+    if email:
+        payload["PrimaryEmailAddr"] = {"Address": email}
+    return payload
+
+
+def invoice_payload(draft: InvoiceDraft) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = [
+        {
+            "LineNum": index,
+            "Amount": line.amount,
+            "Description": line.description[:4000],
+            "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {
+                "ItemRef": {"value": line.item_id},
+                "Qty": line.quantity,
+                "UnitPrice": line.unit_price,
+                "TaxCodeRef": {"value": line.tax_code},
+            },
+        }
+        for index, line in enumerate(draft.lines, start=1)
+    ]
+    if draft.discount:
+        lines.append(
+            {
+                "Amount": draft.discount,
+                "DetailType": "DiscountLineDetail",
+                "DiscountLineDetail": {"PercentBased": False},
+            }
+        )
+    payload: dict[str, Any] = {
+        "CustomerRef": {"value": draft.customer_id},
+        "TxnDate": draft.issued_on.isoformat(),
+        "CurrencyRef": {"value": draft.currency},
+        "Line": lines,
+        # The source computed the tax; QBO would recompute it its own way (and a cent apart),
+        # so the source figure is sent as the override.
+        "TxnTaxDetail": {"TotalTax": draft.tax},
+        "PrivateNote": draft.private_note,
+    }
+    if draft.number:
+        payload["DocNumber"] = draft.number
+    if draft.due_on:
+        payload["DueDate"] = draft.due_on.isoformat()
+    if draft.memo:
+        payload["CustomerMemo"] = {"value": draft.memo[:1000]}
+    return payload
+
+
+def payment_payload(draft: PaymentDraft) -> dict[str, Any]:
+    return {
+        "CustomerRef": {"value": draft.customer_id},
+        "TotalAmt": draft.amount,
+        "TxnDate": draft.paid_on.isoformat(),
+        "CurrencyRef": {"value": draft.currency},
+        "PaymentRefNum": draft.source_id[-DOC_NUMBER_MAX:],
+        "PrivateNote": draft.private_note,
+        "Line": [{"Amount": draft.amount, "LinkedTxn": [{"TxnId": draft.invoice_id, "TxnType": "Invoice"}]}],
+    }
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+def document(obj: dict[str, Any]) -> LedgerDocument:
+    """An Invoice or Payment object as QBO returns it."""
+    total = _decimal(obj.get("TotalAmt"))
+    return LedgerDocument(
+        id=str(obj["Id"]),
+        sync_token=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
+        number=obj.get("DocNumber") or obj.get("PaymentRefNum"),
+        total=total,
+        balance=_decimal(obj["Balance"]) if "Balance" in obj else _decimal(obj.get("UnappliedAmt")),
+        currency=(obj.get("CurrencyRef") or {}).get("value", "USD"),
+        private_note=obj.get("PrivateNote"),
+        voided="Voided" in (obj.get("PrivateNote") or "") and total == 0,
+        linked_payment_ids=tuple(
+            str(link["TxnId"]) for link in obj.get("LinkedTxn", ()) if link.get("TxnType") == "Payment"
+        ),
+    )
+
+
+def contact(obj: dict[str, Any]) -> LedgerContact:
+    return LedgerContact(id=str(obj["Id"]), name=str(obj.get("DisplayName", "")))
+
+
+def quote(value: str) -> str:
+    """A string literal for QBO's query language (single quotes, backslash-escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,1 @@
+"""Mapping rules and the resolver: source product / tax rate / customer -> ledger references."""

@@ -1,0 +1,1 @@
+"""Domain models: exact money, source documents, sync state and mappings."""

@@ -1,0 +1,134 @@
+"""Source documents, normalised: what an invoicing platform says a document is, in exact money.
+
+These are the snapshots that travel on the sync queue. ``push`` makes the ledger match one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from invoice_sync.models.money import Currency, Money
+
+
+class InvoiceStatus(StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    PAID = "paid"
+    UNCOLLECTIBLE = "uncollectible"
+    VOID = "void"
+
+
+# Lifecycle order, so that two snapshots stamped in the same second still order correctly
+# (Stripe sends invoice.finalized and invoice.paid with the same `created` for instant payments).
+STATUS_RANK: dict[InvoiceStatus, int] = {
+    InvoiceStatus.DRAFT: 0,
+    InvoiceStatus.OPEN: 1,
+    InvoiceStatus.PAID: 2,
+    InvoiceStatus.UNCOLLECTIBLE: 2,
+    InvoiceStatus.VOID: 3,
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Customer(_Frozen):
+    source_id: str
+    name: str | None = None
+    email: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """What a ledger shows; falls back to the e-mail, then the source id, never empty."""
+        return (self.name or self.email or self.source_id).strip()
+
+
+class LineTax(_Frozen):
+    """One tax on one line: the rate's source id, the amount and whether the line amount includes it."""
+
+    rate_id: str
+    amount: int
+    inclusive: bool = False
+    taxable_amount: int | None = None
+
+
+class LineItem(_Frozen):
+    source_id: str
+    description: str
+    product_id: str | None
+    quantity: int
+    # Line amount in minor units before discounts; excludes tax unless a tax on it is inclusive.
+    amount: int
+    discount: int = 0
+    taxes: tuple[LineTax, ...] = ()
+
+
+class Payment(_Frozen):
+    """Money received against one invoice. ``source_id`` is stable across deliveries."""
+
+    source_id: str
+    invoice_source_id: str
+    amount: int
+    currency: Currency
+    paid_on: date
+    reference: str | None = None
+
+
+class Invoice(_Frozen):
+    source: Literal["stripe"] = "stripe"
+    source_id: str
+    number: str | None
+    status: InvoiceStatus
+    currency: Currency
+    customer: Customer
+    issued_on: date
+    due_on: date | None = None
+    lines: tuple[LineItem, ...] = Field(min_length=0)
+    # False when the webhook carried only the first page of lines (Stripe's ``has_more``).
+    lines_complete: bool = True
+    subtotal: int
+    discount: int = 0
+    tax: int = 0
+    total: int
+    amount_paid: int = 0
+    payments: tuple[Payment, ...] = ()
+    memo: str | None = None
+
+    def money(self, minor: int) -> Money:
+        return Money(minor=minor, currency=self.currency)
+
+    @property
+    def exclusive_tax(self) -> int:
+        return sum(t.amount for line in self.lines for t in line.taxes if not t.inclusive)
+
+    def content_hash(self) -> str:
+        """Hash of what shapes the ledger invoice, so a snapshot that changes nothing there is a no-op.
+
+        Payments are left out (they are documents of their own), and so is the status except for
+        a void: an invoice going from open to paid does not need the ledger invoice rewritten.
+        """
+        shape = self.model_dump(mode="json", exclude={"payments", "amount_paid", "status"})
+        shape["void"] = self.status is InvoiceStatus.VOID
+        canonical = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class SourceEvent(_Frozen):
+    """An accepted webhook event, normalised. ``version`` orders snapshots of one object."""
+
+    source: Literal["stripe"] = "stripe"
+    event_id: str
+    event_type: str
+    created: int
+    invoice: Invoice
+
+    @property
+    def version(self) -> int:
+        return self.created * 10 + STATUS_RANK[self.invoice.status]

@@ -1,0 +1,65 @@
+"""Connections and mapping rules: how source products, taxes and customers land in one ledger."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+
+class RuleKind(StrEnum):
+    CUSTOMER = "customer"
+    PRODUCT = "product"
+    TAX_RATE = "tax_rate"
+
+
+class CustomerPolicy(StrEnum):
+    AUTO_CREATE = "auto_create"  # find the ledger customer by name, create it when missing
+    REQUIRE_MAPPING = "require_mapping"  # park until an operator maps the customer
+
+
+class MappingRule(BaseModel):
+    """Source attribute (kind, value) -> ledger reference. Unique per connection and (kind, value)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: RuleKind
+    source_value: str
+    ledger_id: str
+    ledger_name: str | None = None
+    source_name: str | None = None
+
+
+class Connection(BaseModel):
+    """One source account wired to one ledger company."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connection_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
+    source: Literal["stripe"] = "stripe"
+    ledger: Literal["quickbooks"] = "quickbooks"
+    tenant_id: str  # QBO realmId
+    mapping_version: int = 1
+    customer_policy: CustomerPolicy = CustomerPolicy.AUTO_CREATE
+    # Used for a line with no product (a one-off Stripe invoice item), when set.
+    default_item_id: str | None = None
+    # Tax code for lines with no tax (QBO US: "NON"; non-US companies: the exempt code's id).
+    no_tax_code: str = "NON"
+    active: bool = True
+
+
+class Mappings(BaseModel):
+    """All rules of one connection at one version, indexed for lookups."""
+
+    model_config = ConfigDict(frozen=True)
+
+    connection: Connection
+    rules: tuple[MappingRule, ...] = ()
+    _index: dict[tuple[RuleKind, str], MappingRule] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _context: object, /) -> None:
+        self._index.update({(rule.kind, rule.source_value): rule for rule in self.rules})
+
+    def lookup(self, kind: RuleKind, source_value: str) -> MappingRule | None:
+        return self._index.get((kind, source_value))

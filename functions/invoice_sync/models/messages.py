@@ -1,0 +1,21 @@
+"""What travels on the sync queue: one source snapshot to converge the ledger on."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from invoice_sync.models.documents import Invoice
+
+
+class SyncMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    connection_id: str
+    source: str
+    event_id: str
+    event_type: str
+    version: int
+    archive_key: str
+    # The normalised snapshot; None when it would not fit in an SQS message, and push re-reads
+    # the raw archive instead.
+    invoice: Invoice | None = None

@@ -1,0 +1,57 @@
+"""Sync state: what invoice-sync knows about one source object in one connection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+DocumentKind = Literal["invoice", "payment", "customer"]
+
+
+class SyncStatus(StrEnum):
+    PENDING = "pending"  # intent recorded: a ledger create may be in flight
+    SYNCED = "synced"
+    NEEDS_MAPPING = "needs_mapping"
+    REJECTED = "rejected"  # the ledger refused the document (validation) or the snapshot is invalid
+    FAILED = "failed"  # the connection cannot be used (revoked token, lapsed subscription)
+    SKIPPED = "skipped"  # nothing to put in the books (a draft)
+
+    @property
+    def parked(self) -> bool:
+        return self in {SyncStatus.NEEDS_MAPPING, SyncStatus.REJECTED, SyncStatus.FAILED}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class SyncRecord(BaseModel):
+    """One item per (connection, kind, source id) in the SyncState table."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    connection_id: str
+    kind: DocumentKind
+    source_id: str
+    source_version: int = 0
+    content_hash: str | None = None
+    status: SyncStatus = SyncStatus.PENDING
+    idempotency_key: str | None = None
+    ledger_id: str | None = None
+    ledger_sync_token: str | None = None
+    ledger_number: str | None = None
+    ledger_customer_id: str | None = None
+    source_number: str | None = None
+    currency: str | None = None
+    source_total: int | None = None
+    ledger_total: int | None = None
+    mapping_version: int | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    alerted_reason: str | None = None
+    event_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

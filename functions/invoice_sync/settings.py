@@ -1,0 +1,46 @@
+"""Settings: read from the environment in this one place, validated once per cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sync_table: str = Field(alias="SYNC_TABLE")
+    mappings_table: str = Field(alias="MAPPINGS_TABLE")
+    sync_queue_url: str = Field(alias="SYNC_QUEUE_URL")
+    archive_bucket: str = Field(alias="ARCHIVE_BUCKET")
+    alerts_topic_arn: str = Field(alias="ALERTS_TOPIC_ARN")
+    secrets_prefix: str = Field(default="invoice-sync", alias="SECRETS_PREFIX")
+    quickbooks_api_base: str = Field(default="https://quickbooks.api.intuit.com", alias="QUICKBOOKS_API_BASE")
+    quickbooks_token_url: str = Field(
+        default="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", alias="QUICKBOOKS_TOKEN_URL"
+    )
+    # Stripe caps a webhook payload well below this; anything larger is not a Stripe event.
+    max_webhook_bytes: int = Field(default=262_144, alias="MAX_WEBHOOK_BYTES", gt=0)
+    stripe_tolerance_seconds: int = Field(default=300, alias="STRIPE_TOLERANCE_SECONDS", gt=0)
+    # Event de-duplication markers outlive Stripe's retry schedule (3 days) with margin.
+    dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, alias="DEDUPE_TTL_SECONDS", gt=0)
+    secret_cache_seconds: int = Field(default=300, alias="SECRET_CACHE_SECONDS", ge=0)
+    ledger_timeout_seconds: float = Field(default=20.0, alias="LEDGER_TIMEOUT_SECONDS", gt=0)
+    tracing_enabled: bool = Field(default=False, alias="TRACING_ENABLED")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls.model_validate({k: v for k, v in env.items() if k in _ALIASES})
+
+
+_ALIASES = {field.alias for field in Settings.model_fields.values() if field.alias}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own with ``Settings.from_env({...})``."""
+    return Settings.from_env()

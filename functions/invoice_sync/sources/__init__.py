@@ -1,0 +1,1 @@
+"""Invoicing platforms: signature checks and parsing of their webhooks into the domain models."""

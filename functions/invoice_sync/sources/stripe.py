@@ -1,0 +1,372 @@
+"""Stripe: ``Stripe-Signature`` verification and invoice events parsed into the domain models.
+
+Both Invoice shapes are read: the current one (API 2025-03-31.basil and later: ``total_taxes``,
+``payments``, ``pricing``, line ``taxes``) and the earlier one (``tax``, ``total_tax_amounts``,
+``paid``, ``charge``, ``price``, line ``tax_amounts``). The endpoint's pinned API version decides
+which one arrives, and a company may move between them at any time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from invoice_sync.errors import BadSignature, InvalidPayload
+from invoice_sync.models.documents import (
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    LineTax,
+    Payment,
+    SourceEvent,
+)
+
+SIGNATURE_HEADER = "stripe-signature"
+
+HANDLED_EVENTS = frozenset(
+    {
+        "invoice.finalized",
+        "invoice.updated",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
+    }
+)
+
+
+# --- signature ------------------------------------------------------------------------------------
+
+
+def sign(payload: bytes, secret: str, timestamp: int) -> str:
+    """The ``v1`` signature Stripe sends: hex HMAC-SHA256 of ``"{t}.{payload}"``."""
+    signed = str(timestamp).encode() + b"." + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def signature_header(payload: bytes, secrets: Sequence[str], timestamp: int) -> str:
+    """A ``Stripe-Signature`` header as Stripe builds it (one ``v1`` per active secret)."""
+    return ",".join([f"t={timestamp}", *(f"v1={sign(payload, s, timestamp)}" for s in secrets)])
+
+
+def verify_signature(
+    payload: bytes, header: str | None, secrets: Sequence[str], *, now: float, tolerance: int
+) -> None:
+    """Raises ``BadSignature`` unless one ``v1`` matches one of ``secrets`` within the tolerance.
+
+    Several ``v1`` values arrive while the endpoint secret is rolled at Stripe; several secrets are
+    configured here while the operator rotates ours. Every comparison is constant time, and the
+    loop does not stop at the first match so timing does not reveal which secret matched.
+    """
+    if not header:
+        raise BadSignature("missing Stripe-Signature header")
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                raise BadSignature("malformed Stripe-Signature timestamp") from None
+        elif key == "v1" and value:
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        raise BadSignature("Stripe-Signature has no timestamp or no v1 signature")
+    if abs(now - timestamp) > tolerance:
+        raise BadSignature("Stripe-Signature timestamp is outside the tolerance")
+    matched = False
+    for secret in secrets:
+        expected = sign(payload, secret, timestamp).encode()
+        for candidate in candidates:
+            matched |= hmac.compare_digest(expected, candidate.encode())
+    if not matched:
+        raise BadSignature("no Stripe-Signature v1 matches the endpoint secret")
+
+
+# --- input models (what Stripe sends; extra fields ignored, kept apart from the domain) -----------
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _TaxRateDetails(_In):
+    tax_rate: str | dict[str, Any] | None = None
+
+
+class _LineTaxCurrent(_In):
+    amount: int
+    tax_behavior: str = "exclusive"
+    tax_rate_details: _TaxRateDetails | None = None
+    taxable_amount: int | None = None
+
+
+class _LineTaxLegacy(_In):
+    amount: int
+    inclusive: bool = False
+    tax_rate: str | dict[str, Any] | None = None
+    taxable_amount: int | None = None
+
+
+class _DiscountAmount(_In):
+    amount: int
+
+
+class _PriceDetails(_In):
+    product: str | dict[str, Any] | None = None
+
+
+class _Pricing(_In):
+    price_details: _PriceDetails | None = None
+
+
+class _Price(_In):
+    product: str | dict[str, Any] | None = None
+
+
+class _Line(_In):
+    id: str
+    amount: int
+    description: str | None = None
+    quantity: int | None = None
+    pricing: _Pricing | None = None
+    price: _Price | None = None
+    taxes: list[_LineTaxCurrent] | None = None
+    tax_amounts: list[_LineTaxLegacy] | None = None
+    discount_amounts: list[_DiscountAmount] | None = None
+
+
+class _Lines(_In):
+    data: list[_Line]
+    has_more: bool = False
+
+
+class _Transitions(_In):
+    finalized_at: int | None = None
+    paid_at: int | None = None
+
+
+class _InvoicePaymentTransitions(_In):
+    paid_at: int | None = None
+
+
+class _InvoicePayment(_In):
+    id: str
+    amount_paid: int | None = None
+    status: str
+    created: int
+    status_transitions: _InvoicePaymentTransitions | None = None
+
+
+class _InvoicePayments(_In):
+    data: list[_InvoicePayment] = Field(default_factory=list)
+
+
+class _StripeInvoice(_In):
+    id: str = Field(pattern=r"^in_")
+    number: str | None = None
+    status: InvoiceStatus
+    currency: str = Field(min_length=3, max_length=3)
+    customer: str | dict[str, Any]
+    customer_name: str | None = None
+    customer_email: str | None = None
+    created: int
+    effective_at: int | None = None
+    due_date: int | None = None
+    description: str | None = None
+    status_transitions: _Transitions | None = None
+    lines: _Lines
+    subtotal: int
+    total: int
+    amount_paid: int = 0
+    total_discount_amounts: list[_DiscountAmount] | None = None
+    # current shape
+    total_taxes: list[_LineTaxCurrent] | None = None
+    payments: _InvoicePayments | None = None
+    # pre-2025-03-31 shape
+    tax: int | None = None
+    paid: bool | None = None
+    charge: str | dict[str, Any] | None = None
+
+
+class _EventData(_In):
+    object: dict[str, Any]
+
+
+class _StripeEvent(_In):
+    id: str = Field(pattern=r"^evt_")
+    object: str = "event"
+    type: str
+    created: int
+    data: _EventData
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+
+def _id(value: str | dict[str, Any] | None) -> str | None:
+    """An id, whether Stripe sent it bare or expanded into its object."""
+    if isinstance(value, dict):
+        found = value.get("id")
+        return found if isinstance(found, str) else None
+    return value
+
+
+def _day(timestamp: int) -> date:
+    return datetime.fromtimestamp(timestamp, UTC).date()
+
+
+def _describe(error: ValidationError, prefix: str) -> str:
+    """A short, user-facing account of what is wrong, with no input values echoed back."""
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{prefix}{where}: {item['msg']}")
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _line(raw: _Line, invoice_id: str) -> LineItem:
+    if raw.taxes is not None:
+        taxes = tuple(
+            LineTax(
+                rate_id=_id(t.tax_rate_details.tax_rate if t.tax_rate_details else None) or "automatic",
+                amount=t.amount,
+                inclusive=t.tax_behavior == "inclusive",
+                taxable_amount=t.taxable_amount,
+            )
+            for t in raw.taxes
+        )
+    else:
+        taxes = tuple(
+            LineTax(
+                rate_id=_id(t.tax_rate) or "automatic",
+                amount=t.amount,
+                inclusive=t.inclusive,
+                taxable_amount=t.taxable_amount,
+            )
+            for t in raw.tax_amounts or ()
+        )
+    product = None
+    if raw.pricing and raw.pricing.price_details:
+        product = _id(raw.pricing.price_details.product)
+    elif raw.price:
+        product = _id(raw.price.product)
+    return LineItem(
+        source_id=raw.id,
+        description=(raw.description or "").strip() or f"Line of {invoice_id}",
+        product_id=product,
+        quantity=raw.quantity if raw.quantity is not None else 1,
+        amount=raw.amount,
+        discount=sum(d.amount for d in raw.discount_amounts or ()),
+        taxes=taxes,
+    )
+
+
+def _payments(raw: _StripeInvoice, currency: str) -> tuple[Payment, ...]:
+    paid_at = (raw.status_transitions.paid_at if raw.status_transitions else None) or raw.created
+    if raw.payments is not None and raw.payments.data:
+        return tuple(
+            Payment(
+                source_id=p.id,
+                invoice_source_id=raw.id,
+                amount=p.amount_paid or 0,
+                currency=currency,
+                paid_on=_day((p.status_transitions.paid_at if p.status_transitions else None) or p.created),
+                reference=p.id,
+            )
+            for p in raw.payments.data
+            if p.status == "paid" and (p.amount_paid or 0) > 0
+        )
+    if raw.amount_paid > 0:
+        # The earlier shape names the charge; a payment made out of band has none. Either way the
+        # id is stable across deliveries of this invoice, which is what exactly-once needs.
+        charge = _id(raw.charge)
+        return (
+            Payment(
+                source_id=charge or f"{raw.id}:paid",
+                invoice_source_id=raw.id,
+                amount=raw.amount_paid,
+                currency=currency,
+                paid_on=_day(paid_at),
+                reference=charge,
+            ),
+        )
+    return ()
+
+
+def parse_invoice(obj: dict[str, Any]) -> Invoice:
+    """Stripe Invoice object (either shape) -> ``Invoice``. Raises ``InvalidPayload``."""
+    try:
+        raw = _StripeInvoice.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc, "data.object.")) from None
+    currency = raw.currency.upper()
+    lines = tuple(_line(line, raw.id) for line in raw.lines.data)
+    if raw.total_taxes is not None:
+        tax = sum(t.amount for t in raw.total_taxes if t.tax_behavior != "inclusive")
+    elif raw.tax is not None:
+        tax = raw.tax
+    else:
+        tax = sum(t.amount for line in lines for t in line.taxes if not t.inclusive)
+    transitions = raw.status_transitions
+    issued = raw.effective_at or (transitions.finalized_at if transitions else None) or raw.created
+    customer_id = _id(raw.customer)
+    if not customer_id:
+        raise InvalidPayload("data.object.customer: missing customer id")
+    try:
+        return Invoice(
+            source_id=raw.id,
+            number=raw.number,
+            status=raw.status,
+            currency=currency,
+            customer=Customer(source_id=customer_id, name=raw.customer_name, email=raw.customer_email),
+            issued_on=_day(issued),
+            due_on=_day(raw.due_date) if raw.due_date else None,
+            lines=lines,
+            lines_complete=not raw.lines.has_more,
+            subtotal=raw.subtotal,
+            discount=sum(d.amount for d in raw.total_discount_amounts or ()),
+            tax=tax,
+            total=raw.total,
+            amount_paid=raw.amount_paid,
+            payments=_payments(raw, currency),
+            memo=raw.description,
+        )
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc, "data.object.")) from None
+
+
+def parse_event(payload: bytes) -> SourceEvent | None:
+    """Parses a verified Stripe event. ``None`` for an event type invoice-sync does not handle."""
+    try:
+        document = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidPayload(
+            f"body is not valid JSON: {exc.__class__.__name__} at position "
+            f"{getattr(exc, 'pos', getattr(exc, 'start', 0))}"
+        ) from None
+    if not isinstance(document, dict):
+        raise InvalidPayload("body must be a JSON object (a Stripe event)")
+    try:
+        event = _StripeEvent.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc, "")) from None
+    if event.object != "event":
+        raise InvalidPayload(f"object: expected 'event', got {event.object!r}")
+    if event.type not in HANDLED_EVENTS:
+        return None
+    return SourceEvent(
+        event_id=event.id,
+        event_type=event.type,
+        created=event.created,
+        invoice=parse_invoice(event.data.object),
+    )

@@ -1,0 +1,75 @@
+"""Secrets Manager: webhook signing secrets and ledger OAuth tokens, one secret each per connection.
+
+Names: ``{prefix}/{connection}/webhook`` holds ``{"secrets": ["whsec_new", "whsec_old"]}`` (two
+while an operator rotates); ``{prefix}/{connection}/ledger-oauth`` holds the OAuth client and
+token set. Values never leave this module except as ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import ClientError
+from pydantic import SecretStr, ValidationError
+
+from invoice_sync.errors import ConnectionBroken, UnknownConnection
+from invoice_sync.models.tokens import TokenSet
+from invoice_sync.store import aws
+
+
+class SecretStore:
+    def __init__(self, prefix: str, client: Any | None = None, *, cache_seconds: int = 300) -> None:
+        self.prefix = prefix.rstrip("/")
+        self._client = client or aws.client("secretsmanager")
+        self._provider = SecretsProvider(boto3_client=self._client)
+        self._cache_seconds = cache_seconds
+
+    def _name(self, connection_id: str, kind: str) -> str:
+        return f"{self.prefix}/{connection_id}/{kind}"
+
+    def webhook_secrets(self, connection_id: str) -> list[SecretStr]:
+        """The active signing secrets, cached while warm (Powertools Parameters)."""
+        try:
+            value = self._provider.get(
+                self._name(connection_id, "webhook"), max_age=self._cache_seconds, transform="json"
+            )
+        except GetParameterError as exc:
+            raise UnknownConnection(f"no webhook secret configured for connection {connection_id}") from exc
+        secrets = value.get("secrets") if isinstance(value, dict) else None
+        if not isinstance(secrets, list) or not all(isinstance(s, str) and s for s in secrets):
+            raise UnknownConnection(f"webhook secret of connection {connection_id} is malformed")
+        return [SecretStr(s) for s in secrets]
+
+    def put_webhook_secrets(self, connection_id: str, secrets: list[str]) -> None:
+        self._put(self._name(connection_id, "webhook"), json.dumps({"secrets": secrets}))
+
+    def ledger_tokens(self, connection_id: str) -> TokenSet:
+        """Always read fresh: another worker may have rotated the refresh token a moment ago."""
+        name = self._name(connection_id, "ledger-oauth")
+        try:
+            raw = self._client.get_secret_value(SecretId=name)["SecretString"]
+            return TokenSet.model_validate_json(raw)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise ConnectionBroken(
+                    "ledger not connected", f"no OAuth tokens for {connection_id}"
+                ) from exc
+            raise
+        except ValidationError:
+            raise ConnectionBroken(
+                "ledger not connected", f"OAuth tokens of {connection_id} are malformed"
+            ) from None
+
+    def save_ledger_tokens(self, connection_id: str, tokens: TokenSet) -> None:
+        self._put(self._name(connection_id, "ledger-oauth"), tokens.to_secret_json())
+
+    def _put(self, name: str, value: str) -> None:
+        try:
+            self._client.put_secret_value(SecretId=name, SecretString=value)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            self._client.create_secret(Name=name, SecretString=value)

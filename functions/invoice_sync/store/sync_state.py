@@ -1,0 +1,178 @@
+"""SyncState table: one item per (connection, kind, source id), event de-duplication, and locks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from invoice_sync.errors import TransientError
+from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
+from invoice_sync.store import aws
+
+
+class ConcurrentUpdate(TransientError):
+    """Another worker changed the record since it was read; the message is retried later."""
+
+
+def _record_key(connection_id: str, kind: str, source_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": f"{kind}#{source_id}"}}
+
+
+def _to_item(record: SyncRecord, revision: int) -> dict[str, Any]:
+    updated = record.updated_at or utcnow()
+    item: dict[str, Any] = {
+        **_record_key(record.connection_id, record.kind, record.source_id),
+        "revision": {"N": str(revision)},
+        "day_pk": {"S": f"{record.connection_id}#{updated.date().isoformat()}"},
+        "day_sk": {"S": f"{updated.isoformat()}#{record.kind}#{record.source_id}"},
+    }
+    if record.status.parked:
+        # Sparse index: only records that need a person carry these attributes.
+        item["attention_pk"] = {"S": f"{record.connection_id}#{record.status.value}"}
+        item["attention_sk"] = {"S": f"{updated.isoformat()}#{record.kind}#{record.source_id}"}
+    for name, value in record.model_dump(mode="json", exclude_none=True).items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            item[name] = {"S": str(value)}
+        else:
+            item[name] = {"N": str(value)}
+    return item
+
+
+def _from_item(item: dict[str, Any]) -> tuple[SyncRecord, int]:
+    data: dict[str, Any] = {}
+    for name in SyncRecord.model_fields:
+        if name in item:
+            ((kind, value),) = item[name].items()
+            data[name] = int(value) if kind == "N" else value
+    return SyncRecord.model_validate(data), int(item["revision"]["N"])
+
+
+class SyncStateStore:
+    def __init__(self, table: str, client: Any | None = None) -> None:
+        self.table = table
+        self._client = client or aws.client("dynamodb")
+
+    # --- sync records -----------------------------------------------------------------------------
+
+    def get(self, connection_id: str, kind: DocumentKind, source_id: str) -> tuple[SyncRecord | None, int]:
+        """The record and its revision (0 when there is none). Strongly consistent."""
+        response = self._client.get_item(
+            TableName=self.table, Key=_record_key(connection_id, kind, source_id), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None, 0
+        return _from_item(response["Item"])
+
+    def save(self, record: SyncRecord, revision: int) -> int:
+        """Writes ``record`` if nobody wrote it since ``revision`` was read; returns the new revision.
+
+        The conditional write is what makes "record the intent, then create" safe when two
+        workers hold duplicate deliveries of one snapshot: only one of them wins the intent.
+        """
+        now = utcnow()
+        record.updated_at = now
+        record.created_at = record.created_at or now
+        new_revision = revision + 1
+        condition = "attribute_not_exists(pk)" if revision == 0 else "revision = :revision"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": _to_item(record, new_revision),
+            "ConditionExpression": condition,
+        }
+        if revision:
+            kwargs["ExpressionAttributeValues"] = {":revision": {"N": str(revision)}}
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(
+                    f"{record.kind} {record.source_id} was updated by another worker"
+                ) from exc
+            raise
+        return new_revision
+
+    def list(self, connection_id: str) -> Iterator[SyncRecord]:
+        """Every record of a connection, page by page."""
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"CONN#{connection_id}"}},
+        ):
+            for item in page["Items"]:
+                yield _from_item(item)[0]
+
+    def needing_attention(self, connection_id: str, status: SyncStatus) -> Iterator[SyncRecord]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            IndexName="by_status",
+            KeyConditionExpression="attention_pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"{connection_id}#{status.value}"}},
+        ):
+            for item in page["Items"]:
+                yield _from_item(item)[0]
+
+    # --- webhook de-duplication -------------------------------------------------------------------
+
+    def event_seen(self, connection_id: str, event_id: str) -> bool:
+        response = self._client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"EVENT#{connection_id}#{event_id}"}, "sk": {"S": "EVENT"}},
+            ProjectionExpression="pk",
+        )
+        return "Item" in response
+
+    def mark_event_seen(self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int) -> None:
+        """Written only after the event is archived and queued, so a crash before it loses nothing."""
+        self._client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"EVENT#{connection_id}#{event_id}"},
+                "sk": {"S": "EVENT"},
+                "archive_key": {"S": archive_key},
+                "received_at": {"S": utcnow().isoformat()},
+                "expires_at": {"N": str(int(time.time()) + ttl_seconds)},
+            },
+        )
+
+    # --- leases -----------------------------------------------------------------------------------
+
+    def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool:
+        """Takes the named lease unless someone else holds an unexpired one."""
+        now = int(time.time())
+        try:
+            self._client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"LOCK#{name}"},
+                    "sk": {"S": "LOCK"},
+                    "owner": {"S": owner},
+                    "lease_until": {"N": str(now + lease_seconds)},
+                    "expires_at": {"N": str(now + lease_seconds + 3600)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_lock(self, name: str, owner: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"LOCK#{name}"}, "sk": {"S": "LOCK"}},
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise

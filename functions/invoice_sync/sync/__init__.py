@@ -1,0 +1,1 @@
+"""Use cases: webhook intake and push (later: payments back, export, reconcile)."""

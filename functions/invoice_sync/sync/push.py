@@ -1,0 +1,388 @@
+"""Push: converge the ledger on one source snapshot, exactly once, whatever the retries.
+
+For each queued snapshot:
+1. version guard: a snapshot older than the one already synced is skipped;
+2. map it (every missing rule reported at once) and find or create the customer;
+3. create or update the ledger invoice: the intent (its idempotency key) is recorded before a
+   create, and a retry that finds an intent looks the document up by number before creating;
+4. record each payment against it the same way;
+5. park what cannot be synced, with its reason, and alert once per reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+
+from invoice_sync.errors import (
+    DuplicateName,
+    DuplicateNumber,
+    InvalidSnapshot,
+    ParkError,
+    StaleObject,
+)
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, LedgerPort, PaymentDraft, marker
+from invoice_sync.mapping.resolver import check_totals, resolve
+from invoice_sync.models.documents import Invoice, InvoiceStatus, Payment
+from invoice_sync.models.mapping import Mappings
+from invoice_sync.models.messages import SyncMessage
+from invoice_sync.models.money import Money
+from invoice_sync.models.sync import SyncRecord, SyncStatus
+from invoice_sync.sources import stripe
+from invoice_sync.store.sync_state import SyncStateStore
+from invoice_sync.sync.keys import idempotency_key
+
+logger = Logger(child=True)
+
+TOTAL_DIFFERS = "ledger total differs"
+
+
+class Outcome(StrEnum):
+    SYNCED = "synced"
+    UNCHANGED = "unchanged"
+    STALE = "stale"
+    SKIPPED = "skipped"
+    PARKED = "parked"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    outcome: Outcome
+    source_id: str
+    ledger_id: str | None = None
+    reason: str | None = None
+
+
+class MappingSource(Protocol):
+    def mappings(self, connection_id: str) -> Mappings | None: ...
+
+    def learned_customer(self, connection_id: str, source_id: str, ledger_id: str, name: str) -> None: ...
+
+
+class Archive(Protocol):
+    def get(self, key: str) -> bytes: ...
+
+
+class Alerts(Protocol):
+    def publish(self, subject: str, text: str, details: dict[str, object]) -> None: ...
+
+
+LedgerFactory = Callable[[Mappings], LedgerPort]
+
+
+class PushService:
+    def __init__(
+        self,
+        *,
+        state: SyncStateStore,
+        mappings: MappingSource,
+        archive: Archive,
+        alerts: Alerts,
+        ledger_for: LedgerFactory,
+    ) -> None:
+        self.state = state
+        self.mappings = mappings
+        self.archive = archive
+        self.alerts = alerts
+        self.ledger_for = ledger_for
+
+    def handle(self, message: SyncMessage) -> PushResult:
+        invoice = message.invoice or self._from_archive(message)
+        record, revision = self.state.get(message.connection_id, "invoice", invoice.source_id)
+        if record and record.source_version > message.version:
+            logger.info("older snapshot skipped", extra={"source_id": invoice.source_id})
+            return PushResult(Outcome.STALE, invoice.source_id, record.ledger_id)
+        record = record or SyncRecord(
+            connection_id=message.connection_id, kind="invoice", source_id=invoice.source_id
+        )
+        record.source_number = invoice.number
+        record.currency = invoice.currency
+        record.source_total = invoice.total
+        record.event_id = message.event_id
+        mappings = self.mappings.mappings(message.connection_id)
+        try:
+            if mappings is None or not mappings.connection.active:
+                raise ParkError(
+                    "connection not configured", f"connection {message.connection_id} is unknown or inactive"
+                )
+            return self._converge(message, invoice, record, revision, mappings)
+        except ParkError as error:
+            # Re-read: the failed step may have saved the record (an intent) before it raised.
+            current, current_revision = self.state.get(message.connection_id, "invoice", invoice.source_id)
+            self._park(current or record, current_revision, message.version, error)
+            return PushResult(Outcome.PARKED, invoice.source_id, record.ledger_id, error.reason)
+
+    # --- invoice ----------------------------------------------------------------------------------
+
+    def _converge(
+        self, message: SyncMessage, invoice: Invoice, record: SyncRecord, revision: int, mappings: Mappings
+    ) -> PushResult:
+        content_hash = invoice.content_hash()
+        unchanged = record.status is SyncStatus.SYNCED and record.content_hash == content_hash
+        if invoice.status is InvoiceStatus.DRAFT:
+            return self._finish(
+                record, revision, message, content_hash, SyncStatus.SKIPPED, "draft: not in the books"
+            )
+        ledger = self.ledger_for(mappings)
+        if unchanged and record.ledger_id:
+            # Same snapshot again (a duplicate delivery, a retry): the invoice is done, but a crash
+            # may have come between it and its payments, so those are still checked.
+            if message.version > record.source_version:
+                record.source_version = message.version
+                revision = self.state.save(record, revision)
+            if invoice.status is not InvoiceStatus.VOID:
+                self._payments(invoice, record, mappings, ledger)
+            return PushResult(Outcome.UNCHANGED, invoice.source_id, record.ledger_id)
+        check_totals(invoice)
+        if invoice.status is InvoiceStatus.VOID:
+            return self._void(message, invoice, record, revision, ledger, content_hash)
+        resolved = resolve(invoice, mappings)
+        customer_id = resolved.customer_id or self._customer(invoice, mappings, ledger)
+        draft = replace(resolved.draft, customer_id=customer_id)
+        if record.ledger_id:
+            key = idempotency_key(
+                message.connection_id,
+                "invoice",
+                invoice.source_id,
+                "update",
+                content_hash,
+                record.ledger_sync_token or "",
+            )
+            try:
+                document = ledger.update_invoice(record.ledger_id, record.ledger_sync_token, draft, key)
+            except StaleObject:
+                # Someone edited it in the ledger; the source snapshot wins, on the fresh token.
+                current = ledger.get_invoice(record.ledger_id)
+                key = idempotency_key(key, current.sync_token or "")
+                document = ledger.update_invoice(record.ledger_id, current.sync_token, draft, key)
+        else:
+            document, revision = self._create_once(message, invoice, record, revision, ledger, draft)
+        record.ledger_id = document.id
+        record.ledger_sync_token = document.sync_token
+        record.ledger_number = document.number
+        record.ledger_total = Money.from_decimal(document.total, invoice.currency).minor
+        record.ledger_customer_id = customer_id
+        record.mapping_version = mappings.connection.mapping_version
+        differs = record.ledger_total != invoice.total
+        first_alert = differs and record.alerted_reason != TOTAL_DIFFERS
+        record.alerted_reason = TOTAL_DIFFERS if differs else None
+        result = self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
+        if first_alert:
+            # The document exists and stays: a person decides whether the ledger's figure stands.
+            self._publish(
+                record,
+                TOTAL_DIFFERS,
+                f"ledger shows {document.total} {invoice.currency}, source {invoice.money(invoice.total)}",
+            )
+        self._payments(invoice, record, mappings, ledger)
+        return result
+
+    def _create_once(
+        self,
+        message: SyncMessage,
+        invoice: Invoice,
+        record: SyncRecord,
+        revision: int,
+        ledger: LedgerPort,
+        draft: InvoiceDraft,
+    ) -> tuple[LedgerDocument, int]:
+        if record.idempotency_key and invoice.number:
+            # An earlier attempt recorded its intent and may have created the document before it
+            # died: look before creating again. Ledger idempotency caches expire; this does not.
+            existing = self._ours(ledger.find_invoice(invoice.number), invoice)
+            if existing:
+                return existing, revision
+        record.idempotency_key = record.idempotency_key or idempotency_key(
+            message.connection_id, "invoice", invoice.source_id, "create"
+        )
+        record.status = SyncStatus.PENDING
+        revision = self.state.save(record, revision)
+        try:
+            return ledger.create_invoice(draft, record.idempotency_key), revision
+        except DuplicateNumber as exc:
+            existing = self._ours(ledger.find_invoice(invoice.number), invoice) if invoice.number else None
+            if existing:
+                return existing, revision
+            raise ParkError(
+                "duplicate document number", f"{invoice.number} is used by another ledger document: {exc}"
+            ) from exc
+
+    @staticmethod
+    def _ours(document: LedgerDocument | None, invoice: Invoice) -> LedgerDocument | None:
+        """A found document counts as ours only if it carries our marker; never adopt a stranger's."""
+        if document and (document.private_note or "").startswith(marker(invoice.source, invoice.source_id)):
+            return document
+        return None
+
+    def _void(
+        self,
+        message: SyncMessage,
+        invoice: Invoice,
+        record: SyncRecord,
+        revision: int,
+        ledger: LedgerPort,
+        content_hash: str,
+    ) -> PushResult:
+        document = None
+        if record.ledger_id:
+            document = ledger.get_invoice(record.ledger_id)
+        elif record.idempotency_key and invoice.number:
+            document = self._ours(ledger.find_invoice(invoice.number), invoice)
+        if document is None:
+            return self._finish(
+                record,
+                revision,
+                message,
+                content_hash,
+                SyncStatus.SKIPPED,
+                "voided before it reached the ledger",
+            )
+        if not document.voided:
+            key = idempotency_key(message.connection_id, "invoice", invoice.source_id, "void")
+            document = ledger.void_invoice(document.id, document.sync_token, key)
+        record.ledger_id = document.id
+        record.ledger_sync_token = document.sync_token
+        record.ledger_total = 0
+        record.alerted_reason = None
+        return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
+
+    def _customer(self, invoice: Invoice, mappings: Mappings, ledger: LedgerPort) -> str:
+        name = invoice.customer.display_name
+        found = ledger.find_customer(name)
+        if found is None:
+            key = idempotency_key(mappings.connection.connection_id, "customer", invoice.customer.source_id)
+            try:
+                found = ledger.create_customer(name, invoice.customer.email, invoice.currency, key)
+            except DuplicateName:
+                # Created a moment ago by a worker holding another invoice of this customer.
+                found = ledger.find_customer(name)
+                if found is None:
+                    raise ParkError(
+                        "customer name taken", f"{name!r} is used by a ledger vendor or employee"
+                    ) from None
+        self.mappings.learned_customer(
+            mappings.connection.connection_id, invoice.customer.source_id, found.id, name
+        )
+        return found.id
+
+    # --- payments ---------------------------------------------------------------------------------
+
+    def _payments(
+        self, invoice: Invoice, invoice_record: SyncRecord, mappings: Mappings, ledger: LedgerPort
+    ) -> None:
+        if not invoice.payments or invoice_record.ledger_id is None or not invoice_record.ledger_customer_id:
+            return
+        ledger_invoice: LedgerDocument | None = None
+        for payment in invoice.payments:
+            record, revision = self.state.get(invoice_record.connection_id, "payment", payment.source_id)
+            if record and record.status in {SyncStatus.SYNCED, SyncStatus.SKIPPED}:
+                continue
+            ledger_invoice = ledger_invoice or ledger.get_invoice(invoice_record.ledger_id)
+            record = record or SyncRecord(
+                connection_id=invoice_record.connection_id, kind="payment", source_id=payment.source_id
+            )
+            record.currency = payment.currency
+            record.source_total = payment.amount
+            document = (
+                self._existing_payment(ledger, ledger_invoice, payment) if record.idempotency_key else None
+            )
+            if document is None:
+                amount = Money(minor=payment.amount, currency=payment.currency).to_decimal()
+                if ledger_invoice.balance <= Decimal(0):
+                    record.status = SyncStatus.SKIPPED
+                    record.last_error = "the ledger invoice has no open balance: paid there already"
+                    self.state.save(record, revision)
+                    continue
+                record.idempotency_key = record.idempotency_key or idempotency_key(
+                    invoice_record.connection_id, "payment", payment.source_id, "create"
+                )
+                record.status = SyncStatus.PENDING
+                revision = self.state.save(record, revision)
+                draft = PaymentDraft(
+                    source_id=payment.source_id,
+                    customer_id=invoice_record.ledger_customer_id or "",
+                    invoice_id=ledger_invoice.id,
+                    amount=min(amount, ledger_invoice.balance),
+                    currency=payment.currency,
+                    paid_on=payment.paid_on,
+                    private_note=marker(invoice.source, payment.source_id),
+                )
+                document = ledger.create_payment(draft, record.idempotency_key)
+                ledger_invoice = ledger.get_invoice(invoice_record.ledger_id)
+            record.ledger_id = document.id
+            record.ledger_number = document.number
+            record.ledger_total = Money.from_decimal(document.total, payment.currency).minor
+            record.status = SyncStatus.SYNCED
+            record.last_error = None
+            record.mapping_version = mappings.connection.mapping_version
+            self.state.save(record, revision)
+
+    @staticmethod
+    def _existing_payment(
+        ledger: LedgerPort, invoice: LedgerDocument, payment: Payment
+    ) -> LedgerDocument | None:
+        """After a crash: the payment may exist already, linked to the invoice, carrying our marker."""
+        for payment_id in invoice.linked_payment_ids:
+            document = ledger.get_payment(payment_id)
+            if (document.private_note or "").startswith(marker("stripe", payment.source_id)):
+                return document
+        return None
+
+    # --- state ------------------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        record: SyncRecord,
+        revision: int,
+        message: SyncMessage,
+        content_hash: str,
+        status: SyncStatus,
+        note: str | None,
+    ) -> PushResult:
+        record.status = status
+        record.source_version = message.version
+        record.content_hash = content_hash
+        record.last_error = note
+        record.attempts += 1
+        self.state.save(record, revision)
+        outcome = Outcome.SYNCED if status is SyncStatus.SYNCED else Outcome.SKIPPED
+        return PushResult(outcome, record.source_id, record.ledger_id, note)
+
+    def _park(self, record: SyncRecord, revision: int, version: int, error: ParkError) -> None:
+        record.status = error.status
+        record.source_version = max(record.source_version, version)
+        record.content_hash = None
+        record.last_error = str(error)
+        record.attempts += 1
+        first_time = record.alerted_reason != error.reason
+        record.alerted_reason = error.reason
+        self.state.save(record, revision)
+        logger.warning("parked", extra={"source_id": record.source_id, "reason": error.reason})
+        if first_time:
+            self._publish(record, error.reason, str(error))
+
+    def _publish(self, record: SyncRecord, reason: str, text: str) -> None:
+        self.alerts.publish(
+            f"invoice-sync: {reason} ({record.source_number or record.source_id})",
+            f"{record.kind} {record.source_number or record.source_id} of connection {record.connection_id}: "
+            f"{text}\nFix the cause, then re-drive parked records.",
+            {
+                "connection_id": record.connection_id,
+                "kind": record.kind,
+                "source_id": record.source_id,
+                "status": record.status.value,
+                "reason": reason,
+                "detail": text,
+            },
+        )
+
+    def _from_archive(self, message: SyncMessage) -> Invoice:
+        event = stripe.parse_event(self.archive.get(message.archive_key))
+        if event is None:
+            raise InvalidSnapshot("archived event is not an invoice event", message.archive_key)
+        return event.invoice

@@ -1,0 +1,1 @@
+"""What runs outside Lambda: the operator CLI, the local stack and the ledger sandboxes."""

@@ -1,0 +1,1 @@
+"""Ledger API stand-ins speaking their real HTTP dialect so adapters are tested over the wire."""

@@ -1,0 +1,1464 @@
+"""A local QuickBooks Online v3 sandbox that speaks the subset of the real API the adapter uses.
+
+It exists so the QBO adapter is exercised over real HTTP with QBO's own paths, payload shapes, Fault
+bodies, error codes, OAuth token rotation, idempotent ``requestid`` replays and rate limits, and so
+tests can provoke the failures that are hard to get from Intuit's sandbox on demand (429s, 5xx,
+responses lost after a commit, revoked or expired tokens).
+
+Money inside the sandbox is ``Decimal`` end to end: request bodies are parsed with ``parse_float=Decimal``
+and Decimals are written back as JSON numbers with (at least) two decimal places, never through float.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import secrets
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["QuickBooksSandbox", "SandboxItem", "main"]
+
+ACCESS_TOKEN_TTL = 3600
+REFRESH_TOKEN_TTL = 8726400
+MINIMUM_MINOR_VERSION = 75
+MAX_BATCH_ITEMS = 30
+MAX_REQUEST_ID = 50
+MAX_BATCH_REQUEST_ID = 36
+MAX_BID = 10
+MAX_DOC_NUMBER = 21
+DEFAULT_MAX_RESULTS = 100
+MAX_MAX_RESULTS = 1000
+FIRST_ID = 100
+
+CENT = Decimal("0.01")
+# QBO stamps times in the company's zone; Intuit's examples show Pacific (-07:00), and the adapter must
+# not depend on the offset anyway.
+QBO_TZ = timezone(timedelta(hours=-7))
+
+# Entity path segment (as QBO spells it in URLs) -> entity name (as it appears in JSON bodies).
+ENTITIES = {
+    "customer": "Customer",
+    "item": "Item",
+    "invoice": "Invoice",
+    "creditmemo": "CreditMemo",
+    "payment": "Payment",
+    "taxcode": "TaxCode",
+    "account": "Account",
+    "companyinfo": "CompanyInfo",
+}
+WRITABLE = {"Customer", "Item", "Invoice", "CreditMemo", "Payment"}
+VOIDABLE = {"Invoice", "Payment"}
+DELETABLE = {"Invoice", "CreditMemo", "Payment"}
+# Name-list entities: like QBO, a query without an Active condition only returns active ones.
+NAME_LISTS = {"Customer", "Item", "Account", "TaxCode"}
+QUERYABLE_FIELDS = {
+    "id",
+    "displayname",
+    "docnumber",
+    "name",
+    "active",
+    "customerref",
+    "txndate",
+    "paymentrefnum",
+    "accounttype",
+    "type",
+    "companyname",
+    "fullyqualifiedname",
+    "country",
+}
+HOME_CURRENCY = {"US": "USD", "GB": "GBP", "AU": "AUD", "CA": "CAD", "NZ": "NZD", "IE": "EUR", "IN": "INR"}
+TXN_TYPE_LABEL = {"Invoice": "Invoice", "CreditMemo": "Credit Memo"}
+
+DEMO_CLIENT_ID = "sandbox-client-id"
+DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo credential for the local stack
+
+
+@dataclass
+class SandboxItem:
+    """A product/service in the seeded chart (QBO ``Item``)."""
+
+    id: str
+    name: str
+    income_account_id: str
+    active: bool = True
+    type: str = "Service"
+
+
+class _Fault(Exception):
+    """A QBO Fault: raised anywhere inside request handling, rendered once at the edge."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        detail: str = "",
+        *,
+        fault_type: str = "ValidationFault",
+        element: str = "",
+    ) -> None:
+        super().__init__(f"{code} {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.detail = detail
+        self.fault_type = fault_type
+        self.element = element
+
+    def fault(self) -> dict[str, Any]:
+        error = {"Message": self.message, "Detail": self.detail or self.message, "code": self.code}
+        error["element"] = self.element
+        return {"Error": [error], "type": self.fault_type}
+
+
+def _required(name: str) -> _Fault:
+    return _Fault(
+        400,
+        "2020",
+        "Required param missing, need to supply the required value for the API",
+        f"Required parameter {name} is missing in the request",
+        element=name,
+    )
+
+
+def _business(detail: str) -> _Fault:
+    return _Fault(
+        400,
+        "6000",
+        "A business validation error has occurred while processing your request",
+        f"Business Validation Error: {detail}",
+    )
+
+
+def _invalid_ref(detail: str, element: str = "") -> _Fault:
+    return _Fault(400, "2500", "Invalid Reference Id", f"Invalid Reference Id : {detail}", element=element)
+
+
+def _invalid_request(detail: str) -> _Fault:
+    return _Fault(400, "2010", "Request has invalid or unsupported property", detail)
+
+
+def _not_found(entity: str, obj_id: str) -> _Fault:
+    return _Fault(
+        400,
+        "610",
+        "Object Not Found",
+        f"Object Not Found : Something you're trying to use has been made inactive. "
+        f"Check the fields with accounts, customers, items, vendors or employees. ({entity} Id={obj_id})",
+    )
+
+
+def _unsupported(detail: str) -> _Fault:
+    return _Fault(400, "500", "Unsupported Operation", f"Operation {detail} is not supported.")
+
+
+def _query_error(detail: str) -> _Fault:
+    return _Fault(400, "4000", "Error parsing query", f"QueryParserError: {detail}")
+
+
+def _auth_fault_body(now: str) -> dict[str, Any]:
+    message = "message=AuthenticationFailed; errorCode=003200; statusCode=401"
+    return {
+        "Fault": {"Error": [{"Message": message, "code": "3200"}], "type": "AuthenticationFault"},
+        "time": now,
+    }
+
+
+def _throttle_body(now: str) -> dict[str, Any]:
+    message = "message=ThrottleExceeded; errorCode=003001; statusCode=429"
+    return {
+        "Fault": {"Error": [{"Message": message, "code": "3001"}], "type": "ThrottlingFault"},
+        "time": now,
+    }
+
+
+def _system_fault_body(now: str) -> dict[str, Any]:
+    error = {
+        "Message": "An application error has occurred while processing your request",
+        "Detail": "System Failure Error: An unexpected error occurred while accessing or saving your data. "
+        "Please wait a few minutes and try again. If the problem persists, contact customer support.",
+        "code": "10000",
+    }
+    return {"Fault": {"Error": [error], "type": "SystemFault"}, "time": now}
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON with exact money
+
+
+def _format_decimal(value: Decimal) -> str:
+    if not value.is_finite():
+        raise ValueError(f"cannot serialise {value} as JSON")
+    cents = value.quantize(CENT)
+    # Two places is QBO's money shape; a UnitPrice with more places keeps them rather than being rounded.
+    return format(cents if cents == value else value, "f")
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return _format_decimal(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def dumps(value: Any) -> str:
+    """Serialise to JSON writing Decimals as numbers (two places for money), never through float."""
+    return _encode(value)
+
+
+def _loads(raw: bytes) -> Any:
+    return json.loads(raw, parse_float=Decimal)
+
+
+def _dec(value: Any, element: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise _invalid_request(f"{element} must be a number")
+    try:
+        result = Decimal(value)
+    except InvalidOperation as exc:
+        raise _invalid_request(f"{element} must be a number") from exc
+    if not result.is_finite():
+        raise _invalid_request(f"{element} must be a number")
+    return result
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _ref_value(ref: Any) -> str | None:
+    if isinstance(ref, dict) and ref.get("value") not in (None, ""):
+        return str(ref["value"])
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Query language (the small subset of QBO's SQL dialect the adapter needs)
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<str>'(?:\\.|[^'\\])*')|(?P<sym>!=|<=|>=|[=(),*<>])|(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))"
+)
+
+
+@dataclass
+class _Query:
+    entity: str
+    count: bool = False
+    conditions: list[tuple[str, list[str | bool]]] = field(default_factory=list)
+    order_by: str | None = None
+    descending: bool = False
+    start: int = 1
+    max_results: int = DEFAULT_MAX_RESULTS
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise _query_error(f"Encountered an unexpected character at position {pos + 1}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        pos = match.end()
+    return tokens
+
+
+class _QueryParser:
+    def __init__(self, text: str) -> None:
+        self.tokens = _tokenize(text)
+        self.pos = 0
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _next(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise _query_error("Unexpected end of query")
+        self.pos += 1
+        return token
+
+    def _keyword(self, *words: str) -> bool:
+        token = self._peek()
+        if token is not None and token[0] == "word" and token[1].lower() in words:
+            self.pos += 1
+            return True
+        return False
+
+    def _expect_word(self, word: str) -> None:
+        if not self._keyword(word):
+            raise _query_error(f"Expected {word.upper()}")
+
+    def _expect_sym(self, sym: str) -> None:
+        kind, text = self._next()
+        if kind != "sym" or text != sym:
+            raise _query_error(f"Expected '{sym}' but found '{text}'")
+
+    def _field(self) -> str:
+        kind, text = self._next()
+        if kind != "word" or text.lower() not in QUERYABLE_FIELDS:
+            raise _query_error(f"Unsupported property name: {text}")
+        return text
+
+    def _value(self) -> str | bool:
+        kind, text = self._next()
+        if kind == "str":
+            return re.sub(r"\\(.)", r"\1", text[1:-1])
+        if kind == "num":
+            return text
+        if kind == "word" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise _query_error(f"Expected a value but found '{text}'")
+
+    def _int(self) -> int:
+        kind, text = self._next()
+        if kind != "num" or not text.isdigit():
+            raise _query_error(f"Expected a number but found '{text}'")
+        return int(text)
+
+    def parse(self) -> _Query:
+        self._expect_word("select")
+        count = False
+        if self._keyword("count"):
+            self._expect_sym("(")
+            self._expect_sym("*")
+            self._expect_sym(")")
+            count = True
+        else:
+            self._expect_sym("*")
+        self._expect_word("from")
+        kind, name = self._next()
+        entity = ENTITIES.get(name.lower()) if kind == "word" else None
+        if entity is None:
+            raise _query_error(f"Unsupported entity: {name}")
+        query = _Query(entity=entity, count=count)
+        if self._keyword("where"):
+            while True:
+                prop = self._field()
+                if self._keyword("in"):
+                    self._expect_sym("(")
+                    values = [self._value()]
+                    while self._peek() == ("sym", ","):
+                        self.pos += 1
+                        values.append(self._value())
+                    self._expect_sym(")")
+                else:
+                    self._expect_sym("=")
+                    values = [self._value()]
+                query.conditions.append((prop, values))
+                if not self._keyword("and"):
+                    break
+        if self._keyword("orderby") or (self._keyword("order") and self._keyword("by")):
+            query.order_by = self._field()
+            if self._keyword("desc"):
+                query.descending = True
+            else:
+                self._keyword("asc")
+        if self._keyword("startposition"):
+            query.start = max(1, self._int())
+        if self._keyword("maxresults"):
+            query.max_results = min(MAX_MAX_RESULTS, self._int())
+        if self._peek() is not None:
+            raise _query_error(f"Unexpected token '{self._next()[1]}'")
+        return query
+
+
+def _field_value(obj: dict[str, Any], prop: str) -> Any:
+    for key, value in obj.items():
+        if key.lower() == prop.lower():
+            return _ref_value(value) if isinstance(value, dict) else value
+    return None
+
+
+def _matches(obj: dict[str, Any], prop: str, values: list[str | bool]) -> bool:
+    actual = _field_value(obj, prop)
+    for wanted in values:
+        if isinstance(wanted, bool):
+            if actual is wanted:
+                return True
+        elif actual is not None and not isinstance(actual, bool) and str(actual) == wanted:
+            return True
+    return False
+
+
+def _sort_key(value: Any) -> tuple[int, Decimal, str]:
+    text = "" if value is None else str(value)
+    # Ids are numeric strings; compare them as numbers so "100" sorts after "99", like QBO.
+    return (0, Decimal(text), "") if re.fullmatch(r"\d+", text) else (1, Decimal(0), text.lower())
+
+
+# --------------------------------------------------------------------------------------------------
+# Company state
+
+
+@dataclass
+class _Company:
+    realm_id: str
+    client_id: str
+    client_secret: str
+    refresh_token: str | None
+    country: str
+    custom_txn_numbers: bool
+    company_name: str
+    access_tokens: dict[str, float] = field(default_factory=dict)
+    store: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    tax_rates: dict[str, Decimal] = field(default_factory=dict)
+    next_id: int = FIRST_ID
+    next_doc_number: int = 1001
+    request_ids: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    injected: deque[int] = field(default_factory=deque)
+    lose: int = 0
+    recent: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+
+    def table(self, entity: str) -> dict[str, dict[str, Any]]:
+        return self.store.setdefault(entity, {})
+
+    @property
+    def currency(self) -> str:
+        return HOME_CURRENCY.get(self.country, "USD")
+
+
+class QuickBooksSandbox:
+    """An in-memory QBO v3 company server. Thread-safe: one lock guards all company state."""
+
+    def __init__(
+        self,
+        *,
+        requests_per_minute: int = 500,
+        max_concurrent: int = 10,
+        clock: Callable[[], float] = time.time,
+        latency_seconds: float = 0.0,
+    ) -> None:
+        self.requests_per_minute = requests_per_minute
+        self.max_concurrent = max_concurrent
+        self.latency_seconds = latency_seconds
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._companies: dict[str, _Company] = {}
+        self.request_log: list[tuple[str, str, int]] = []
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._url_map = Map(
+            [
+                Rule("/oauth2/v1/tokens/bearer", endpoint="token", methods=["POST"]),
+                Rule("/v3/company/<realm>/query", endpoint="query", methods=["GET", "POST"]),
+                Rule("/v3/company/<realm>/batch", endpoint="batch", methods=["POST"]),
+                Rule("/v3/company/<realm>/<entity>/<obj_id>", endpoint="read", methods=["GET"]),
+                Rule("/v3/company/<realm>/<entity>", endpoint="write", methods=["POST"]),
+                Rule("/_sandbox/companies", endpoint="ctl_seed", methods=["POST"]),
+                Rule("/_sandbox/companies/<realm>/faults", endpoint="ctl_faults", methods=["POST"]),
+                Rule("/_sandbox/companies/<realm>/revoke", endpoint="ctl_revoke", methods=["POST"]),
+                Rule(
+                    "/_sandbox/companies/<realm>/expire-access-tokens",
+                    endpoint="ctl_expire",
+                    methods=["POST"],
+                ),
+                Rule("/_sandbox/companies/<realm>/<entity>", endpoint="ctl_documents", methods=["GET"]),
+                Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
+            ],
+            strict_slashes=False,
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a daemon thread and return the base URL (``http://host:port``)."""
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        server = make_server(host, port, self.wsgi_app, threaded=True)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="qbo-sandbox", daemon=True)
+        self._thread.start()
+        return f"http://{host}:{server.server_port}"
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def wsgi_app(self) -> WSGIApplication:
+        return self._wsgi
+
+    # ---------------------------------------------------------------------------------------------
+    # Test controls
+
+    def seed_company(
+        self,
+        realm_id: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        country: str = "US",
+        custom_txn_numbers: bool = True,
+        company_name: str = "Sandbox Company US",
+    ) -> None:
+        """Create (or reset) a company with QBO's default sandbox chart of accounts, items and tax codes."""
+        company = _Company(
+            realm_id=realm_id,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            country=country.upper(),
+            custom_txn_numbers=custom_txn_numbers,
+            company_name=company_name,
+        )
+        meta = self._metadata()
+        accounts = [
+            ("1", "Services", "Income", "ServiceFeeIncome", "Revenue"),
+            ("79", "Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
+            ("4", "Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
+        ]
+        for acc_id, name, acc_type, sub_type, classification in accounts:
+            company.table("Account")[acc_id] = {
+                "Name": name,
+                "FullyQualifiedName": name,
+                "Active": True,
+                "Classification": classification,
+                "AccountType": acc_type,
+                "AccountSubType": sub_type,
+                "CurrentBalance": Decimal(0),
+                "CurrencyRef": {"value": company.currency},
+                "domain": "QBO",
+                "Id": acc_id,
+                "SyncToken": "0",
+                "MetaData": dict(meta),
+            }
+        if company.country == "US":
+            taxes = [("TAX", "TAX", "TAX", True, Decimal(0)), ("NON", "NON", "NON", False, Decimal(0))]
+        else:
+            taxes = [
+                ("2", "GST", "GST 10%", True, Decimal(10)),
+                ("3", "Exempt", "Exempt 0%", False, Decimal(0)),
+            ]
+        for code_id, name, description, taxable, rate in taxes:
+            company.tax_rates[code_id] = rate
+            company.table("TaxCode")[code_id] = {
+                "Name": name,
+                "Description": description,
+                "Active": True,
+                "Taxable": taxable,
+                "domain": "QBO",
+                "Id": code_id,
+                "SyncToken": "0",
+                "MetaData": dict(meta),
+            }
+        company.table("CompanyInfo")["1"] = {
+            "CompanyName": company_name,
+            "LegalName": company_name,
+            "Country": company.country,
+            "domain": "QBO",
+            "Id": "1",
+            "SyncToken": "0",
+            "MetaData": dict(meta),
+        }
+        with self._lock:
+            self._companies[realm_id] = company
+            for item in (
+                SandboxItem("1", "Services", "1"),
+                SandboxItem("2", "Hours", "1"),
+                SandboxItem("3", "Hosting", "79"),
+                SandboxItem("9", "Old plan", "1", active=False),
+            ):
+                self.seed_item(realm_id, item)
+
+    def seed_item(self, realm_id: str, item: SandboxItem) -> None:
+        """Add or replace one item in a seeded company (e.g. a product the mapping refers to)."""
+        with self._lock:
+            company = self._company(realm_id)
+            account = company.table("Account").get(item.income_account_id)
+            if account is None:
+                raise KeyError(f"unknown income account {item.income_account_id}")
+            company.table("Item")[item.id] = {
+                "Name": item.name,
+                "FullyQualifiedName": item.name,
+                "Active": item.active,
+                "Type": item.type,
+                "Taxable": False,
+                "UnitPrice": Decimal(0),
+                "IncomeAccountRef": {"value": item.income_account_id, "name": account["Name"]},
+                "domain": "QBO",
+                "Id": item.id,
+                "SyncToken": "0",
+                "MetaData": self._metadata(),
+            }
+
+    def documents(self, realm_id: str, entity: str) -> list[dict[str, Any]]:
+        """Deep copies of the objects currently stored (Decimals for money), in creation order."""
+        with self._lock:
+            return copy.deepcopy(list(self._company(realm_id).table(entity).values()))
+
+    def inject_status(self, realm_id: str, status: int, count: int = 1) -> None:
+        if status != 429 and not 500 <= status <= 599:
+            raise ValueError("inject_status takes 429 or a 5xx status")
+        with self._lock:
+            self._company(realm_id).injected.extend([status] * count)
+
+    def lose_responses(self, realm_id: str, count: int = 1) -> None:
+        with self._lock:
+            self._company(realm_id).lose += count
+
+    def revoke_refresh_token(self, realm_id: str) -> None:
+        with self._lock:
+            self._company(realm_id).refresh_token = None
+
+    def expire_access_tokens(self, realm_id: str) -> None:
+        with self._lock:
+            self._company(realm_id).access_tokens.clear()
+
+    # ---------------------------------------------------------------------------------------------
+    # Helpers
+
+    def _company(self, realm_id: str) -> _Company:
+        company = self._companies.get(realm_id)
+        if company is None:
+            raise KeyError(f"unknown realm {realm_id}")
+        return company
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC).astimezone(QBO_TZ)
+
+    def _time(self) -> str:
+        return self._now().isoformat(timespec="milliseconds")
+
+    def _metadata(self) -> dict[str, str]:
+        stamp = self._now().isoformat(timespec="seconds")
+        return {"CreateTime": stamp, "LastUpdatedTime": stamp}
+
+    def _json(self, payload: Any, status: int = 200) -> Response:
+        return Response(dumps(payload), status=status, content_type="application/json;charset=UTF-8")
+
+    # ---------------------------------------------------------------------------------------------
+    # WSGI
+
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._dispatch(request)
+        if request.path.startswith(("/v3/", "/oauth2/")):
+            path = request.full_path.rstrip("?")
+            with self._lock:
+                self.request_log.append((request.method, path, response.status_code))
+        result: Iterable[bytes] = response(environ, start_response)
+        return result
+
+    def _dispatch(self, request: Request) -> Response:
+        adapter = self._url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except HTTPException as exc:
+            return self._json({"error": exc.name}, exc.code or 404)
+        if endpoint == "token":
+            return self._token(request)
+        str_args = {key: str(value) for key, value in args.items()}
+        if str(endpoint).startswith("ctl_"):
+            return self._control(request, str(endpoint), str_args)
+        return self._api(request, str(endpoint), str_args)
+
+    # ---------------------------------------------------------------------------------------------
+    # OAuth
+
+    def _token(self, request: Request) -> Response:
+        auth = request.authorization
+        if auth is None or auth.type != "basic" or not auth.username:
+            return self._json({"error": "invalid_client"}, 401)
+        client_id, client_secret = auth.username, auth.password or ""
+        if request.form.get("grant_type") != "refresh_token":
+            return self._json({"error": "unsupported_grant_type"}, 400)
+        presented = request.form.get("refresh_token", "")
+        with self._lock:
+            if not any(
+                secrets.compare_digest(c.client_id, client_id)
+                and secrets.compare_digest(c.client_secret, client_secret)
+                for c in self._companies.values()
+            ):
+                return self._json({"error": "invalid_client"}, 401)
+            company = next(
+                (
+                    c
+                    for c in self._companies.values()
+                    if c.refresh_token is not None and secrets.compare_digest(c.refresh_token, presented)
+                ),
+                None,
+            )
+            if company is None or company.client_id != client_id:
+                return self._json({"error": "invalid_grant"}, 400)
+            # Rotation: the presented token dies as soon as its successor is issued, so a client that
+            # fails to save the new one is locked out, which is exactly what the adapter must survive.
+            company.refresh_token = "RT1-" + secrets.token_urlsafe(32)
+            access = "eyJ-" + secrets.token_urlsafe(48)
+            company.access_tokens[access] = self._clock() + ACCESS_TOKEN_TTL
+            return self._json(
+                {
+                    "token_type": "bearer",
+                    "access_token": access,
+                    "expires_in": ACCESS_TOKEN_TTL,
+                    "refresh_token": company.refresh_token,
+                    "x_refresh_token_expires_in": REFRESH_TOKEN_TTL,
+                }
+            )
+
+    # ---------------------------------------------------------------------------------------------
+    # The v3 API
+
+    def _authenticated(self, company: _Company | None, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if company is None or scheme.lower() != "bearer" or not token:
+            return False
+        expiry = company.access_tokens.get(token.strip())
+        return expiry is not None and expiry > self._clock()
+
+    def _api(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
+        realm = args["realm"]
+        with self._lock:
+            company = self._companies.get(realm)
+            if company is None or not self._authenticated(company, request):
+                return self._json(_auth_fault_body(self._time()), 401)
+            minor = request.args.get("minorversion")
+            if minor is not None and (not minor.isdigit() or int(minor) < MINIMUM_MINOR_VERSION):
+                message = f"Minor Version {minor} is no longer supported"
+                fault = _Fault(400, "2010", message, message, element="minorversion")
+                return self._json({"Fault": fault.fault(), "time": self._time()}, 400)
+            if company.injected:
+                status = company.injected.popleft()
+                body = _throttle_body(self._time()) if status == 429 else _system_fault_body(self._time())
+                return self._json(body, status)
+            now = self._clock()
+            while company.recent and company.recent[0] <= now - 60:
+                company.recent.popleft()
+            if len(company.recent) >= self.requests_per_minute or company.in_flight >= self.max_concurrent:
+                return self._json(_throttle_body(self._time()), 429)
+            company.recent.append(now)
+            company.in_flight += 1
+        try:
+            if self.latency_seconds > 0:
+                # Outside the lock, so concurrent requests really overlap (that is what the concurrency
+                # limit is about).
+                time.sleep(self.latency_seconds)
+            is_write = endpoint in ("write", "batch")
+            with self._lock:
+                status, raw = self._execute(company, request, endpoint, args)
+                lost = False
+                if is_write and company.lose > 0:
+                    company.lose -= 1
+                    lost = True
+            if lost:
+                # The write above is committed; the client just never learns its outcome, as when a
+                # gateway times out after the ledger saved the document.
+                return Response(
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>", 502, content_type="text/html"
+                )
+            return Response(raw, status=status, content_type="application/json;charset=UTF-8")
+        finally:
+            with self._lock:
+                company.in_flight -= 1
+
+    def _execute(
+        self, company: _Company, request: Request, endpoint: str, args: dict[str, str]
+    ) -> tuple[int, bytes]:
+        request_id = request.args.get("requestid")
+        if endpoint in ("write", "batch") and request_id is not None:
+            limit = MAX_BATCH_REQUEST_ID if endpoint == "batch" else MAX_REQUEST_ID
+            if not request_id or len(request_id) > limit:
+                fault = _Fault(
+                    400,
+                    "2050",
+                    "String length is either shorter or longer than supported by specification",
+                    f"requestid must be 1 to {limit} characters",
+                    element="requestid",
+                )
+                return 400, dumps({"Fault": fault.fault(), "time": self._time()}).encode()
+            stored = company.request_ids.get(request_id)
+            if stored is not None:
+                return stored
+        try:
+            payload = self._handle(company, request, endpoint, args)
+            status = 200
+        except _Fault as fault:
+            status, payload = fault.status, {"Fault": fault.fault()}
+        payload["time"] = self._time()
+        result = (status, dumps(payload).encode())
+        if endpoint in ("write", "batch") and request_id is not None:
+            company.request_ids[request_id] = result
+        return result
+
+    def _body(self, request: Request) -> Any:
+        try:
+            return _loads(request.get_data())
+        except ValueError as exc:
+            raise _invalid_request("Request body is not valid JSON") from exc
+
+    def _handle(
+        self, company: _Company, request: Request, endpoint: str, args: dict[str, str]
+    ) -> dict[str, Any]:
+        if endpoint == "query":
+            text = request.args.get("query")
+            if text is None and request.method == "POST":
+                text = request.get_data(as_text=True)
+            if not text:
+                raise _query_error("Empty query")
+            return {"QueryResponse": self._query(company, text)}
+        if endpoint == "batch":
+            return self._batch(company, self._body(request))
+        entity = ENTITIES.get(args["entity"].lower())
+        if entity is None:
+            raise _unsupported(f"{args['entity']}")
+        if endpoint == "read":
+            # CompanyInfo is read as /companyinfo/{realmId}; its own Id is "1".
+            obj_id = "1" if entity == "CompanyInfo" else args["obj_id"]
+            obj = company.table(entity).get(obj_id)
+            if obj is None:
+                raise _not_found(entity, args["obj_id"])
+            return {entity: copy.deepcopy(obj)}
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise _invalid_request("Request body must be a JSON object")
+        operation = request.args.get("operation", "")
+        return self._write(company, entity, body, operation.lower())
+
+    # ---------------------------------------------------------------------------------------------
+    # Query and batch
+
+    def _query(self, company: _Company, text: str) -> dict[str, Any]:
+        query = _QueryParser(text).parse()
+        rows = list(company.table(query.entity).values())
+        has_active = any(prop.lower() == "active" for prop, _ in query.conditions)
+        if query.entity in NAME_LISTS and not has_active:
+            rows = [row for row in rows if row.get("Active", True) is True]
+        for prop, values in query.conditions:
+            rows = [row for row in rows if _matches(row, prop, values)]
+        if query.count:
+            return {"totalCount": len(rows)}
+        if query.order_by is not None:
+            prop = query.order_by
+            rows.sort(key=lambda row: _sort_key(_field_value(row, prop)), reverse=query.descending)
+        page = rows[query.start - 1 : query.start - 1 + query.max_results]
+        if not page:
+            return {}
+        return {query.entity: copy.deepcopy(page), "startPosition": query.start, "maxResults": len(page)}
+
+    def _batch(self, company: _Company, body: Any) -> dict[str, Any]:
+        items = body.get("BatchItemRequest") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            raise _required("BatchItemRequest")
+        if len(items) > MAX_BATCH_ITEMS:
+            raise _invalid_request(f"Batch size {len(items)} exceeds the maximum of {MAX_BATCH_ITEMS}")
+        for item in items:
+            bid = item.get("bId") if isinstance(item, dict) else None
+            if not isinstance(bid, str) or not bid or len(bid) > MAX_BID:
+                raise _invalid_request(f"bId must be 1 to {MAX_BID} characters")
+        responses: list[dict[str, Any]] = []
+        for item in items:
+            bid = item["bId"]
+            try:
+                if "Query" in item:
+                    responses.append({"bId": bid, "QueryResponse": self._query(company, str(item["Query"]))})
+                    continue
+                entity_keys = [key for key in item if key in ENTITIES.values()]
+                if len(entity_keys) != 1:
+                    raise _invalid_request("Each batch item needs exactly one entity or a Query")
+                entity = entity_keys[0]
+                obj = item[entity]
+                if not isinstance(obj, dict):
+                    raise _invalid_request(f"{entity} must be an object")
+                operation = str(item.get("operation", "create")).lower()
+                if operation == "create":
+                    obj = {k: v for k, v in obj.items() if k not in ("Id", "SyncToken")}
+                    result = self._write(company, entity, obj, "")
+                elif operation == "update":
+                    if "Id" not in obj:
+                        raise _required("Id")
+                    result = self._write(company, entity, obj, "")
+                elif operation in ("delete", "void"):
+                    result = self._write(company, entity, obj, operation)
+                else:
+                    raise _Fault(400, "2170", "Invalid Enumeration", f"Invalid operation: {operation}")
+                responses.append({"bId": bid, **result})
+            except _Fault as fault:
+                responses.append({"bId": bid, "Fault": fault.fault()})
+        return {"BatchItemResponse": responses}
+
+    # ---------------------------------------------------------------------------------------------
+    # Writes
+
+    def _write(self, company: _Company, entity: str, body: dict[str, Any], operation: str) -> dict[str, Any]:
+        if entity not in WRITABLE:
+            raise _unsupported(f"create/update of {entity}")
+        table = company.table(entity)
+        obj_id = body.get("Id")
+        existing: dict[str, Any] | None = None
+        if obj_id is not None:
+            obj_id = str(obj_id)
+            existing = table.get(obj_id)
+            if existing is None:
+                raise _not_found(entity, obj_id)
+            if body.get("SyncToken") is None:
+                raise _required("SyncToken")
+            if str(body["SyncToken"]) != existing["SyncToken"]:
+                raise _Fault(
+                    400,
+                    "5010",
+                    "Stale Object Error",
+                    "Stale Object Error : You and root were working on this at the same time. "
+                    "root finished before you did, so your work was not saved.",
+                    element="SyncToken",
+                )
+        elif operation in ("void", "delete"):
+            raise _required("Id")
+
+        if operation == "delete":
+            if entity not in DELETABLE or existing is None:
+                raise _unsupported(f"delete of {entity}")
+            del table[existing["Id"]]
+            if entity == "Payment":
+                self._relink_invoices(company, self._linked_invoice_ids(existing))
+            return {entity: {"domain": "QBO", "status": "Deleted", "Id": existing["Id"]}}
+        if operation == "void":
+            if entity not in VOIDABLE or existing is None:
+                raise _unsupported(f"void of {entity}")
+            return {entity: self._void(company, entity, existing)}
+        if operation:
+            raise _unsupported(operation)
+
+        merged = {**existing, **body} if existing is not None and body.get("sparse") is True else dict(body)
+        merged.pop("sparse", None)
+        builders: dict[str, Callable[[_Company, dict[str, Any], dict[str, Any] | None], dict[str, Any]]] = {
+            "Customer": self._build_customer,
+            "Item": self._build_item,
+            "Invoice": self._build_sales_doc,
+            "CreditMemo": self._build_sales_doc,
+            "Payment": self._build_payment,
+        }
+        merged["_entity"] = entity
+        obj = builders[entity](company, merged, existing)
+        obj.pop("_entity", None)
+        if existing is None:
+            obj["Id"] = str(company.next_id)
+            company.next_id += 1
+            obj["SyncToken"] = "0"
+            obj["MetaData"] = self._metadata()
+        else:
+            obj["Id"] = existing["Id"]
+            obj["SyncToken"] = str(int(existing["SyncToken"]) + 1)
+            obj["MetaData"] = {
+                **existing["MetaData"],
+                "LastUpdatedTime": self._now().isoformat(timespec="seconds"),
+            }
+        obj["domain"] = "QBO"
+        obj["sparse"] = False
+        table[obj["Id"]] = obj
+        if entity == "Payment":
+            touched = self._linked_invoice_ids(obj) | (
+                self._linked_invoice_ids(existing) if existing else set()
+            )
+            self._relink_invoices(company, touched)
+        elif entity == "Invoice":
+            self._relink_invoices(company, {obj["Id"]}, bump=False)
+        return {entity: copy.deepcopy(table[obj["Id"]])}
+
+    def _build_customer(
+        self, company: _Company, body: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        name = body.get("DisplayName")
+        if not isinstance(name, str) or not name.strip():
+            raise _required("DisplayName")
+        for other in company.table("Customer").values():
+            if other["DisplayName"] == name and (existing is None or other["Id"] != existing["Id"]):
+                raise _Fault(
+                    400,
+                    "6240",
+                    "Duplicate Name Exists Error",
+                    "The name supplied already exists. : Another customer, vendor or employee is already "
+                    f"using this name. Please use a different name. Id={other['Id']}",
+                )
+        obj = dict(body)
+        obj.setdefault("Active", True)
+        obj.setdefault("FullyQualifiedName", name)
+        obj.setdefault("PrintOnCheckName", name)
+        obj.setdefault("CurrencyRef", {"value": company.currency})
+        obj["Balance"] = existing.get("Balance", Decimal(0)) if existing else Decimal(0)
+        return obj
+
+    def _build_item(
+        self, company: _Company, body: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        name = body.get("Name")
+        if not isinstance(name, str) or not name.strip():
+            raise _required("Name")
+        for other in company.table("Item").values():
+            if other["Name"] == name and (existing is None or other["Id"] != existing["Id"]):
+                raise _Fault(
+                    400,
+                    "6240",
+                    "Duplicate Name Exists Error",
+                    f"The name supplied already exists. : Another product or service is already using this "
+                    f"name. Please use a different name. Id={other['Id']}",
+                )
+        account_id = _ref_value(body.get("IncomeAccountRef"))
+        if account_id is None:
+            raise _required("IncomeAccountRef")
+        account = company.table("Account").get(account_id)
+        if account is None:
+            raise _invalid_ref(
+                f"Account assigned to this item does not exist (Id={account_id})", "IncomeAccountRef"
+            )
+        obj = dict(body)
+        obj["IncomeAccountRef"] = {"value": account_id, "name": account["Name"]}
+        obj.setdefault("Type", "Service")
+        obj.setdefault("Active", True)
+        obj.setdefault("FullyQualifiedName", name)
+        obj["UnitPrice"] = _dec(obj.get("UnitPrice", 0), "UnitPrice")
+        return obj
+
+    def _customer_ref(self, company: _Company, body: dict[str, Any]) -> dict[str, Any]:
+        customer_id = _ref_value(body.get("CustomerRef"))
+        if customer_id is None:
+            raise _required("CustomerRef")
+        customer = company.table("Customer").get(customer_id)
+        if customer is None or customer.get("Active") is False:
+            raise _invalid_ref(
+                "Customer assigned to this transaction has been deleted. Before you can modify this "
+                f"transaction, you must restore Customer (Id={customer_id}).",
+                "CustomerRef",
+            )
+        return {"value": customer_id, "name": customer["DisplayName"]}
+
+    def _check_doc_number(self, company: _Company, entity: str, doc_number: Any, self_id: str | None) -> None:
+        if not isinstance(doc_number, str) or not doc_number:
+            return
+        if len(doc_number) > MAX_DOC_NUMBER:
+            raise _business(f"DocNumber {doc_number} is longer than {MAX_DOC_NUMBER} characters")
+        # Custom numbers collide across sales forms, not only within one type.
+        for txn_type in ("Invoice", "CreditMemo"):
+            for other in company.table(txn_type).values():
+                if other.get("DocNumber") == doc_number and not (
+                    txn_type == entity and other["Id"] == self_id
+                ):
+                    raise _Fault(
+                        400,
+                        "6140",
+                        "Duplicate Document Number Error",
+                        "Duplicate Document Number Error : You must specify a different number. "
+                        "This number has already been used. DocNumber={doc_number} is assigned to "
+                        f"TxnType={TXN_TYPE_LABEL[txn_type]} with TxnId={other['Id']}",
+                        element="DocNumber",
+                    )
+
+    def _sales_item_line(
+        self, company: _Company, line: dict[str, Any]
+    ) -> tuple[dict[str, Any], Decimal, str | None]:
+        """Validate one SalesItemLineDetail line; return it normalised, its amount and its tax code."""
+        detail = dict(line.get("SalesItemLineDetail") or {})
+        item_id = _ref_value(detail.get("ItemRef"))
+        if item_id is None:
+            raise _required("ItemRef")
+        item = company.table("Item").get(item_id)
+        if item is None or item.get("Active") is False:
+            raise _invalid_ref(
+                "Item assigned to this transaction has been deleted. Before you can modify this "
+                f"transaction, you must restore Item (Id={item_id}).",
+                "ItemRef",
+            )
+        detail["ItemRef"] = {"value": item_id, "name": item["Name"]}
+        if "Amount" not in line:
+            raise _required("Line.Amount")
+        amount = _money(_dec(line["Amount"], "Amount"))
+        if "Qty" in detail:
+            detail["Qty"] = _dec(detail["Qty"], "Qty")
+        if "UnitPrice" in detail:
+            detail["UnitPrice"] = _dec(detail["UnitPrice"], "UnitPrice")
+        if (
+            "Qty" in detail
+            and "UnitPrice" in detail
+            and _money(detail["Qty"] * detail["UnitPrice"]) != amount
+        ):
+            raise _Fault(
+                400,
+                "6070",
+                "Amount is not equal to UnitPrice * Qty",
+                f"Amount is not equal to UnitPrice * Qty. Supplied value:{_format_decimal(amount)}",
+                element="Line.Amount",
+            )
+        tax_code = _ref_value(detail.get("TaxCodeRef"))
+        if tax_code is None and company.country != "US":
+            raise _business("Make sure all your transactions have a GST/HST rate before you save.")
+        if tax_code is not None:
+            if tax_code not in company.table("TaxCode"):
+                raise _invalid_ref(f"TaxCode assigned to this transaction does not exist (Id={tax_code})")
+            detail["TaxCodeRef"] = {"value": tax_code}
+        line["Amount"] = amount
+        line["SalesItemLineDetail"] = detail
+        return line, amount, tax_code
+
+    @staticmethod
+    def _tax_detail(
+        company: _Company,
+        body: dict[str, Any],
+        taxable: dict[str, tuple[Decimal, Decimal]],
+        line_tax_total: Decimal,
+    ) -> dict[str, Any]:
+        """TxnTaxDetail as QBO computes it: an explicit TotalTax overrides, else per-line rounded tax."""
+        tax_detail = dict(body.get("TxnTaxDetail") or {})
+        if tax_detail.get("TotalTax") is not None:
+            tax = _money(_dec(tax_detail["TotalTax"], "TxnTaxDetail.TotalTax"))
+        elif company.country == "US":
+            tax = Decimal(0)  # no Automated Sales Tax in the sandbox
+        else:
+            tax = line_tax_total
+            tax_detail["TaxLine"] = [
+                {
+                    "Amount": line_tax,
+                    "DetailType": "TaxLineDetail",
+                    "TaxLineDetail": {
+                        "TaxRateRef": {"value": code},
+                        "PercentBased": True,
+                        "TaxPercent": company.tax_rates[code],
+                        "NetAmountTaxable": net,
+                    },
+                }
+                for code, (net, line_tax) in taxable.items()
+            ]
+        tax_detail["TotalTax"] = tax
+        return tax_detail
+
+    @staticmethod
+    def _discount(line: dict[str, Any], subtotal: Decimal) -> tuple[dict[str, Any], Decimal]:
+        detail = dict(line.get("DiscountLineDetail") or {})
+        if detail.get("PercentBased") is True and "DiscountPercent" in detail:
+            detail["DiscountPercent"] = _dec(detail["DiscountPercent"], "DiscountPercent")
+            amount = _money(subtotal * detail["DiscountPercent"] / 100)
+        else:
+            detail.setdefault("PercentBased", False)
+            amount = _money(_dec(line.get("Amount", 0), "Amount"))
+        if amount < 0:
+            raise _business("Discount amount cannot be negative")
+        return detail, amount
+
+    def _number_document(
+        self, company: _Company, entity: str, obj: dict[str, Any], existing: dict[str, Any] | None
+    ) -> None:
+        if company.custom_txn_numbers:
+            self._check_doc_number(
+                company, entity, obj.get("DocNumber"), existing["Id"] if existing else None
+            )
+        elif existing is not None:
+            obj["DocNumber"] = existing.get("DocNumber")
+        else:
+            # QBO numbers the document itself and ignores the given number when custom numbers are off.
+            obj["DocNumber"] = str(company.next_doc_number)
+            company.next_doc_number += 1
+
+    def _price_lines(
+        self, company: _Company, raw_lines: list[Any]
+    ) -> tuple[list[dict[str, Any]], Decimal, Decimal, dict[str, tuple[Decimal, Decimal]], Decimal]:
+        """Validate and price lines: (lines incl. a fresh subtotal line, subtotal, discount, taxable, tax)."""
+        lines: list[dict[str, Any]] = []
+        subtotal = Decimal(0)
+        discount = Decimal(0)
+        discount_lines: list[dict[str, Any]] = []
+        taxable: dict[str, tuple[Decimal, Decimal]] = {}  # tax code -> (net, tax), for TaxLine entries
+        line_tax_total = Decimal(0)
+        for index, raw in enumerate(raw_lines):
+            if not isinstance(raw, dict):
+                raise _invalid_request(f"Line[{index}] must be an object")
+            line = dict(raw)
+            detail_type = line.get("DetailType")
+            if detail_type == "SubTotalLineDetail":
+                continue  # recomputed below, as QBO does
+            if detail_type == "SalesItemLineDetail":
+                line, amount, tax_code = self._sales_item_line(company, line)
+                if tax_code is not None:
+                    rate = company.tax_rates.get(tax_code, Decimal(0))
+                    line_tax = _money(amount * rate / 100)
+                    line_tax_total += line_tax
+                    if company.country != "US" and rate:
+                        net, tax = taxable.get(tax_code, (Decimal(0), Decimal(0)))
+                        taxable[tax_code] = (net + amount, tax + line_tax)
+                subtotal += amount
+                lines.append(line)
+            elif detail_type == "DiscountLineDetail":
+                discount_lines.append(line)
+            elif detail_type == "DescriptionOnly":
+                line["Amount"] = Decimal(0)
+                lines.append(line)
+            else:
+                raise _Fault(
+                    400, "2170", "Invalid Enumeration", f"Invalid DetailType: {detail_type}", element="Line"
+                )
+        for line in discount_lines:
+            line["DiscountLineDetail"], line["Amount"] = self._discount(line, subtotal)
+            discount += line["Amount"]
+            lines.append(line)
+        if discount > subtotal:
+            raise _business("The discount is larger than the transaction subtotal")
+        lines.insert(
+            len(lines) - len(discount_lines),
+            {"Amount": subtotal, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}},
+        )
+        for number, line in enumerate(lines, start=1):
+            line.setdefault("Id", str(number))
+            line["LineNum"] = number
+        return lines, subtotal, discount, taxable, line_tax_total
+
+    def _build_sales_doc(
+        self, company: _Company, body: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        entity = body["_entity"]
+        obj = dict(body)
+        obj["CustomerRef"] = self._customer_ref(company, body)
+        raw_lines = body.get("Line")
+        if not isinstance(raw_lines, list) or not any(
+            isinstance(line, dict) and line.get("DetailType") != "SubTotalLineDetail" for line in raw_lines
+        ):
+            raise _required("Line")
+        lines, subtotal, discount, taxable, line_tax_total = self._price_lines(company, raw_lines)
+        obj["Line"] = lines
+
+        tax_detail = self._tax_detail(company, body, taxable, line_tax_total)
+        tax = tax_detail["TotalTax"]
+        obj["TxnTaxDetail"] = tax_detail
+        obj["TotalAmt"] = subtotal - discount + tax
+        obj["CurrencyRef"] = obj.get("CurrencyRef") or {"value": company.currency}
+        obj["TxnDate"] = obj.get("TxnDate") or self._now().date().isoformat()
+        if entity == "Invoice":
+            obj.setdefault("DueDate", obj["TxnDate"])
+        self._number_document(company, entity, obj, existing)
+        if entity == "Invoice":
+            obj["LinkedTxn"] = []
+            obj["Balance"] = obj["TotalAmt"]  # payments are applied by _relink_invoices
+        else:
+            obj["Balance"] = obj["TotalAmt"]
+            obj["RemainingCredit"] = obj["TotalAmt"]
+        return obj
+
+    def _build_payment(
+        self, company: _Company, body: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        obj = dict(body)
+        obj["CustomerRef"] = self._customer_ref(company, body)
+        if body.get("TotalAmt") is None:
+            raise _required("TotalAmt")
+        total = _money(_dec(body["TotalAmt"], "TotalAmt"))
+        if total < 0:
+            raise _business("The payment amount cannot be negative")
+        ref_num = body.get("PaymentRefNum")
+        if isinstance(ref_num, str) and len(ref_num) > MAX_DOC_NUMBER:
+            raise _business(f"PaymentRefNum {ref_num} is longer than {MAX_DOC_NUMBER} characters")
+        applied = Decimal(0)
+        lines: list[dict[str, Any]] = []
+        for index, raw in enumerate(body.get("Line") or []):
+            if not isinstance(raw, dict):
+                raise _invalid_request(f"Line[{index}] must be an object")
+            line = dict(raw)
+            amount = _money(_dec(line.get("Amount", 0), "Line.Amount"))
+            line["Amount"] = amount
+            linked = line.get("LinkedTxn") or []
+            if not isinstance(linked, list):
+                raise _invalid_request("LinkedTxn must be a list")
+            for txn in linked:
+                if not isinstance(txn, dict) or txn.get("TxnType") != "Invoice":
+                    raise _business("A payment line can only be linked to an Invoice in this sandbox")
+                invoice_id = str(txn.get("TxnId"))
+                invoice = company.table("Invoice").get(invoice_id)
+                if invoice is None:
+                    raise _invalid_ref(
+                        f"Invoice assigned to this payment does not exist (Id={invoice_id})", "TxnId"
+                    )
+                if _ref_value(invoice["CustomerRef"]) != obj["CustomerRef"]["value"]:
+                    raise _business(f"Invoice {invoice_id} belongs to a different customer than this payment")
+                balance = invoice["Balance"]
+                if existing is not None:
+                    balance += self._applied_by(existing, invoice_id)
+                if amount > balance:
+                    raise _business("The payment amount exceeds the amount due on the invoice")
+            applied += amount
+            lines.append(line)
+        if applied > total:
+            raise _business("The amount applied to transactions is greater than the payment amount")
+        obj["Line"] = lines
+        obj["TotalAmt"] = total
+        obj["UnappliedAmt"] = total - applied
+        obj["CurrencyRef"] = obj.get("CurrencyRef") or {"value": company.currency}
+        obj["TxnDate"] = obj.get("TxnDate") or self._now().date().isoformat()
+        return obj
+
+    @staticmethod
+    def _applied_by(payment: dict[str, Any], invoice_id: str) -> Decimal:
+        total = Decimal(0)
+        for line in payment.get("Line") or []:
+            for txn in line.get("LinkedTxn") or []:
+                if txn.get("TxnType") == "Invoice" and str(txn.get("TxnId")) == invoice_id:
+                    total += line["Amount"]
+        return total
+
+    @staticmethod
+    def _linked_invoice_ids(payment: dict[str, Any]) -> set[str]:
+        return {
+            str(txn.get("TxnId"))
+            for line in payment.get("Line") or []
+            for txn in line.get("LinkedTxn") or []
+            if txn.get("TxnType") == "Invoice"
+        }
+
+    def _relink_invoices(self, company: _Company, invoice_ids: set[str], *, bump: bool = True) -> None:
+        """Recompute Balance and LinkedTxn of invoices from the payments that apply to them.
+
+        Deriving both from the payments (rather than adjusting deltas) keeps invoices right across
+        payment updates, voids and deletes. A change bumps SyncToken, as in QBO.
+        """
+        for invoice_id in invoice_ids:
+            invoice = company.table("Invoice").get(invoice_id)
+            if invoice is None:
+                continue
+            applied = Decimal(0)
+            linked: list[dict[str, str]] = []
+            for payment in company.table("Payment").values():
+                amount = self._applied_by(payment, invoice_id)
+                if invoice_id in self._linked_invoice_ids(payment):
+                    applied += amount
+                    linked.append({"TxnId": payment["Id"], "TxnType": "Payment"})
+            balance = invoice["TotalAmt"] - applied
+            if balance == invoice["Balance"] and linked == invoice.get("LinkedTxn"):
+                continue
+            invoice["Balance"] = balance
+            invoice["LinkedTxn"] = linked
+            if bump:
+                invoice["SyncToken"] = str(int(invoice["SyncToken"]) + 1)
+                invoice["MetaData"]["LastUpdatedTime"] = self._now().isoformat(timespec="seconds")
+
+    def _void(self, company: _Company, entity: str, existing: dict[str, Any]) -> dict[str, Any]:
+        for line in existing.get("Line") or []:
+            line["Amount"] = Decimal(0)
+        existing["TotalAmt"] = Decimal(0)
+        existing["PrivateNote"] = "Voided"
+        if entity == "Invoice":
+            existing["TxnTaxDetail"] = {**(existing.get("TxnTaxDetail") or {}), "TotalTax": Decimal(0)}
+            existing["Balance"] = Decimal(0)
+        else:
+            existing["UnappliedAmt"] = Decimal(0)
+        existing["SyncToken"] = str(int(existing["SyncToken"]) + 1)
+        existing["MetaData"]["LastUpdatedTime"] = self._now().isoformat(timespec="seconds")
+        if entity == "Payment":
+            # The money the payment applied goes back onto the invoices it paid.
+            self._relink_invoices(company, self._linked_invoice_ids(existing))
+        return copy.deepcopy(existing)
+
+    # ---------------------------------------------------------------------------------------------
+    # HTTP controls for a sandbox in another process
+
+    def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
+        try:
+            body = _loads(request.get_data()) if request.get_data() else {}
+        except ValueError:
+            return self._json({"error": "body is not JSON"}, 400)
+        if endpoint == "ctl_requests":
+            with self._lock:
+                log = [{"method": m, "path": p, "status": s} for m, p, s in self.request_log]
+            return self._json(log)
+        if not isinstance(body, dict):
+            return self._json({"error": "body must be a JSON object"}, 400)
+        try:
+            if endpoint == "ctl_seed":
+                realm_id = str(body.pop("realm_id"))
+                self.seed_company(realm_id, **body)
+                return self._json({"realm_id": realm_id}, 201)
+            realm = args["realm"]
+            if endpoint == "ctl_documents":
+                return self._json(self.documents(realm, args["entity"]))
+            if endpoint == "ctl_faults":
+                if "lose_responses" in body:
+                    self.lose_responses(realm, int(body["lose_responses"]))
+                else:
+                    self.inject_status(realm, int(body["status"]), int(body.get("count", 1)))
+            elif endpoint == "ctl_revoke":
+                self.revoke_refresh_token(realm)
+            elif endpoint == "ctl_expire":
+                self.expire_access_tokens(realm)
+        except KeyError as exc:
+            return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
+        except (TypeError, ValueError) as exc:
+            return self._json({"error": str(exc)}, 400)
+        return self._json({"ok": True})
+
+
+# --------------------------------------------------------------------------------------------------
+# Running it on its own
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the local QuickBooks Online sandbox in the foreground.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8790)
+    parser.add_argument(
+        "--seed-realm", action="append", default=[], help="realm id to seed with demo credentials"
+    )
+    parser.add_argument("--requests-per-minute", type=int, default=500)
+    parser.add_argument("--max-concurrent", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each API call takes")
+    args = parser.parse_args(argv)
+
+    sandbox = QuickBooksSandbox(
+        requests_per_minute=args.requests_per_minute,
+        max_concurrent=args.max_concurrent,
+        latency_seconds=args.latency,
+    )
+    for realm in args.seed_realm:
+        refresh = f"sandbox-refresh-{realm}"
+        sandbox.seed_company(
+            realm, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, refresh_token=refresh
+        )
+        print(
+            f"seeded realm {realm}: client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET} "
+            f"refresh_token={refresh}"
+        )
+    stopping = threading.Event()
+
+    def _on_signal(_signum: int, _frame: object) -> None:
+        # Only flag here: shutting the server down from inside the handler would block the main thread.
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        url = sandbox.start(args.host, args.port)
+        print(f"QuickBooks Online sandbox listening on {url}", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

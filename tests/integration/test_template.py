@@ -1,0 +1,275 @@
+"""template.yaml and the local stack built from it (moto in-process)."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from invoice_sync_ops.template import (
+    DEFAULT_TEMPLATE,
+    StackResources,
+    create_stack_resources,
+    load_template,
+    table_create_kwargs,
+    ttl_attribute,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REPO = DEFAULT_TEMPLATE.parent
+
+EXPECTED_RESOURCES = {
+    "DependenciesLayer": "AWS::Serverless::LayerVersion",
+    "HttpApi": "AWS::Serverless::HttpApi",
+    "HttpApiAccessLogGroup": "AWS::Logs::LogGroup",
+    "WebhookIntakeFunction": "AWS::Serverless::Function",
+    "WebhookIntakeLogGroup": "AWS::Logs::LogGroup",
+    "PushFunction": "AWS::Serverless::Function",
+    "PushLogGroup": "AWS::Logs::LogGroup",
+    "SyncQueue": "AWS::SQS::Queue",
+    "SyncDeadLetterQueue": "AWS::SQS::Queue",
+    "SyncStateTable": "AWS::DynamoDB::Table",
+    "MappingsTable": "AWS::DynamoDB::Table",
+    "ArchiveBucket": "AWS::S3::Bucket",
+    "ArchiveBucketPolicy": "AWS::S3::BucketPolicy",
+    "AlertsTopic": "AWS::SNS::Topic",
+    "AlertsSubscription": "AWS::SNS::Subscription",
+}
+EXPECTED_OUTPUTS = {
+    "WebhookUrl",
+    "SyncStateTableName",
+    "MappingsTableName",
+    "SyncQueueUrl",
+    "SyncDeadLetterQueueUrl",
+    "ArchiveBucketName",
+    "AlertsTopicArn",
+    "SecretsPrefix",
+}
+
+
+@pytest.fixture
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+    """A moto account in us-east-1 with fake credentials, so nothing can reach real AWS."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield boto3.session.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def stack(aws: boto3.session.Session) -> StackResources:
+    return create_stack_resources(aws, prefix="test")
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[\[<>=!~; ]", line, maxsplit=1)[0].lower()
+
+
+def _requirement_spec(line: str) -> str:
+    return re.sub(r"^[A-Za-z0-9_.-]+(\[[^\]]*\])?", "", line).replace(" ", "")
+
+
+def test_template_declares_resources_parameters_and_outputs(template: dict[str, Any]) -> None:
+    """Proves the short-tag loader reads template.yaml and that every resource and output the
+    code and operators rely on is declared with the expected type."""
+    resources = template["Resources"]
+    for logical_id, resource_type in EXPECTED_RESOURCES.items():
+        assert resources[logical_id]["Type"] == resource_type, logical_id
+    assert set(template["Outputs"]) >= EXPECTED_OUTPUTS
+    assert {
+        "AlertEmail",
+        "LogRetentionDays",
+        "QuickBooksEnvironment",
+        "PushMaxConcurrency",
+        "Tracing",
+    } <= set(template["Parameters"])
+    assert resources["AlertsSubscription"]["Condition"] == "HasAlertEmail"
+    # Short tags became CloudFormation's long form.
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["SYNC_TABLE"] == {"Ref": "SyncStateTable"}
+    assert env["QUICKBOOKS_API_BASE"]["Fn::FindInMap"][0] == "QuickBooks"
+    assert set(StackResources.__dataclass_fields__) >= {"sync_table", "alerts_inbox_url"}
+    # Every variable StackResources fills in locally is one the template sets in Lambda.
+    local = StackResources("t", "m", "q", "d", "b", "a", "i").environment()
+    assert set(local) <= set(env)
+
+
+def test_push_queue_settings_follow_the_push_timeout(template: dict[str, Any]) -> None:
+    """Proves the SQS wiring the push function depends on: visibility timeout six times the push
+    timeout, partial batch failures, capped concurrency, and five receives before the DLQ."""
+    resources = template["Resources"]
+    push = resources["PushFunction"]["Properties"]
+    queue = resources["SyncQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] == 6 * push["Timeout"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    event = push["Events"]["SyncQueueMessages"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "PushMaxConcurrency"}
+    assert "ReservedConcurrentExecutions" not in push
+
+
+def test_layer_requirements_match_pyproject_dependencies() -> None:
+    """Proves the Lambda layer ships the same third-party packages, with the same version ranges,
+    as pyproject's runtime dependencies (boto3 excepted: the runtime has it), and that the code
+    root has no requirements file of its own."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = {
+        _requirement_name(dep): _requirement_spec(dep) for dep in pyproject["project"]["dependencies"]
+    }
+    declared.pop("boto3", None)
+    lines = (REPO / "layers" / "dependencies" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    layer = {
+        _requirement_name(line): _requirement_spec(line)
+        for line in (raw.strip() for raw in lines)
+        if line and not line.startswith("#")
+    }
+    assert layer == declared
+    assert not (REPO / "functions" / "requirements.txt").exists()
+
+
+def test_local_tables_match_the_template(template: dict[str, Any], stack: StackResources) -> None:
+    """Proves create_stack_resources builds tables whose keys, attribute types and GSIs are the
+    template's, with TTL on, and a sync queue whose redrive policy points at the DLQ."""
+    dynamodb = boto3.client("dynamodb")
+    for logical_id, name in (("SyncStateTable", stack.sync_table), ("MappingsTable", stack.mappings_table)):
+        expected = table_create_kwargs(logical_id, name, template)
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["KeySchema"] == expected["KeySchema"]
+        assert sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+            expected["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+        )
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        actual_gsis = {
+            gsi["IndexName"]: (gsi["KeySchema"], gsi["Projection"])
+            for gsi in table.get("GlobalSecondaryIndexes", [])
+        }
+        expected_gsis = {
+            gsi["IndexName"]: (gsi["KeySchema"], gsi["Projection"])
+            for gsi in expected.get("GlobalSecondaryIndexes", [])
+        }
+        assert actual_gsis == expected_gsis
+        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+        assert ttl["TimeToLiveStatus"] == "ENABLED"
+        assert ttl["AttributeName"] == ttl_attribute(logical_id, template) == "expires_at"
+    sync_indexes = table_create_kwargs("SyncStateTable", "x", template)["GlobalSecondaryIndexes"]
+    assert {gsi["IndexName"] for gsi in sync_indexes} == {"by_day", "by_status"}
+
+    sqs = boto3.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.sync_queue_url, AttributeNames=["All"])["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=stack.dead_letter_queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == dlq_arn
+    assert (
+        int(redrive["maxReceiveCount"])
+        == template["Resources"]["SyncQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
+    )
+    assert attributes["VisibilityTimeout"] == "360"
+
+    versioning = boto3.client("s3").get_bucket_versioning(Bucket=stack.archive_bucket)
+    assert versioning["Status"] == "Enabled"
+
+
+def test_create_stack_resources_is_idempotent(aws: boto3.session.Session) -> None:
+    """Proves a second call on the same account reuses what exists and returns the same names."""
+    first = create_stack_resources(aws, prefix="again")
+    second = create_stack_resources(aws, prefix="again")
+    assert first == second
+    assert (
+        len(boto3.client("sns").list_subscriptions_by_topic(TopicArn=first.alerts_topic_arn)["Subscriptions"])
+        == 1
+    )
+
+
+def test_function_policies_are_least_privilege(template: dict[str, Any]) -> None:
+    """Proves every function's own IAM statements name explicit actions (no `*` anywhere in an
+    action) and scoped resources (never a bare `*`), and use no broad SAM policy templates."""
+    functions = _functions(template)
+    assert functions
+    for logical_id, resource in functions.items():
+        policies = resource["Properties"].get("Policies", [])
+        assert policies, f"{logical_id} has no explicit policy"
+        for policy in _as_list(policies):
+            assert isinstance(policy, dict), f"{logical_id}: {policy!r}"
+            assert set(policy) <= {"Version", "Statement"}, f"{logical_id} uses a policy template: {policy!r}"
+            for statement in policy["Statement"]:
+                for action in _as_list(statement["Action"]):
+                    assert "*" not in action, f"{logical_id} {statement.get('Sid')}: action {action}"
+                for resource_arn in _as_list(statement["Resource"]):
+                    assert resource_arn != "*", f"{logical_id} {statement.get('Sid')}: bare * resource"
+
+
+def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
+    """Proves no function logs into a never-expiring, implicitly created log group: each has an
+    explicit /aws/lambda/<function> log group whose retention is the LogRetentionDays parameter."""
+    log_groups = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Logs::LogGroup"
+    ]
+    for logical_id in _functions(template):
+        matching = [
+            props
+            for props in log_groups
+            if props.get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"}
+        ]
+        assert len(matching) == 1, logical_id
+        assert matching[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    access_logs = template["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["DestinationArn"]
+    assert access_logs == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
+
+
+def test_alerts_reach_the_local_inbox(stack: StackResources) -> None:
+    """Proves an alert published to the topic lands in the alerts inbox queue (in the SNS
+    envelope), which is how tests and the demo read alerts."""
+    boto3.client("sns").publish(
+        TopicArn=stack.alerts_topic_arn, Subject="DLQ not empty", Message="3 messages"
+    )
+    received = boto3.client("sqs").receive_message(
+        QueueUrl=stack.alerts_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    )
+    messages = received.get("Messages", [])
+    assert len(messages) == 1
+    envelope = json.loads(messages[0]["Body"])
+    assert envelope["Message"] == "3 messages"
+    assert envelope["Subject"] == "DLQ not empty"
+
+
+def test_template_path_is_the_repository_root() -> None:
+    """Proves the loader's default path is the template at the repository root (not a copy)."""
+    assert Path(__file__).resolve().parents[2] / "template.yaml" == DEFAULT_TEMPLATE
+    assert DEFAULT_TEMPLATE.is_file()
