@@ -29,7 +29,6 @@ class Settings(BaseModel):
     dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, alias="DEDUPE_TTL_SECONDS", gt=0)
     secret_cache_seconds: int = Field(default=300, alias="SECRET_CACHE_SECONDS", ge=0)
     ledger_timeout_seconds: float = Field(default=20.0, alias="LEDGER_TIMEOUT_SECONDS", gt=0)
-    tracing_enabled: bool = Field(default=False, alias="TRACING_ENABLED")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -10,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
+from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox, dumps
 
 REALM = "9130350000000001"
 CLIENT = ("client-id", "client-secret")
 MINOR = {"minorversion": "75"}
+SEEDED_REFRESH_TOKEN = "rt-0"
 
 
 class FakeClock:
@@ -28,7 +30,7 @@ class FakeClock:
 class Qbo:
     """A minimal QBO client: just enough HTTP to drive the sandbox the way the adapter does."""
 
-    def __init__(self, base_url: str, realm: str = REALM, refresh_token: str = "rt-0") -> None:
+    def __init__(self, base_url: str, realm: str = REALM, refresh_token: str = SEEDED_REFRESH_TOKEN) -> None:
         self.http = httpx.Client(base_url=base_url, timeout=10)
         self.realm = realm
         self.refresh_token = refresh_token
@@ -50,14 +52,17 @@ class Qbo:
         return {"Authorization": f"Bearer {self.access_token}", "Accept": "application/json"}
 
     def get(self, path: str, **params: str) -> httpx.Response:
-        return self.http.get(f"/v3/company/{self.realm}/{path}", params={**MINOR, **params}, headers=self._headers())
+        return self.http.get(
+            f"/v3/company/{self.realm}/{path}", params={**MINOR, **params}, headers=self._headers()
+        )
 
     def post(self, path: str, body: Any, **params: str) -> httpx.Response:
         return self.http.post(
             f"/v3/company/{self.realm}/{path}",
             params={**MINOR, **params},
-            json=body,
-            headers=self._headers(),
+            # Decimals go out as JSON numbers (never via float), as the adapter sends money.
+            content=dumps(body),
+            headers={**self._headers(), "Content-Type": "application/json"},
         )
 
     def query(self, sql: str) -> dict[str, Any]:
@@ -73,7 +78,9 @@ def fault_code(response: httpx.Response) -> str:
 
 
 def seed(sandbox: QuickBooksSandbox, realm: str = REALM, **kwargs: Any) -> None:
-    sandbox.seed_company(realm, client_id=CLIENT[0], client_secret=CLIENT[1], refresh_token="rt-0", **kwargs)
+    # Refresh tokens are unique per connection; it is the token that tells the token endpoint which realm.
+    token = SEEDED_REFRESH_TOKEN if realm == REALM else f"rt-{realm}"
+    sandbox.seed_company(realm, client_id=CLIENT[0], client_secret=CLIENT[1], refresh_token=token, **kwargs)
 
 
 @pytest.fixture
@@ -104,7 +111,9 @@ def make_customer(qbo: Qbo, name: str = "Acme Ltd") -> str:
     return customer_id
 
 
-def sales_line(amount: str, item: str = "1", qty: str | None = None, price: str | None = None) -> dict[str, Any]:
+def sales_line(
+    amount: str, item: str = "1", qty: str | None = None, price: str | None = None
+) -> dict[str, Any]:
     detail: dict[str, Any] = {"ItemRef": {"value": item}, "TaxCodeRef": {"value": "NON"}}
     if qty is not None and price is not None:
         detail |= {"Qty": Decimal(qty), "UnitPrice": Decimal(price)}
@@ -115,30 +124,7 @@ def invoice_body(customer_id: str, doc_number: str = "INV-1", amount: str = "150
     return {"CustomerRef": {"value": customer_id}, "DocNumber": doc_number, "Line": [sales_line(amount)]}
 
 
-def jsonable(body: Any) -> Any:
-    """httpx cannot serialise Decimal; the adapter sends JSON numbers, so do the same here."""
-    if isinstance(body, Decimal):
-        return float(body) if body == round(body, 2) else str(body)
-    if isinstance(body, dict):
-        return {k: jsonable(v) for k, v in body.items()}
-    if isinstance(body, list):
-        return [jsonable(v) for v in body]
-    return body
-
-
-@pytest.fixture(autouse=True)
-def _decimal_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = Qbo.post
-
-    def post(self: Qbo, path: str, body: Any, **params: str) -> httpx.Response:
-        return original(self, path, jsonable(body), **params)
-
-    monkeypatch.setattr(Qbo, "post", post)
-
-
 def decimal_json(response: httpx.Response) -> Any:
-    import json
-
     return json.loads(response.content, parse_float=Decimal)
 
 
@@ -227,7 +213,7 @@ def test_old_minor_version_is_rejected(qbo: Qbo) -> None:
 
 
 def test_create_read_query_invoice_computes_totals(qbo: Qbo) -> None:
-    """An invoice gets an Id, SyncToken 0, a subtotal line, and TotalAmt/Balance like QBO (discount, tax override)."""
+    """Invoice gets Id, SyncToken 0, a subtotal line and QBO's TotalAmt/Balance (discount, tax override)."""
     # Given a customer
     customer_id = make_customer(qbo)
     # When an invoice with two lines, a discount line and a TotalTax override is created
@@ -240,7 +226,11 @@ def test_create_read_query_invoice_computes_totals(qbo: Qbo) -> None:
         "Line": [
             sales_line("150.00", qty="1", price="150.00"),
             sales_line("33.33", item="3", qty="3", price="11.11"),
-            {"DetailType": "DiscountLineDetail", "Amount": Decimal("10.00"), "DiscountLineDetail": {"PercentBased": False}},
+            {
+                "DetailType": "DiscountLineDetail",
+                "Amount": Decimal("10.00"),
+                "DiscountLineDetail": {"PercentBased": False},
+            },
         ],
         "TxnTaxDetail": {"TotalTax": Decimal("12.34")},
     }
@@ -273,7 +263,7 @@ def test_non_us_company_rounds_tax_per_line(sandbox: QuickBooksSandbox) -> None:
     """A non-US company computes tax per line, rounded half-up to the cent, then sums (1-cent effects)."""
     # Given a GB company (GST code "2" at 10%) and a customer
     seed(sandbox, "gb-1", country="GB", company_name="Sandbox Company UK")
-    qbo = Qbo(sandbox.start(), realm="gb-1")
+    qbo = Qbo(sandbox.start(), realm="gb-1", refresh_token="rt-gb-1")
     qbo.refresh()
     customer_id = make_customer(qbo)
     # When three lines of 0.05 each are invoiced with GST (0.005 tax each, rounded up per line)
@@ -290,7 +280,11 @@ def test_non_us_company_rounds_tax_per_line(sandbox: QuickBooksSandbox) -> None:
     assert invoice["TotalAmt"] == Decimal("0.18")
     assert invoice["CurrencyRef"]["value"] == "GBP"
     # And a line without a tax code is a 6000 business validation error there
-    bare = {"Amount": Decimal("1.00"), "DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}
+    bare = {
+        "Amount": Decimal("1.00"),
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "1"}},
+    }
     missing = qbo.post("invoice", {"CustomerRef": {"value": customer_id}, "Line": [bare]})
     assert missing.status_code == 400
     assert fault_code(missing) == "6000"
@@ -317,12 +311,16 @@ def test_stale_sync_token_is_5010(qbo: Qbo) -> None:
     """An update with an out-of-date SyncToken fails with 5010 Stale Object Error; a current one bumps it."""
     # Given an invoice at SyncToken 0, updated once (sparse) to SyncToken 1
     invoice = qbo.post("invoice", invoice_body(make_customer(qbo))).json()["Invoice"]
-    updated = qbo.post("invoice", {"Id": invoice["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "edited"})
+    updated = qbo.post(
+        "invoice", {"Id": invoice["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "edited"}
+    )
     assert updated.status_code == 200
     assert updated.json()["Invoice"]["SyncToken"] == "1"
     assert updated.json()["Invoice"]["TotalAmt"] == 150.0  # sparse kept the lines
     # When another update still carries SyncToken 0
-    stale = qbo.post("invoice", {"Id": invoice["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "late"})
+    stale = qbo.post(
+        "invoice", {"Id": invoice["Id"], "SyncToken": "0", "sparse": True, "PrivateNote": "late"}
+    )
     # Then it is 5010 and nothing changed
     assert stale.status_code == 400
     assert fault_code(stale) == "5010"
@@ -342,7 +340,9 @@ def test_duplicate_doc_number_is_6140(qbo: Qbo) -> None:
     error = dup.json()["Fault"]["Error"][0]
     assert error["code"] == "6140"
     assert error["Message"] == "Duplicate Document Number Error"
-    assert error["Detail"].endswith(f"DocNumber=INV-7 is assigned to TxnType=Invoice with TxnId={first['Id']}")
+    assert error["Detail"].endswith(
+        f"DocNumber=INV-7 is assigned to TxnType=Invoice with TxnId={first['Id']}"
+    )
     assert dup.json()["Fault"]["type"] == "ValidationFault"
     # And a DocNumber over 21 characters is a 6000 business validation error
     assert fault_code(qbo.post("invoice", invoice_body(customer_id, "X" * 22))) == "6000"
@@ -352,7 +352,7 @@ def test_custom_numbers_off_numbers_documents_itself(sandbox: QuickBooksSandbox)
     """With custom transaction numbers off, QBO assigns 1001, 1002... and never answers 6140."""
     # Given a company with custom numbers off
     seed(sandbox, "auto-1", custom_txn_numbers=False)
-    qbo = Qbo(sandbox.start(), realm="auto-1")
+    qbo = Qbo(sandbox.start(), realm="auto-1", refresh_token="rt-auto-1")
     qbo.refresh()
     customer_id = make_customer(qbo)
     # When two invoices are sent with the same DocNumber
@@ -390,7 +390,9 @@ def test_payment_links_invoice_and_reduces_balance(qbo: Qbo) -> None:
         "CustomerRef": {"value": customer_id},
         "TotalAmt": Decimal("100.00"),
         "PaymentRefNum": "ch_123",
-        "Line": [{"Amount": Decimal("100.00"), "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+        "Line": [
+            {"Amount": Decimal("100.00"), "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}
+        ],
     }
     payment = qbo.post("payment", payment_body)
     # Then the payment is stored and the invoice shows the link and the balance left
@@ -412,13 +414,16 @@ def test_invoice_line_validation(qbo: Qbo) -> None:
     """Inactive or unknown items are 2500, Amount != Qty*UnitPrice is 6070, unknown customer is 2500."""
     customer_id = make_customer(qbo)
     # When a line uses the inactive item 9, then it is 2500 Invalid Reference Id
-    inactive = qbo.post("invoice", {"CustomerRef": {"value": customer_id}, "Line": [sales_line("5.00", item="9")]})
+    inactive = qbo.post(
+        "invoice", {"CustomerRef": {"value": customer_id}, "Line": [sales_line("5.00", item="9")]}
+    )
     assert inactive.status_code == 400
     assert fault_code(inactive) == "2500"
     assert "Item" in inactive.json()["Fault"]["Error"][0]["Detail"]
     # When Amount does not match Qty * UnitPrice, then it is 6070
     wrong = qbo.post(
-        "invoice", {"CustomerRef": {"value": customer_id}, "Line": [sales_line("10.00", qty="3", price="3.33")]}
+        "invoice",
+        {"CustomerRef": {"value": customer_id}, "Line": [sales_line("10.00", qty="3", price="3.33")]},
     )
     assert fault_code(wrong) == "6070"
     # When the customer does not exist, then it is 2500
@@ -492,11 +497,11 @@ def test_query_paging_defaults_and_errors(qbo: Qbo) -> None:
     assert {row["Id"] for row in qbo.query("select * from TaxCode")["TaxCode"]} == {"TAX", "NON"}
 
 
-# ------------------------------------------------------------------------------------------------ Limits and faults
+# ------------------------------------------------------------------------------------------ Limits and faults
 
 
 def test_rate_limit_answers_429_after_n_requests(clock: FakeClock) -> None:
-    """More than requests_per_minute calls in a sliding 60 s window get a 429 ThrottlingFault; OAuth is free."""
+    """More than requests_per_minute calls in a sliding 60 s window get a 429 ThrottlingFault."""
     # Given a sandbox limited to 5 requests per minute
     box = QuickBooksSandbox(requests_per_minute=5, clock=clock)
     seed(box)
@@ -560,12 +565,16 @@ def test_injected_status_answers_without_doing_anything(qbo: Qbo, sandbox: Quick
     # And the third goes through
     assert qbo.post("invoice", invoice_body(customer_id)).status_code == 200
     # And the request log saw all of them
-    statuses = [status for method, path, status in sandbox.request_log if path.startswith(f"/v3/company/{REALM}/invoice")]
+    statuses = [
+        status
+        for method, path, status in sandbox.request_log
+        if path.startswith(f"/v3/company/{REALM}/invoice")
+    ]
     assert statuses == [503, 503, 200]
 
 
 def test_lost_response_commits_the_write(qbo: Qbo, sandbox: QuickBooksSandbox) -> None:
-    """lose_responses: the write commits but the client sees a 502, so a requestid retry returns the result."""
+    """lose_responses: the write commits, the client sees 502, and a requestid retry returns the result."""
     customer_id = make_customer(qbo)
     # Given the next response is lost
     sandbox.lose_responses(REALM)
@@ -604,7 +613,10 @@ def test_http_control_endpoints(sandbox: QuickBooksSandbox) -> None:
         customers = http.get("/_sandbox/companies/http-1/Customer").json()
         assert [c["Id"] for c in customers] == [customer_id]
         # When faults are injected over HTTP, then the API answers them
-        assert http.post("/_sandbox/companies/http-1/faults", json={"status": 429, "count": 1}).status_code == 200
+        assert (
+            http.post("/_sandbox/companies/http-1/faults", json={"status": 429, "count": 1}).status_code
+            == 200
+        )
         assert qbo.get(f"customer/{customer_id}").status_code == 429
         assert http.post("/_sandbox/companies/http-1/faults", json={"lose_responses": 1}).status_code == 200
         assert qbo.post("customer", {"DisplayName": "Lost Co"}).status_code == 502
@@ -616,6 +628,10 @@ def test_http_control_endpoints(sandbox: QuickBooksSandbox) -> None:
         assert qbo.refresh(auth=("c", "s")).json() == {"error": "invalid_grant"}
         # And the request log is served
         log = http.get("/_sandbox/requests").json()
-        assert {"method": "GET", "path": f"/v3/company/http-1/customer/{customer_id}?minorversion=75", "status": 429} in log
+        assert {
+            "method": "GET",
+            "path": f"/v3/company/http-1/customer/{customer_id}?minorversion=75",
+            "status": 429,
+        } in log
         # And an unknown realm is a 404 on the control API
         assert http.get("/_sandbox/companies/nope/Invoice").status_code == 404

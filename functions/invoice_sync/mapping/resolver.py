@@ -33,7 +33,8 @@ def check_totals(invoice: Invoice) -> None:
         )
     if expected != invoice.total:
         problems.append(
-            f"subtotal - discount + tax = {invoice.money(expected)} but total is {invoice.money(invoice.total)}"
+            f"subtotal - discount + tax = {invoice.money(expected)}"
+            f" but total is {invoice.money(invoice.total)}"
         )
     if problems:
         raise InvalidSnapshot("totals do not add up", "; ".join(problems))

@@ -492,7 +492,10 @@ class QuickBooksSandbox:
             raise RuntimeError("sandbox already started")
         server = make_server(host, port, self.wsgi_app, threaded=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="qbo-sandbox", daemon=True)
+        # A short poll interval keeps stop() quick; tests start and stop a server each.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="qbo-sandbox", daemon=True
+        )
         self._thread.start()
         return f"http://{host}:{server.server_port}"
 
@@ -1069,7 +1072,7 @@ class QuickBooksSandbox:
                         "6140",
                         "Duplicate Document Number Error",
                         "Duplicate Document Number Error : You must specify a different number. "
-                        "This number has already been used. DocNumber={doc_number} is assigned to "
+                        f"This number has already been used. DocNumber={doc_number} is assigned to "
                         f"TxnType={TXN_TYPE_LABEL[txn_type]} with TxnId={other['Id']}",
                         element="DocNumber",
                     )

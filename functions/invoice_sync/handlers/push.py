@@ -1,0 +1,37 @@
+"""SQS sync queue -> ledger. Partial batch failures: only the failed messages come back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from invoice_sync import bootstrap
+from invoice_sync.models.messages import SyncMessage
+from invoice_sync.observability import logger, metrics
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> str:
+    message = SyncMessage.model_validate_json(record.body)
+    logger.set_correlation_id(message.event_id)
+    result = bootstrap.push().handle(message)
+    logger.info(
+        "pushed",
+        extra={"outcome": result.outcome.value, "source_id": result.source_id, "reason": result.reason},
+    )
+    metrics.add_metric(name=f"Push{result.outcome.value.title()}", unit=MetricUnit.Count, value=1)
+    return result.outcome.value
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
