@@ -386,7 +386,7 @@ def test_payment_links_invoice_and_reduces_balance(qbo: Qbo) -> None:
     customer_id = make_customer(qbo)
     invoice = qbo.post("invoice", invoice_body(customer_id)).json()["Invoice"]
     # When 100.00 is paid against it
-    payment_body = {
+    payment_body: dict[str, Any] = {
         "CustomerRef": {"value": customer_id},
         "TotalAmt": Decimal("100.00"),
         "PaymentRefNum": "ch_123",
@@ -408,6 +408,11 @@ def test_payment_links_invoice_and_reduces_balance(qbo: Qbo) -> None:
     over = qbo.post("payment", payment_body)
     assert over.status_code == 400
     assert fault_code(over) == "6000"
+    # And voiding the payment puts the full amount back on the invoice and unlinks it
+    voided = qbo.post("payment", {"Id": payment_id, "SyncToken": "0"}, operation="void")
+    assert voided.status_code == 200, voided.text
+    restored = decimal_json(qbo.get(f"invoice/{invoice['Id']}"))["Invoice"]
+    assert (restored["Balance"], restored["LinkedTxn"]) == (Decimal("150.00"), [])
 
 
 def test_invoice_line_validation(qbo: Qbo) -> None:

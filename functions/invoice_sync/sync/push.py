@@ -17,8 +17,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from aws_lambda_powertools import Logger
-
 from invoice_sync.errors import (
     DuplicateName,
     DuplicateNumber,
@@ -33,11 +31,10 @@ from invoice_sync.models.mapping import Mappings
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.money import Money
 from invoice_sync.models.sync import SyncRecord, SyncStatus
+from invoice_sync.observability import logger
 from invoice_sync.sources import stripe
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.keys import idempotency_key
-
-logger = Logger(child=True)
 
 TOTAL_DIFFERS = "ledger total differs"
 

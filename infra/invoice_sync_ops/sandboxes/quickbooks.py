@@ -1360,6 +1360,9 @@ class QuickBooksSandbox:
                 invoice["MetaData"]["LastUpdatedTime"] = self._now().isoformat(timespec="seconds")
 
     def _void(self, company: _Company, entity: str, existing: dict[str, Any]) -> dict[str, Any]:
+        paid = self._linked_invoice_ids(existing) if entity == "Payment" else set()
+        if entity == "Payment":
+            existing["Line"] = []  # a voided payment no longer applies to anything
         for line in existing.get("Line") or []:
             line["Amount"] = Decimal(0)
         existing["TotalAmt"] = Decimal(0)
@@ -1373,7 +1376,7 @@ class QuickBooksSandbox:
         existing["MetaData"]["LastUpdatedTime"] = self._now().isoformat(timespec="seconds")
         if entity == "Payment":
             # The money the payment applied goes back onto the invoices it paid.
-            self._relink_invoices(company, self._linked_invoice_ids(existing))
+            self._relink_invoices(company, paid)
         return copy.deepcopy(existing)
 
     # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+"""A local HTTP endpoint playing API Gateway's HTTP API in front of the intake function."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from invoice_sync_ops.local.lambda_runtime import LocalContext, http_api_event
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+# API Gateway HTTP APIs refuse bodies over 10 MiB before the function runs.
+MAX_BODY = 10 * 1024 * 1024
+
+
+class LocalHttpApi:
+    def __init__(self, handler: Handler) -> None:
+        self._handler = handler
+        self._routes = Map([Rule("/webhooks/<source>/<connection>", methods=["POST"], endpoint="webhook")])
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        try:
+            _, arguments = self._routes.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            # API Gateway's own answer for an unknown route.
+            response = Response(
+                '{"message":"Not Found"}', status=exc.code or 404, mimetype="application/json"
+            )
+            return response(environ, start_response)
+        if (request.content_length or 0) > MAX_BODY:
+            response = Response(
+                '{"message":"Request Entity Too Large"}', status=413, mimetype="application/json"
+            )
+            return response(environ, start_response)
+        event = http_api_event(
+            "POST",
+            request.path,
+            "POST /webhooks/{source}/{connection}",
+            {k: str(v) for k, v in arguments.items()},
+            dict(request.headers.items()),
+            request.get_data(),
+        )
+        result = self._handler(event, LocalContext("webhook-intake", timeout_seconds=10))
+        response = Response(
+            result.get("body", ""),
+            status=int(result.get("statusCode", 200)),
+            headers=result.get("headers", {}),
+        )
+        return response(environ, start_response)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._server = make_server(host, port, self.wsgi, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-http-api", daemon=True)
+        self._thread.start()
+        return f"http://{host}:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)

@@ -1,0 +1,97 @@
+"""Delivers the sync queue to the push function the way Lambda's SQS event source does.
+
+Long-polls up to ``batch_size`` messages, invokes the handler with an SQS event, deletes what
+succeeded and leaves the ``batchItemFailures`` on the queue. Lambda would wait out the queue's
+visibility timeout (6 minutes) before a retry; locally a failed message comes back after
+``retry_seconds`` so the demo and tests see retries in seconds. Redrive to the dead-letter queue
+after maxReceiveCount is SQS's own doing (moto implements it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from invoice_sync_ops.local.lambda_runtime import LocalContext, sqs_event
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class SqsEventSource:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        handler: Handler,
+        *,
+        batch_size: int = 10,
+        wait_seconds: int = 1,
+        retry_seconds: int = 1,
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._handler = handler
+        self._batch_size = batch_size
+        self._wait_seconds = wait_seconds
+        self._retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.busy = threading.Event()
+        self.invocations = 0
+        self.failures = 0
+
+    def poll_once(self) -> int:
+        """One receive-invoke-delete round; returns how many messages it handled."""
+        received = self._sqs.receive_message(
+            QueueUrl=self._queue_url,
+            MaxNumberOfMessages=self._batch_size,
+            WaitTimeSeconds=self._wait_seconds,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if not received:
+            return 0
+        self.busy.set()
+        try:
+            self.invocations += 1
+            try:
+                result = self._handler(
+                    sqs_event(received, self._arn), LocalContext("push", timeout_seconds=60)
+                )
+                failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
+            except Exception:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda
+                failed = {message["MessageId"] for message in received}
+            self.failures += len(failed)
+            done = [m for m in received if m["MessageId"] not in failed]
+            if done:
+                self._sqs.delete_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+            for message in received:
+                if message["MessageId"] in failed:
+                    self._sqs.change_message_visibility(
+                        QueueUrl=self._queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=self._retry_seconds,
+                    )
+            return len(received)
+        finally:
+            self.busy.clear()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll_once()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sqs-event-source", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=self._wait_seconds + 65)

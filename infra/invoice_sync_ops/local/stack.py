@@ -1,0 +1,228 @@
+"""The whole of invoice-sync on one machine, no AWS account and no Docker.
+
+- AWS is moto's server, over HTTP, on a free loopback port; the resources come from template.yaml.
+- QuickBooks Online is the sandbox in ``invoice_sync_ops.sandboxes.quickbooks``, over HTTP.
+- API Gateway is ``LocalHttpApi``; Lambda's SQS event source is ``SqsEventSource``.
+- The functions run in this process, with the environment template.yaml would give them, pointed
+  at the local endpoints through ``AWS_ENDPOINT_URL`` (boto3 reads it itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from invoice_sync import bootstrap
+from invoice_sync.models.mapping import Connection, MappingRule, RuleKind
+from invoice_sync.models.tokens import TokenSet
+from invoice_sync.store.mappings import MappingsStore
+from invoice_sync.store.secrets import SecretStore
+from invoice_sync_ops.local.api_gateway import LocalHttpApi
+from invoice_sync_ops.local.event_source import SqsEventSource
+from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
+from invoice_sync_ops.template import StackResources, create_stack_resources
+
+REGION = "us-east-1"
+SECRETS_PREFIX = "invoice-sync/local"
+
+
+@dataclass(frozen=True)
+class DemoCompany:
+    """The connection the local stack seeds: a Stripe account wired to a QBO sandbox company."""
+
+    connection_id: str = "acme"
+    realm_id: str = "9130355000000001"
+    client_id: str = "local-client"
+    client_secret: str = "local-client-secret"  # noqa: S105 - a sandbox credential, not a secret
+    refresh_token: str = "local-refresh-0"  # noqa: S105
+    webhook_secret: str = "whsec_local_demo"  # noqa: S105
+
+
+DEMO_RULES = (
+    MappingRule(
+        kind=RuleKind.PRODUCT,
+        source_value="prod_Consulting",
+        ledger_id="1",
+        ledger_name="Services",
+        source_name="Consulting",
+    ),
+    MappingRule(
+        kind=RuleKind.PRODUCT,
+        source_value="prod_Hosting",
+        ledger_id="3",
+        ledger_name="Hosting",
+        source_name="Hosting",
+    ),
+    MappingRule(
+        kind=RuleKind.TAX_RATE,
+        source_value="txr_SalesTax825",
+        ledger_id="TAX",
+        ledger_name="TAX",
+        source_name="Sales tax 8.25%",
+    ),
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LocalStack:
+    def __init__(self, *, company: DemoCompany | None = None, retry_seconds: int = 1) -> None:
+        self.company = company or DemoCompany()
+        self._retry_seconds = retry_seconds
+        self._moto: ThreadedMotoServer | None = None
+        self.sandbox = QuickBooksSandbox()
+        self.api: LocalHttpApi | None = None
+        self.event_source: SqsEventSource | None = None
+        self.resources: StackResources | None = None
+        self.aws_endpoint = ""
+        self.quickbooks_url = ""
+        self.api_url = ""
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        # The servers' per-request lines would bury what the stack prints.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        port = _free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()
+        self.aws_endpoint = f"http://127.0.0.1:{port}"
+        self.quickbooks_url = self.sandbox.start()
+        self._environment(
+            {
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+            }
+        )
+        self.resources = create_stack_resources(boto3.session.Session(region_name=REGION))
+        self._environment(
+            {
+                **self.resources.environment(),
+                "SECRETS_PREFIX": SECRETS_PREFIX,
+                "QUICKBOOKS_API_BASE": self.quickbooks_url,
+                "QUICKBOOKS_TOKEN_URL": f"{self.quickbooks_url}/oauth2/v1/tokens/bearer",
+                "POWERTOOLS_SERVICE_NAME": "invoice-sync",
+                "POWERTOOLS_METRICS_NAMESPACE": "InvoiceSync",
+                # Locally the EMF lines would drown the demo's output; Lambda keeps them on.
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "SECRET_CACHE_SECONDS": "0",
+            }
+        )
+        bootstrap.reset()
+        # Imported only now: Powertools reads its settings from the environment at import time.
+        from invoice_sync.handlers import push as push_handler  # noqa: PLC0415
+        from invoice_sync.handlers import webhook_intake  # noqa: PLC0415
+        from invoice_sync.observability import logger  # noqa: PLC0415
+
+        logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
+        self.seed()
+        self.api = LocalHttpApi(webhook_intake.handler)
+        self.api_url = self.api.start()
+        self.event_source = SqsEventSource(
+            self.client("sqs"),
+            self.resources.sync_queue_url,
+            push_handler.handler,
+            retry_seconds=self._retry_seconds,
+        )
+        self.event_source.start()
+        return self
+
+    def stop(self) -> None:
+        if self.event_source:
+            self.event_source.stop()
+        if self.api:
+            self.api.stop()
+        self.sandbox.stop()
+        if self._moto:
+            self._moto.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        bootstrap.reset()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _environment(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def client(self, service: str) -> Any:
+        return boto3.session.Session(region_name=REGION).client(service, endpoint_url=self.aws_endpoint)
+
+    # --- data -------------------------------------------------------------------------------------
+
+    def seed(self) -> None:
+        """The demo connection: QBO company, mapping rules, webhook secret and OAuth tokens."""
+        assert self.resources is not None
+        company = self.company
+        self.sandbox.seed_company(
+            company.realm_id,
+            client_id=company.client_id,
+            client_secret=company.client_secret,
+            refresh_token=company.refresh_token,
+            company_name="Acme Books (sandbox)",
+        )
+        mappings = MappingsStore(self.resources.mappings_table, self.client("dynamodb"))
+        mappings.put_connection(Connection(connection_id=company.connection_id, tenant_id=company.realm_id))
+        for rule in DEMO_RULES:
+            mappings.put_rule(company.connection_id, rule)
+        secrets = SecretStore(SECRETS_PREFIX, self.client("secretsmanager"))
+        secrets.put_webhook_secrets(company.connection_id, [company.webhook_secret])
+        secrets.save_ledger_tokens(
+            company.connection_id,
+            TokenSet.model_validate(
+                {
+                    "client_id": company.client_id,
+                    "client_secret": company.client_secret,
+                    "refresh_token": company.refresh_token,
+                }
+            ),
+        )
+
+    def webhook_url(self, source: str = "stripe", connection_id: str | None = None) -> str:
+        return f"{self.api_url}/webhooks/{source}/{connection_id or self.company.connection_id}"
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Waits until the sync queue is empty and push is idle; False on timeout."""
+        assert self.resources is not None
+        assert self.event_source is not None
+        sqs = self.client("sqs")
+        deadline = time.monotonic() + timeout
+        quiet_rounds = 0
+        while time.monotonic() < deadline:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=self.resources.sync_queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            pending = int(attributes["ApproximateNumberOfMessages"]) + int(
+                attributes["ApproximateNumberOfMessagesNotVisible"]
+            )
+            quiet_rounds = quiet_rounds + 1 if pending == 0 and not self.event_source.busy.is_set() else 0
+            if quiet_rounds >= 3:
+                return True
+            time.sleep(0.2)
+        return False
