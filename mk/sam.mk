@@ -24,7 +24,7 @@ build: $(SAM)
 validate: $(SAM)
 	$(SAM_ENV) $(SAM) validate --template template.yaml --region $(SAM_REGION) --lint
 
-lint-template:
+lint-template: $(STAMP)
 	$(CFN_LINT) template.yaml
 
 sam-clean:

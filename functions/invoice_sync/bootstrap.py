@@ -22,6 +22,7 @@ from invoice_sync.ledgers.quickbooks.client import (
 )
 from invoice_sync.models.mapping import Mappings
 from invoice_sync.settings import Settings, get_settings
+from invoice_sync.store import aws
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.archive import RawArchive
 from invoice_sync.store.mappings import MappingsStore
@@ -89,6 +90,9 @@ class LedgerRegistry:
                 tokens=tokens,
                 http=self._http,
                 limiter=RateLimiter(REQUESTS_PER_MINUTE, CONCURRENT_REQUESTS),
+                max_attempts=self._settings.ledger_max_attempts,
+                backoff_seconds=self._settings.ledger_backoff_seconds,
+                max_backoff_seconds=self._settings.ledger_max_backoff_seconds,
             )
             ledger = self._ledgers[connection.connection_id] = QuickBooksLedger(client)
         return ledger
@@ -108,5 +112,5 @@ def push() -> PushService:
 
 def reset() -> None:
     """Forget every wired object (tests change the environment between cases)."""
-    for function in (_mappings, _state, _secrets, intake, push, get_settings):
+    for function in (_mappings, _state, _secrets, intake, push, get_settings, aws.client):
         function.cache_clear()

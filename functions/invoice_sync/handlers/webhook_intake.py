@@ -44,6 +44,7 @@ def rejected(error: RequestRejected) -> Response[Any]:
 def unexpected(_error: Exception) -> Response[Any]:
     # Nothing was acknowledged: answering 503 makes the sender retry, so nothing is lost.
     logger.exception("webhook intake failed")
+    metrics.add_metric(name="WebhookFailed", unit=MetricUnit.Count, value=1)
     return _json(503, {"error": "temporarily unavailable; retry later"})
 
 

@@ -42,7 +42,8 @@ def check_totals(invoice: Invoice) -> None:
 
 def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
     connection = mappings.connection
-    missing: list[str] = []
+    # Keyed by what is missing, so a product on five lines is reported once.
+    missing: dict[str, str] = {}
     lines: list[LineDraft] = []
     if not invoice.lines:
         raise InvalidSnapshot("invoice has no lines")
@@ -54,11 +55,15 @@ def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
             rule = mappings.lookup(RuleKind.PRODUCT, line.product_id)
             item_id = rule.ledger_id if rule else None
             if item_id is None:
-                missing.append(f"product {line.product_id} ({line.description})")
+                missing.setdefault(
+                    f"product:{line.product_id}", f"product {line.product_id} ({line.description})"
+                )
         elif connection.default_item_id:
             item_id = connection.default_item_id
         else:
-            missing.append(f"line without product ({line.description}): set a default item")
+            missing.setdefault(
+                "default-item", f"line without product ({line.description}): set a default item"
+            )
         tax_code = connection.no_tax_code
         rates = sorted({t.rate_id for t in line.taxes})
         if rates:
@@ -67,7 +72,7 @@ def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
             key = "+".join(rates)
             rule = mappings.lookup(RuleKind.TAX_RATE, key)
             if rule is None:
-                missing.append(f"tax rate {key}")
+                missing.setdefault(f"tax:{key}", f"tax rate {key}")
             else:
                 tax_code = rule.ledger_id
         inclusive = sum(t.amount for t in line.taxes if t.inclusive)
@@ -88,9 +93,9 @@ def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
     if rule:
         customer_id = rule.ledger_id
     elif connection.customer_policy is CustomerPolicy.REQUIRE_MAPPING:
-        missing.append(f"customer {invoice.customer.source_id} ({invoice.customer.display_name})")
+        missing["customer"] = f"customer {invoice.customer.source_id} ({invoice.customer.display_name})"
     if missing:
-        raise MappingMissing(list(dict.fromkeys(missing)))
+        raise MappingMissing(list(missing.values()))
     all_tax = sum(t.amount for line in invoice.lines for t in line.taxes)
     draft = InvoiceDraft(
         source_id=invoice.source_id,

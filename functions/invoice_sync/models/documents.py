@@ -47,7 +47,7 @@ class Customer(_Frozen):
     @property
     def display_name(self) -> str:
         """What a ledger shows; falls back to the e-mail, then the source id, never empty."""
-        return (self.name or self.email or self.source_id).strip()
+        return next((v.strip() for v in (self.name, self.email) if v and v.strip()), self.source_id)
 
 
 class LineTax(_Frozen):

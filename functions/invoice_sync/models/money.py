@@ -39,7 +39,7 @@ _EXPONENTS: dict[str, int] = {
 def _currency(value: str) -> str:
     code = value.strip().upper()
     if len(code) != 3 or not code.isalpha():
-        raise ValueError(f"not an ISO 4217 currency code: {value!r}")
+        raise ValueError("not an ISO 4217 currency code")
     return code
 
 

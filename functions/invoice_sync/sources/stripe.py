@@ -361,7 +361,7 @@ def parse_event(payload: bytes) -> SourceEvent | None:
     except ValidationError as exc:
         raise InvalidPayload(_describe(exc, "")) from None
     if event.object != "event":
-        raise InvalidPayload(f"object: expected 'event', got {event.object!r}")
+        raise InvalidPayload("object: expected 'event'")
     if event.type not in HANDLED_EVENTS:
         return None
     return SourceEvent(

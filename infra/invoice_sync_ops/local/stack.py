@@ -13,13 +13,13 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-from invoice_sync import bootstrap
 from invoice_sync.models.mapping import Connection, MappingRule, RuleKind
 from invoice_sync.models.tokens import TokenSet
 from invoice_sync.store.mappings import MappingsStore
@@ -68,6 +68,40 @@ DEMO_RULES = (
         source_name="Sales tax 8.25%",
     ),
 )
+
+
+def seed_demo(
+    resources: StackResources,
+    sandbox: QuickBooksSandbox,
+    company: DemoCompany,
+    client: Callable[[str], Any],
+    *,
+    rules: tuple[MappingRule, ...] = DEMO_RULES,
+) -> None:
+    """One connection ready to sync: QBO company, mapping rules, webhook secret and OAuth tokens."""
+    sandbox.seed_company(
+        company.realm_id,
+        client_id=company.client_id,
+        client_secret=company.client_secret,
+        refresh_token=company.refresh_token,
+        company_name="Acme Books (sandbox)",
+    )
+    mappings = MappingsStore(resources.mappings_table, client("dynamodb"))
+    mappings.put_connection(Connection(connection_id=company.connection_id, tenant_id=company.realm_id))
+    for rule in rules:
+        mappings.put_rule(company.connection_id, rule)
+    secrets = SecretStore(SECRETS_PREFIX, client("secretsmanager"))
+    secrets.put_webhook_secrets(company.connection_id, [company.webhook_secret])
+    secrets.save_ledger_tokens(
+        company.connection_id,
+        TokenSet.model_validate(
+            {
+                "client_id": company.client_id,
+                "client_secret": company.client_secret,
+                "refresh_token": company.refresh_token,
+            }
+        ),
+    )
 
 
 def _free_port() -> int:
@@ -121,16 +155,17 @@ class LocalStack:
                 "POWERTOOLS_METRICS_NAMESPACE": "InvoiceSync",
                 # Locally the EMF lines would drown the demo's output; Lambda keeps them on.
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"),
                 "SECRET_CACHE_SECONDS": "0",
             }
         )
-        bootstrap.reset()
         # Imported only now: Powertools reads its settings from the environment at import time.
+        from invoice_sync import bootstrap  # noqa: PLC0415
         from invoice_sync.handlers import push as push_handler  # noqa: PLC0415
         from invoice_sync.handlers import webhook_intake  # noqa: PLC0415
         from invoice_sync.observability import logger  # noqa: PLC0415
 
+        bootstrap.reset()
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         self.seed()
         self.api = LocalHttpApi(webhook_intake.handler)
@@ -157,6 +192,8 @@ class LocalStack:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        from invoice_sync import bootstrap  # noqa: PLC0415
+
         bootstrap.reset()
 
     def __enter__(self) -> LocalStack:
@@ -176,32 +213,8 @@ class LocalStack:
     # --- data -------------------------------------------------------------------------------------
 
     def seed(self) -> None:
-        """The demo connection: QBO company, mapping rules, webhook secret and OAuth tokens."""
         assert self.resources is not None
-        company = self.company
-        self.sandbox.seed_company(
-            company.realm_id,
-            client_id=company.client_id,
-            client_secret=company.client_secret,
-            refresh_token=company.refresh_token,
-            company_name="Acme Books (sandbox)",
-        )
-        mappings = MappingsStore(self.resources.mappings_table, self.client("dynamodb"))
-        mappings.put_connection(Connection(connection_id=company.connection_id, tenant_id=company.realm_id))
-        for rule in DEMO_RULES:
-            mappings.put_rule(company.connection_id, rule)
-        secrets = SecretStore(SECRETS_PREFIX, self.client("secretsmanager"))
-        secrets.put_webhook_secrets(company.connection_id, [company.webhook_secret])
-        secrets.save_ledger_tokens(
-            company.connection_id,
-            TokenSet.model_validate(
-                {
-                    "client_id": company.client_id,
-                    "client_secret": company.client_secret,
-                    "refresh_token": company.refresh_token,
-                }
-            ),
-        )
+        seed_demo(self.resources, self.sandbox, self.company, self.client)
 
     def webhook_url(self, source: str = "stripe", connection_id: str | None = None) -> str:
         return f"{self.api_url}/webhooks/{source}/{connection_id or self.company.connection_id}"

@@ -460,6 +460,7 @@ class QuickBooksSandbox:
         self._lock = threading.RLock()
         self._companies: dict[str, _Company] = {}
         self.request_log: list[tuple[str, str, int]] = []
+        self.base_url = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._url_map = Map(
@@ -497,7 +498,8 @@ class QuickBooksSandbox:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="qbo-sandbox", daemon=True
         )
         self._thread.start()
-        return f"http://{host}:{server.server_port}"
+        self.base_url = f"http://{host}:{server.server_port}"
+        return self.base_url
 
     def stop(self) -> None:
         server, thread = self._server, self._thread
@@ -638,6 +640,11 @@ class QuickBooksSandbox:
     def expire_access_tokens(self, realm_id: str) -> None:
         with self._lock:
             self._company(realm_id).access_tokens.clear()
+
+    def forget_request_ids(self, realm_id: str) -> None:
+        """Empties the ``requestid`` replay cache, as QBO's own expires after an undocumented while."""
+        with self._lock:
+            self._company(realm_id).request_ids.clear()
 
     # ---------------------------------------------------------------------------------------------
     # Helpers

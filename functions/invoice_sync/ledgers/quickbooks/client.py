@@ -42,7 +42,7 @@ def dumps(payload: Any) -> bytes:
 
     def mark(value: Any) -> Any:
         if isinstance(value, Decimal):
-            return f"\x00dec:{value}\x00"
+            return f"\x00dec:{value:f}\x00"  # fixed-point: never "0E-7"
         if isinstance(value, dict):
             return {k: mark(v) for k, v in value.items()}
         if isinstance(value, list | tuple):

@@ -1,0 +1,48 @@
+# invoice-sync: two commands do all of the set-up on a fresh machine.
+#   make demo   the main job on the local stack (moto server + QuickBooks sandbox), then stops
+#   make test   lint, types, template checks, unit + integration + end-to-end tests
+# Both create and fill .venv themselves. SAM targets (build, validate) live in mk/sam.mk.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck unit integration e2e local-up check clean
+.DEFAULT_GOAL := test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/invoice-sync demo
+
+local-up: $(STAMP)
+	$(BIN)/invoice-sync local up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration -q
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e -q
+
+test: lint typecheck lint-template validate
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+clean: sam-clean
+	rm -rf $(VENV) .venv-sam .mypy_cache .ruff_cache .pytest_cache
+
+include mk/sam.mk

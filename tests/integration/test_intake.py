@@ -1,0 +1,122 @@
+"""Webhook intake through its Lambda handler on moto: statuses, archive, queue and de-duplication."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.integration.conftest import Harness, fixture_bytes
+
+
+def _archived(harness: Harness) -> list[str]:
+    listing = harness.client("s3").list_objects_v2(Bucket=harness.resources.archive_bucket)
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def test_accepted_event_is_archived_raw_and_queued(harness: Harness) -> None:
+    """Given a signed invoice.finalized, when posted, then 200 only with the raw bytes in S3 and a
+    queued snapshot that carries the version, the archive key and the parsed invoice."""
+    body = fixture_bytes("a1")
+    status, answer = harness.post(body)
+    assert (status, answer["outcome"]) == (200, "queued")
+    (key,) = _archived(harness)
+    assert key.startswith("raw/stripe/acme/") and key.endswith("/evt_1QaAcmeFinalized0001.json")
+    stored = harness.client("s3").get_object(Bucket=harness.resources.archive_bucket, Key=key)["Body"].read()
+    assert stored == body
+    (message,) = harness.queued()
+    assert message["archive_key"] == key
+    assert message["invoice"]["source_id"] == "in_1QaCurrentAcme01"
+    assert message["invoice"]["total"] == 167786
+    assert message["version"] == json.loads(body)["created"] * 10 + 1
+
+
+def test_duplicate_delivery_is_acknowledged_and_not_queued_twice(harness: Harness) -> None:
+    """Given an event already accepted, when Stripe delivers it again, then 200 'duplicate' and
+    still exactly one queued message and one archived object."""
+    harness.deliver("a1")
+    status, answer = harness.deliver("a1")
+    assert (status, answer["outcome"]) == (200, "duplicate")
+    assert len(harness.queued()) == 1
+    assert len(_archived(harness)) == 1
+
+
+def test_unhandled_event_type_is_acknowledged_without_queueing(harness: Harness) -> None:
+    """Given a signed customer.created, then 200 'ignored', nothing archived and nothing queued."""
+    status, answer = harness.deliver("e2")
+    assert (status, answer["outcome"]) == (200, "ignored")
+    assert harness.queued() == []
+    assert _archived(harness) == []
+
+
+def test_bad_signature_is_401_and_writes_nothing(harness: Harness) -> None:
+    """Given a body signed with another secret, then 401 with a reason and no side effect."""
+    status, answer = harness.post(fixture_bytes("a1"), secret="whsec_wrong")
+    assert status == 401
+    assert "signature" in answer["error"].lower()
+    assert harness.queued() == [] and _archived(harness) == []
+
+
+def test_stale_timestamp_is_401(harness: Harness) -> None:
+    """Given a correct signature made ten minutes ago (a replayed request), then 401."""
+    status, answer = harness.post(fixture_bytes("a1"), timestamp=int(time.time()) - 600)
+    assert status == 401
+    assert "tolerance" in answer["error"]
+
+
+def test_missing_signature_header_is_401(harness: Harness) -> None:
+    status, answer = harness.post(fixture_bytes("a1"), headers={})
+    assert status == 401
+    assert "missing" in answer["error"].lower()
+
+
+def test_rotated_secret_accepts_old_and_new(harness: Harness) -> None:
+    """Given two configured secrets during a rotation, then events signed with either are accepted."""
+    harness.secrets().put_webhook_secrets("acme", ["whsec_new", harness.company.webhook_secret])
+    assert harness.post(fixture_bytes("a1"), secret="whsec_new")[0] == 200
+    assert harness.post(fixture_bytes("a2"), secret=harness.company.webhook_secret)[0] == 200
+
+
+def test_malformed_json_is_400_with_reason(harness: Harness) -> None:
+    """Given a correctly signed body that is not JSON, then 400 saying so, nothing queued."""
+    status, answer = harness.post(b'{"id": "evt_1", "type": ')
+    assert status == 400
+    assert "not valid JSON" in answer["error"]
+    assert harness.queued() == []
+
+
+def test_schema_invalid_invoice_is_400_naming_the_field(harness: Harness) -> None:
+    """Given a signed invoice.finalized whose invoice has no currency, then 400 naming the field."""
+    event = json.loads(fixture_bytes("a1"))
+    del event["data"]["object"]["currency"]
+    status, answer = harness.post(json.dumps(event).encode())
+    assert status == 400
+    assert "data.object.currency" in answer["error"]
+
+
+def test_oversized_body_is_413(harness: Harness) -> None:
+    """Given a body above MAX_WEBHOOK_BYTES (256 KiB by default), then 413 before anything else."""
+    status, answer = harness.post(b"{" + b" " * 300_000 + b"}")
+    assert status == 413
+    assert "limit" in answer["error"]
+
+
+def test_unknown_connection_and_source_are_404(harness: Harness) -> None:
+    """Given a connection or a source nobody configured, then 404 (and no secret is even read)."""
+    assert harness.post(fixture_bytes("a1"), connection="nobody")[0] == 404
+    assert harness.post(fixture_bytes("a1"), source="paypal")[0] == 404
+
+
+def test_aws_failure_answers_503_so_the_sender_retries(harness: Harness) -> None:
+    """Given the archive bucket is gone, then 503 (not 200): nothing was kept, so Stripe must retry."""
+    s3 = harness.client("s3")
+    bucket = harness.resources.archive_bucket
+    for version in s3.list_object_versions(Bucket=bucket).get("Versions", []):
+        s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+    s3.delete_bucket(Bucket=bucket)
+    status, answer = harness.deliver("a1")
+    assert status == 503
+    assert "retry" in answer["error"]
+    assert harness.queued() == []
+    # And the retry is not mistaken for a duplicate: the event was never marked as seen.
+    s3.create_bucket(Bucket=bucket)
+    assert harness.deliver("a1")[1]["outcome"] == "queued"

@@ -1,0 +1,423 @@
+"""Push on moto against the QuickBooks sandbox over HTTP: exactly one ledger document per source
+document, whatever the duplicates, the order, the crashes and the ledger's refusals."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from invoice_sync import bootstrap
+from invoice_sync.ledgers.oauth import TokenManager
+from invoice_sync.ledgers.quickbooks.client import refresh_tokens
+from invoice_sync.models.mapping import MappingRule, RuleKind
+from invoice_sync.models.messages import SyncMessage
+from invoice_sync.models.sync import SyncStatus
+from invoice_sync.sources import stripe
+from invoice_sync.store.mappings import MappingsStore
+from invoice_sync.store.sync_state import SyncStateStore
+from tests.integration.conftest import Harness, fixture_bytes
+
+INVOICE = "in_1QaCurrentAcme01"
+PAYMENT = "inpay_1QaAcmePay0001"
+
+
+def _sync(harness: Harness, *prefixes: str) -> int:
+    for prefix in prefixes:
+        status, _ = harness.deliver(prefix)
+        assert status == 200
+    return harness.drain()
+
+
+def test_finalized_then_paid_gives_one_invoice_and_one_payment(harness: Harness) -> None:
+    """Given invoice.finalized then invoice.paid, then QBO holds one customer, one invoice with the
+    source's lines, tax and total to the cent, and one payment that leaves no balance."""
+    assert _sync(harness, "a1") == 0
+    assert _sync(harness, "a2") == 0
+    (customer,) = harness.documents("Customer")
+    (invoice,) = harness.documents("Invoice")
+    (payment,) = harness.documents("Payment")
+    assert customer["DisplayName"] == "Acme Corp"
+    assert invoice["DocNumber"] == "ACME-0001"
+    assert invoice["TotalAmt"] == Decimal("1677.86")
+    assert invoice["TxnTaxDetail"]["TotalTax"] == Decimal("127.87")
+    sales = [line for line in invoice["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    assert [(line["SalesItemLineDetail"]["ItemRef"]["value"], line["Amount"]) for line in sales] == [
+        ("1", Decimal("1500.00")),
+        ("3", Decimal("49.99")),
+    ]
+    assert invoice["Balance"] == Decimal("0.00")
+    assert payment["TotalAmt"] == Decimal("1677.86")
+    assert payment["Line"][0]["LinkedTxn"][0]["TxnId"] == invoice["Id"]
+    record = harness.record("invoice", INVOICE)
+    assert record is not None
+    assert (record.status, record.ledger_id, record.ledger_total, record.mapping_version) == (
+        SyncStatus.SYNCED,
+        invoice["Id"],
+        167786,
+        1,
+    )
+    payment_record = harness.record("payment", PAYMENT)
+    assert payment_record is not None
+    assert (payment_record.status, payment_record.ledger_id) == (SyncStatus.SYNCED, payment["Id"])
+
+
+def test_paid_snapshot_alone_creates_invoice_and_payment(harness: Harness) -> None:
+    """Given only invoice.paid arrives (finalized was lost upstream), then both documents exist."""
+    _sync(harness, "a2")
+    assert len(harness.documents("Invoice")) == 1
+    assert len(harness.documents("Payment")) == 1
+
+
+def test_redelivered_snapshots_change_nothing(harness: Harness) -> None:
+    """Given the same snapshots delivered under new event ids (payment_succeeded after paid) and the
+    same SQS message twice, then no ledger write happens beyond the first sync."""
+    _sync(harness, "a1", "a2")
+    writes_before = [r for r in harness.sandbox.request_log if r[0] == "POST"]
+    _sync(harness, "a3")
+    # The same message delivered twice by SQS (at-least-once).
+    (message,) = _messages_of(harness, "a3")
+    _send_raw(harness, message)
+    _send_raw(harness, message)
+    assert harness.drain() == 0
+    writes_after = [r for r in harness.sandbox.request_log if r[0] == "POST"]
+    assert writes_after == writes_before
+    assert len(harness.documents("Invoice")) == 1
+    assert len(harness.documents("Payment")) == 1
+
+
+def _messages_of(harness: Harness, prefix: str) -> list[dict[str, Any]]:
+    event = stripe.parse_event(fixture_bytes(prefix))
+    assert event is not None
+    return [
+        {
+            "connection_id": "acme",
+            "source": "stripe",
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "version": event.version,
+            "archive_key": "raw/none",
+            "invoice": event.invoice.model_dump(mode="json"),
+        }
+    ]
+
+
+def _send_raw(harness: Harness, message: dict[str, Any]) -> None:
+    harness.client("sqs").send_message(
+        QueueUrl=harness.resources.sync_queue_url, MessageBody=json.dumps(message)
+    )
+
+
+def test_out_of_order_older_snapshot_is_skipped(harness: Harness) -> None:
+    """Given paid is pushed before finalized (SQS reorders), then the older finalized snapshot is
+    skipped by the version guard and the ledger keeps the paid state."""
+    _sync(harness, "a2")
+    writes_before = len([r for r in harness.sandbox.request_log if r[0] == "POST"])
+    _sync(harness, "a1")
+    assert len([r for r in harness.sandbox.request_log if r[0] == "POST"]) == writes_before
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["Balance"] == Decimal("0.00")
+
+
+def test_updated_snapshot_updates_the_ledger_invoice(harness: Harness) -> None:
+    """Given a synced invoice, when invoice.updated changes its memo, then the same QBO invoice is
+    updated (SyncToken advances) and no second invoice appears."""
+    _sync(harness, "a1")
+    (before,) = harness.documents("Invoice")
+    _sync(harness, "a4")
+    (after,) = harness.documents("Invoice")
+    assert after["Id"] == before["Id"]
+    assert int(after["SyncToken"]) == int(before["SyncToken"]) + 1
+    assert after["CustomerMemo"]["value"] != before.get("CustomerMemo", {}).get("value")
+
+
+def test_edited_in_ledger_meanwhile_stale_object_is_recovered(harness: Harness) -> None:
+    """Given someone edits the invoice in QBO (SyncToken moves), when the source changes, then the
+    5010 Stale Object answer is recovered by re-reading, and the source snapshot wins."""
+    _sync(harness, "a1")
+    (invoice,) = harness.documents("Invoice")
+    token = _access_token(harness)
+    response = httpx.post(
+        f"{harness.sandbox.base_url}/v3/company/{harness.company.realm_id}/invoice",
+        params={"minorversion": "75"},
+        json={
+            "Id": invoice["Id"],
+            "SyncToken": invoice["SyncToken"],
+            "sparse": True,
+            "PrivateNote": "edited",
+        },
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
+    assert response.status_code == 200
+    _sync(harness, "a4")
+    (after,) = harness.documents("Invoice")
+    assert int(after["SyncToken"]) == int(invoice["SyncToken"]) + 2
+    codes = [status for method, _, status in harness.sandbox.request_log if method == "POST"]
+    assert 400 in codes  # the 5010 answer was seen and recovered from
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.status is SyncStatus.SYNCED
+
+
+def _access_token(harness: Harness) -> str:
+    """A token for the test's own QBO calls, taken the way push takes one (lease, rotation, save)."""
+    manager = TokenManager(
+        "acme",
+        harness.secrets(),
+        SyncStateStore(harness.resources.sync_table, harness.client("dynamodb")),
+        refresh_tokens(httpx.Client(), f"{harness.sandbox.base_url}/oauth2/v1/tokens/bearer"),
+    )
+    return manager.access_token()
+
+
+@pytest.mark.parametrize("forget_request_ids", [False, True], ids=["requestid-replay", "lookup-by-number"])
+def test_crash_between_ledger_create_and_state_write(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, forget_request_ids: bool
+) -> None:
+    """Given push dies after QBO created the invoice but before the sync record says so, when the
+    message is retried, then the invoice is adopted (by requestid replay, or, once QBO's replay
+    cache has expired, by the recorded intent and a DocNumber lookup): still exactly one invoice."""
+    original = SyncStateStore.save
+    calls = {"n": 0}
+
+    def crash_after_intent(self: SyncStateStore, record: Any, revision: int) -> int:
+        calls["n"] += 1
+        if record.kind == "invoice" and record.status is SyncStatus.SYNCED and calls["n"] <= 2:
+            raise RuntimeError("Lambda timed out")
+        return original(self, record, revision)
+
+    monkeypatch.setattr(SyncStateStore, "save", crash_after_intent)
+    harness.deliver("a1")
+    assert harness.drain(rounds=1) == 1  # the first attempt died
+    assert len(harness.documents("Invoice")) == 1
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.status is SyncStatus.PENDING and record.idempotency_key
+    if forget_request_ids:
+        harness.sandbox.forget_request_ids(harness.company.realm_id)
+    monkeypatch.setattr(SyncStateStore, "save", original)
+    assert harness.drain() == 0
+    assert len(harness.documents("Invoice")) == 1
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.status is SyncStatus.SYNCED
+
+
+def test_lost_response_is_not_a_second_invoice(harness: Harness) -> None:
+    """Given QBO commits the invoice but the response is lost (502), then the in-place retry with
+    the same requestid gets the original answer: one invoice."""
+    harness.sandbox.lose_responses(harness.company.realm_id, 1)
+    assert _sync(harness, "a1") == 0
+    assert len(harness.documents("Invoice")) == 1
+
+
+def test_429_burst_is_retried_in_place(harness: Harness) -> None:
+    """Given QBO answers 429 three times, then push backs off and succeeds in the same invocation."""
+    harness.sandbox.inject_status(harness.company.realm_id, 429, count=3)
+    assert _sync(harness, "a1") == 0
+    assert len(harness.documents("Invoice")) == 1
+
+
+def test_429_beyond_in_place_retries_goes_back_to_the_queue(harness: Harness) -> None:
+    """Given QBO keeps throttling past the in-place retries, then the message fails (back to SQS,
+    no park, no alert) and a later delivery completes the sync."""
+    harness.sandbox.inject_status(harness.company.realm_id, 429, count=6)
+    harness.deliver("a1")
+    failures = harness.drain()
+    assert failures >= 1
+    assert len(harness.documents("Invoice")) == 1
+    assert harness.alerts() == []
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.status is SyncStatus.SYNCED
+
+
+def test_expired_access_token_refreshes_and_saves_the_rotated_refresh_token(harness: Harness) -> None:
+    """Given the access token is refused (401), then push refreshes once, saves the rotated refresh
+    token to Secrets Manager before using it, and the old refresh token is dead at QBO."""
+    _sync(harness, "a1")
+    first = harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value()
+    assert first != harness.company.refresh_token  # the first refresh already rotated it
+    harness.sandbox.expire_access_tokens(harness.company.realm_id)
+    assert _sync(harness, "a4") == 0
+    second = harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value()
+    assert second != first
+    dead = httpx.post(
+        f"{harness.sandbox.base_url}/oauth2/v1/tokens/bearer",
+        data={"grant_type": "refresh_token", "refresh_token": first},
+        auth=(harness.company.client_id, harness.company.client_secret),
+    )
+    assert dead.json()["error"] == "invalid_grant"
+
+
+def test_second_worker_reuses_a_token_another_worker_refreshed(harness: Harness) -> None:
+    """Given two warm workers, when one refreshes (rotating the refresh token), then the other, on
+    its next 401, takes the stored token instead of refreshing with the dead refresh token."""
+    _sync(harness, "a1")
+    worker_a = bootstrap.push()
+    bootstrap.reset()
+    _sync(harness, "a4")  # worker B (a fresh push service) syncs the update
+    harness.sandbox.expire_access_tokens(harness.company.realm_id)
+    bootstrap.reset()
+    _sync(harness, "a2")  # worker C refreshes after the expiry; the refresh token rotates
+    tokens_before = harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value()
+    # Worker A still holds the expired token in memory and now gets a 401.
+    message = SyncMessage.model_validate(_messages_of(harness, "a3")[0])
+    result = worker_a.handle(message)
+    assert result.outcome.value in {"unchanged", "synced"}
+    assert harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value() == tokens_before
+
+
+def test_revoked_refresh_token_parks_with_one_alert(harness: Harness) -> None:
+    """Given the company revoked the app (invalid_grant), then the invoice is parked as 'failed'
+    with a reason that says to reconnect, one alert is sent, and a redelivery does not alert again."""
+    harness.sandbox.revoke_refresh_token(harness.company.realm_id)
+    _sync(harness, "a1")
+    record = harness.record("invoice", INVOICE)
+    assert record is not None
+    assert record.status is SyncStatus.FAILED
+    assert "reconnect" in (record.last_error or "")
+    _sync(harness, "a4")
+    alerts = harness.alerts()
+    assert len(alerts) == 1
+    assert "revoked" in alerts[0]["subject"]
+
+
+def test_unmapped_product_parks_alerts_once_and_syncs_after_mapping(harness: Harness) -> None:
+    """Given an invoice whose product has no mapping, then it is parked 'needs_mapping' naming the
+    product, one alert is raised (not one per retry), and once the mapping exists a redrive syncs it."""
+    _sync(harness, "c1")
+    record = harness.record("invoice", "in_1QcUnmapped01")
+    assert record is not None
+    assert record.status is SyncStatus.NEEDS_MAPPING
+    assert "prod_Mystery" in (record.last_error or "")
+    _send_raw_from_fixture(harness, "c1")
+    harness.drain()
+    alerts = harness.alerts()
+    assert len(alerts) == 1
+    assert "prod_Mystery" in alerts[0]["message"]
+    assert harness.documents("Invoice") == []
+    parked = list(
+        SyncStateStore(harness.resources.sync_table, harness.client("dynamodb")).needing_attention(
+            "acme", SyncStatus.NEEDS_MAPPING
+        )
+    )
+    assert [r.source_id for r in parked] == ["in_1QcUnmapped01"]
+
+    store = MappingsStore(harness.resources.mappings_table, harness.client("dynamodb"))
+    store.put_rule("acme", MappingRule(kind=RuleKind.PRODUCT, source_value="prod_Mystery", ledger_id="2"))
+    store.bump_version("acme")
+    bootstrap.reset()  # a new mapping version is read by the next cold or cache-expired worker
+    _send_raw_from_fixture(harness, "c1")
+    assert harness.drain() == 0
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["DocNumber"] == "GAMMA-0007"
+    record = harness.record("invoice", "in_1QcUnmapped01")
+    assert record is not None
+    assert (record.status, record.mapping_version) == (SyncStatus.SYNCED, 2)
+    assert (
+        list(
+            SyncStateStore(harness.resources.sync_table, harness.client("dynamodb")).needing_attention(
+                "acme", SyncStatus.NEEDS_MAPPING
+            )
+        )
+        == []
+    )
+
+
+def _send_raw_from_fixture(harness: Harness, prefix: str) -> None:
+    _send_raw(harness, _messages_of(harness, prefix)[0])
+
+
+def test_foreign_invoice_with_the_same_number_is_parked_not_adopted(harness: Harness) -> None:
+    """Given QBO already has an invoice ACME-0001 that invoice-sync did not create (6140 on create),
+    then the source invoice is parked with the reason, and the stranger's invoice is left alone."""
+    token = _access_token(harness)
+    created = httpx.post(
+        f"{harness.sandbox.base_url}/v3/company/{harness.company.realm_id}/invoice",
+        params={"minorversion": "75"},
+        json={
+            "CustomerRef": {"value": _customer_id(harness, token)},
+            "DocNumber": "ACME-0001",
+            "Line": [
+                {
+                    "Amount": 10,
+                    "DetailType": "SalesItemLineDetail",
+                    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "TaxCodeRef": {"value": "NON"}},
+                }
+            ],
+        },
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
+    assert created.status_code == 200, created.text
+    _sync(harness, "a1")
+    record = harness.record("invoice", INVOICE)
+    assert record is not None
+    assert record.status is SyncStatus.REJECTED
+    assert "duplicate document number" in (record.last_error or "")
+    assert [i["TotalAmt"] for i in harness.documents("Invoice")] == [Decimal("10.00")]
+
+
+def _customer_id(harness: Harness, token: str) -> str:
+    response = httpx.post(
+        f"{harness.sandbox.base_url}/v3/company/{harness.company.realm_id}/customer",
+        params={"minorversion": "75"},
+        json={"DisplayName": "Someone Else"},
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+    )
+    return str(response.json()["Customer"]["Id"])
+
+
+def test_voided_invoice_is_voided_in_the_ledger(harness: Harness) -> None:
+    """Given a synced open invoice, when invoice.voided arrives for it, then the QBO invoice is
+    voided (kept, zeroed) rather than deleted, and the record shows a ledger total of zero."""
+    _sync(harness, "a1")
+    voided = json.loads(fixture_bytes("a1"))
+    voided["id"] = "evt_void_acme"
+    voided["type"] = "invoice.voided"
+    voided["created"] += 100
+    voided["data"]["object"]["status"] = "void"
+    harness.post(json.dumps(voided).encode())
+    assert harness.drain() == 0
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["TotalAmt"] == Decimal("0")
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and (record.status, record.ledger_total) == (SyncStatus.SYNCED, 0)
+
+
+def test_void_before_sync_creates_nothing(harness: Harness) -> None:
+    """Given invoice.voided for an invoice never synced, then nothing is created and it is skipped."""
+    _sync(harness, "d1")
+    assert harness.documents("Invoice") == []
+    record = harness.record("invoice", "in_1QdVoid01")
+    assert record is not None and record.status is SyncStatus.SKIPPED
+
+
+def test_totals_that_do_not_add_up_are_rejected(harness: Harness) -> None:
+    """Given an authentic invoice whose total disagrees with its lines, then nothing reaches the
+    books: it is parked 'rejected' with both figures in the reason, and alerted."""
+    event = json.loads(fixture_bytes("a1"))
+    event["data"]["object"]["total"] += 1
+    harness.post(json.dumps(event).encode())
+    harness.drain()
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.status is SyncStatus.REJECTED
+    assert "1677.87" in (record.last_error or "")
+    assert harness.documents("Invoice") == []
+    assert len(harness.alerts()) == 1
+
+
+def test_legacy_shape_invoice_syncs_with_discount(harness: Harness) -> None:
+    """Given the pre-2025-03-31 invoice shape (tax, paid, charge) with a discount, then the QBO
+    invoice carries a discount line and totals to the cent, and the charge becomes the payment."""
+    store = MappingsStore(harness.resources.mappings_table, harness.client("dynamodb"))
+    store.put_rule("acme", MappingRule(kind=RuleKind.TAX_RATE, source_value="txr_VAT19", ledger_id="TAX"))
+    _sync(harness, "b1", "b2")
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["TotalAmt"] == Decimal("385.56")
+    assert any(
+        line["DetailType"] == "DiscountLineDetail" and line["Amount"] == Decimal("36.00")
+        for line in invoice["Line"]
+    )
+    (payment,) = harness.documents("Payment")
+    assert payment["TotalAmt"] == Decimal("385.56")
+    assert payment["PrivateNote"].startswith("invoice-sync: stripe ch_")

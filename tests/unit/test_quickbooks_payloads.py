@@ -1,0 +1,335 @@
+"""QBO payloads (pure functions), exact JSON numbers, and Fault codes mapped to typed errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from invoice_sync.errors import (
+    DuplicateName,
+    DuplicateNumber,
+    LedgerError,
+    LedgerThrottled,
+    LedgerUnavailable,
+    LedgerValidation,
+    NotFound,
+    StaleObject,
+    TokenExpired,
+    TransientError,
+)
+from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft
+from invoice_sync.ledgers.quickbooks.client import _fault_error, dumps, loads
+from invoice_sync.ledgers.quickbooks.payloads import (
+    DOC_NUMBER_MAX,
+    document,
+    invoice_payload,
+    payment_payload,
+    quote,
+)
+
+
+def draft(
+    *, discount: str = "36.00", number: str | None = "BETA-0042", memo: str | None = "PO 4471"
+) -> InvoiceDraft:
+    return InvoiceDraft(
+        source_id="in_1PbLegacyBeta01",
+        customer_id="58",
+        number=number,
+        issued_on=date(2026, 1, 3),
+        due_on=date(2026, 2, 2),
+        currency="EUR",
+        lines=(
+            LineDraft(
+                item_id="11", description="Consulting", quantity=3, amount=Decimal("360.00"), tax_code="VAT19"
+            ),
+            LineDraft(
+                item_id="12", description="Hosting", quantity=1, amount=Decimal("49.99"), tax_code="NON"
+            ),
+        ),
+        discount=Decimal(discount),
+        tax=Decimal("61.56"),
+        total=Decimal("435.55"),
+        memo=memo,
+        private_note="invoice-sync: stripe in_1PbLegacyBeta01",
+    )
+
+
+def payment_draft(source_id: str = "inpay_1QaAcmePay0001") -> PaymentDraft:
+    return PaymentDraft(
+        source_id=source_id,
+        customer_id="58",
+        invoice_id="130",
+        amount=Decimal("1677.86"),
+        currency="USD",
+        paid_on=date(2026, 1, 1),
+        private_note="invoice-sync: stripe inpay_1QaAcmePay0001",
+    )
+
+
+# --- invoice_payload -------------------------------------------------------------------------------
+
+
+def test_invoice_payload_shape() -> None:
+    """Given a draft with two lines, a discount, tax, number and memo, the payload has QBO's shape:
+    CustomerRef, SalesItemLineDetail lines, a DiscountLineDetail line, TxnTaxDetail.TotalTax,
+    DocNumber, DueDate, CustomerMemo and PrivateNote."""
+    payload = invoice_payload(draft())
+    assert payload["CustomerRef"] == {"value": "58"}
+    assert payload["CurrencyRef"] == {"value": "EUR"}
+    assert payload["TxnDate"] == "2026-01-03"
+    assert payload["DueDate"] == "2026-02-02"
+    assert payload["DocNumber"] == "BETA-0042"
+    assert payload["PrivateNote"] == "invoice-sync: stripe in_1PbLegacyBeta01"
+    assert payload["CustomerMemo"] == {"value": "PO 4471"}
+    assert payload["TxnTaxDetail"] == {"TotalTax": Decimal("61.56")}
+    first, second, discount = payload["Line"]
+    assert first == {
+        "LineNum": 1,
+        "Amount": Decimal("360.00"),
+        "Description": "Consulting",
+        "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {
+            "ItemRef": {"value": "11"},
+            "Qty": 3,
+            "UnitPrice": Decimal("120.0000000"),
+            "TaxCodeRef": {"value": "VAT19"},
+        },
+    }
+    assert second["LineNum"] == 2
+    assert second["SalesItemLineDetail"]["TaxCodeRef"] == {"value": "NON"}
+    assert discount == {
+        "Amount": Decimal("36.00"),
+        "DetailType": "DiscountLineDetail",
+        "DiscountLineDetail": {"PercentBased": False},
+    }
+
+
+def test_invoice_payload_without_discount_number_or_memo() -> None:
+    """Given a draft with zero discount, no number and no memo, there is no discount line, no DocNumber
+    (QBO assigns one) and no CustomerMemo."""
+    payload = invoice_payload(draft(discount="0.00", number=None, memo=None))
+    assert [line["DetailType"] for line in payload["Line"]] == ["SalesItemLineDetail"] * 2
+    assert "DocNumber" not in payload
+    assert "CustomerMemo" not in payload
+
+
+def test_invoice_payload_amounts_are_exact_json_numbers() -> None:
+    """Given the payload written by dumps, every amount appears with exactly its decimals."""
+    text = dumps(invoice_payload(draft())).decode()
+    assert '"Amount": 360.00' in text
+    assert '"Amount": 49.99' in text
+    assert '"Amount": 36.00' in text
+    assert '"TotalTax": 61.56' in text
+    assert '"UnitPrice": 120.0000000' in text
+    assert loads(text.encode())["TxnTaxDetail"]["TotalTax"] == Decimal("61.56")
+
+
+def test_free_line_unit_price_is_a_json_number() -> None:
+    """Given a free line (amount 0.00, e.g. a trial item), the payload's UnitPrice is the number 0,
+    not a leftover marker string."""
+    free = LineDraft(item_id="13", description="Trial", quantity=1, amount=Decimal("0.00"), tax_code="NON")
+    payload = invoice_payload(InvoiceDraft(**{**draft().__dict__, "lines": (free,)}))
+    written = json.loads(dumps(payload))
+    assert written["Line"][0]["SalesItemLineDetail"]["UnitPrice"] == 0
+
+
+# --- payment_payload -------------------------------------------------------------------------------
+
+
+def test_payment_payload_links_the_invoice() -> None:
+    """Given a payment draft, the payload links it to the ledger invoice and carries its amount."""
+    payload = payment_payload(payment_draft())
+    assert payload["CustomerRef"] == {"value": "58"}
+    assert payload["TotalAmt"] == Decimal("1677.86")
+    assert payload["TxnDate"] == "2026-01-01"
+    assert payload["CurrencyRef"] == {"value": "USD"}
+    assert payload["PaymentRefNum"] == "inpay_1QaAcmePay0001"
+    assert payload["PrivateNote"] == "invoice-sync: stripe inpay_1QaAcmePay0001"
+    assert payload["Line"] == [
+        {"Amount": Decimal("1677.86"), "LinkedTxn": [{"TxnId": "130", "TxnType": "Invoice"}]}
+    ]
+
+
+def test_payment_ref_num_fits_qbo_limit() -> None:
+    """Given a source id longer than 21 characters, PaymentRefNum keeps its last 21 (the unique tail)."""
+    long_id = "py_3PbLegacyBeta01VeryLongIdentifier"
+    payload = payment_payload(payment_draft(long_id))
+    assert len(payload["PaymentRefNum"]) == DOC_NUMBER_MAX == 21
+    assert long_id.endswith(payload["PaymentRefNum"])
+
+
+# --- document --------------------------------------------------------------------------------------
+
+
+def test_document_reads_an_invoice() -> None:
+    """Given a QBO Invoice as returned (numbers parsed as Decimal), document() gives id, sync token,
+    number, total, balance, currency, note and linked payment ids."""
+    obj = loads(
+        b'{"Id": "130", "SyncToken": "2", "DocNumber": "ACME-0001", "TotalAmt": 1677.86, "Balance": 0,'
+        b' "CurrencyRef": {"value": "USD"}, "PrivateNote": "invoice-sync: stripe in_1",'
+        b' "LinkedTxn": [{"TxnId": "140", "TxnType": "Payment"}, {"TxnId": "9", "TxnType": "Estimate"}]}'
+    )
+    doc = document(obj)
+    assert doc.id == "130"
+    assert doc.sync_token == "2"
+    assert doc.number == "ACME-0001"
+    assert doc.total == Decimal("1677.86")
+    assert doc.balance == Decimal("0")
+    assert doc.currency == "USD"
+    assert doc.private_note == "invoice-sync: stripe in_1"
+    assert doc.voided is False
+    assert doc.linked_payment_ids == ("140",)
+
+
+def test_document_reads_a_payment_and_a_voided_invoice() -> None:
+    """Given a Payment (PaymentRefNum, UnappliedAmt) and a voided Invoice (zero total, "Voided" note),
+    document() reads the number/balance from the payment fields and flags the void."""
+    payment = document(
+        {"Id": 140, "SyncToken": 0, "PaymentRefNum": "inpay_1", "TotalAmt": 10, "UnappliedAmt": 0}
+    )
+    assert (payment.id, payment.sync_token, payment.number, payment.total) == (
+        "140",
+        "0",
+        "inpay_1",
+        Decimal("10"),
+    )
+    assert payment.currency == "USD"
+    voided = document({"Id": "131", "SyncToken": "3", "TotalAmt": 0, "Balance": 0, "PrivateNote": "Voided"})
+    assert voided.voided is True
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Acme", "'Acme'"),
+        ("O'Brien", "'O\\'Brien'"),
+        ("back\\slash", "'back\\\\slash'"),
+        ("\\'", "'\\\\\\''"),
+    ],
+)
+def test_quote_escapes_for_qbo_queries(value: str, expected: str) -> None:
+    """Given a name with quotes or backslashes, quote() escapes the backslash first, then the quote,
+    so the literal cannot be broken out of."""
+    assert quote(value) == expected
+
+
+# --- dumps / loads ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ({"a": Decimal("150.10")}, '{"a": 150.10}'),
+        ({"a": Decimal("-0.01")}, '{"a": -0.01}'),
+        ({"a": [Decimal("1.00"), {"b": Decimal("12000")}]}, '{"a": [1.00, {"b": 12000}]}'),
+        ({"a": (Decimal("1.234"),)}, '{"a": [1.234]}'),
+        ({"a": "150.10", "b": 1, "c": None, "d": True}, '{"a": "150.10", "b": 1, "c": null, "d": true}'),
+    ],
+)
+def test_dumps_writes_decimals_as_exact_numbers(value: Any, text: str) -> None:
+    """Given Decimals (negative, nested in lists and tuples), dumps writes them as JSON numbers with
+    their exact digits; strings stay strings."""
+    assert dumps(value).decode() == text
+
+
+def test_dumps_loads_round_trip_is_exact() -> None:
+    """Given a payload of Decimals, loads(dumps(x)) gives back equal Decimals (never float)."""
+    payload = {"Amount": Decimal("1677.86"), "Line": [{"Amount": Decimal("0.10")}]}
+    back = loads(dumps(payload))
+    assert back == payload
+    assert isinstance(back["Line"][0]["Amount"], Decimal)
+
+
+# --- _fault_error ----------------------------------------------------------------------------------
+
+
+def fault(code: str) -> dict[str, Any]:
+    return {
+        "Fault": {"Error": [{"Message": "msg", "Detail": "detail", "code": code}], "type": "ValidationFault"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind"),
+    [
+        (429, None, LedgerThrottled),
+        (400, fault("3001"), LedgerThrottled),
+        (401, None, TokenExpired),
+        (400, fault("3200"), TokenExpired),
+        (400, fault("5010"), StaleObject),
+        (400, fault("6140"), DuplicateNumber),
+        (400, fault("6240"), DuplicateName),
+        (400, fault("610"), NotFound),
+        (500, None, LedgerUnavailable),
+        (503, fault("10000"), LedgerUnavailable),
+        (400, fault("6000"), LedgerValidation),
+        (400, fault("2020"), LedgerValidation),
+        (400, "not a dict", LedgerValidation),
+    ],
+)
+def test_fault_codes_map_to_typed_errors(status: int, body: Any, kind: type[LedgerError]) -> None:
+    """Given a QBO status and Fault code, _fault_error returns the port's error kind carrying the code."""
+    error = _fault_error(status, body)
+    assert type(error) is kind
+    if isinstance(body, dict):
+        assert error.code == body["Fault"]["Error"][0]["code"]
+        assert "msg (detail)" in str(error)
+
+
+def test_throttling_and_outages_are_transient() -> None:
+    """Given 429 and 500, the errors are TransientError (retry later); a validation error is not."""
+    assert isinstance(_fault_error(429, None), TransientError)
+    assert isinstance(_fault_error(500, None), TransientError)
+    assert not isinstance(_fault_error(400, fault("6000")), TransientError)
+
+
+# --- cross-check with the python-quickbooks community SDK ------------------------------------------
+
+
+def test_invoice_payload_survives_python_quickbooks_round_trip() -> None:
+    """Given our invoice payload, python-quickbooks' Invoice.from_json(...).to_json() keeps every field
+    we send, with its value (so our field names and nesting are QBO's)."""
+    qb_invoice = pytest.importorskip("quickbooks.objects.invoice")
+    sent = json.loads(dumps(invoice_payload(draft())))
+    back = json.loads(qb_invoice.Invoice.from_json(sent).to_json())
+    assert back["CustomerRef"]["value"] == "58"
+    assert back["CurrencyRef"]["value"] == "EUR"
+    assert back["DocNumber"] == "BETA-0042"
+    assert back["TxnDate"] == "2026-01-03"
+    assert back["DueDate"] == "2026-02-02"
+    assert back["PrivateNote"] == sent["PrivateNote"]
+    assert back["CustomerMemo"] == {"value": "PO 4471"}
+    assert back["TxnTaxDetail"]["TotalTax"] == pytest.approx(61.56)
+    sales = [line for line in back["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    assert [
+        (
+            ln["Amount"],
+            ln["SalesItemLineDetail"]["ItemRef"]["value"],
+            ln["SalesItemLineDetail"]["Qty"],
+            ln["SalesItemLineDetail"]["UnitPrice"],
+            ln["SalesItemLineDetail"]["TaxCodeRef"]["value"],
+        )
+        for ln in sales
+    ] == [(360.0, "11", 3, 120.0, "VAT19"), (49.99, "12", 1, 49.99, "NON")]
+    (discount,) = [line for line in back["Line"] if line["DetailType"] == "DiscountLineDetail"]
+    assert discount["Amount"] == pytest.approx(36.0)
+    assert discount["DiscountLineDetail"]["PercentBased"] is False
+
+
+def test_payment_payload_survives_python_quickbooks_round_trip() -> None:
+    """Given our payment payload, python-quickbooks' Payment.from_json(...).to_json() keeps the amount,
+    reference and the link to the invoice."""
+    qb_payment = pytest.importorskip("quickbooks.objects.payment")
+    sent = json.loads(dumps(payment_payload(payment_draft())))
+    back = json.loads(qb_payment.Payment.from_json(sent).to_json())
+    assert back["CustomerRef"]["value"] == "58"
+    assert back["TotalAmt"] == pytest.approx(1677.86)
+    assert back["PaymentRefNum"] == "inpay_1QaAcmePay0001"
+    assert back["PrivateNote"] == sent["PrivateNote"]
+    (line,) = back["Line"]
+    assert line["Amount"] == pytest.approx(1677.86)
+    assert [(t["TxnId"], t["TxnType"]) for t in line["LinkedTxn"]] == [("130", "Invoice")]
