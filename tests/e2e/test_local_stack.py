@@ -1,0 +1,148 @@
+"""The skeleton end to end over HTTP: signed Stripe webhooks in, QuickBooks documents out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import httpx
+
+from invoice_sync.models.sync import SyncStatus
+from invoice_sync.sources.stripe import signature_header
+from invoice_sync_ops import demo
+from invoice_sync_ops.local.stack import DemoCompany, LocalStack
+
+
+def _documents(stack: LocalStack, entity: str) -> list[dict[str, object]]:
+    response = httpx.get(f"{stack.quickbooks_url}/_sandbox/companies/{stack.company.realm_id}/{entity}")
+    response.raise_for_status()
+    documents: list[dict[str, object]] = response.json()
+    return documents
+
+
+def test_invoice_and_payment_arrive_in_quickbooks_exactly_once(stack: LocalStack) -> None:
+    """Given finalized, paid, a duplicate delivery and payment_succeeded posted over HTTP, when the
+    event source drains the queue, then the sandbox (read over its HTTP API) holds one invoice and
+    one payment for the source total, and the sync log says synced."""
+    answers = [
+        demo.send(stack, f).json()["outcome"]
+        for f in (
+            "a1_invoice.finalized.current.json",
+            "a2_invoice.paid.current.json",
+            "a2_invoice.paid.current.json",
+            "a3_invoice.payment_succeeded.current.json",
+        )
+    ]
+    assert answers == ["queued", "queued", "duplicate", "queued"]
+    assert stack.drain()
+    invoices = [d for d in _documents(stack, "Invoice") if d["DocNumber"] == "ACME-0001"]
+    assert len(invoices) == 1
+    assert Decimal(str(invoices[0]["TotalAmt"])) == Decimal("1677.86")
+    assert Decimal(str(invoices[0]["Balance"])) == Decimal("0")
+    payments = [p for p in _documents(stack, "Payment") if p["PaymentRefNum"] == "inpay_1QaAcmePay0001"[-21:]]
+    assert len(payments) == 1
+    log = {r.source_id: r for r in demo.sync_log(stack)}
+    assert log["in_1QaCurrentAcme01"].status is SyncStatus.SYNCED
+    assert log["inpay_1QaAcmePay0001"].status is SyncStatus.SYNCED
+
+
+def test_unmapped_product_is_parked_and_alerted(stack: LocalStack) -> None:
+    """Given an invoice for an unmapped product, then it is parked with the product named and one
+    e-mail-shaped alert reaches the SNS topic (read through its SQS subscription)."""
+    assert demo.send(stack, "c1_invoice.finalized.unmapped_product.current.json").status_code == 200
+    assert stack.drain()
+    log = {r.source_id: r for r in demo.sync_log(stack)}
+    assert log["in_1QcUnmapped01"].status is SyncStatus.NEEDS_MAPPING
+    alerts = demo.alerts(stack)
+    assert [a["subject"] for a in alerts] == ["invoice-sync: mapping missing (GAMMA-0007)"]
+    assert "prod_Mystery" in alerts[0]["message"]
+
+
+def test_http_statuses_for_bad_requests(stack: LocalStack) -> None:
+    """Over real HTTP: forged signature 401, unknown connection 404, malformed JSON 400, oversized
+    413, unknown route 404; each with a JSON reason and no stack trace."""
+    body = b'{"id": "evt_x", "type": "invoice.paid"'
+    signed = {"Stripe-Signature": signature_header(body, [stack.company.webhook_secret], int(time.time()))}
+    cases = {
+        "forged": httpx.post(
+            stack.webhook_url(),
+            content=b"{}",
+            headers={"Stripe-Signature": signature_header(b"{}", ["whsec_forged"], int(time.time()))},
+        ),
+        "unknown connection": httpx.post(
+            stack.webhook_url(connection_id="ghost"), content=body, headers=signed
+        ),
+        "malformed": httpx.post(stack.webhook_url(), content=body, headers=signed),
+        "oversized": httpx.post(stack.webhook_url(), content=b"x" * 300_000, headers=signed),
+        "no route": httpx.post(f"{stack.api_url}/webhooks/stripe", content=body),
+    }
+    statuses = {name: response.status_code for name, response in cases.items()}
+    assert statuses == {
+        "forged": 401,
+        "unknown connection": 404,
+        "malformed": 400,
+        "oversized": 413,
+        "no route": 404,
+    }
+    for response in cases.values():
+        assert "Traceback" not in response.text
+        json.loads(response.text)
+
+
+def test_demo_command_runs_and_exits_zero() -> None:
+    """`invoice-sync demo` (what `make demo` runs) starts its own stack, prints the sync log, the
+    sandbox documents and the alert, exits 0, and leaves no server behind."""
+    result = subprocess.run(
+        [sys.executable, "-m", "invoice_sync_ops.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in (
+        "Sync log",
+        "QuickBooks sandbox documents",
+        "ACME-0001",
+        "mapping missing (GAMMA-0007)",
+        "demo finished: one invoice, one payment, one alert",
+    ):
+        assert expected in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_local_up_serves_until_terminated() -> None:
+    """`invoice-sync local up` prints its endpoints, syncs a webhook posted to it, and stops cleanly
+    on SIGTERM with exit code 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoice_sync_ops.cli", "local", "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        endpoints: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while "Stripe webhooks" not in endpoints and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            for label in ("QuickBooks sandbox", "Stripe webhooks"):
+                if line.strip().startswith(label):
+                    endpoints[label] = line.split()[-1]
+        webhook, sandbox = endpoints["Stripe webhooks"], endpoints["QuickBooks sandbox"]
+        body = (demo.EVENTS / "d3_invoice.finalized.jpy.current.json").read_bytes()
+        header = signature_header(body, [DemoCompany().webhook_secret], int(time.time()))
+        assert httpx.post(webhook, content=body, headers={"Stripe-Signature": header}).status_code == 200
+        realm = DemoCompany().realm_id
+        invoices: list[dict[str, object]] = []
+        while not invoices and time.monotonic() < deadline:
+            invoices = httpx.get(f"{sandbox}/_sandbox/companies/{realm}/Invoice").json()
+            time.sleep(0.2)
+        assert [i["DocNumber"] for i in invoices] == ["JP-0001"]
+        assert Decimal(str(invoices[0]["TotalAmt"])) == Decimal("12000")
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
