@@ -121,6 +121,10 @@ class LedgerValidation(LedgerError):
     """The ledger refused the document's content (QBO 2xxx, 6000): park it with the ledger's words."""
 
 
+class CompanyUnavailable(LedgerError):
+    """The ledger company cannot take documents (QBO 6190: subscription lapsed or suspended)."""
+
+
 class TokenRevoked(LedgerError):
     """The refresh token is gone (``invalid_grant``): the connection must be authorised again."""
 

@@ -421,3 +421,36 @@ def test_legacy_shape_invoice_syncs_with_discount(harness: Harness) -> None:
     (payment,) = harness.documents("Payment")
     assert payment["TotalAmt"] == Decimal("385.56")
     assert payment["PrivateNote"].startswith("invoice-sync: stripe ch_")
+
+
+def test_ledger_validation_error_parks_with_the_ledgers_words(harness: Harness) -> None:
+    """Given a product mapped to an item that is inactive in QBO, when QBO refuses the invoice
+    (2500 Invalid Reference Id), then the record is parked 'rejected' quoting QBO, with one alert,
+    and the message is not retried into the dead-letter queue."""
+    store = MappingsStore(harness.resources.mappings_table, harness.client("dynamodb"))
+    store.put_rule("acme", MappingRule(kind=RuleKind.PRODUCT, source_value="prod_Hosting", ledger_id="9"))
+    assert _sync(harness, "a1") == 0
+    record = harness.record("invoice", INVOICE)
+    assert record is not None
+    assert record.status is SyncStatus.REJECTED
+    assert "QBO 2500" in (record.last_error or "")
+    (alert,) = harness.alerts()
+    assert "ledger refused the document" in alert["subject"]
+    assert harness.documents("Invoice") == []
+
+
+def test_ledger_outage_keeps_the_message_until_the_dead_letter_queue(harness: Harness) -> None:
+    """Given QBO answers 503 to everything, then nothing is parked or lost: the message is retried
+    until SQS moves it to the dead-letter queue (maxReceiveCount from template.yaml), from where it
+    can be re-driven once QBO is back."""
+    harness.sandbox.inject_status(harness.company.realm_id, 503, count=1000)
+    harness.deliver("a1")
+    harness.drain(rounds=10)
+    dlq = (
+        harness.client("sqs")
+        .receive_message(QueueUrl=harness.resources.dead_letter_queue_url, MaxNumberOfMessages=10)
+        .get("Messages", [])
+    )
+    assert [json.loads(m["Body"])["event_id"] for m in dlq] == ["evt_1QaAcmeFinalized0001"]
+    assert harness.alerts() == []
+    assert harness.documents("Invoice") == []

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
-from invoice_sync.errors import ConnectionBroken, LedgerUnavailable, TokenRevoked, TransientError
+from invoice_sync.errors import LedgerUnavailable, TokenRevoked, TransientError
 from invoice_sync.ledgers.oauth import TokenManager
 from invoice_sync.models.tokens import TokenSet
 
@@ -170,16 +170,14 @@ def test_rejected_token_still_in_the_vault_is_refreshed() -> None:
     assert vault.saved[-1].access_token.get_secret_value() == "at_new_1"
 
 
-def test_revoked_refresh_token_breaks_the_connection() -> None:
-    """Given the refresher raising TokenRevoked (invalid_grant), access_token() raises ConnectionBroken
-    (park: reconnect the ledger), nothing is saved and the lease is released."""
+def test_revoked_refresh_token_propagates_and_saves_nothing() -> None:
+    """Given the refresher raising TokenRevoked (invalid_grant), access_token() lets it through (the
+    outcome table parks it: reconnect the ledger), nothing is saved and the lease is released."""
     tm, vault, lease, _refresher, _journal = manager(
         tokens("at_old", timedelta(seconds=-1)), error=TokenRevoked("invalid_grant", code="invalid_grant")
     )
-    with pytest.raises(ConnectionBroken) as caught:
+    with pytest.raises(TokenRevoked):
         tm.access_token()
-    assert isinstance(caught.value.__cause__, TokenRevoked)
-    assert "reconnect" in str(caught.value)
     assert vault.saved == []
     assert lease.held == {}
 

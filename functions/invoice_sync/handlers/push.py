@@ -32,6 +32,9 @@ def record_handler(record: SQSRecord) -> str:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    # Messages handed back to SQS for a retry (throttling, outages, concurrent updates).
+    metrics.add_metric(name="PushRetried", unit=MetricUnit.Count, value=len(response["batchItemFailures"]))
+    return response

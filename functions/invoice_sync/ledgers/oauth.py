@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-from invoice_sync.errors import ConnectionBroken, TokenRevoked, TransientError
+from invoice_sync.errors import TransientError
 from invoice_sync.models.tokens import TokenSet
 
 
@@ -86,12 +86,7 @@ class TokenManager:
             current = stored.access_token.get_secret_value() if stored.access_token else None
             if stored.access_valid(self._clock()) and current != rejected:
                 return stored  # another worker refreshed while we waited
-            try:
-                fresh = self._refresher(stored)
-            except TokenRevoked as exc:
-                raise ConnectionBroken(
-                    "ledger authorisation revoked", "reconnect the ledger (invoice-sync connect)"
-                ) from exc
+            fresh = self._refresher(stored)
             # Saved before use: if this process dies now, the rotated token is not lost.
             self._vault.save_ledger_tokens(self.connection_id, fresh)
             return fresh

@@ -21,6 +21,7 @@ from invoice_sync.errors import (
     DuplicateName,
     DuplicateNumber,
     InvalidSnapshot,
+    InvoiceSyncError,
     ParkError,
     StaleObject,
 )
@@ -35,6 +36,7 @@ from invoice_sync.observability import logger
 from invoice_sync.sources import stripe
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.keys import idempotency_key
+from invoice_sync.sync.outcomes import park_reason
 
 TOTAL_DIFFERS = "ledger total differs"
 
@@ -108,11 +110,14 @@ class PushService:
                     "connection not configured", f"connection {message.connection_id} is unknown or inactive"
                 )
             return self._converge(message, invoice, record, revision, mappings)
-        except ParkError as error:
+        except InvoiceSyncError as error:
+            park = park_reason(error)
+            if park is None:
+                raise  # transient: back to the queue
             # Re-read: the failed step may have saved the record (an intent) before it raised.
             current, current_revision = self.state.get(message.connection_id, "invoice", invoice.source_id)
-            self._park(current or record, current_revision, message.version, error)
-            return PushResult(Outcome.PARKED, invoice.source_id, record.ledger_id, error.reason)
+            self._park(current or record, current_revision, message.version, park)
+            return PushResult(Outcome.PARKED, invoice.source_id, record.ledger_id, park.reason)
 
     # --- invoice ----------------------------------------------------------------------------------
 
@@ -201,13 +206,11 @@ class PushService:
         revision = self.state.save(record, revision)
         try:
             return ledger.create_invoice(draft, record.idempotency_key), revision
-        except DuplicateNumber as exc:
+        except DuplicateNumber:
             existing = self._ours(ledger.find_invoice(invoice.number), invoice) if invoice.number else None
             if existing:
                 return existing, revision
-            raise ParkError(
-                "duplicate document number", f"{invoice.number} is used by another ledger document: {exc}"
-            ) from exc
+            raise  # a stranger's document holds the number: parked, never adopted
 
     @staticmethod
     def _ours(document: LedgerDocument | None, invoice: Invoice) -> LedgerDocument | None:
@@ -256,12 +259,11 @@ class PushService:
             try:
                 found = ledger.create_customer(name, invoice.customer.email, invoice.currency, key)
             except DuplicateName:
-                # Created a moment ago by a worker holding another invoice of this customer.
+                # Created a moment ago by a worker holding another invoice of this customer; if
+                # not, a vendor or employee has the name, and the error parks the invoice.
                 found = ledger.find_customer(name)
                 if found is None:
-                    raise ParkError(
-                        "customer name taken", f"{name!r} is used by a ledger vendor or employee"
-                    ) from None
+                    raise
         self.mappings.learned_customer(
             mappings.connection.connection_id, invoice.customer.source_id, found.id, name
         )

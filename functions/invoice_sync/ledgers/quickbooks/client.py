@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from invoice_sync.errors import (
-    ConnectionBroken,
+    CompanyUnavailable,
     DuplicateName,
     DuplicateNumber,
     LedgerError,
@@ -76,6 +76,8 @@ def _fault_error(status: int, body: Any) -> LedgerError:
         return DuplicateName(text, code=code)
     if code == "610":
         return NotFound(text, code=code)
+    if code == "6190":
+        return CompanyUnavailable(text, code=code)
     if status >= 500:
         return LedgerUnavailable(text, code=code)
     return LedgerValidation(text, code=code)
@@ -151,8 +153,6 @@ class QuickBooksClient:
                 token = self._tokens.rejected(token)
                 refreshed = True
                 continue
-            if isinstance(error, TokenExpired):
-                raise ConnectionBroken("ledger authorisation refused", str(error)) from error
             if isinstance(error, LedgerThrottled | LedgerUnavailable) and attempt < self._max_attempts:
                 self.throttled += isinstance(error, LedgerThrottled)
                 retry_after = response.headers.get("Retry-After")
