@@ -175,7 +175,7 @@ def test_document_reads_an_invoice() -> None:
     )
     doc = document(obj)
     assert doc.id == "130"
-    assert doc.sync_token == "2"
+    assert doc.version == "2"
     assert doc.number == "ACME-0001"
     assert doc.total == Decimal("1677.86")
     assert doc.balance == Decimal("0")
@@ -191,7 +191,7 @@ def test_document_reads_a_payment_and_a_voided_invoice() -> None:
     payment = document(
         {"Id": 140, "SyncToken": 0, "PaymentRefNum": "inpay_1", "TotalAmt": 10, "UnappliedAmt": 0}
     )
-    assert (payment.id, payment.sync_token, payment.number, payment.total) == (
+    assert (payment.id, payment.version, payment.number, payment.total) == (
         "140",
         "0",
         "inpay_1",

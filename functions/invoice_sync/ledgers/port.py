@@ -57,7 +57,8 @@ class PaymentDraft:
 @dataclass(frozen=True)
 class LedgerDocument:
     id: str
-    sync_token: str | None
+    # The ledger's concurrency token (QBO SyncToken); None where the ledger has none.
+    version: str | None
     number: str | None
     total: Decimal
     balance: Decimal
@@ -89,11 +90,11 @@ class LedgerPort(Protocol):
     def create_invoice(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument: ...
 
     def update_invoice(
-        self, ledger_id: str, sync_token: str | None, draft: InvoiceDraft, idempotency_key: str
+        self, ledger_id: str, version: str | None, draft: InvoiceDraft, idempotency_key: str
     ) -> LedgerDocument: ...
 
     def void_invoice(
-        self, ledger_id: str, sync_token: str | None, idempotency_key: str
+        self, ledger_id: str, version: str | None, idempotency_key: str
     ) -> LedgerDocument: ...
 
     def get_payment(self, ledger_id: str) -> LedgerDocument: ...

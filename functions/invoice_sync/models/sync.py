@@ -41,7 +41,7 @@ class SyncRecord(BaseModel):
     status: SyncStatus = SyncStatus.PENDING
     idempotency_key: str | None = None
     ledger_id: str | None = None
-    ledger_sync_token: str | None = None
+    ledger_version: str | None = None
     ledger_number: str | None = None
     ledger_customer_id: str | None = None
     source_number: str | None = None

@@ -153,19 +153,19 @@ class PushService:
                 invoice.source_id,
                 "update",
                 content_hash,
-                record.ledger_sync_token or "",
+                record.ledger_version or "",
             )
             try:
-                document = ledger.update_invoice(record.ledger_id, record.ledger_sync_token, draft, key)
+                document = ledger.update_invoice(record.ledger_id, record.ledger_version, draft, key)
             except StaleObject:
                 # Someone edited it in the ledger; the source snapshot wins, on the fresh token.
                 current = ledger.get_invoice(record.ledger_id)
-                key = idempotency_key(key, current.sync_token or "")
-                document = ledger.update_invoice(record.ledger_id, current.sync_token, draft, key)
+                key = idempotency_key(key, current.version or "")
+                document = ledger.update_invoice(record.ledger_id, current.version, draft, key)
         else:
             document, revision = self._create_once(message, invoice, record, revision, ledger, draft)
         record.ledger_id = document.id
-        record.ledger_sync_token = document.sync_token
+        record.ledger_version = document.version
         record.ledger_number = document.number
         record.ledger_total = Money.from_decimal(document.total, invoice.currency).minor
         record.ledger_customer_id = customer_id
@@ -244,9 +244,9 @@ class PushService:
             )
         if not document.voided:
             key = idempotency_key(message.connection_id, "invoice", invoice.source_id, "void")
-            document = ledger.void_invoice(document.id, document.sync_token, key)
+            document = ledger.void_invoice(document.id, document.version, key)
         record.ledger_id = document.id
-        record.ledger_sync_token = document.sync_token
+        record.ledger_version = document.version
         record.ledger_total = 0
         record.alerted_reason = None
         return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)

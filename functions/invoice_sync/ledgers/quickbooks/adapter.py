@@ -43,14 +43,14 @@ class QuickBooksLedger:
         return payloads.document(response["Invoice"])
 
     def update_invoice(
-        self, ledger_id: str, sync_token: str | None, draft: InvoiceDraft, idempotency_key: str
+        self, ledger_id: str, version: str | None, draft: InvoiceDraft, idempotency_key: str
     ) -> LedgerDocument:
         # Sparse, so what QBO owns (LinkedTxn to payments, e-mail status) stays; the Line array is
         # still replaced whole, so lines removed at the source disappear in the ledger too.
         payload = {
             **payloads.invoice_payload(draft),
             "Id": ledger_id,
-            "SyncToken": sync_token or "0",
+            "SyncToken": version or "0",
             "sparse": True,
         }
         response = self.client.request(
@@ -58,12 +58,12 @@ class QuickBooksLedger:
         )
         return payloads.document(response["Invoice"])
 
-    def void_invoice(self, ledger_id: str, sync_token: str | None, idempotency_key: str) -> LedgerDocument:
+    def void_invoice(self, ledger_id: str, version: str | None, idempotency_key: str) -> LedgerDocument:
         response = self.client.request(
             "POST",
             "invoice",
             params={"operation": "void", "requestid": idempotency_key},
-            payload={"Id": ledger_id, "SyncToken": sync_token or "0"},
+            payload={"Id": ledger_id, "SyncToken": version or "0"},
         )
         return payloads.document(response["Invoice"])
 

@@ -86,7 +86,7 @@ def document(obj: dict[str, Any]) -> LedgerDocument:
     total = _decimal(obj.get("TotalAmt"))
     return LedgerDocument(
         id=str(obj["Id"]),
-        sync_token=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
+        version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
         number=obj.get("DocNumber") or obj.get("PaymentRefNum"),
         total=total,
         balance=_decimal(obj["Balance"]) if "Balance" in obj else _decimal(obj.get("UnappliedAmt")),
