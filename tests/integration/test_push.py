@@ -12,7 +12,7 @@ import pytest
 
 from invoice_sync import bootstrap
 from invoice_sync.ledgers.oauth import TokenManager
-from invoice_sync.ledgers.quickbooks.client import refresh_tokens
+from invoice_sync.ledgers.http import oauth_refresher
 from invoice_sync.models.mapping import MappingRule, RuleKind
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.sync import SyncStatus
@@ -167,7 +167,7 @@ def _access_token(harness: Harness) -> str:
         "acme",
         harness.secrets(),
         SyncStateStore(harness.resources.sync_table, harness.client("dynamodb")),
-        refresh_tokens(httpx.Client(), f"{harness.sandbox.base_url}/oauth2/v1/tokens/bearer"),
+        oauth_refresher(httpx.Client(), f"{harness.sandbox.base_url}/oauth2/v1/tokens/bearer", name="QBO"),
     )
     return manager.access_token()
 

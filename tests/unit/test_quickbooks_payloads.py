@@ -22,7 +22,8 @@ from invoice_sync.errors import (
     TransientError,
 )
 from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft
-from invoice_sync.ledgers.quickbooks.client import _fault_error, dumps, loads
+from invoice_sync.ledgers.http import dumps, loads
+from invoice_sync.ledgers.quickbooks.client import fault_error
 from invoice_sync.ledgers.quickbooks.payloads import (
     DOC_NUMBER_MAX,
     document,
@@ -244,7 +245,7 @@ def test_dumps_loads_round_trip_is_exact() -> None:
     assert isinstance(back["Line"][0]["Amount"], Decimal)
 
 
-# --- _fault_error ----------------------------------------------------------------------------------
+# --- fault_error ----------------------------------------------------------------------------------
 
 
 def fault(code: str) -> dict[str, Any]:
@@ -272,8 +273,8 @@ def fault(code: str) -> dict[str, Any]:
     ],
 )
 def test_fault_codes_map_to_typed_errors(status: int, body: Any, kind: type[LedgerError]) -> None:
-    """Given a QBO status and Fault code, _fault_error returns the port's error kind carrying the code."""
-    error = _fault_error(status, body)
+    """Given a QBO status and Fault code, fault_error returns the port's error kind carrying the code."""
+    error = fault_error(status, body)
     assert type(error) is kind
     if isinstance(body, dict):
         assert error.code == body["Fault"]["Error"][0]["code"]
@@ -282,9 +283,9 @@ def test_fault_codes_map_to_typed_errors(status: int, body: Any, kind: type[Ledg
 
 def test_throttling_and_outages_are_transient() -> None:
     """Given 429 and 500, the errors are TransientError (retry later); a validation error is not."""
-    assert isinstance(_fault_error(429, None), TransientError)
-    assert isinstance(_fault_error(500, None), TransientError)
-    assert not isinstance(_fault_error(400, fault("6000")), TransientError)
+    assert isinstance(fault_error(429, None), TransientError)
+    assert isinstance(fault_error(500, None), TransientError)
+    assert not isinstance(fault_error(400, fault("6000")), TransientError)
 
 
 # --- cross-check with the python-quickbooks community SDK ------------------------------------------

@@ -18,8 +18,11 @@ class LineDraft:
     item_id: str
     description: str
     quantity: int
-    amount: Decimal  # excluding tax
+    amount: Decimal  # excluding tax, before the line's discount
     tax_code: str
+    discount: Decimal = Decimal(0)  # the line's share of discounts (Xero puts it on the line)
+    tax: Decimal = Decimal(0)  # the source's tax on this line, every rate together
+    account: str | None = None  # Xero account code; QBO items carry their own
 
     @property
     def unit_price(self) -> Decimal:
@@ -52,6 +55,7 @@ class PaymentDraft:
     currency: str
     paid_on: date
     private_note: str
+    account: str | None = None  # where the money lands (Xero requires it)
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,7 @@ class LedgerPort(Protocol):
         self, ledger_id: str, version: str | None, draft: InvoiceDraft, idempotency_key: str
     ) -> LedgerDocument: ...
 
-    def void_invoice(
-        self, ledger_id: str, version: str | None, idempotency_key: str
-    ) -> LedgerDocument: ...
+    def void_invoice(self, ledger_id: str, version: str | None, idempotency_key: str) -> LedgerDocument: ...
 
     def get_payment(self, ledger_id: str) -> LedgerDocument: ...
 

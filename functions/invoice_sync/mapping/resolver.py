@@ -49,17 +49,24 @@ def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
         raise InvalidSnapshot("invoice has no lines")
     if not invoice.lines_complete:
         raise InvalidSnapshot("invoice lines incomplete", "the webhook carried only the first page of lines")
+    needs_account = connection.ledger == "xero"
     for line in invoice.lines:
         item_id: str | None = None
+        account: str | None = None
         if line.product_id:
             rule = mappings.lookup(RuleKind.PRODUCT, line.product_id)
-            item_id = rule.ledger_id if rule else None
+            item_id, account = (rule.ledger_id, rule.ledger_account) if rule else (None, None)
             if item_id is None:
                 missing.setdefault(
                     f"product:{line.product_id}", f"product {line.product_id} ({line.description})"
                 )
-        elif connection.default_item_id:
-            item_id = connection.default_item_id
+            elif needs_account and not account:
+                missing.setdefault(
+                    f"account:{line.product_id}",
+                    f"product {line.product_id} ({line.description}): no revenue account code",
+                )
+        elif connection.default_item_id is not None and (connection.default_account or not needs_account):
+            item_id, account = connection.default_item_id, connection.default_account
         else:
             missing.setdefault(
                 "default-item", f"line without product ({line.description}): set a default item"
@@ -86,6 +93,9 @@ def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
                     # and one tax figure; the document total is unchanged.
                     amount=invoice.money(line.amount - inclusive).to_decimal(),
                     tax_code=tax_code,
+                    discount=invoice.money(line.discount).to_decimal(),
+                    tax=invoice.money(sum(t.amount for t in line.taxes)).to_decimal(),
+                    account=account,
                 )
             )
     customer_id: str | None = None

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+LedgerKind = Literal["quickbooks", "xero", "freshbooks"]
+
 
 class RuleKind(StrEnum):
     CUSTOMER = "customer"
@@ -29,6 +31,9 @@ class MappingRule(BaseModel):
     ledger_id: str
     ledger_name: str | None = None
     source_name: str | None = None
+    # Xero: the revenue account code a product's lines post to (``ledger_id`` is then the item
+    # code, or empty for none). QBO items carry their income account, so it is unused there.
+    ledger_account: str | None = None
 
 
 class Connection(BaseModel):
@@ -38,14 +43,18 @@ class Connection(BaseModel):
 
     connection_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     source: Literal["stripe"] = "stripe"
-    ledger: Literal["quickbooks"] = "quickbooks"
-    tenant_id: str  # QBO realmId
+    ledger: LedgerKind = "quickbooks"
+    tenant_id: str  # QBO realmId, Xero tenant id, FreshBooks account id
     mapping_version: int = 1
     customer_policy: CustomerPolicy = CustomerPolicy.AUTO_CREATE
     # Used for a line with no product (a one-off Stripe invoice item), when set.
     default_item_id: str | None = None
+    default_account: str | None = None  # Xero: account code of lines with no product
     # Tax code for lines with no tax (QBO US: "NON"; non-US companies: the exempt code's id).
     no_tax_code: str = "NON"
+    # Where received money lands: a Xero bank or clearing account code (required for Xero
+    # payments); QBO defaults to Undeposited Funds when unset.
+    payment_account: str | None = None
     active: bool = True
 
 

@@ -310,6 +310,7 @@ class PushService:
                     currency=payment.currency,
                     paid_on=payment.paid_on,
                     private_note=marker(invoice.source, payment.source_id),
+                    account=mappings.connection.payment_account,
                 )
                 document = ledger.create_payment(draft, record.idempotency_key)
                 ledger_invoice = ledger.get_invoice(invoice_record.ledger_id)

@@ -1,0 +1,95 @@
+"""``LedgerPort`` for Xero.
+
+Xero has no concurrency token: the adapter uses ``UpdatedDateUTC`` as the version and checks it
+before an update, so a stale update fails as the port says it must. Writes carry
+``Idempotency-Key`` and ``summarizeErrors=false``; each element's own errors are read back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoice_sync.errors import StaleObject
+from invoice_sync.ledgers.http import LedgerHttp
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+from invoice_sync.ledgers.xero import payloads
+from invoice_sync.ledgers.xero.client import classify, validation_messages
+
+WRITE_PARAMS = {"summarizeErrors": "false", "unitdp": "4"}
+
+
+class XeroLedger:
+    def __init__(self, http: LedgerHttp) -> None:
+        self.http = http
+
+    def _write(
+        self, method: str, path: str, collection: str, body: dict[str, Any], key: str
+    ) -> dict[str, Any]:
+        response = self.http.request(
+            method, path, params=WRITE_PARAMS, payload={collection: [body]}, headers={"Idempotency-Key": key}
+        )
+        (element,) = response[collection]
+        if element.get("StatusAttributeString") == "ERROR" or element.get("HasErrors"):
+            raise classify(validation_messages(element))
+        result: dict[str, Any] = element
+        return result
+
+    def _get(self, path: str, collection: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.http.request("GET", path, params=params).get(collection) or []
+        return found
+
+    def find_customer(self, name: str) -> LedgerContact | None:
+        found = self._get("Contacts", "Contacts", {"where": f"Name=={payloads.quote(name)}"})
+        return payloads.contact(found[0]) if found else None
+
+    def create_customer(
+        self,
+        name: str,
+        email: str | None,
+        currency: str,  # noqa: ARG002 - a Xero DefaultCurrency needs multicurrency; invoices carry theirs
+        idempotency_key: str,
+    ) -> LedgerContact:
+        (contact,) = payloads.contact_payload(name, email)["Contacts"]
+        return payloads.contact(self._write("PUT", "Contacts", "Contacts", contact, idempotency_key))
+
+    def find_invoice(self, number: str) -> LedgerDocument | None:
+        found = self._get("Invoices", "Invoices", {"where": f"InvoiceNumber=={payloads.quote(number)}"})
+        live = [payloads.invoice_document(i) for i in found if i.get("Status") != "DELETED"]
+        return live[0] if live else None
+
+    def get_invoice(self, ledger_id: str) -> LedgerDocument:
+        (invoice,) = self._get(f"Invoices/{ledger_id}", "Invoices")
+        return payloads.invoice_document(invoice)
+
+    def create_invoice(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument:
+        body = payloads.invoice_body(draft)
+        return payloads.invoice_document(self._write("PUT", "Invoices", "Invoices", body, idempotency_key))
+
+    def update_invoice(
+        self, ledger_id: str, version: str | None, draft: InvoiceDraft, idempotency_key: str
+    ) -> LedgerDocument:
+        self._check_version(ledger_id, version)
+        body = {**payloads.invoice_body(draft), "InvoiceID": ledger_id}
+        return payloads.invoice_document(
+            self._write("POST", f"Invoices/{ledger_id}", "Invoices", body, idempotency_key)
+        )
+
+    def void_invoice(self, ledger_id: str, version: str | None, idempotency_key: str) -> LedgerDocument:
+        self._check_version(ledger_id, version)
+        body = {"InvoiceID": ledger_id, "Status": "VOIDED"}
+        return payloads.invoice_document(
+            self._write("POST", f"Invoices/{ledger_id}", "Invoices", body, idempotency_key)
+        )
+
+    def _check_version(self, ledger_id: str, version: str | None) -> None:
+        current = self.get_invoice(ledger_id)
+        if version is not None and current.version != version:
+            raise StaleObject(f"Xero invoice {ledger_id} changed since {version} (now {current.version})")
+
+    def get_payment(self, ledger_id: str) -> LedgerDocument:
+        (payment,) = self._get(f"Payments/{ledger_id}", "Payments")
+        return payloads.payment_document(payment)
+
+    def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
+        body = payloads.payment_body(draft)
+        return payloads.payment_document(self._write("PUT", "Payments", "Payments", body, idempotency_key))
