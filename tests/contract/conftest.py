@@ -1,0 +1,185 @@
+"""The ledger port's contract, run against every adapter and its sandbox over HTTP.
+
+Each ledger contributes one ``LedgerCase``: its adapter wired exactly as bootstrap wires it (the
+shared HTTP plumbing, its error mapping, its limits, a real OAuth refresh against the sandbox),
+the ids its sandbox company has (items, tax codes, accounts), and the sandbox's fault controls.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from invoice_sync.ledgers.http import LedgerHttp, oauth_refresher
+from invoice_sync.ledgers.limits import RateLimiter
+from invoice_sync.ledgers.oauth import TokenManager
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerPort, LineDraft, PaymentDraft, marker
+from invoice_sync.ledgers.quickbooks import client as qbo
+from invoice_sync.ledgers.quickbooks.adapter import QuickBooksLedger
+from invoice_sync.models.tokens import TokenSet
+from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
+
+
+class MemoryVault:
+    """Secrets Manager stand-in that records every save, in order."""
+
+    def __init__(self, tokens: TokenSet) -> None:
+        self.tokens = tokens
+        self.saved: list[TokenSet] = []
+
+    def ledger_tokens(self, connection_id: str) -> TokenSet:
+        return self.tokens
+
+    def save_ledger_tokens(self, connection_id: str, tokens: TokenSet) -> None:
+        self.tokens = tokens
+        self.saved.append(tokens)
+
+
+class MemoryLease:
+    def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool:
+        return True
+
+    def release_lock(self, name: str, owner: str) -> None:
+        return None
+
+
+@dataclass
+class LedgerCase:
+    name: str
+    ledger: LedgerPort
+    vault: MemoryVault
+    item_id: str  # an active item (QBO) / item code (Xero)
+    account: str | None  # a revenue account code where the ledger needs one
+    tax_code: str  # a taxable code
+    no_tax_code: str
+    payment_account: str | None
+    inject_status: Callable[[int, int], None]
+    expire_access_tokens: Callable[[], None]
+    forget_idempotency: Callable[[], None]
+    invalid_item_id: str  # a reference the ledger refuses
+    numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def draft(
+        self,
+        customer_id: str,
+        *,
+        number: str | None = None,
+        amount: str = "150.00",
+        tax: str = "12.38",
+        quantity: int = 3,
+        item_id: str | None = None,
+    ) -> InvoiceDraft:
+        """A two-line invoice: one taxed line, one untaxed, totals consistent."""
+        number = number or f"CT-{next(self.numbers):04d}"
+        lines = (
+            LineDraft(
+                item_id=item_id or self.item_id,
+                description="Consulting",
+                quantity=quantity,
+                amount=Decimal(amount),
+                tax_code=self.tax_code,
+                tax=Decimal(tax),
+                account=self.account,
+            ),
+            LineDraft(
+                item_id=item_id or self.item_id,
+                description="Setup",
+                quantity=1,
+                amount=Decimal("20.00"),
+                tax_code=self.no_tax_code,
+                account=self.account,
+            ),
+        )
+        subtotal = Decimal(amount) + Decimal("20.00")
+        return InvoiceDraft(
+            source_id=f"in_contract_{number}",
+            customer_id=customer_id,
+            number=number,
+            issued_on=date(2026, 11, 2),
+            due_on=date(2026, 12, 2),
+            currency="USD",
+            lines=lines,
+            discount=Decimal(0),
+            tax=Decimal(tax),
+            total=subtotal + Decimal(tax),
+            memo="Contract test",
+            private_note=marker("stripe", f"in_contract_{number}"),
+        )
+
+    def payment(self, invoice_id: str, customer_id: str, amount: Decimal, source_id: str) -> PaymentDraft:
+        return PaymentDraft(
+            source_id=source_id,
+            customer_id=customer_id,
+            invoice_id=invoice_id,
+            amount=amount,
+            currency="USD",
+            paid_on=date(2026, 11, 20),
+            private_note=marker("stripe", source_id),
+            account=self.payment_account,
+        )
+
+
+def _tokens(client_id: str, secret: str, refresh: str) -> TokenSet:
+    return TokenSet.model_validate(
+        {"client_id": client_id, "client_secret": secret, "refresh_token": refresh}
+    )
+
+
+def _http(tokens: TokenManager, client: httpx.Client, **options: Any) -> LedgerHttp:
+    return LedgerHttp(
+        tokens=tokens, http=client, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05, **options
+    )
+
+
+def quickbooks_case() -> Iterator[LedgerCase]:
+    sandbox = QuickBooksSandbox()
+    url = sandbox.start()
+    realm = "4620816365000000001"
+    sandbox.seed_company(realm, client_id="ct", client_secret="ct-secret", refresh_token="ct-refresh")
+    vault = MemoryVault(_tokens("ct", "ct-secret", "ct-refresh"))
+    client = httpx.Client(timeout=10)
+    tokens = TokenManager(
+        "contract",
+        vault,
+        MemoryLease(),
+        oauth_refresher(client, f"{url}/oauth2/v1/tokens/bearer", name="QBO"),
+    )
+    http = _http(
+        tokens,
+        client,
+        base_url=f"{url}/v3/company/{realm}",
+        name="QBO",
+        limiter=RateLimiter(qbo.REQUESTS_PER_MINUTE, qbo.CONCURRENT_REQUESTS),
+        error_for=qbo.fault_error,
+    )
+    yield LedgerCase(
+        name="quickbooks",
+        ledger=QuickBooksLedger(qbo.QuickBooksClient(http)),
+        vault=vault,
+        item_id="1",
+        account=None,
+        tax_code="TAX",
+        no_tax_code="NON",
+        payment_account=None,
+        inject_status=lambda status, count: sandbox.inject_status(realm, status, count),
+        expire_access_tokens=lambda: sandbox.expire_access_tokens(realm),
+        forget_idempotency=lambda: sandbox.forget_request_ids(realm),
+        invalid_item_id="9",  # inactive in the sandbox company
+    )
+    client.close()
+    sandbox.stop()
+
+
+CASES: dict[str, Callable[[], Iterator[LedgerCase]]] = {"quickbooks": quickbooks_case}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> Iterator[LedgerCase]:
+    yield from CASES[request.param]()

@@ -1,0 +1,163 @@
+"""What every ledger adapter must do, whatever the ledger: the port's contract.
+
+An adapter that behaves differently from the port fails here, not in a comment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from invoice_sync.errors import (
+    DuplicateName,
+    DuplicateNumber,
+    LedgerThrottled,
+    LedgerValidation,
+    StaleObject,
+)
+from invoice_sync.ledgers.port import marker
+from tests.contract.conftest import LedgerCase
+
+
+def _customer(case: LedgerCase, name: str = "Contract Customer") -> str:
+    return case.ledger.create_customer(name, "billing@example.com", "USD", f"cust-{name}").id
+
+
+def test_create_get_and_find_by_number(case: LedgerCase) -> None:
+    """Given a new invoice draft, when created, then get and find-by-number return the same
+    document with the draft's total, the full balance open and the invoice-sync marker."""
+    draft = case.draft(_customer(case))
+    created = case.ledger.create_invoice(draft, "create-1")
+    assert created.total == Decimal("182.38")
+    assert created.balance == Decimal("182.38")
+    assert created.number == draft.number
+    fetched = case.ledger.get_invoice(created.id)
+    found = case.ledger.find_invoice(draft.number or "")
+    assert found is not None
+    assert fetched.id == found.id == created.id
+    assert (found.private_note or "").startswith(marker("stripe", draft.source_id))
+    assert case.ledger.find_invoice("NO-SUCH-NUMBER") is None
+
+
+def test_update_replaces_lines_and_moves_the_version(case: LedgerCase) -> None:
+    customer = _customer(case)
+    draft = case.draft(customer)
+    created = case.ledger.create_invoice(draft, "create-2")
+    changed = case.draft(customer, number=draft.number, amount="300.00", tax="24.75")
+    updated = case.ledger.update_invoice(created.id, created.version, changed, "update-2")
+    assert updated.id == created.id
+    assert updated.total == Decimal("344.75")
+    assert updated.version != created.version
+
+
+def test_idempotent_replay_creates_one_document(case: LedgerCase) -> None:
+    """Given the same create sent twice with the same idempotency key (a retry after a lost
+    response), then both answers name the same document."""
+    draft = case.draft(_customer(case))
+    first = case.ledger.create_invoice(draft, "replay-1")
+    second = case.ledger.create_invoice(draft, "replay-1")
+    assert second.id == first.id
+
+
+def test_after_the_idempotency_window_the_number_still_protects(case: LedgerCase) -> None:
+    """Given the ledger forgot the key (its replay window is short), then the same create is
+    refused as a duplicate number rather than making a second document: push then adopts the
+    document it finds by number."""
+    draft = case.draft(_customer(case))
+    first = case.ledger.create_invoice(draft, "window-1")
+    case.forget_idempotency()
+    with pytest.raises(DuplicateNumber):
+        case.ledger.create_invoice(draft, "window-1")
+    found = case.ledger.find_invoice(draft.number or "")
+    assert found is not None
+    assert found.id == first.id
+
+
+def test_stale_update_is_refused(case: LedgerCase) -> None:
+    """Given the document changed since its version was read, then an update carrying the old
+    version raises StaleObject (the use case re-reads and retries)."""
+    customer = _customer(case)
+    draft = case.draft(customer)
+    created = case.ledger.create_invoice(draft, "stale-1")
+    case.ledger.update_invoice(
+        created.id,
+        created.version,
+        case.draft(customer, number=draft.number, amount="160.00", tax="13.20"),
+        "stale-2",
+    )
+    with pytest.raises(StaleObject):
+        case.ledger.update_invoice(created.id, created.version, draft, "stale-3")
+
+
+def test_duplicate_number_is_refused(case: LedgerCase) -> None:
+    """Given a number already used, then a create under a new key raises DuplicateNumber."""
+    customer = _customer(case)
+    draft = case.draft(customer)
+    case.ledger.create_invoice(draft, "dup-1")
+    with pytest.raises(DuplicateNumber):
+        case.ledger.create_invoice(draft, "dup-2")
+
+
+def test_duplicate_customer_name_is_refused(case: LedgerCase) -> None:
+    _customer(case, "Twice Named")
+    with pytest.raises(DuplicateName):
+        case.ledger.create_customer("Twice Named", None, "USD", "other-key")
+    found = case.ledger.find_customer("Twice Named")
+    assert found is not None
+    assert found.name == "Twice Named"
+
+
+def test_throttling_is_retried_then_reported(case: LedgerCase) -> None:
+    """Given two 429s, the call succeeds (retried in place); given more than the attempts, it
+    raises LedgerThrottled, a transient error, and creates nothing."""
+    customer = _customer(case)
+    case.inject_status(429, 2)
+    assert case.ledger.create_invoice(case.draft(customer), "throttle-1").id
+    case.inject_status(429, 3)  # as many as the adapter's attempts
+    draft = case.draft(customer)
+    with pytest.raises(LedgerThrottled):
+        case.ledger.create_invoice(draft, "throttle-2")
+    assert case.ledger.find_invoice(draft.number or "") is None
+
+
+def test_expired_access_token_is_refreshed_and_rotation_saved(case: LedgerCase) -> None:
+    """Given the ledger refuses the access token, then the adapter refreshes once, saves the
+    rotated refresh token, and the call succeeds."""
+    customer = _customer(case)
+    saves = len(case.vault.saved)
+    refresh_before = case.vault.tokens.refresh_token.get_secret_value()
+    case.expire_access_tokens()
+    assert case.ledger.create_invoice(case.draft(customer), "expired-1").id
+    assert len(case.vault.saved) == saves + 1
+    assert case.vault.tokens.refresh_token.get_secret_value() != refresh_before
+
+
+def test_validation_error_carries_the_ledgers_words(case: LedgerCase) -> None:
+    """Given a draft referencing something the ledger refuses, then LedgerValidation with the
+    ledger's own message (not a generic one)."""
+    with pytest.raises(LedgerValidation) as caught:
+        case.ledger.create_invoice(case.draft(_customer(case), item_id=case.invalid_item_id), "invalid-1")
+    assert len(str(caught.value)) > 20
+
+
+def test_payment_settles_the_invoice_and_is_found_again(case: LedgerCase) -> None:
+    """Given an invoice, when a payment for its total is created, then the invoice balance is zero,
+    the invoice links the payment, and the payment carries the marker (the crash-recovery lookup)."""
+    customer = _customer(case)
+    invoice = case.ledger.create_invoice(case.draft(customer), "pay-inv")
+    payment = case.ledger.create_payment(
+        case.payment(invoice.id, customer, invoice.total, "inpay_ct1"), "pay-1"
+    )
+    assert payment.total == invoice.total
+    after = case.ledger.get_invoice(invoice.id)
+    assert after.balance == Decimal(0)
+    assert payment.id in after.linked_payment_ids
+    assert (case.ledger.get_payment(payment.id).private_note or "").startswith(marker("stripe", "inpay_ct1"))
+
+
+def test_void_keeps_the_document_and_marks_it_void(case: LedgerCase) -> None:
+    invoice = case.ledger.create_invoice(case.draft(_customer(case)), "void-inv")
+    voided = case.ledger.void_invoice(invoice.id, invoice.version, "void-1")
+    assert voided.id == invoice.id
+    assert case.ledger.get_invoice(invoice.id).voided
