@@ -1,0 +1,1296 @@
+"""A local FreshBooks API sandbox that speaks the subset of the real API the adapter uses.
+
+It exists so the FreshBooks adapter is exercised over real HTTP with FreshBooks' own paths, envelopes
+(``{"response": {"result": {...}}}``), money objects (``{"amount": "20.00", "code": "USD"}``), ``errno``
+error bodies, single-use refresh tokens and rate limits, and so tests can provoke the failures that are
+hard to get from FreshBooks on demand (429s, 5xx, 409 conflicts, responses lost after a commit,
+revoked or expired tokens).
+
+What it models, and where a choice had to be made (see the FreshBooks section of LEDGER-APIS.md):
+
+* OAuth: ``POST /auth/oauth/token`` takes JSON or a form body (the official Python SDK posts a form).
+  Refresh tokens are single use: the presented one dies as soon as its successor is issued.
+* Errors use the classic accounting shape ``{"response": {"errors": [{"errno", "field", "message",
+  "object", "value"}]}}``: HTTP 422 for validation, 404 for an unknown id, 409 for a conflict.
+  A 401 on the accounting API uses the newer google.rpc shape FreshBooks is migrating to (the only
+  captured 401 body), and ``/auth/api/v1/users/me`` answers the Doorkeeper-style
+  ``{"error": "unauthenticated", ...}``.
+* Taxes are per line (``taxNameN``/``taxAmountN``, the amount a percent *string*); like FreshBooks the
+  invoice discount is applied before tax, and ``discount_total`` is echoed as a negative amount.
+* There are no idempotency keys in FreshBooks: an ``Idempotency-Key`` header is ignored, so a retried
+  create makes a second document. ``invoice_number`` is not unique either.
+* Over-payments are refused with errno 1004 by default; ``allow_overpayment=True`` models what the
+  real service does instead (the surplus becomes an ``overpayment`` credit note).
+
+Money inside the sandbox is ``Decimal`` end to end: bodies are parsed with ``parse_float=Decimal`` and
+Decimals are written back as JSON *strings* (FreshBooks' money format), never through float.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import re
+import secrets
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["FreshBooksSandbox", "dumps", "main"]
+
+ACCESS_TOKEN_TTL = 43200
+DEFAULT_PER_PAGE = 15
+MAX_PER_PAGE = 100
+FIRST_ID = 100001
+CENT = Decimal("0.01")
+MAX_PERCENT_PLACES = 3
+
+SCOPE = (
+    "user:profile:read user:clients:read user:clients:write user:invoices:read user:invoices:write "
+    "user:payments:read user:payments:write user:credit_notes:read user:credit_notes:write "
+    "user:taxes:read user:items:read"
+)
+INVALID_GRANT = (
+    "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI "
+    "used in the authorization request, or was issued to another client."
+)
+INVALID_CLIENT = (
+    "Client authentication failed due to unknown client, no client authentication included, "
+    "or unsupported authentication method."
+)
+CONFLICT_MESSAGE = "The resource being modified is being modified by another request."
+
+# Accounting timestamps ("updated", "created_at") are US/Eastern wall-clock time in FreshBooks.
+try:
+    EASTERN: tzinfo = ZoneInfo("America/New_York")
+except ZoneInfoNotFoundError:  # pragma: no cover - no tz database on the host
+    EASTERN = timezone(timedelta(hours=-5))
+STAMP = "%Y-%m-%d %H:%M:%S"
+
+# URL path under /accounting/account/{id}/ -> (singular body key, list key). The list key is also the
+# resource name documents() takes.
+RESOURCES = {
+    "users/clients": ("client", "clients"),
+    "invoices/invoices": ("invoice", "invoices"),
+    "payments/payments": ("payment", "payments"),
+    "credit_notes/credit_notes": ("credit_note", "credit_notes"),
+    "items/items": ("item", "items"),
+    "taxes/taxes": ("tax", "taxes"),
+}
+WRITABLE = {"clients", "invoices", "payments", "credit_notes"}
+# Primary id field per resource (besides "id", which FreshBooks also returns).
+ID_FIELD = {
+    "clients": "userid",
+    "invoices": "invoiceid",
+    "payments": "logid",
+    "credit_notes": "creditid",
+    "items": "itemid",
+    "taxes": "taxid",
+}
+OBJECT_NAME = {
+    "clients": "client",
+    "invoices": "invoice",
+    "payments": "payment",
+    "credit_notes": "credit_note",
+    "items": "item",
+    "taxes": "tax",
+}
+NOT_FOUND_MESSAGE = {
+    "clients": "Client not found.",
+    "invoices": "Invoice not found.",
+    "payments": "Payment not found.",
+    "credit_notes": "Credit note not found.",
+    "items": "Item not found.",
+    "taxes": "Tax not found.",
+}
+# Invoice "status" integers (FreshBooks' older enum, still returned next to v3_status).
+STATUS_DRAFT, STATUS_SENT, STATUS_PAID = 1, 2, 4
+
+DEMO_CLIENT_ID = "sandbox-client-id"
+DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo credential for the local stack
+
+
+class _Fault(Exception):
+    """A FreshBooks accounting error: raised anywhere inside request handling, rendered once at the edge."""
+
+    def __init__(
+        self,
+        status: int,
+        errno: int,
+        message: str,
+        *,
+        field: str | None = None,
+        obj: str | None = None,
+        value: Any = None,
+    ) -> None:
+        super().__init__(f"{errno} {message}")
+        self.status = status
+        self.errno = errno
+        self.message = message
+        self.field = field
+        self.obj = obj
+        self.value = None if value is None else str(value)
+
+    def body(self) -> dict[str, Any]:
+        error = {
+            "errno": self.errno,
+            "field": self.field,
+            "message": self.message,
+            "object": self.obj,
+            "value": self.value,
+        }
+        return {"response": {"errors": [error]}}
+
+
+def _required(name: str, obj: str) -> _Fault:
+    return _Fault(422, 1001, "This field is required.", field=name, obj=obj)
+
+
+def _invalid(name: str, obj: str, value: Any, message: str = "Invalid value.") -> _Fault:
+    return _Fault(422, 1004, message, field=name, obj=obj, value=value)
+
+
+def _bad_percent(name: str, obj: str, value: Any) -> _Fault:
+    return _Fault(
+        422, 1018, "Percent values should be strings formatted as decimals", field=name, obj=obj, value=value
+    )
+
+
+def _unauthenticated_accounting_body() -> dict[str, Any]:
+    # The shape FreshBooks' accounting API gives a request without a valid bearer token
+    # (amcintosh/freshbooks-java-sdk fixture get_client_response__no_auth.json).
+    return {
+        "code": 16,
+        "message": "Request failed with status_code: 401",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "1003",
+                "domain": "accounting.api.freshbooks.com",
+                "metadata": {
+                    "object": "",
+                    "message": "The server could not verify that you are authorized to access the URL "
+                    "requested.",
+                    "value": "",
+                    "field": "",
+                },
+            }
+        ],
+    }
+
+
+UNAUTHENTICATED_ME = {
+    "error": "unauthenticated",
+    "error_description": "This action requires authentication to continue.",
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON with exact money
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot serialise {value} as JSON")
+        return json.dumps(format(value, "f"))
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_encode(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def dumps(value: Any) -> str:
+    """Serialise to JSON writing Decimals as strings (FreshBooks' money format), never through float."""
+    return _encode(value)
+
+
+def _loads(raw: bytes) -> Any:
+    return json.loads(raw, parse_float=Decimal)
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _dec(value: Any, name: str, obj: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise _invalid(name, obj, value)
+    try:
+        result = Decimal(value)
+    except InvalidOperation as exc:
+        raise _invalid(name, obj, value) from exc
+    if not result.is_finite():
+        raise _invalid(name, obj, value)
+    return result
+
+
+def _money_in(value: Any, name: str, obj: str) -> Decimal:
+    """A money object ``{"amount": "10.00", "code": ...}`` (a bare amount is tolerated) -> Decimal."""
+    amount = value.get("amount") if isinstance(value, dict) else value
+    if amount is None:
+        raise _required(name, obj)
+    return _dec(amount, name, obj)
+
+
+def _percent(value: Any, name: str, obj: str) -> Decimal:
+    """A percent must be a decimal *string* with at most three places (errno 1018 otherwise)."""
+    if value is None or value == "":
+        return Decimal(0)
+    if not isinstance(value, str) or not re.fullmatch(
+        rf"\d+(\.\d{{1,{MAX_PERCENT_PLACES}}})?", value.strip()
+    ):
+        raise _bad_percent(name, obj, value)
+    return Decimal(value.strip())
+
+
+def _date(value: Any, name: str, obj: str) -> str:
+    if not isinstance(value, str):
+        raise _invalid(name, obj, value, "Invalid date, expected YYYY-MM-DD.")
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError as exc:
+        raise _invalid(name, obj, value, "Invalid date, expected YYYY-MM-DD.") from exc
+
+
+def _int_id(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Account state
+
+
+@dataclass
+class _Account:
+    account_id: str
+    business_id: int
+    client_id: str
+    client_secret: str
+    refresh_token: str | None
+    business_name: str
+    currency: str
+    identity_id: int
+    access_tokens: dict[str, float] = field(default_factory=dict)
+    store: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    applied: dict[int, Decimal] = field(default_factory=dict)  # payment id -> part that pays its invoice
+    next_id: int = FIRST_ID
+    next_invoice_number: int = 1
+    next_credit_number: int = 1
+    injected: deque[int] = field(default_factory=deque)
+    lose: int = 0
+    recent: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+
+    def table(self, resource: str) -> dict[int, dict[str, Any]]:
+        return self.store.setdefault(resource, {})
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+class FreshBooksSandbox:
+    """An in-memory FreshBooks server. Thread-safe: one lock guards all account state."""
+
+    def __init__(
+        self,
+        *,
+        requests_per_minute: int = 100,
+        max_concurrent: int = 5,
+        clock: Callable[[], float] = time.time,
+        latency_seconds: float = 0.0,
+        allow_overpayment: bool = False,
+    ) -> None:
+        self.requests_per_minute = requests_per_minute
+        self.max_concurrent = max_concurrent
+        self.latency_seconds = latency_seconds
+        self.allow_overpayment = allow_overpayment
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._accounts: dict[str, _Account] = {}
+        self.request_log: list[tuple[str, str, int]] = []
+        self.base_url = ""
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        base = "/accounting/account/<account_id>/<group>/<name>"
+        self._url_map = Map(
+            [
+                Rule("/auth/oauth/token", endpoint="token", methods=["POST"]),
+                Rule("/auth/api/v1/users/me", endpoint="me", methods=["GET"]),
+                Rule(base, endpoint="collection", methods=["GET", "POST"]),
+                Rule(f"{base}/<int:obj_id>", endpoint="item", methods=["GET", "PUT", "DELETE"]),
+                Rule("/_sandbox/accounts", endpoint="ctl_seed", methods=["POST"]),
+                Rule("/_sandbox/accounts/<account>/faults", endpoint="ctl_faults", methods=["POST"]),
+                Rule("/_sandbox/accounts/<account>/revoke", endpoint="ctl_revoke", methods=["POST"]),
+                Rule(
+                    "/_sandbox/accounts/<account>/expire-access-tokens",
+                    endpoint="ctl_expire",
+                    methods=["POST"],
+                ),
+                Rule("/_sandbox/accounts/<account>/<resource>", endpoint="ctl_documents", methods=["GET"]),
+                Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
+            ],
+            strict_slashes=False,
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a daemon thread and return the base URL (``http://host:port``)."""
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        server = make_server(host, port, self.wsgi_app, threaded=True)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="freshbooks-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        self.base_url = f"http://{host}:{server.server_port}"
+        return self.base_url
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def wsgi_app(self) -> WSGIApplication:
+        return self._wsgi
+
+    # ---------------------------------------------------------------------------------------------
+    # Test controls
+
+    def seed_account(
+        self,
+        account_id: str,
+        *,
+        business_id: int,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        business_name: str = "Demo Business",
+        currency: str = "USD",
+    ) -> None:
+        """Create (or reset) an account with a few taxes and items, and an owner identity."""
+        account = _Account(
+            account_id=account_id,
+            business_id=business_id,
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+            business_name=business_name,
+            currency=currency.upper(),
+            identity_id=business_id + 7000000,
+        )
+        stamp = self._stamp()
+        for name, rate in (("Sales Tax", "8.25"), ("GST", "5"), ("HST", "13")):
+            tax_id = account.new_id()
+            account.table("taxes")[tax_id] = {
+                "accounting_systemid": account_id,
+                "amount": rate,
+                "compound": False,
+                "id": tax_id,
+                "name": name,
+                "number": None,
+                "taxid": tax_id,
+                "updated": stamp,
+            }
+        for name, cost in (("Consulting", "150.00"), ("Hosting", "49.99")):
+            item_id = account.new_id()
+            account.table("items")[item_id] = {
+                "accounting_systemid": account_id,
+                "description": name,
+                "id": item_id,
+                "itemid": item_id,
+                "name": name,
+                "qty": "0",
+                "tax1": 0,
+                "tax2": 0,
+                "unit_cost": {"amount": Decimal(cost), "code": account.currency},
+                "updated": stamp,
+                "vis_state": 0,
+            }
+        with self._lock:
+            self._accounts[account_id] = account
+
+    def documents(self, account_id: str, resource: str) -> list[dict[str, Any]]:
+        """Deep copies of the stored objects of one resource ("clients", "invoices", "payments",
+        "credit_notes", "items", "taxes"), deleted ones included, in creation order. Money is Decimal."""
+        with self._lock:
+            return copy.deepcopy(list(self._account(account_id).table(resource).values()))
+
+    def inject_status(self, account_id: str, status: int, count: int = 1) -> None:
+        """The next ``count`` accounting calls answer ``status`` (409, 429 or 5xx) and change nothing."""
+        if status not in (409, 429) and not 500 <= status <= 599:
+            raise ValueError("inject_status takes 409, 429 or a 5xx status")
+        with self._lock:
+            self._account(account_id).injected.extend([status] * count)
+
+    def lose_responses(self, account_id: str, count: int = 1) -> None:
+        """The next ``count`` writes commit, but the client gets a 502 instead of the result."""
+        with self._lock:
+            self._account(account_id).lose += count
+
+    def revoke_refresh_token(self, account_id: str) -> None:
+        with self._lock:
+            self._account(account_id).refresh_token = None
+
+    def expire_access_tokens(self, account_id: str) -> None:
+        with self._lock:
+            self._account(account_id).access_tokens.clear()
+
+    # ---------------------------------------------------------------------------------------------
+    # Helpers
+
+    def _account(self, account_id: str) -> _Account:
+        account = self._accounts.get(account_id)
+        if account is None:
+            raise KeyError(f"unknown account {account_id}")
+        return account
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC)
+
+    def _stamp(self) -> str:
+        return self._now().astimezone(EASTERN).strftime(STAMP)
+
+    def _today(self) -> str:
+        return self._now().astimezone(EASTERN).date().isoformat()
+
+    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(dumps(payload), status=status, headers=headers, content_type="application/json")
+
+    def _token_account(self, request: Request) -> _Account | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        now = self._clock()
+        for account in self._accounts.values():
+            expiry = account.access_tokens.get(token.strip())
+            if expiry is not None and expiry > now:
+                return account
+        return None
+
+    # ---------------------------------------------------------------------------------------------
+    # WSGI
+
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._dispatch(request)
+        if request.path.startswith(("/accounting/", "/auth/")):
+            path = request.full_path.rstrip("?")
+            with self._lock:
+                self.request_log.append((request.method, path, response.status_code))
+        result: Iterable[bytes] = response(environ, start_response)
+        return result
+
+    def _dispatch(self, request: Request) -> Response:
+        adapter = self._url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except HTTPException as exc:
+            return self._json({"error": exc.name}, exc.code or 404)
+        endpoint = str(endpoint)
+        if endpoint == "token":
+            return self._token(request)
+        if endpoint.startswith("ctl_"):
+            return self._control(request, endpoint, {k: str(v) for k, v in args.items()})
+        return self._api(request, endpoint, dict(args))
+
+    # ---------------------------------------------------------------------------------------------
+    # OAuth
+
+    def _token(self, request: Request) -> Response:
+        params: dict[str, Any]
+        if request.mimetype == "application/json":
+            try:
+                loaded = _loads(request.get_data())
+            except ValueError:
+                loaded = None
+            params = loaded if isinstance(loaded, dict) else {}
+        else:
+            params = dict(request.form)
+        client_id = str(params.get("client_id") or "")
+        client_secret = str(params.get("client_secret") or "")
+        with self._lock:
+            if not client_id or not any(
+                secrets.compare_digest(a.client_id, client_id)
+                and secrets.compare_digest(a.client_secret, client_secret)
+                for a in self._accounts.values()
+            ):
+                return self._json({"error": "invalid_client", "error_description": INVALID_CLIENT}, 401)
+            if params.get("grant_type") != "refresh_token":
+                # The authorization_code leg needs a browser; the sandbox starts from a seeded refresh token.
+                return self._json(
+                    {
+                        "error": "unsupported_grant_type",
+                        "error_description": "The authorization grant type is not supported by the "
+                        "authorization server.",
+                    },
+                    400,
+                )
+            presented = str(params.get("refresh_token") or "")
+            account = next(
+                (
+                    a
+                    for a in self._accounts.values()
+                    if a.refresh_token is not None
+                    and presented
+                    and secrets.compare_digest(a.refresh_token, presented)
+                ),
+                None,
+            )
+            if account is None or account.client_id != client_id:
+                return self._json({"error": "invalid_grant", "error_description": INVALID_GRANT}, 400)
+            # Single use: the presented token dies the moment its successor is issued, so a client that
+            # loses the response (or fails to persist the new token) is locked out until re-authorised.
+            account.refresh_token = secrets.token_hex(32)
+            access = secrets.token_hex(32)
+            now = self._clock()
+            account.access_tokens[access] = now + ACCESS_TOKEN_TTL
+            return self._json(
+                {
+                    "access_token": access,
+                    "token_type": "Bearer",
+                    "expires_in": ACCESS_TOKEN_TTL,
+                    "refresh_token": account.refresh_token,
+                    "scope": SCOPE,
+                    "created_at": int(now),
+                }
+            )
+
+    # ---------------------------------------------------------------------------------------------
+    # The API (identity + accounting)
+
+    def _me(self, account: _Account) -> dict[str, Any]:
+        return {
+            "response": {
+                "id": account.identity_id,
+                "identity_id": account.identity_id,
+                "first_name": "Sandbox",
+                "last_name": "Owner",
+                "email": f"owner+{account.account_id.lower()}@example.com",
+                "language": "en",
+                "business_memberships": [
+                    {
+                        "id": account.identity_id + 1,
+                        "role": "owner",
+                        "unacknowledged_change": False,
+                        "business": {
+                            "id": account.business_id,
+                            "name": account.business_name,
+                            "account_id": account.account_id,
+                            "date_format": "mm/dd/yyyy",
+                        },
+                    }
+                ],
+                "roles": [{"role": "admin", "accountid": account.account_id}],
+            }
+        }
+
+    def _api(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
+        with self._lock:
+            account = self._token_account(request)
+            if endpoint == "me":
+                if account is None:
+                    return self._json(UNAUTHENTICATED_ME, 401)
+            elif account is None or account.account_id != args["account_id"]:
+                return self._json(_unauthenticated_accounting_body(), 401)
+            if account.injected:
+                return self._injected(account.injected.popleft())
+            now = self._clock()
+            while account.recent and account.recent[0] <= now - 60:
+                account.recent.popleft()
+            if len(account.recent) >= self.requests_per_minute:
+                retry_after = max(1, math.ceil(account.recent[0] + 60 - now))
+                return self._throttled(retry_after)
+            if account.in_flight >= self.max_concurrent:
+                return self._throttled(1)
+            account.recent.append(now)
+            account.in_flight += 1
+        try:
+            if self.latency_seconds > 0:
+                # Outside the lock, so concurrent requests really overlap (the concurrency limit needs it).
+                time.sleep(self.latency_seconds)
+            if endpoint == "me":
+                return self._json(self._me(account))
+            is_write = request.method in ("POST", "PUT", "DELETE")
+            with self._lock:
+                try:
+                    status, payload = 200, self._handle(account, request, endpoint, args)
+                except _Fault as fault:
+                    status, payload = fault.status, fault.body()
+                raw = dumps(payload).encode()
+                lost = False
+                if is_write and account.lose > 0:
+                    account.lose -= 1
+                    lost = True
+            if lost:
+                # The write above is committed; the client just never learns its outcome.
+                return Response(
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>", 502, content_type="text/html"
+                )
+            return Response(raw, status=status, content_type="application/json")
+        finally:
+            with self._lock:
+                account.in_flight -= 1
+
+    def _throttled(self, retry_after: int) -> Response:
+        return self._json({"message": "Too Many Requests"}, 429, {"Retry-After": str(retry_after)})
+
+    def _injected(self, status: int) -> Response:
+        if status == 429:
+            return self._throttled(1)
+        if status == 409:
+            return self._json(_Fault(409, 409, CONFLICT_MESSAGE).body(), 409)
+        if status == 500:
+            return self._json(_Fault(500, 500, "The ORM encountered an unexpected error.").body(), 500)
+        # Other 5xx come from the edge, not the API: an HTML page, like a real gateway error.
+        return Response(
+            f"<html><body><h1>{status} Service Error</h1></body></html>", status, content_type="text/html"
+        )
+
+    def _handle(
+        self, account: _Account, request: Request, endpoint: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        path = f"{args['group']}/{args['name']}"
+        if path not in RESOURCES:
+            raise _Fault(404, 1012, "The resource referred to in the request cannot be found.", value=path)
+        single, resource = RESOURCES[path]
+        if endpoint == "collection" and request.method == "GET":
+            return {"response": {"result": self._list(account, resource, request)}}
+        if endpoint == "item" and request.method == "GET":
+            return {
+                "response": {"result": {single: copy.deepcopy(self._get(account, resource, args["obj_id"]))}}
+            }
+        if resource not in WRITABLE:
+            raise _Fault(403, 1003, "You do not have access to perform the action requested.", obj=single)
+        if request.method == "DELETE":
+            existing = self._get(account, resource, args["obj_id"])
+            self._set_vis_state(account, resource, existing, 1)
+            return {"response": {}}
+        try:
+            body = _loads(request.get_data())
+        except ValueError as exc:
+            raise _Fault(400, 1005, "The server was unable to parse your request.") from exc
+        data = body.get(single) if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise _required(single, single)
+        if request.method == "POST":
+            obj = self._create(account, resource, data)
+        else:
+            obj = self._update(account, resource, self._get(account, resource, args["obj_id"]), data)
+        return {"response": {"result": {single: copy.deepcopy(obj)}}}
+
+    def _get(self, account: _Account, resource: str, obj_id: int) -> dict[str, Any]:
+        obj = account.table(resource).get(obj_id)
+        if obj is None:
+            raise _Fault(
+                404,
+                1012,
+                NOT_FOUND_MESSAGE[resource],
+                field=ID_FIELD[resource],
+                obj=OBJECT_NAME[resource],
+                value=obj_id,
+            )
+        return obj
+
+    # ---------------------------------------------------------------------------------------------
+    # Lists: search[...] filters and paging
+
+    def _list(self, account: _Account, resource: str, request: Request) -> dict[str, Any]:
+        rows = list(account.table(resource).values())
+        filters: dict[str, list[str]] = {}
+        for key, value in request.args.items(multi=True):
+            match = re.fullmatch(r"search\[(\w+)\](\[\])?", key)
+            if match:
+                filters.setdefault(match.group(1), []).append(value)
+        if "vis_state" not in filters and resource not in ("taxes",):
+            rows = [row for row in rows if row.get("vis_state", 0) != 1]  # deleted ones only on request
+        for name, values in filters.items():
+            rows = [row for row in rows if self._matches(row, name, values)]
+        page_arg, per_page_arg = (
+            request.args.get("page", "1"),
+            request.args.get("per_page", str(DEFAULT_PER_PAGE)),
+        )
+        if not page_arg.isdigit():
+            raise _Fault(
+                400, 1014, "The 'page' argument must be a positive integer.", field="page", value=page_arg
+            )
+        if not per_page_arg.isdigit() or int(per_page_arg) == 0:
+            raise _Fault(
+                400,
+                1013,
+                "The 'per_page' argument must be a positive integer.",
+                field="per_page",
+                value=per_page_arg,
+            )
+        page, per_page = max(1, int(page_arg)), min(MAX_PER_PAGE, int(per_page_arg))
+        total = len(rows)
+        return {
+            resource: copy.deepcopy(rows[(page - 1) * per_page : page * per_page]),
+            "page": page,
+            "pages": math.ceil(total / per_page),
+            "per_page": per_page,
+            "total": total,
+        }
+
+    @staticmethod
+    def _matches(row: dict[str, Any], name: str, values: list[str]) -> bool:
+        if name.endswith("_like"):
+            actual = row.get(name[: -len("_like")])
+            return actual is not None and values[0].lower() in str(actual).lower()
+        if name in ("updated_min", "updated_max", "date_min", "date_max"):
+            column = "updated" if name.startswith("updated") else "create_date"
+            actual = str(row.get(column) or "")
+            wanted = values[0].strip()
+            if name.endswith("_min"):
+                return actual >= wanted
+            # A date-only maximum covers that whole day (FreshBooks: day-level granularity).
+            return (actual[:10] if len(wanted) == 10 else actual) <= wanted
+        if name.endswith("s") and name[:-1] in row:  # search[invoiceids][]=1&search[invoiceids][]=2
+            return str(row.get(name[:-1])) in values
+        if name not in row:
+            return True  # FreshBooks ignores filters it does not know
+        actual = row.get(name)
+        if name == "email":
+            return str(actual or "").lower() == values[0].lower()
+        return str(actual) == values[0]
+
+    # ---------------------------------------------------------------------------------------------
+    # Writes
+
+    def _create(self, account: _Account, resource: str, data: dict[str, Any]) -> dict[str, Any]:
+        obj_id = account.new_id()
+        stamp = self._stamp()
+        base: dict[str, Any] = {
+            "id": obj_id,
+            ID_FIELD[resource]: obj_id,
+            "accounting_systemid": account.account_id,
+            "vis_state": 0,
+            "updated": stamp,
+        }
+        if resource == "clients":
+            obj = self._build_client(account, data, base)
+        elif resource == "invoices":
+            base["created_at"] = stamp
+            obj = self._build_invoice(account, data, base, None)
+        elif resource == "payments":
+            obj = self._build_payment(account, data, base, None)
+        else:
+            base["created_at"] = stamp
+            obj = self._build_credit_note(account, data, base, None)
+        account.table(resource)[obj_id] = obj
+        if resource == "payments":
+            account.applied[obj_id] = obj.pop("_applied")
+            self._apply_payments(account, obj["invoiceid"])
+            self._record_overpayment(account, obj)
+        return obj
+
+    def _update(
+        self, account: _Account, resource: str, existing: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, Any]:
+        obj_name = OBJECT_NAME[resource]
+        if "updated" in data and str(data["updated"]) != existing.get("updated"):
+            raise _Fault(409, 409, CONFLICT_MESSAGE, field="updated", obj=obj_name, value=data["updated"])
+        if "vis_state" in data:
+            vis_state = _int_id(data["vis_state"])
+            if vis_state not in (0, 1, 2):
+                raise _invalid("vis_state", obj_name, data["vis_state"])
+            self._set_vis_state(account, resource, existing, vis_state)
+            if len(set(data) - {"vis_state", "updated"}) == 0:
+                return existing
+        if existing.get("vis_state") == 1:
+            raise _Fault(
+                422,
+                1011,
+                "The resource referred to in the request is deleted.",
+                obj=obj_name,
+                value=existing["id"],
+            )
+        keep = {key: existing[key] for key in ("id", ID_FIELD[resource], "accounting_systemid", "vis_state")}
+        keep["updated"] = self._stamp()
+        if resource == "clients":
+            obj = self._build_client(account, {**existing, **data}, keep)
+        elif resource == "invoices":
+            keep["created_at"] = existing["created_at"]
+            obj = self._build_invoice(account, {**self._raw_doc(existing), **data}, keep, existing)
+        elif resource == "payments":
+            obj = self._build_payment(account, {**existing, **data}, keep, existing)
+        else:
+            keep["created_at"] = existing["created_at"]
+            obj = self._build_credit_note(account, {**self._raw_doc(existing), **data}, keep, existing)
+        if resource == "payments":
+            account.applied[existing["id"]] = obj.pop("_applied")
+        existing.clear()
+        existing.update(obj)
+        if resource == "payments":
+            self._apply_payments(account, existing["invoiceid"])
+        elif resource == "invoices":
+            self._apply_payments(account, existing["id"], touch=False)
+        return existing
+
+    def _set_vis_state(self, account: _Account, resource: str, obj: dict[str, Any], vis_state: int) -> None:
+        if obj.get("vis_state") == vis_state:
+            return
+        obj["vis_state"] = vis_state
+        obj["updated"] = self._stamp()
+        if resource == "payments":
+            # A deleted payment no longer counts: its money goes back onto the invoice.
+            self._apply_payments(account, obj["invoiceid"])
+
+    @staticmethod
+    def _raw_doc(existing: dict[str, Any]) -> dict[str, Any]:
+        """An existing invoice/credit note in request form, so a partial update re-validates cleanly."""
+        raw = dict(existing)
+        raw["lines"] = [
+            {
+                key: value
+                for key, value in line.items()
+                if key not in ("amount", "lineid", "invoiceid", "creditid")
+            }
+            for line in existing.get("lines") or []
+        ]
+        return raw
+
+    def _client_of(self, account: _Account, value: Any, name: str, obj: str) -> dict[str, Any]:
+        if value in (None, ""):
+            raise _required(name, obj)
+        client_id = _int_id(value)
+        client = account.table("clients").get(client_id) if client_id is not None else None
+        if client is None or client.get("vis_state") == 1:
+            raise _Fault(422, 1012, "Client not found.", field=name, obj="client", value=value)
+        return client
+
+    def _build_client(self, account: _Account, data: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+        strings = {key: str(data.get(key) or "") for key in ("fname", "lname", "organization", "email")}
+        if not any(strings.values()):
+            raise _required("organization", "client")
+        name = f"{strings['fname']} {strings['lname']}".strip()
+        return {
+            **{key: value for key, value in data.items() if key not in base},
+            **strings,
+            # FreshBooks fills the organization from the name or the email when it is not given.
+            "organization": strings["organization"] or name or strings["email"],
+            "currency_code": str(data.get("currency_code") or account.currency).upper(),
+            "signup_date": data.get("signup_date") or self._now().strftime(STAMP),
+            "role": "client",
+            **base,
+        }
+
+    @staticmethod
+    def _price_lines(
+        raw_lines: Any, currency: str, discount_pct: Decimal, obj: str
+    ) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
+        """Validate and price lines: (lines, subtotal, tax), tax per line on the discounted amount."""
+        if raw_lines is None:
+            raw_lines = []
+        if not isinstance(raw_lines, list):
+            raise _invalid("lines", obj, raw_lines)
+        lines: list[dict[str, Any]] = []
+        subtotal = Decimal(0)
+        tax_total = Decimal(0)
+        for number, raw in enumerate(raw_lines, start=1):
+            if not isinstance(raw, dict):
+                raise _invalid("lines", obj, raw)
+            if any(key.startswith("taxName") and key not in ("taxName1", "taxName2") for key in raw):
+                raise _Fault(
+                    422, 1019, "A tax being added to an item seems to already exist.", field="lines", obj=obj
+                )
+            qty = _dec(raw.get("qty", 1), "qty", obj)
+            unit_cost = _money_in(raw.get("unit_cost", {"amount": "0"}), "unit_cost", obj)
+            amount = _money(qty * unit_cost)
+            rates: list[Decimal] = []
+            names: list[str] = []
+            for n in (1, 2):
+                rate = _percent(raw.get(f"taxAmount{n}"), f"taxAmount{n}", obj)
+                tax_name = str(raw.get(f"taxName{n}") or "").strip()
+                if tax_name and tax_name in names:
+                    raise _Fault(
+                        422,
+                        1019,
+                        "A tax being added to an item seems to already exist.",
+                        field=f"taxName{n}",
+                        obj=obj,
+                        value=tax_name,
+                    )
+                names.append(tax_name)
+                rates.append(rate)
+            taxable = amount * (1 - discount_pct / 100)
+            tax1 = _money(taxable * rates[0] / 100)
+            compounded = raw.get("compounded_tax") is True
+            tax2 = _money((taxable + tax1 if compounded else taxable) * rates[1] / 100)
+            subtotal += amount
+            tax_total += tax1 + tax2
+            line = {
+                key: value
+                for key, value in raw.items()
+                if key
+                not in ("qty", "unit_cost", "amount", "taxAmount1", "taxAmount2", "taxName1", "taxName2")
+            }
+            line.update(
+                {
+                    "lineid": number,
+                    "type": raw.get("type", 0),
+                    "name": str(raw.get("name") or ""),
+                    "description": str(raw.get("description") or ""),
+                    "qty": qty,
+                    "unit_cost": {"amount": unit_cost, "code": currency},
+                    "amount": {"amount": amount, "code": currency},
+                    "taxName1": names[0] or None,
+                    "taxAmount1": format(rates[0], "f"),
+                    "taxName2": names[1] or None,
+                    "taxAmount2": format(rates[1], "f"),
+                    "compounded_tax": compounded,
+                }
+            )
+            lines.append(line)
+        return lines, subtotal, tax_total
+
+    def _build_invoice(
+        self, account: _Account, data: dict[str, Any], base: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        client = self._client_of(account, data.get("customerid"), "customerid", "invoice")
+        if not data.get("create_date"):
+            raise _required("create_date", "invoice")
+        create_date = _date(data["create_date"], "create_date", "invoice")
+        offset = _int_id(data.get("due_offset_days", 0))
+        if offset is None:
+            raise _invalid("due_offset_days", "invoice", data.get("due_offset_days"))
+        currency = str(data.get("currency_code") or client.get("currency_code") or account.currency).upper()
+        discount_pct = _percent(data.get("discount_value"), "discount_value", "invoice")
+        lines, subtotal, tax = self._price_lines(data.get("lines"), currency, discount_pct, "invoice")
+        for line in lines:
+            line["invoiceid"] = base["id"]
+            line["updated"] = base["updated"]
+        discount = _money(subtotal * discount_pct / 100)
+        number = data.get("invoice_number")
+        if not number:
+            # FreshBooks numbers invoices itself when none is given; it does not enforce uniqueness of
+            # numbers a client supplies, so duplicates are stored as they come.
+            number = f"{account.next_invoice_number:07d}"
+            account.next_invoice_number += 1
+        sent = bool(data.get("action_mark_as_sent")) or bool(existing and existing["status"] != STATUS_DRAFT)
+        passthrough = {
+            key: value
+            for key, value in data.items()
+            if key not in base and not key.startswith("action_") and key != "lines"
+        }
+        return {
+            **passthrough,
+            **base,
+            "invoiceid": base["id"],
+            "customerid": client["id"],
+            "organization": client["organization"],
+            "current_organization": client["organization"],
+            "fname": client["fname"],
+            "lname": client["lname"],
+            "invoice_number": str(number),
+            "create_date": create_date,
+            "due_offset_days": offset,
+            "due_date": (date.fromisoformat(create_date) + timedelta(days=offset)).isoformat(),
+            "currency_code": currency,
+            "notes": data.get("notes"),
+            "po_number": data.get("po_number"),
+            "discount_value": format(discount_pct, "f"),
+            # FreshBooks echoes the discount as a negative amount (freshbooks-java-sdk get_invoice_response).
+            "discount_total": {"amount": -discount, "code": currency},
+            "lines": lines,
+            "amount": {"amount": subtotal - discount + tax, "code": currency},
+            "paid": {"amount": Decimal("0.00"), "code": currency},
+            "outstanding": {"amount": subtotal - discount + tax, "code": currency},
+            "status": STATUS_SENT if sent else STATUS_DRAFT,
+            "v3_status": "sent" if sent else "draft",
+            "display_status": "sent" if sent else "draft",
+            "payment_status": "unpaid",
+            "date_paid": None,
+        }
+
+    def _apply_payments(self, account: _Account, invoice_id: int, *, touch: bool = True) -> None:
+        """Recompute paid/outstanding/statuses of an invoice from its live payments."""
+        invoice = account.table("invoices").get(invoice_id)
+        if invoice is None:
+            return
+        payments = [
+            p
+            for p in account.table("payments").values()
+            if p["invoiceid"] == invoice_id and p.get("vis_state") != 1
+        ]
+        paid = sum((account.applied[p["id"]] for p in payments), Decimal("0.00"))
+        total = invoice["amount"]["amount"]
+        currency = invoice["currency_code"]
+        sent = invoice["status"] != STATUS_DRAFT
+        if paid > 0 and paid >= total:
+            payment_status, v3_status, status = "paid", "paid", STATUS_PAID
+        elif paid > 0:
+            payment_status, v3_status, status = "partial", "partial", STATUS_SENT
+        else:
+            payment_status = "unpaid"
+            v3_status = "sent" if sent else "draft"
+            status = STATUS_SENT if sent else STATUS_DRAFT
+        before = (invoice["paid"]["amount"], invoice["payment_status"])
+        invoice["paid"] = {"amount": paid, "code": currency}
+        invoice["outstanding"] = {"amount": total - paid, "code": currency}
+        invoice["payment_status"] = payment_status
+        invoice["v3_status"] = v3_status
+        invoice["display_status"] = "sent" if v3_status in ("partial", "paid") else v3_status
+        invoice["status"] = status
+        invoice["date_paid"] = max((p["date"] for p in payments), default=None) if paid > 0 else None
+        if touch and before != (paid, payment_status):
+            invoice["updated"] = self._stamp()
+
+    def _build_payment(
+        self, account: _Account, data: dict[str, Any], base: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        if data.get("invoiceid") in (None, ""):
+            raise _required("invoiceid", "payment")
+        invoice_id = _int_id(data["invoiceid"])
+        invoice = account.table("invoices").get(invoice_id) if invoice_id is not None else None
+        if invoice is None:
+            raise _Fault(
+                422, 1012, "Invoice not found.", field="invoiceid", obj="invoice", value=data["invoiceid"]
+            )
+        if invoice.get("vis_state") == 1:
+            raise _Fault(
+                422,
+                1011,
+                "The resource referred to in the request is deleted.",
+                field="invoiceid",
+                obj="invoice",
+                value=invoice["id"],
+            )
+        if existing is not None and existing["invoiceid"] != invoice["id"]:
+            raise _invalid(
+                "invoiceid", "payment", data["invoiceid"], "A payment cannot be moved to another invoice."
+            )
+        if data.get("amount") is None:
+            raise _required("amount", "payment")
+        amount = _money_in(data["amount"], "amount", "payment")
+        if amount <= 0 or amount != _money(amount):
+            raise _invalid("amount", "payment", amount, "Payment amount must be a positive amount in cents.")
+        outstanding = invoice["outstanding"]["amount"]
+        if existing is not None and existing.get("vis_state") != 1:
+            outstanding += account.applied[existing["id"]]
+        applied = amount
+        if amount > outstanding:
+            if not self.allow_overpayment or existing is not None:
+                raise _invalid(
+                    "amount",
+                    "payment",
+                    amount,
+                    "Payment amount exceeds the outstanding amount of the invoice.",
+                )
+            applied = outstanding
+        pay_date = _date(data.get("date") or self._today(), "date", "payment")
+        currency = invoice["currency_code"]
+        return {
+            **{key: value for key, value in data.items() if key not in base},
+            **base,
+            "invoiceid": invoice["id"],
+            "clientid": invoice["customerid"],
+            "amount": {"amount": amount, "code": currency},
+            "_applied": applied,  # popped by the caller into account.applied
+            "date": pay_date,
+            "type": str(data.get("type") or "Other"),
+            "note": str(data.get("note") or ""),
+            "creditid": None,
+            "from_credit": False,
+            "overpaymentid": existing.get("overpaymentid") if existing else None,
+        }
+
+    def _record_overpayment(self, account: _Account, payment: dict[str, Any]) -> None:
+        surplus = payment["amount"]["amount"] - account.applied[payment["id"]]
+        if surplus <= 0:
+            return
+        invoice = account.table("invoices")[payment["invoiceid"]]
+        note_id = account.new_id()
+        stamp = self._stamp()
+        base = {
+            "id": note_id,
+            "creditid": note_id,
+            "accounting_systemid": account.account_id,
+            "vis_state": 0,
+            "updated": stamp,
+            "created_at": stamp,
+        }
+        data = {
+            "clientid": invoice["customerid"],
+            "create_date": payment["date"],
+            "currency_code": invoice["currency_code"],
+            "credit_type": "overpayment",
+            "description": f"Overpayment: invoice {invoice['invoice_number']}",
+            "lines": [{"name": "Overpayment", "qty": "1", "unit_cost": {"amount": format(surplus, "f")}}],
+        }
+        account.table("credit_notes")[note_id] = self._build_credit_note(account, data, base, None)
+        payment["overpaymentid"] = note_id
+
+    def _build_credit_note(
+        self, account: _Account, data: dict[str, Any], base: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        client = self._client_of(account, data.get("clientid"), "clientid", "credit_note")
+        create_date = _date(data.get("create_date") or self._today(), "create_date", "credit_note")
+        currency = str(data.get("currency_code") or client.get("currency_code") or account.currency).upper()
+        lines, subtotal, tax = self._price_lines(data.get("lines"), currency, Decimal(0), "credit_note")
+        for line in lines:
+            line["creditid"] = base["id"]
+        number = data.get("credit_number")
+        if not number:
+            number = f"{account.next_credit_number:07d}"
+            account.next_credit_number += 1
+        sent = bool(data.get("action_mark_as_sent")) or bool(existing and existing["status"] == "sent")
+        passthrough = {
+            key: value
+            for key, value in data.items()
+            if key not in base and not key.startswith("action_") and key != "lines"
+        }
+        total = subtotal + tax
+        return {
+            **passthrough,
+            **base,
+            "creditid": base["id"],
+            "clientid": client["id"],
+            "organization": client["organization"],
+            "current_organization": client["organization"],
+            "credit_number": str(number),
+            "credit_type": str(data.get("credit_type") or "goodwill"),
+            "create_date": create_date,
+            "currency_code": currency,
+            "notes": data.get("notes"),
+            "lines": lines,
+            "amount": {"amount": total, "code": currency},
+            # Mirrors FreshBooks' own list sample, where a fresh credit note reports itself fully "paid".
+            "paid": {"amount": total, "code": currency},
+            "payment_status": "paid",
+            "status": "sent" if sent else "created",
+            "display_status": "sent" if sent else "created",
+        }
+
+    # ---------------------------------------------------------------------------------------------
+    # HTTP controls for a sandbox in another process
+
+    def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
+        try:
+            body = _loads(request.get_data()) if request.get_data() else {}
+        except ValueError:
+            return self._json({"error": "body is not JSON"}, 400)
+        if endpoint == "ctl_requests":
+            with self._lock:
+                log = [{"method": m, "path": p, "status": s} for m, p, s in self.request_log]
+            return self._json(log)
+        if not isinstance(body, dict):
+            return self._json({"error": "body must be a JSON object"}, 400)
+        try:
+            if endpoint == "ctl_seed":
+                account_id = str(body.pop("account_id"))
+                body["business_id"] = int(body["business_id"])
+                self.seed_account(account_id, **body)
+                return self._json({"account_id": account_id}, 201)
+            account = args["account"]
+            if endpoint == "ctl_documents":
+                return self._json(self.documents(account, args["resource"]))
+            if endpoint == "ctl_faults":
+                if "lose_responses" in body:
+                    self.lose_responses(account, int(body["lose_responses"]))
+                else:
+                    self.inject_status(account, int(body["status"]), int(body.get("count", 1)))
+            elif endpoint == "ctl_revoke":
+                self.revoke_refresh_token(account)
+            elif endpoint == "ctl_expire":
+                self.expire_access_tokens(account)
+        except KeyError as exc:
+            return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
+        except (TypeError, ValueError) as exc:
+            return self._json({"error": str(exc)}, 400)
+        return self._json({"ok": True})
+
+
+# --------------------------------------------------------------------------------------------------
+# Running it on its own
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the local FreshBooks sandbox in the foreground.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8792)
+    parser.add_argument(
+        "--seed-account", action="append", default=[], help="account id to seed with demo credentials"
+    )
+    parser.add_argument("--requests-per-minute", type=int, default=100)
+    parser.add_argument("--max-concurrent", type=int, default=5)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each API call takes")
+    parser.add_argument("--allow-overpayment", action="store_true", help="turn surpluses into credit notes")
+    args = parser.parse_args(argv)
+
+    sandbox = FreshBooksSandbox(
+        requests_per_minute=args.requests_per_minute,
+        max_concurrent=args.max_concurrent,
+        latency_seconds=args.latency,
+        allow_overpayment=args.allow_overpayment,
+    )
+    for number, account_id in enumerate(args.seed_account, start=1):
+        refresh = f"sandbox-refresh-{account_id}"
+        sandbox.seed_account(
+            account_id,
+            business_id=900000 + number,
+            client_id=DEMO_CLIENT_ID,
+            client_secret=DEMO_CLIENT_SECRET,
+            refresh_token=refresh,
+        )
+        print(
+            f"seeded account {account_id}: client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET} "
+            f"refresh_token={refresh}"
+        )
+    stopping = threading.Event()
+
+    def _on_signal(_signum: int, _frame: object) -> None:
+        # Only flag here: shutting the server down from inside the handler would block the main thread.
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        url = sandbox.start(args.host, args.port)
+        print(f"FreshBooks sandbox listening on {url}", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
