@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from invoice_sync import bootstrap
-from invoice_sync.ledgers.oauth import TokenManager
 from invoice_sync.ledgers.http import oauth_refresher
+from invoice_sync.ledgers.oauth import TokenManager
 from invoice_sync.models.mapping import MappingRule, RuleKind
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.sync import SyncStatus

@@ -21,8 +21,8 @@ from invoice_sync.errors import (
     TokenExpired,
     TransientError,
 )
-from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft
 from invoice_sync.ledgers.http import dumps, loads
+from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft
 from invoice_sync.ledgers.quickbooks.client import fault_error
 from invoice_sync.ledgers.quickbooks.payloads import (
     DOC_NUMBER_MAX,
