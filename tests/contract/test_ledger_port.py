@@ -21,7 +21,7 @@ from tests.contract.conftest import LedgerCase
 
 
 def _customer(case: LedgerCase, name: str = "Contract Customer") -> str:
-    return case.ledger.create_customer(name, "billing@example.com", "USD", f"cust-{name}").id
+    return case.ledger.create_customer(name, "billing@example.com", "USD", f"cus_{name}", f"cust-{name}").id
 
 
 def test_create_get_and_find_by_number(case: LedgerCase) -> None:
@@ -102,7 +102,7 @@ def test_duplicate_number_is_refused(case: LedgerCase) -> None:
 def test_duplicate_customer_name_is_refused(case: LedgerCase) -> None:
     _customer(case, "Twice Named")
     with pytest.raises(DuplicateName):
-        case.ledger.create_customer("Twice Named", None, "USD", "other-key")
+        case.ledger.create_customer("Twice Named", None, "USD", "cus_other", "other-key")
     found = case.ledger.find_customer("Twice Named")
     assert found is not None
     assert found.name == "Twice Named"

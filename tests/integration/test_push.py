@@ -15,8 +15,9 @@ from invoice_sync.ledgers.http import oauth_refresher
 from invoice_sync.ledgers.oauth import TokenManager
 from invoice_sync.models.mapping import MappingRule, RuleKind
 from invoice_sync.models.messages import SyncMessage
-from invoice_sync.models.sync import SyncStatus
+from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sources import stripe
+from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.store.sync_state import SyncStateStore
 from tests.integration.conftest import Harness, fixture_bytes
@@ -420,7 +421,7 @@ def test_legacy_shape_invoice_syncs_with_discount(harness: Harness) -> None:
     )
     (payment,) = harness.documents("Payment")
     assert payment["TotalAmt"] == Decimal("385.56")
-    assert payment["PrivateNote"].startswith("invoice-sync: stripe ch_")
+    assert payment["PrivateNote"] == "invoice-sync: stripe in_1PbLegacyBeta01:paid:38556"
 
 
 def test_ledger_validation_error_parks_with_the_ledgers_words(harness: Harness) -> None:
@@ -454,3 +455,158 @@ def test_ledger_outage_keeps_the_message_until_the_dead_letter_queue(harness: Ha
     assert [json.loads(m["Body"])["event_id"] for m in dlq] == ["evt_1QaAcmeFinalized0001"]
     assert harness.alerts() == []
     assert harness.documents("Invoice") == []
+
+
+def _event(prefix: str, **changes: Any) -> dict[str, Any]:
+    """A fixture event with top-level and invoice-level changes (``invoice__field=value``)."""
+    event = json.loads(fixture_bytes(prefix))
+    for name, value in changes.items():
+        if name.startswith("invoice__"):
+            event["data"]["object"][name.removeprefix("invoice__")] = value
+        else:
+            event[name] = value
+    return event
+
+
+def test_void_while_another_worker_creates_waits_instead_of_skipping(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a worker has recorded its intent to create ACME-0001 and not finished, when
+    invoice.voided arrives, then the void is retried later (not marked skipped), so the invoice
+    the worker creates is voided afterwards and never left open in the ledger."""
+    store = SyncStateStore(harness.resources.sync_table, harness.client("dynamodb"))
+    intent = SyncRecord(
+        connection_id="acme",
+        kind="invoice",
+        source_id=INVOICE,
+        status=SyncStatus.PENDING,
+        idempotency_key="key-of-the-other-worker",
+    )
+    store.save(intent, 0)
+    voided = _event(
+        "a1",
+        id="evt_void_race",
+        type="invoice.voided",
+        created=json.loads(fixture_bytes("a1"))["created"] + 50,
+        invoice__status="void",
+    )
+    harness.post(json.dumps(voided).encode())
+    assert harness.drain(rounds=1) == 1  # handed back to the queue
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.status is SyncStatus.PENDING
+    # The other worker's create lands (here: as if it had), then the void's retry voids it.
+    monkeypatch.setenv("INTENT_TIMEOUT_SECONDS", "0")
+    bootstrap.reset()
+    assert harness.drain() == 0
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.status is SyncStatus.SKIPPED
+    assert harness.documents("Invoice") == []
+
+
+def test_snapshot_newer_than_an_adopted_document_is_applied(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given push died after creating ACME-0001 from a1, when the updated snapshot a4 arrives next,
+    then the adopted document is brought up to a4 (its memo), not left as a1 made it."""
+    original = SyncStateStore.save
+
+    def crash_once(self: SyncStateStore, record: Any, revision: int) -> int:
+        if record.kind == "invoice" and record.status is SyncStatus.SYNCED:
+            monkeypatch.setattr(SyncStateStore, "save", original)
+            raise RuntimeError("Lambda timed out")
+        return original(self, record, revision)
+
+    monkeypatch.setattr(SyncStateStore, "save", crash_once)
+    harness.deliver("a1")
+    assert harness.drain(rounds=1) == 1
+    # The retry of a1 is overtaken by a4 (a newer snapshot): only a4 gets processed.
+    harness.client("sqs").purge_queue(QueueUrl=harness.resources.sync_queue_url)
+    assert _sync(harness, "a4") == 0
+    (invoice,) = harness.documents("Invoice")
+    a4_memo = json.loads(fixture_bytes("a4"))["data"]["object"]["description"]
+    assert invoice["CustomerMemo"]["value"] == a4_memo
+
+
+def test_alert_is_sent_even_when_the_first_publish_fails(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given SNS fails the first publish of a parked record's alert, then the message is retried
+    and the alert goes out on the retry: exactly one alert, none lost."""
+    original = AlertPublisher.publish
+    calls = {"n": 0}
+
+    def flaky(self: AlertPublisher, subject: str, text: str, details: dict[str, Any]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("SNS throttled")
+        original(self, subject, text, details)
+
+    monkeypatch.setattr(AlertPublisher, "publish", flaky)
+    harness.deliver("c1")
+    harness.drain()
+    assert calls["n"] == 2
+    assert len(harness.alerts()) == 1
+
+
+def test_two_source_customers_with_one_name_stay_apart(harness: Harness) -> None:
+    """Given two Stripe customers both named Acme Corp, then the ledger gets two customers (the
+    second named with its Stripe id), and each invoice is billed to its own."""
+    _sync(harness, "a1")
+    other = _event(
+        "c1",
+        id="evt_other_acme",
+        invoice__customer="cus_OtherAcme",
+        invoice__customer_name="Acme Corp",
+        invoice__number="ACME-9999",
+        invoice__lines=json.loads(fixture_bytes("a1"))["data"]["object"]["lines"],
+        invoice__subtotal=154999,
+        invoice__total=167786,
+    )
+    harness.post(json.dumps(other).encode())
+    assert harness.drain() == 0
+    customers = {c["DisplayName"]: c["Id"] for c in harness.documents("Customer")}
+    assert set(customers) == {"Acme Corp", "Acme Corp (cus_OtherAcme)"}
+    billed = {i["DocNumber"]: i["CustomerRef"]["value"] for i in harness.documents("Invoice")}
+    assert billed == {
+        "ACME-0001": customers["Acme Corp"],
+        "ACME-9999": customers["Acme Corp (cus_OtherAcme)"],
+    }
+
+
+def test_partial_payments_without_a_payments_list_book_each_difference(harness: Harness) -> None:
+    """Given webhooks that carry only the running amount_paid (Stripe does not expand payments in
+    webhooks), when 1000.00 then the full 1677.86 is paid, then the ledger gets two payments that
+    add up to the total, and a repeat of the last snapshot books nothing more."""
+    _sync(harness, "a1")
+    base = json.loads(fixture_bytes("a2"))
+    for index, paid in enumerate((100000, 167786)):
+        event = _event(
+            "a2",
+            id=f"evt_partial_{index}",
+            created=base["created"] + index,
+            invoice__amount_paid=paid,
+            invoice__status="paid" if paid == 167786 else "open",
+        )
+        del event["data"]["object"]["payments"]
+        harness.post(json.dumps(event).encode())
+        assert harness.drain() == 0
+    amounts = sorted(p["TotalAmt"] for p in harness.documents("Payment"))
+    assert amounts == [Decimal("677.86"), Decimal("1000.00")]
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["Balance"] == Decimal("0.00")
+
+
+def test_payment_larger_than_the_open_balance_parks_the_payment_not_the_invoice(harness: Harness) -> None:
+    """Given an InvoicePayment larger than what is open in the ledger, then that payment record is
+    parked with the figures and alerted once, while the invoice stays synced."""
+    event = _event("a2")
+    event["data"]["object"]["payments"]["data"][0]["amount_paid"] = 999999
+    harness.post(json.dumps(event).encode())
+    assert harness.drain() == 0
+    invoice_record = harness.record("invoice", INVOICE)
+    payment_record = harness.record("payment", PAYMENT)
+    assert invoice_record is not None and invoice_record.status is SyncStatus.SYNCED
+    assert payment_record is not None and payment_record.status is SyncStatus.REJECTED
+    assert "exceeds the open balance" in (payment_record.last_error or "")
+    assert harness.documents("Payment") == []
+    assert len(harness.alerts()) == 1

@@ -36,8 +36,8 @@ FULL_RULES = (
     rule(RuleKind.PRODUCT, "prod_Hosting", "12"),
     rule(RuleKind.TAX_RATE, "txr_SalesTax825", "TAX"),
     rule(RuleKind.TAX_RATE, "txr_VAT19", "VAT19"),
-    rule(RuleKind.CUSTOMER, "cus_RAcme01", "58"),
 )
+ACME = rule(RuleKind.CUSTOMER, "cus_RAcme01", "58")
 
 
 def mappings(*rules: MappingRule, connection: Connection = CONNECTION) -> Mappings:
@@ -120,7 +120,7 @@ def test_altered_total_fails_totals(raw_event: RawEvent) -> None:
 def test_all_rules_present_gives_a_decimal_draft(raw_event: RawEvent) -> None:
     """Given a1 and rules for both products, the tax rate and the customer, resolve gives a draft with
     ledger ids, exact Decimal amounts, the tax code and the invoice-sync marker."""
-    resolved = resolve(invoice_of(raw_event, "a1"), mappings(*FULL_RULES))
+    resolved = resolve(invoice_of(raw_event, "a1"), mappings(*FULL_RULES), ACME)
     draft = resolved.draft
     assert resolved.customer_id == "58"
     assert draft.customer_id == "58"
@@ -133,7 +133,7 @@ def test_all_rules_present_gives_a_decimal_draft(raw_event: RawEvent) -> None:
     ]
     assert all(isinstance(ln.amount, Decimal) for ln in draft.lines)
     assert str(draft.lines[0].amount) == "1500.00"
-    assert draft.lines[0].unit_price == Decimal("150")
+    assert draft.lines[0].priced(7) == (Decimal(10), Decimal("150"))
     assert draft.tax == Decimal("127.87")
     assert draft.discount == Decimal("0.00")
     assert draft.total == Decimal("1677.86")
@@ -148,7 +148,8 @@ def test_legacy_invoice_discount_and_tax_are_decimal(raw_event: RawEvent) -> Non
     and lines + tax - discount equals the total."""
     draft = resolve(
         invoice_of(raw_event, "b1"),
-        mappings(*FULL_RULES, rule(RuleKind.CUSTOMER, "cus_QBeta01", "77")),
+        mappings(*FULL_RULES),
+        rule(RuleKind.CUSTOMER, "cus_QBeta01", "77"),
     ).draft
     assert draft.discount == Decimal("36.00")
     assert draft.tax == Decimal("61.56")
@@ -165,10 +166,20 @@ def test_unit_price_times_quantity_rounds_back_to_the_amount() -> None:
     invoice = make_invoice([line("il_1", 10000, quantity=3)])
     (draft_line,) = resolve(invoice, mappings(*FULL_RULES)).draft.lines
     assert draft_line.amount == Decimal("100.00")
-    assert draft_line.unit_price == Decimal("33.3333333")
-    assert Money.from_decimal(
-        (draft_line.unit_price * draft_line.quantity).quantize(Decimal("0.01")), "USD"
-    ) == Money(minor=10000, currency="USD")
+    quantity, unit = draft_line.priced(7)
+    assert (quantity, unit) == (Decimal(3), Decimal("33.3333333"))
+    assert Money.from_decimal((unit * quantity).quantize(Decimal("0.01")), "USD") == Money(
+        minor=10000, currency="USD"
+    )
+
+
+def test_usage_priced_line_goes_as_one_unit_when_no_unit_price_multiplies_back() -> None:
+    """Given 12.34 for a million units (usage pricing), no 7-place unit price times 1,000,000 gives
+    12.34, so the line is priced as one unit of 12.34: the money stays exact."""
+    invoice = make_invoice([line("il_1", 1234, quantity=1_000_000)])
+    (draft_line,) = resolve(invoice, mappings(*FULL_RULES)).draft.lines
+    assert draft_line.priced(7) == (Decimal(1), Decimal("12.34"))
+    assert draft_line.priced(4) == (Decimal(1), Decimal("12.34"))
 
 
 def test_untaxed_line_gets_the_no_tax_code() -> None:
@@ -292,7 +303,8 @@ def test_jpy_invoice_gives_whole_yen_decimals(raw_event: RawEvent) -> None:
     """Given d3 (JPY 12000), the draft's amounts are whole-yen Decimals (no decimals at all)."""
     draft = resolve(
         invoice_of(raw_event, "d3"),
-        mappings(*FULL_RULES, rule(RuleKind.CUSTOMER, "cus_RDelta01", "90")),
+        mappings(*FULL_RULES),
+        rule(RuleKind.CUSTOMER, "cus_RDelta01", "90"),
     ).draft
     assert draft.currency == "JPY"
     assert draft.lines[0].amount == Decimal("12000")

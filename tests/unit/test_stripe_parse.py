@@ -121,14 +121,31 @@ def test_current_shape_payment_comes_from_paid_invoice_payments(raw_event: RawEv
     assert invoice.amount_paid == 167786
 
 
-def test_legacy_shape_payment_is_the_charge(raw_event: RawEvent) -> None:
-    """Given b2 (legacy shape, paid:true, charge), the Payment's source id is the charge id, and the
-    amount is amount_paid."""
+def test_legacy_shape_payment_is_cumulative_and_names_the_charge(raw_event: RawEvent) -> None:
+    """Given b2 (legacy shape, paid:true, charge), the Payment is the cumulative amount_paid, its
+    id derives from the invoice and the amount (so a later partial payment is a new record), and
+    the charge is kept as its reference."""
     (payment,) = parsed(raw_event, "b2").invoice.payments
-    assert payment.source_id == "ch_3PbLegacyBeta01"
+    assert payment.source_id == "in_1PbLegacyBeta01:paid:38556"
     assert payment.reference == "ch_3PbLegacyBeta01"
     assert payment.amount == 38556
+    assert payment.cumulative
     assert payment.currency == "EUR"
+
+
+def test_current_shape_without_expanded_payments_is_cumulative(event_dict: EventDict) -> None:
+    """Given a paid current-shape invoice whose webhook carries no ``payments`` list (webhooks never
+    expand it), the Payment is the cumulative amount_paid."""
+    event = event_dict("a2")
+    del event["data"]["object"]["payments"]
+    result = parse_event(as_bytes(event))
+    assert result is not None
+    (payment,) = result.invoice.payments
+    assert (payment.source_id, payment.amount, payment.cumulative) == (
+        "in_1QaCurrentAcme01:paid:167786",
+        167786,
+        True,
+    )
 
 
 def test_canceled_invoice_payment_is_not_a_payment(raw_event: RawEvent) -> None:
@@ -160,7 +177,7 @@ def test_legacy_payment_without_charge_gets_a_stable_id(event_dict: EventDict) -
     assert first is not None
     assert second is not None
     (payment,) = first.invoice.payments
-    assert payment.source_id == "in_1PbLegacyBeta01:paid"
+    assert payment.source_id == "in_1PbLegacyBeta01:paid:38556"
     assert payment.reference is None
     assert first.invoice.payments == second.invoice.payments
 

@@ -24,10 +24,19 @@ class LineDraft:
     tax: Decimal = Decimal(0)  # the source's tax on this line, every rate together
     account: str | None = None  # Xero account code; QBO items carry their own
 
-    @property
-    def unit_price(self) -> Decimal:
-        # Seven places, as QBO keeps unit prices; Qty * UnitPrice rounds back to the amount.
-        return (self.amount / self.quantity).quantize(Decimal("0.0000001")) if self.quantity else self.amount
+    def priced(self, places: int) -> tuple[Decimal, Decimal]:
+        """(quantity, unit price) whose product rounds to the amount, with ``places`` decimals.
+
+        Where no unit price of that precision multiplies back to the amount (12.34 for a million
+        units of usage), the line goes as one unit of its amount: the money must be exact, the
+        quantity is only descriptive.
+        """
+        step = Decimal(1).scaleb(-places)
+        if self.quantity > 0:
+            unit = (self.amount / self.quantity).quantize(step)
+            if (unit * self.quantity).quantize(Decimal("0.01")) == self.amount:
+                return Decimal(self.quantity), unit
+        return Decimal(1), self.amount
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,9 @@ class LedgerDocument:
 class LedgerContact:
     id: str
     name: str
+    # The source customer this contact was created for (QBO Notes, Xero ContactNumber); None for
+    # a contact someone else created in the ledger.
+    reference: str | None = None
 
 
 class LedgerPort(Protocol):
@@ -84,7 +96,7 @@ class LedgerPort(Protocol):
     def find_customer(self, name: str) -> LedgerContact | None: ...
 
     def create_customer(
-        self, name: str, email: str | None, currency: str, idempotency_key: str
+        self, name: str, email: str | None, currency: str, reference: str, idempotency_key: str
     ) -> LedgerContact: ...
 
     def find_invoice(self, number: str) -> LedgerDocument | None: ...

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from invoice_sync.errors import InvalidSnapshot, MappingMissing
 from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, marker
 from invoice_sync.models.documents import Invoice
-from invoice_sync.models.mapping import CustomerPolicy, Mappings, RuleKind
+from invoice_sync.models.mapping import CustomerPolicy, MappingRule, Mappings, RuleKind
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def check_totals(invoice: Invoice) -> None:
         raise InvalidSnapshot("totals do not add up", "; ".join(problems))
 
 
-def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
+def resolve(invoice: Invoice, mappings: Mappings, customer_rule: MappingRule | None = None) -> Resolved:
     connection = mappings.connection
     # Keyed by what is missing, so a product on five lines is reported once.
     missing: dict[str, str] = {}
@@ -99,9 +99,8 @@ def resolve(invoice: Invoice, mappings: Mappings) -> Resolved:
                 )
             )
     customer_id: str | None = None
-    rule = mappings.lookup(RuleKind.CUSTOMER, invoice.customer.source_id)
-    if rule:
-        customer_id = rule.ledger_id
+    if customer_rule:
+        customer_id = customer_rule.ledger_id
     elif connection.customer_policy is CustomerPolicy.REQUIRE_MAPPING:
         missing["customer"] = f"customer {invoice.customer.source_id} ({invoice.customer.display_name})"
     if missing:

@@ -79,6 +79,9 @@ class Payment(_Frozen):
     currency: Currency
     paid_on: date
     reference: str | None = None
+    # True when ``amount`` is the invoice's paid total so far rather than one payment: push then
+    # books only what the ledger does not have yet.
+    cumulative: bool = False
 
 
 class Invoice(_Frozen):

@@ -287,17 +287,20 @@ def _payments(raw: _StripeInvoice, currency: str) -> tuple[Payment, ...]:
             if p.status == "paid" and (p.amount_paid or 0) > 0
         )
     if raw.amount_paid > 0:
-        # The earlier shape names the charge; a payment made out of band has none. Either way the
-        # id is stable across deliveries of this invoice, which is what exactly-once needs.
+        # Webhooks carry ``payments`` only when expanded, which they never are, and the earlier
+        # shape names only the latest charge. What is certain is the running ``amount_paid``: it is
+        # booked as a cumulative payment, whose id changes with the amount, so a second partial
+        # payment is a new record and push books only the difference.
         charge = _id(raw.charge)
         return (
             Payment(
-                source_id=charge or f"{raw.id}:paid",
+                source_id=f"{raw.id}:paid:{raw.amount_paid}",
                 invoice_source_id=raw.id,
                 amount=raw.amount_paid,
                 currency=currency,
                 paid_on=_day(paid_at),
                 reference=charge,
+                cumulative=True,
             ),
         )
     return ()

@@ -1,8 +1,15 @@
 """Mappings table: connections and their mapping rules, versioned.
 
-Items: ``pk=CONN#{id}, sk=CONNECTION`` holds the connection; ``sk=RULE#{kind}#{source value}``
-holds one rule. A warm Lambda keeps what it read for ``cache_seconds``: webhooks must not pay a
-DynamoDB read each to learn that a connection exists.
+Items:
+- ``pk=CONN#{id}, sk=CONNECTION``: the connection;
+- ``pk=CONN#{id}, sk=RULE#{kind}#{source value}``: a product or tax-rate rule (a few hundred at
+  most, read together);
+- ``pk=CUST#{id}, sk={source customer id}``: a customer rule, set by an operator or learned when
+  push found or created the customer. One per customer, so they are read one at a time, never
+  with the rules.
+
+A warm Lambda keeps what it read for ``cache_seconds``: webhooks must not pay a DynamoDB read each
+to learn that a connection exists.
 """
 
 from __future__ import annotations
@@ -41,17 +48,34 @@ class MappingsStore:
         self.table = table
         self._client = client or aws.client("dynamodb")
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Mappings | None]] = {}
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    def _cached(self, key: str) -> tuple[bool, Any]:
+        cached = self._cache.get(key)
+        if cached and time.monotonic() - cached[0] < self._cache_seconds:
+            return True, cached[1]
+        return False, None
 
     def connection(self, connection_id: str) -> Connection | None:
-        mappings = self.mappings(connection_id)
-        return mappings.connection if mappings else None
+        """One GetItem (cached): all the intake needs to know."""
+        hit, value = self._cached(f"connection#{connection_id}")
+        if hit:
+            return value  # type: ignore[no-any-return]
+        response = self._client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": "CONNECTION"}}
+        )
+        connection = None
+        if "Item" in response:
+            data = _plain(response["Item"])
+            connection = Connection.model_validate({k: v for k, v in data.items() if k not in {"pk", "sk"}})
+        self._cache[f"connection#{connection_id}"] = (time.monotonic(), connection)
+        return connection
 
     def mappings(self, connection_id: str) -> Mappings | None:
-        """The connection and all its rules, from one paged query (cached while warm)."""
-        cached = self._cache.get(connection_id)
-        if cached and time.monotonic() - cached[0] < self._cache_seconds:
-            return cached[1]
+        """The connection with its product and tax-rate rules, from one paged query (cached)."""
+        hit, value = self._cached(f"mappings#{connection_id}")
+        if hit:
+            return value  # type: ignore[no-any-return]
         connection: Connection | None = None
         rules: list[MappingRule] = []
         paginator = self._client.get_paginator("query")
@@ -70,11 +94,28 @@ class MappingsStore:
                 elif sort_key.startswith("RULE#"):
                     rules.append(MappingRule.model_validate(data))
         result = Mappings(connection=connection, rules=tuple(rules)) if connection else None
-        self._cache[connection_id] = (time.monotonic(), result)
+        self._cache[f"mappings#{connection_id}"] = (time.monotonic(), result)
         return result
 
+    def customer_rule(self, connection_id: str, source_id: str) -> MappingRule | None:
+        """The ledger customer of one source customer, if mapped or learned (cached while warm)."""
+        key = f"customer#{connection_id}#{source_id}"
+        hit, value = self._cached(key)
+        if hit and value is not None:
+            return value  # type: ignore[no-any-return]
+        response = self._client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"CUST#{connection_id}"}, "sk": {"S": source_id}}
+        )
+        rule = None
+        if "Item" in response:
+            data = _plain(response["Item"])
+            rule = MappingRule.model_validate({k: v for k, v in data.items() if k not in {"pk", "sk"}})
+            self._cache[key] = (time.monotonic(), rule)
+        return rule
+
     def forget(self, connection_id: str) -> None:
-        self._cache.pop(connection_id, None)
+        for kind in ("connection", "mappings"):
+            self._cache.pop(f"{kind}#{connection_id}", None)
 
     def put_connection(self, connection: Connection) -> None:
         self._client.put_item(
@@ -88,15 +129,18 @@ class MappingsStore:
         self.forget(connection.connection_id)
 
     def put_rule(self, connection_id: str, rule: MappingRule) -> None:
-        self._client.put_item(
-            TableName=self.table,
-            Item={
+        if rule.kind is RuleKind.CUSTOMER:
+            key = {"pk": {"S": f"CUST#{connection_id}"}, "sk": {"S": rule.source_value}}
+        else:
+            key = {
                 "pk": {"S": f"CONN#{connection_id}"},
                 "sk": {"S": f"RULE#{rule.kind.value}#{rule.source_value}"},
-                **_typed(rule.model_dump(mode="json")),
-            },
-        )
-        self.forget(connection_id)
+            }
+        self._client.put_item(TableName=self.table, Item={**key, **_typed(rule.model_dump(mode="json"))})
+        if rule.kind is RuleKind.CUSTOMER:
+            self._cache[f"customer#{connection_id}#{rule.source_value}"] = (time.monotonic(), rule)
+        else:
+            self.forget(connection_id)
 
     def bump_version(self, connection_id: str) -> int:
         """A new mapping version; every document synced afterwards records it."""

@@ -37,7 +37,15 @@ class SecretStore:
                 self._name(connection_id, "webhook"), max_age=self._cache_seconds, transform="json"
             )
         except GetParameterError as exc:
-            raise UnknownConnection(f"no webhook secret configured for connection {connection_id}") from exc
+            cause = exc.__cause__ or exc.__context__  # Powertools re-raises without "from"
+            if (
+                isinstance(cause, ClientError)
+                and cause.response["Error"]["Code"] == "ResourceNotFoundException"
+            ):
+                raise UnknownConnection(
+                    f"no webhook secret configured for connection {connection_id}"
+                ) from exc
+            raise  # throttling or an outage: the intake answers 503 and the sender retries
         secrets = value.get("secrets") if isinstance(value, dict) else None
         if not isinstance(secrets, list) or not all(isinstance(s, str) and s for s in secrets):
             raise UnknownConnection(f"webhook secret of connection {connection_id} is malformed")

@@ -4,15 +4,19 @@ For each queued snapshot:
 1. version guard: a snapshot older than the one already synced is skipped;
 2. map it (every missing rule reported at once) and find or create the customer;
 3. create or update the ledger invoice: the intent (its idempotency key) is recorded before a
-   create, and a retry that finds an intent looks the document up by number before creating;
-4. record each payment against it the same way;
-5. park what cannot be synced, with its reason, and alert once per reason.
+   create; a retry that finds an intent looks the document up by number before creating, and
+   brings what it finds up to the current snapshot; an intent younger than a push invocation can
+   live belongs to a worker still at it, and is waited for;
+4. record each payment against it the same way, each under its own sync record;
+5. park what cannot be synced, with its reason, and alert once per reason (alert first, then
+   record that it was sent, so a failed publish is retried rather than forgotten).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -24,14 +28,15 @@ from invoice_sync.errors import (
     InvoiceSyncError,
     ParkError,
     StaleObject,
+    TransientError,
 )
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, LedgerPort, PaymentDraft, marker
 from invoice_sync.mapping.resolver import check_totals, resolve
 from invoice_sync.models.documents import Invoice, InvoiceStatus, Payment
-from invoice_sync.models.mapping import Mappings
+from invoice_sync.models.mapping import MappingRule, Mappings
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.money import Money
-from invoice_sync.models.sync import SyncRecord, SyncStatus
+from invoice_sync.models.sync import SyncRecord, SyncStatus, utcnow
 from invoice_sync.observability import logger
 from invoice_sync.sources import stripe
 from invoice_sync.store.sync_state import SyncStateStore
@@ -60,6 +65,8 @@ class PushResult:
 class MappingSource(Protocol):
     def mappings(self, connection_id: str) -> Mappings | None: ...
 
+    def customer_rule(self, connection_id: str, source_id: str) -> MappingRule | None: ...
+
     def learned_customer(self, connection_id: str, source_id: str, ledger_id: str, name: str) -> None: ...
 
 
@@ -83,28 +90,35 @@ class PushService:
         archive: Archive,
         alerts: Alerts,
         ledger_for: LedgerFactory,
+        intent_timeout: timedelta = timedelta(seconds=120),
     ) -> None:
         self.state = state
         self.mappings = mappings
         self.archive = archive
         self.alerts = alerts
         self.ledger_for = ledger_for
+        # Longer than one push invocation may run: an intent younger than this may still be in
+        # the hands of a live worker.
+        self.intent_timeout = intent_timeout
 
     def handle(self, message: SyncMessage) -> PushResult:
-        invoice = message.invoice or self._from_archive(message)
-        record, revision = self.state.get(message.connection_id, "invoice", invoice.source_id)
-        if record and record.source_version > message.version:
-            logger.info("older snapshot skipped", extra={"source_id": invoice.source_id})
-            return PushResult(Outcome.STALE, invoice.source_id, record.ledger_id)
-        record = record or SyncRecord(
-            connection_id=message.connection_id, kind="invoice", source_id=invoice.source_id
-        )
-        record.source_number = invoice.number
-        record.currency = invoice.currency
-        record.source_total = invoice.total
-        record.event_id = message.event_id
-        mappings = self.mappings.mappings(message.connection_id)
+        record: SyncRecord | None = None
+        source_id = message.invoice.source_id if message.invoice else message.archive_key
         try:
+            invoice = message.invoice or self._from_archive(message)
+            source_id = invoice.source_id
+            record, revision = self.state.get(message.connection_id, "invoice", invoice.source_id)
+            if record and record.source_version > message.version:
+                logger.info("older snapshot skipped", extra={"source_id": invoice.source_id})
+                return PushResult(Outcome.STALE, invoice.source_id, record.ledger_id)
+            record = record or SyncRecord(
+                connection_id=message.connection_id, kind="invoice", source_id=invoice.source_id
+            )
+            record.source_number = invoice.number
+            record.currency = invoice.currency
+            record.source_total = invoice.total
+            record.event_id = message.event_id
+            mappings = self.mappings.mappings(message.connection_id)
             if mappings is None or not mappings.connection.active:
                 raise ParkError(
                     "connection not configured", f"connection {message.connection_id} is unknown or inactive"
@@ -115,9 +129,14 @@ class PushService:
             if park is None:
                 raise  # transient: back to the queue
             # Re-read: the failed step may have saved the record (an intent) before it raised.
-            current, current_revision = self.state.get(message.connection_id, "invoice", invoice.source_id)
-            self._park(current or record, current_revision, message.version, park)
-            return PushResult(Outcome.PARKED, invoice.source_id, record.ledger_id, park.reason)
+            current, current_revision = self.state.get(message.connection_id, "invoice", source_id)
+            parked = (
+                current
+                or record
+                or SyncRecord(connection_id=message.connection_id, kind="invoice", source_id=source_id)
+            )
+            self._park(parked, current_revision, message.version, park)
+            return PushResult(Outcome.PARKED, source_id, parked.ledger_id, park.reason)
 
     # --- invoice ----------------------------------------------------------------------------------
 
@@ -125,13 +144,12 @@ class PushService:
         self, message: SyncMessage, invoice: Invoice, record: SyncRecord, revision: int, mappings: Mappings
     ) -> PushResult:
         content_hash = invoice.content_hash()
-        unchanged = record.status is SyncStatus.SYNCED and record.content_hash == content_hash
         if invoice.status is InvoiceStatus.DRAFT:
             return self._finish(
                 record, revision, message, content_hash, SyncStatus.SKIPPED, "draft: not in the books"
             )
         ledger = self.ledger_for(mappings)
-        if unchanged and record.ledger_id:
+        if record.status is SyncStatus.SYNCED and record.content_hash == content_hash and record.ledger_id:
             # Same snapshot again (a duplicate delivery, a retry): the invoice is done, but a crash
             # may have come between it and its payments, so those are still checked.
             if message.version > record.source_version:
@@ -143,27 +161,19 @@ class PushService:
         check_totals(invoice)
         if invoice.status is InvoiceStatus.VOID:
             return self._void(message, invoice, record, revision, ledger, content_hash)
-        resolved = resolve(invoice, mappings)
+        customer_rule = self.mappings.customer_rule(message.connection_id, invoice.customer.source_id)
+        resolved = resolve(invoice, mappings, customer_rule)
         customer_id = resolved.customer_id or self._customer(invoice, mappings, ledger)
         draft = replace(resolved.draft, customer_id=customer_id)
         if record.ledger_id:
-            key = idempotency_key(
-                message.connection_id,
-                "invoice",
-                invoice.source_id,
-                "update",
-                content_hash,
-                record.ledger_version or "",
-            )
-            try:
-                document = ledger.update_invoice(record.ledger_id, record.ledger_version, draft, key)
-            except StaleObject:
-                # Someone edited it in the ledger; the source snapshot wins, on the fresh token.
-                current = ledger.get_invoice(record.ledger_id)
-                key = idempotency_key(key, current.version or "")
-                document = ledger.update_invoice(record.ledger_id, current.version, draft, key)
+            document = self._update(message, invoice, record, ledger, draft, content_hash)
         else:
-            document, revision = self._create_once(message, invoice, record, revision, ledger, draft)
+            document, revision, adopted = self._create_once(message, invoice, record, revision, ledger, draft)
+            if adopted:
+                # What an earlier attempt created (or the ledger's replay of it) reflects the
+                # snapshot of that attempt; bring it up to this one.
+                record.ledger_id, record.ledger_version = document.id, document.version
+                document = self._update(message, invoice, record, ledger, draft, content_hash)
         record.ledger_id = document.id
         record.ledger_version = document.version
         record.ledger_number = document.number
@@ -171,18 +181,52 @@ class PushService:
         record.ledger_customer_id = customer_id
         record.mapping_version = mappings.connection.mapping_version
         differs = record.ledger_total != invoice.total
-        first_alert = differs and record.alerted_reason != TOTAL_DIFFERS
-        record.alerted_reason = TOTAL_DIFFERS if differs else None
-        result = self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
-        if first_alert:
+        if differs and record.alerted_reason != TOTAL_DIFFERS:
             # The document exists and stays: a person decides whether the ledger's figure stands.
             self._publish(
                 record,
                 TOTAL_DIFFERS,
                 f"ledger shows {document.total} {invoice.currency}, source {invoice.money(invoice.total)}",
             )
+        record.alerted_reason = TOTAL_DIFFERS if differs else None
+        result = self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
         self._payments(invoice, record, mappings, ledger)
         return result
+
+    def _update(
+        self,
+        message: SyncMessage,
+        invoice: Invoice,
+        record: SyncRecord,
+        ledger: LedgerPort,
+        draft: InvoiceDraft,
+        content_hash: str,
+    ) -> LedgerDocument:
+        assert record.ledger_id is not None
+        key = idempotency_key(
+            message.connection_id,
+            "invoice",
+            invoice.source_id,
+            "update",
+            content_hash,
+            record.ledger_version or "",
+        )
+        try:
+            return ledger.update_invoice(record.ledger_id, record.ledger_version, draft, key)
+        except StaleObject:
+            # Someone edited it in the ledger; the source snapshot wins, on the fresh version.
+            current = ledger.get_invoice(record.ledger_id)
+            key = idempotency_key(key, current.version or "")
+            return ledger.update_invoice(record.ledger_id, current.version, draft, key)
+
+    def _in_flight(self, record: SyncRecord) -> bool:
+        """An intent recorded so recently that the worker that recorded it may still be running."""
+        return (
+            record.status is SyncStatus.PENDING
+            and record.idempotency_key is not None
+            and record.updated_at is not None
+            and utcnow() - record.updated_at < self.intent_timeout
+        )
 
     def _create_once(
         self,
@@ -192,24 +236,28 @@ class PushService:
         revision: int,
         ledger: LedgerPort,
         draft: InvoiceDraft,
-    ) -> tuple[LedgerDocument, int]:
-        if record.idempotency_key and invoice.number:
+    ) -> tuple[LedgerDocument, int, bool]:
+        """Creates the ledger invoice unless an earlier attempt did; says whether it adopted one."""
+        retry = record.idempotency_key is not None
+        if retry and invoice.number:
             # An earlier attempt recorded its intent and may have created the document before it
             # died: look before creating again. Ledger idempotency caches expire; this does not.
             existing = self._ours(ledger.find_invoice(invoice.number), invoice)
             if existing:
-                return existing, revision
+                return existing, revision, True
+        if self._in_flight(record):
+            raise TransientError(f"invoice {invoice.source_id} is being created by another worker")
         record.idempotency_key = record.idempotency_key or idempotency_key(
             message.connection_id, "invoice", invoice.source_id, "create"
         )
         record.status = SyncStatus.PENDING
         revision = self.state.save(record, revision)
         try:
-            return ledger.create_invoice(draft, record.idempotency_key), revision
+            return ledger.create_invoice(draft, record.idempotency_key), revision, retry
         except DuplicateNumber:
             existing = self._ours(ledger.find_invoice(invoice.number), invoice) if invoice.number else None
             if existing:
-                return existing, revision
+                return existing, revision, True
             raise  # a stranger's document holds the number: parked, never adopted
 
     @staticmethod
@@ -234,6 +282,9 @@ class PushService:
         elif record.idempotency_key and invoice.number:
             document = self._ours(ledger.find_invoice(invoice.number), invoice)
         if document is None:
+            if self._in_flight(record):
+                # A worker is creating it right now: void it once it exists, not before.
+                raise TransientError(f"invoice {invoice.source_id} is being created by another worker")
             return self._finish(
                 record,
                 revision,
@@ -252,21 +303,29 @@ class PushService:
         return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
 
     def _customer(self, invoice: Invoice, mappings: Mappings, ledger: LedgerPort) -> str:
+        """Finds or creates the ledger customer, never merging two source customers by name.
+
+        A ledger customer of the same name is adopted when nobody created it for another source
+        customer (a customer the company already had); if it belongs to another source customer,
+        this one gets its own, named with its source id.
+        """
+        source_id = invoice.customer.source_id
         name = invoice.customer.display_name
         found = ledger.find_customer(name)
+        if found is not None and found.reference not in {None, "", source_id}:
+            name = f"{name} ({source_id})"
+            found = ledger.find_customer(name)
         if found is None:
-            key = idempotency_key(mappings.connection.connection_id, "customer", invoice.customer.source_id)
+            key = idempotency_key(mappings.connection.connection_id, "customer", source_id, name)
             try:
-                found = ledger.create_customer(name, invoice.customer.email, invoice.currency, key)
+                found = ledger.create_customer(name, invoice.customer.email, invoice.currency, source_id, key)
             except DuplicateName:
                 # Created a moment ago by a worker holding another invoice of this customer; if
                 # not, a vendor or employee has the name, and the error parks the invoice.
                 found = ledger.find_customer(name)
                 if found is None:
                     raise
-        self.mappings.learned_customer(
-            mappings.connection.connection_id, invoice.customer.source_id, found.id, name
-        )
+        self.mappings.learned_customer(mappings.connection.connection_id, source_id, found.id, name)
         return found.id
 
     # --- payments ---------------------------------------------------------------------------------
@@ -274,6 +333,7 @@ class PushService:
     def _payments(
         self, invoice: Invoice, invoice_record: SyncRecord, mappings: Mappings, ledger: LedgerPort
     ) -> None:
+        """Each payment under its own record: one that cannot be booked parks itself, not the invoice."""
         if not invoice.payments or invoice_record.ledger_id is None or not invoice_record.ledger_customer_id:
             return
         ledger_invoice: LedgerDocument | None = None
@@ -281,46 +341,81 @@ class PushService:
             record, revision = self.state.get(invoice_record.connection_id, "payment", payment.source_id)
             if record and record.status in {SyncStatus.SYNCED, SyncStatus.SKIPPED}:
                 continue
-            ledger_invoice = ledger_invoice or ledger.get_invoice(invoice_record.ledger_id)
             record = record or SyncRecord(
                 connection_id=invoice_record.connection_id, kind="payment", source_id=payment.source_id
             )
             record.currency = payment.currency
             record.source_total = payment.amount
-            document = (
-                self._existing_payment(ledger, ledger_invoice, payment) if record.idempotency_key else None
+            record.source_number = invoice.number
+            try:
+                ledger_invoice = ledger_invoice or ledger.get_invoice(invoice_record.ledger_id)
+                ledger_invoice = self._book_payment(
+                    invoice, invoice_record, payment, record, revision, mappings, ledger, ledger_invoice
+                )
+            except InvoiceSyncError as error:
+                park = park_reason(error)
+                if park is None:
+                    raise
+                current, current_revision = self.state.get(
+                    invoice_record.connection_id, "payment", payment.source_id
+                )
+                self._park(current or record, current_revision, 0, park)
+
+    def _book_payment(
+        self,
+        invoice: Invoice,
+        invoice_record: SyncRecord,
+        payment: Payment,
+        record: SyncRecord,
+        revision: int,
+        mappings: Mappings,
+        ledger: LedgerPort,
+        ledger_invoice: LedgerDocument,
+    ) -> LedgerDocument:
+        """Books one payment; returns the ledger invoice as it stands afterwards."""
+        document = self._existing_payment(ledger, ledger_invoice, payment) if record.idempotency_key else None
+        if document is None:
+            amount = Money(minor=payment.amount, currency=payment.currency).to_decimal()
+            if payment.cumulative:
+                # The source gave the paid total so far: book only what the ledger lacks.
+                amount -= ledger_invoice.total - ledger_invoice.balance
+            if amount <= Decimal(0):
+                record.status = SyncStatus.SKIPPED
+                record.last_error = "already recorded in the ledger"
+                self.state.save(record, revision)
+                return ledger_invoice
+            if amount > ledger_invoice.balance:
+                raise ParkError(
+                    "payment exceeds the open balance",
+                    f"{amount} {payment.currency} against {ledger_invoice.balance} open in the ledger",
+                )
+            if self._in_flight(record):
+                raise TransientError(f"payment {payment.source_id} is being recorded by another worker")
+            record.idempotency_key = record.idempotency_key or idempotency_key(
+                invoice_record.connection_id, "payment", payment.source_id, "create"
             )
-            if document is None:
-                amount = Money(minor=payment.amount, currency=payment.currency).to_decimal()
-                if ledger_invoice.balance <= Decimal(0):
-                    record.status = SyncStatus.SKIPPED
-                    record.last_error = "the ledger invoice has no open balance: paid there already"
-                    self.state.save(record, revision)
-                    continue
-                record.idempotency_key = record.idempotency_key or idempotency_key(
-                    invoice_record.connection_id, "payment", payment.source_id, "create"
-                )
-                record.status = SyncStatus.PENDING
-                revision = self.state.save(record, revision)
-                draft = PaymentDraft(
-                    source_id=payment.source_id,
-                    customer_id=invoice_record.ledger_customer_id or "",
-                    invoice_id=ledger_invoice.id,
-                    amount=min(amount, ledger_invoice.balance),
-                    currency=payment.currency,
-                    paid_on=payment.paid_on,
-                    private_note=marker(invoice.source, payment.source_id),
-                    account=mappings.connection.payment_account,
-                )
-                document = ledger.create_payment(draft, record.idempotency_key)
-                ledger_invoice = ledger.get_invoice(invoice_record.ledger_id)
-            record.ledger_id = document.id
-            record.ledger_number = document.number
-            record.ledger_total = Money.from_decimal(document.total, payment.currency).minor
-            record.status = SyncStatus.SYNCED
-            record.last_error = None
-            record.mapping_version = mappings.connection.mapping_version
-            self.state.save(record, revision)
+            record.status = SyncStatus.PENDING
+            revision = self.state.save(record, revision)
+            draft = PaymentDraft(
+                source_id=payment.source_id,
+                customer_id=invoice_record.ledger_customer_id or "",
+                invoice_id=ledger_invoice.id,
+                amount=amount,
+                currency=payment.currency,
+                paid_on=payment.paid_on,
+                private_note=marker(invoice.source, payment.source_id),
+                account=mappings.connection.payment_account,
+            )
+            document = ledger.create_payment(draft, record.idempotency_key)
+        record.ledger_id = document.id
+        record.ledger_number = document.number
+        record.ledger_total = Money.from_decimal(document.total, payment.currency).minor
+        record.status = SyncStatus.SYNCED
+        record.last_error = None
+        record.alerted_reason = None
+        record.mapping_version = mappings.connection.mapping_version
+        self.state.save(record, revision)
+        return ledger.get_invoice(ledger_invoice.id)
 
     @staticmethod
     def _existing_payment(
@@ -359,12 +454,12 @@ class PushService:
         record.content_hash = None
         record.last_error = str(error)
         record.attempts += 1
-        first_time = record.alerted_reason != error.reason
+        logger.warning("parked", extra={"source_id": record.source_id, "reason": error.reason})
+        if record.alerted_reason != error.reason:
+            # Published before the record says so: if publishing fails, the retry alerts again.
+            self._publish(record, error.reason, str(error))
         record.alerted_reason = error.reason
         self.state.save(record, revision)
-        logger.warning("parked", extra={"source_id": record.source_id, "reason": error.reason})
-        if first_time:
-            self._publish(record, error.reason, str(error))
 
     def _publish(self, record: SyncRecord, reason: str, text: str) -> None:
         self.alerts.publish(

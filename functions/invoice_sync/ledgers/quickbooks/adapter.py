@@ -18,13 +18,13 @@ class QuickBooksLedger:
         return payloads.contact(found[0]) if found else None
 
     def create_customer(
-        self, name: str, email: str | None, currency: str, idempotency_key: str
+        self, name: str, email: str | None, currency: str, reference: str, idempotency_key: str
     ) -> LedgerContact:
         response = self.client.request(
             "POST",
             "customer",
             params={"requestid": idempotency_key},
-            payload=payloads.customer_payload(name, email, currency),
+            payload=payloads.customer_payload(name, email, currency, reference),
         )
         return payloads.contact(response["Customer"])
 

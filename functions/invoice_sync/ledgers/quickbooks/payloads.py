@@ -13,31 +13,38 @@ from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocumen
 
 DOC_NUMBER_MAX = 21  # QBO's limit on DocNumber and PaymentRefNum
 DISPLAY_NAME_MAX = 500
+UNIT_PRICE_PLACES = 7  # QBO keeps unit prices to seven decimals
 
 
-def customer_payload(name: str, email: str | None, currency: str) -> dict[str, Any]:
-    payload: dict[str, Any] = {"DisplayName": name[:DISPLAY_NAME_MAX], "CurrencyRef": {"value": currency}}
+def customer_payload(name: str, email: str | None, currency: str, reference: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "DisplayName": name[:DISPLAY_NAME_MAX],
+        "CurrencyRef": {"value": currency},
+        "Notes": reference,
+    }
     if email:
         payload["PrimaryEmailAddr"] = {"Address": email}
     return payload
 
 
 def invoice_payload(draft: InvoiceDraft) -> dict[str, Any]:
-    lines: list[dict[str, Any]] = [
-        {
-            "LineNum": index,
-            "Amount": line.amount,
-            "Description": line.description[:4000],
-            "DetailType": "SalesItemLineDetail",
-            "SalesItemLineDetail": {
-                "ItemRef": {"value": line.item_id},
-                "Qty": line.quantity,
-                "UnitPrice": line.unit_price,
-                "TaxCodeRef": {"value": line.tax_code},
-            },
-        }
-        for index, line in enumerate(draft.lines, start=1)
-    ]
+    lines: list[dict[str, Any]] = []
+    for index, line in enumerate(draft.lines, start=1):
+        quantity, unit_price = line.priced(UNIT_PRICE_PLACES)
+        lines.append(
+            {
+                "LineNum": index,
+                "Amount": line.amount,
+                "Description": line.description[:4000],
+                "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {
+                    "ItemRef": {"value": line.item_id},
+                    "Qty": quantity,
+                    "UnitPrice": unit_price,
+                    "TaxCodeRef": {"value": line.tax_code},
+                },
+            }
+        )
     if draft.discount:
         lines.append(
             {
@@ -100,7 +107,7 @@ def document(obj: dict[str, Any]) -> LedgerDocument:
 
 
 def contact(obj: dict[str, Any]) -> LedgerContact:
-    return LedgerContact(id=str(obj["Id"]), name=str(obj.get("DisplayName", "")))
+    return LedgerContact(id=str(obj["Id"]), name=str(obj.get("DisplayName", "")), reference=obj.get("Notes"))
 
 
 def quote(value: str) -> str:

@@ -47,9 +47,10 @@ class XeroLedger:
         name: str,
         email: str | None,
         currency: str,  # noqa: ARG002 - a Xero DefaultCurrency needs multicurrency; invoices carry theirs
+        reference: str,
         idempotency_key: str,
     ) -> LedgerContact:
-        (contact,) = payloads.contact_payload(name, email)["Contacts"]
+        (contact,) = payloads.contact_payload(name, email, reference)["Contacts"]
         return payloads.contact(self._write("PUT", "Contacts", "Contacts", contact, idempotency_key))
 
     def find_invoice(self, number: str) -> LedgerDocument | None:

@@ -13,11 +13,15 @@ from invoice_sync.errors import LedgerValidation
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
 
 REFERENCE_MAX = 255
-UNIT_PLACES = Decimal("0.0001")  # requests carry ?unitdp=4, so unit prices keep four decimals
+UNIT_PLACES = 4  # requests carry ?unitdp=4, so unit prices keep four decimals
 
 
-def contact_payload(name: str, email: str | None) -> dict[str, Any]:
-    contact: dict[str, Any] = {"Name": name[:255]}
+CONTACT_NUMBER_MAX = 50
+
+
+def contact_payload(name: str, email: str | None, reference: str) -> dict[str, Any]:
+    # ContactNumber can only be set through the API: the natural home of the source customer id.
+    contact: dict[str, Any] = {"Name": name[:255], "ContactNumber": reference[-CONTACT_NUMBER_MAX:]}
     if email:
         contact["EmailAddress"] = email
     return {"Contacts": [contact]}
@@ -35,12 +39,11 @@ def invoice_body(draft: InvoiceDraft) -> dict[str, Any]:
     for line in draft.lines:
         if not line.account:
             raise LedgerValidation(f"line {line.description!r} has no Xero account code")
+        quantity, unit_amount = line.priced(UNIT_PLACES)
         item: dict[str, Any] = {
             "Description": line.description[:4000],
-            "Quantity": Decimal(line.quantity),
-            "UnitAmount": (line.amount / line.quantity).quantize(UNIT_PLACES)
-            if line.quantity
-            else line.amount,
+            "Quantity": quantity,
+            "UnitAmount": unit_amount,
             "AccountCode": line.account,
             "TaxType": line.tax_code,
             "TaxAmount": line.tax,
@@ -114,7 +117,9 @@ def payment_document(obj: dict[str, Any]) -> LedgerDocument:
 
 
 def contact(obj: dict[str, Any]) -> LedgerContact:
-    return LedgerContact(id=str(obj["ContactID"]), name=str(obj.get("Name", "")))
+    return LedgerContact(
+        id=str(obj["ContactID"]), name=str(obj.get("Name", "")), reference=obj.get("ContactNumber")
+    )
 
 
 def quote(value: str) -> str:

@@ -1,0 +1,2068 @@
+"""A local Xero Accounting API (2.0) sandbox that speaks the subset of the real API the adapter uses.
+
+It exists so the Xero adapter is exercised over real HTTP with Xero's own paths, the ``xero-tenant-id``
+header, payload shapes (``/Date(ms+0000)/`` dates, PascalCase fields), ``summarizeErrors`` semantics,
+ValidationException bodies, rotating refresh tokens with Xero's 30-minute grace window, the
+``Idempotency-Key`` header and the per-tenant minute, day and concurrency limits; and so tests can
+provoke the failures that are hard to get from a Xero demo company on demand (429s, 5xx, responses
+lost after a commit, revoked or expired tokens).
+
+Field names, enums and error shapes follow XeroAPI/Xero-OpenAPI ``xero_accounting.yaml``. Where Xero's
+real wording of a validation message is not known, the message is marked ``# sandbox wording``.
+
+Money inside the sandbox is ``Decimal`` end to end: request bodies are parsed with ``parse_float=Decimal``
+and Decimals are written back as JSON numbers with (at least) two decimal places, never through float.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import copy
+import hashlib
+import json
+import math
+import re
+import secrets
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_date
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from invoice_sync_ops.sandboxes.quickbooks import dumps
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["XeroSandbox", "dumps", "main"]
+
+ACCESS_TOKEN_TTL = 1800
+REFRESH_GRACE_SECONDS = 1800
+REFRESH_TOKEN_TTL = 60 * 86400  # an unused refresh token expires after 60 days
+IDEMPOTENCY_WINDOW_SECONDS = 360.0
+MAX_IDEMPOTENCY_KEY = 128
+MAX_ELEMENTS = 100
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_NUMBER_LENGTH = 255
+APP_CALLS_PER_MINUTE = 10_000
+DAY_SECONDS = 86400
+SCOPE = "openid profile email accounting.transactions offline_access"
+PROVIDER_NAME = "invoice-sync"
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
+JSON_TYPE = "application/json; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
+
+CENT = Decimal("0.01")
+QTY_PLACES = Decimal("0.0001")
+RATE_ONE = Decimal("1.000000")
+
+# URL segment (lowercase, Xero's paths are case-insensitive) -> canonical collection name.
+COLLECTIONS = {
+    name.lower(): name
+    for name in (
+        "Invoices",
+        "Contacts",
+        "Payments",
+        "CreditNotes",
+        "Accounts",
+        "TaxRates",
+        "Items",
+        "Organisation",
+    )
+}
+ID_FIELDS = {
+    "Invoices": "InvoiceID",
+    "Contacts": "ContactID",
+    "Payments": "PaymentID",
+    "CreditNotes": "CreditNoteID",
+    "Accounts": "AccountID",
+    "TaxRates": "TaxType",
+    "Items": "ItemID",
+    "Organisation": "OrganisationID",
+}
+# A single GET also finds the document by its number (Xero documents this for Invoices).
+ALT_KEYS = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber", "Items": "Code"}
+RESPONSE_KEYS = {"Organisation": "Organisations"}
+WRITABLE = {"Invoices", "Contacts", "Payments", "CreditNotes"}
+# Lists without paging come back as summaries: Xero only returns line items on paged or single GETs.
+SUMMARY_WITHOUT_PAGING = {"Invoices", "CreditNotes"}
+
+INVOICE_TYPES = ("ACCREC", "ACCPAY")
+CREDIT_NOTE_TYPES = ("ACCRECCREDIT", "ACCPAYCREDIT")
+SALES_TYPES = {"ACCREC", "ACCRECCREDIT"}
+DOC_STATUSES = ("DRAFT", "SUBMITTED", "DELETED", "AUTHORISED", "PAID", "VOIDED")
+CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
+CLOSED_STATUSES = ("DELETED", "VOIDED")
+LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
+CONTACT_STATUSES = ("ACTIVE", "ARCHIVED")
+CONTACT_FIELDS = (
+    "ContactNumber",
+    "AccountNumber",
+    "FirstName",
+    "LastName",
+    "CompanyNumber",
+    "EmailAddress",
+    "TaxNumber",
+    "DefaultCurrency",
+    "Addresses",
+    "Phones",
+    "ContactPersons",
+)
+
+NOT_VALID_FOR_MODIFICATION = "Invoice not of valid status for modification"
+
+DEMO_CLIENT_ID = "sandbox-client-id"
+DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo credential for the local stack
+
+
+class _Invalid(Exception):
+    """Validation errors on one element: it is echoed back with ``ValidationErrors``."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = list(messages)
+
+
+class _ApiError(Exception):
+    """A whole-request error, rendered as is (status, body, content type)."""
+
+    def __init__(self, status: int, body: Any, content_type: str = JSON_TYPE) -> None:
+        super().__init__(f"{status}")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+
+def _not_found() -> _ApiError:
+    # Xero answers an unknown id with plain text, not JSON (XeroAPI/Xero-OpenAPI#163).
+    return _ApiError(404, NOT_FOUND_TEXT, TEXT_TYPE)
+
+
+def _problem(status: int, detail: str, title: str | None = None) -> dict[str, Any]:
+    return {
+        "Type": None,
+        "Title": title or HTTPStatus(status).phrase,
+        "Status": status,
+        "Detail": detail,
+        "Instance": str(uuid.uuid4()),
+        "Extensions": {},
+    }
+
+
+def _validation_exception(elements: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "ErrorNumber": 10,
+        "Type": "ValidationException",
+        "Message": "A validation exception occurred",
+        "Elements": elements,
+    }
+
+
+def _bad_request(message: str) -> _ApiError:
+    return _ApiError(400, {"ErrorNumber": 10, "Type": "ValidationException", "Message": message})
+
+
+def _post_data_invalid(message: str = "Invalid Json data") -> _ApiError:
+    return _ApiError(400, {"ErrorNumber": 14, "Type": "PostDataInvalidException", "Message": message})
+
+
+def _query_error(message: str) -> _ApiError:
+    return _ApiError(400, {"ErrorNumber": 16, "Type": "QueryParseException", "Message": message})
+
+
+# --------------------------------------------------------------------------------------------------
+# Values: money, numbers, dates
+
+
+def _loads(raw: bytes) -> Any:
+    return json.loads(raw, parse_float=Decimal)
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _text(value: Decimal) -> str:
+    return format(_money(value), "f")
+
+
+def _dec(value: Any, name: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise _Invalid(f"{name} must be a number")  # sandbox wording
+    try:
+        result = Decimal(value)
+    except InvalidOperation as exc:
+        raise _Invalid(f"{name} must be a number") from exc  # sandbox wording
+    if not result.is_finite():
+        raise _Invalid(f"{name} must be a number")  # sandbox wording
+    return result
+
+
+def _opt_dec(element: dict[str, Any], name: str) -> Decimal | None:
+    value = element.get(name)
+    return None if value is None else _dec(value, name)
+
+
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+
+
+def _parse_date(value: Any, name: str) -> date:
+    """Accept ``2026-01-01``, ISO datetimes and Xero's own ``/Date(ms+0000)/``."""
+    if isinstance(value, str):
+        match = _MS_DATE.fullmatch(value.strip())
+        if match is not None:
+            return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+        except ValueError:
+            pass
+    raise _Invalid(f"{name} is not a valid date")  # sandbox wording
+
+
+def _ms_of(value: Any) -> int | None:
+    match = _MS_DATE.fullmatch(value) if isinstance(value, str) else None
+    return int(match.group(1)) if match else None
+
+
+def _date_fields(name: str, day: date) -> dict[str, str]:
+    ms = calendar.timegm(day.timetuple()) * 1000
+    return {f"{name}String": f"{day.isoformat()}T00:00:00", name: f"/Date({ms}+0000)/"}
+
+
+def _stored_date(obj: dict[str, Any], name: str) -> date | None:
+    value = obj.get(name)
+    return None if value is None else _parse_date(value, name)
+
+
+def _key(value: Any) -> str:
+    return str(value).strip().casefold()
+
+
+# --------------------------------------------------------------------------------------------------
+# The ``where`` filter (the subset of Xero's LINQ-like syntax the adapter needs)
+
+_WHERE_TOKEN = re.compile(
+    r'\s*(?:(?P<guid>Guid\("[^"]*"\))|(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>==|!=|&&|\|\||\(|\))'
+    r"|(?P<word>[A-Za-z_][\w.]*)|(?P<num>-?\d+(?:\.\d+)?))"
+)
+
+_Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _lookup(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = next((value for key, value in obj.items() if key.lower() == part.lower()), None)
+    return obj
+
+
+def _equals(actual: Any, kind: str, wanted: str) -> bool:
+    if kind == "null":
+        return actual is None
+    if kind == "bool":
+        return actual is (wanted == "true")
+    if actual is None or isinstance(actual, bool):
+        return False
+    if kind == "guid":
+        return str(actual).lower() == wanted.lower()
+    if kind == "num":
+        try:
+            return Decimal(str(actual)) == Decimal(wanted)
+        except InvalidOperation:
+            return False
+    return str(actual) == wanted
+
+
+class _WhereParser:
+    def __init__(self, text: str) -> None:
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        text = text.strip()
+        while pos < len(text):
+            match = _WHERE_TOKEN.match(text, pos)
+            if match is None or match.end() == pos:
+                raise _query_error(f"Unexpected character at position {pos + 1} in where clause")
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind)))
+            pos = match.end()
+        self.pos = 0
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _next(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise _query_error("Unexpected end of where clause")
+        self.pos += 1
+        return token
+
+    def _joiner(self, symbol: str, word: str) -> bool:
+        token = self._peek()
+        if token is not None and (
+            token == ("op", symbol) or (token[0] == "word" and token[1].upper() == word)
+        ):
+            self.pos += 1
+            return True
+        return False
+
+    def parse(self) -> _Predicate:
+        predicate = self._or()
+        if self._peek() is not None:
+            raise _query_error(f"Unexpected token '{self._next()[1]}' in where clause")
+        return predicate
+
+    def _or(self) -> _Predicate:
+        parts = [self._and()]
+        while self._joiner("||", "OR"):
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda obj: any(part(obj) for part in parts))
+
+    def _and(self) -> _Predicate:
+        parts = [self._atom()]
+        while self._joiner("&&", "AND"):
+            parts.append(self._atom())
+        return parts[0] if len(parts) == 1 else (lambda obj: all(part(obj) for part in parts))
+
+    def _atom(self) -> _Predicate:
+        kind, text = self._next()
+        if (kind, text) == ("op", "("):
+            inner = self._or()
+            if self._next() != ("op", ")"):
+                raise _query_error("Expected ')' in where clause")
+            return inner
+        if kind != "word":
+            raise _query_error(f"Expected a field name but found '{text}'")
+        path = text
+        op_kind, op = self._next()
+        if op_kind != "op" or op not in ("==", "!="):
+            raise _query_error(f"Operator '{op}' is not supported in where clause")
+        value_kind, value = self._next()
+        if value_kind == "str":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        elif value_kind == "guid":
+            value = value[6:-2]
+        elif value_kind == "word" and value.lower() in ("true", "false", "null"):
+            value = value.lower()
+            value_kind = "null" if value == "null" else "bool"
+        elif value_kind != "num":
+            raise _query_error(f"Expected a value but found '{value}'")
+        negate = op == "!="
+
+        def predicate(obj: dict[str, Any]) -> bool:
+            return _equals(_lookup(obj, path), value_kind, value) != negate
+
+        return predicate
+
+
+# --------------------------------------------------------------------------------------------------
+# Organisation state
+
+
+@dataclass
+class _Replay:
+    stored_at: float
+    fingerprint: str
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class _Org:
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    name: str
+    base_currency: str
+    refresh_token: str | None
+    refresh_issued_at: float
+    connection_id: str
+    auth_event_id: str
+    connected_at: str
+    # old refresh token -> (when it was rotated, the token response it produced), for the grace window
+    rotated: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    store: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=lambda: {"invoice": 1, "credit_note": 1})
+    tax_rates: dict[str, Decimal] = field(default_factory=dict)
+    idempotency: dict[str, _Replay] = field(default_factory=dict)
+    injected: deque[int] = field(default_factory=deque)
+    lose: int = 0
+    minute: deque[float] = field(default_factory=deque)
+    day: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+
+    def table(self, collection: str) -> dict[str, dict[str, Any]]:
+        return self.store.setdefault(collection, {})
+
+
+@dataclass(frozen=True)
+class _Write:
+    """How the request asked for an element to be written."""
+
+    method: str
+    target: dict[str, Any] | None  # the document named in the path (POST /Invoices/{id})
+    unitdp: int
+
+
+@dataclass
+class _Priced:
+    lines: list[dict[str, Any]]
+    sub_total: Decimal
+    total_tax: Decimal
+    total: Decimal
+    discount: Decimal
+
+
+_Writer = Callable[[_Org, dict[str, Any], _Write], dict[str, Any]]
+
+
+class XeroSandbox:
+    """An in-memory Xero Accounting API server. Thread-safe: one lock guards all organisation state."""
+
+    def __init__(
+        self,
+        *,
+        calls_per_minute: int = 60,
+        max_concurrent: int = 5,
+        calls_per_day: int = 5000,
+        clock: Callable[[], float] = time.time,
+        latency_seconds: float = 0.0,
+        app_calls_per_minute: int = APP_CALLS_PER_MINUTE,
+        idempotency_window_seconds: float = IDEMPOTENCY_WINDOW_SECONDS,
+    ) -> None:
+        self.calls_per_minute = calls_per_minute
+        self.max_concurrent = max_concurrent
+        self.calls_per_day = calls_per_day
+        self.app_calls_per_minute = app_calls_per_minute
+        self.idempotency_window_seconds = idempotency_window_seconds
+        self.latency_seconds = latency_seconds
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._orgs: dict[str, _Org] = {}
+        self._access: dict[str, tuple[str, float]] = {}  # access token -> (tenant id, expiry)
+        self._app_minute: deque[float] = deque()
+        self.request_log: list[tuple[str, str, int]] = []
+        self.base_url = ""
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        api = "/api.xro/2.0"
+        self._url_map = Map(
+            [
+                Rule("/connect/token", endpoint="token", methods=["POST"]),
+                Rule("/connections", endpoint="connections", methods=["GET"]),
+                Rule("/Connections", endpoint="connections", methods=["GET"]),
+                Rule(f"{api}/<collection>", endpoint="collection", methods=["GET", "PUT", "POST"]),
+                Rule(f"{api}/<collection>/<obj_id>", endpoint="object", methods=["GET", "POST"]),
+                Rule(f"{api}/<collection>/<obj_id>/<sub>", endpoint="sub", methods=["PUT"]),
+                Rule("/_sandbox/organisations", endpoint="ctl_seed", methods=["POST"]),
+                Rule("/_sandbox/organisations/<tenant>/faults", endpoint="ctl_faults", methods=["POST"]),
+                Rule("/_sandbox/organisations/<tenant>/revoke", endpoint="ctl_revoke", methods=["POST"]),
+                Rule(
+                    "/_sandbox/organisations/<tenant>/expire-access-tokens",
+                    endpoint="ctl_expire",
+                    methods=["POST"],
+                ),
+                Rule(
+                    "/_sandbox/organisations/<tenant>/forget-idempotency-keys",
+                    endpoint="ctl_forget",
+                    methods=["POST"],
+                ),
+                Rule(
+                    "/_sandbox/organisations/<tenant>/<collection>", endpoint="ctl_documents", methods=["GET"]
+                ),
+                Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
+            ],
+            strict_slashes=False,
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a daemon thread and return the base URL (``http://host:port``)."""
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        server = make_server(host, port, self.wsgi_app, threaded=True)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="xero-sandbox", daemon=True
+        )
+        self._thread.start()
+        self.base_url = f"http://{host}:{server.server_port}"
+        return self.base_url
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def wsgi_app(self) -> WSGIApplication:
+        return self._wsgi
+
+    # ---------------------------------------------------------------------------------------------
+    # Test controls
+
+    def seed_organisation(
+        self,
+        tenant_id: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        name: str = "Demo Company (Global)",
+        base_currency: str = "USD",
+    ) -> None:
+        """Create (or reset) an organisation with a small chart of accounts, tax rates and items."""
+        now = self._clock()
+        org = _Org(
+            tenant_id=tenant_id,
+            client_id=client_id,
+            client_secret=client_secret,
+            name=name,
+            base_currency=base_currency.upper(),
+            refresh_token=refresh_token,
+            refresh_issued_at=now,
+            connection_id=str(uuid.uuid4()),
+            auth_event_id=str(uuid.uuid4()),
+            connected_at=datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0"),
+        )
+        updated = self._updated()
+        accounts = [
+            ("200", "Sales", "REVENUE", "REVENUE", "OUTPUT2", False),
+            ("260", "Other Revenue", "REVENUE", "REVENUE", "OUTPUT2", False),
+            ("090", "Business Bank Account", "BANK", "ASSET", "NONE", True),
+            ("400", "Advertising", "EXPENSE", "EXPENSE", "INPUT", False),
+        ]
+        for code, acc_name, acc_type, acc_class, tax_type, payments in accounts:
+            account_id = str(uuid.uuid4())
+            account: dict[str, Any] = {
+                "AccountID": account_id,
+                "Code": code,
+                "Name": acc_name,
+                "Status": "ACTIVE",
+                "Type": acc_type,
+                "TaxType": tax_type,
+                "Class": acc_class,
+                "EnablePaymentsToAccount": payments,
+                "ShowInExpenseClaims": False,
+                "BankAccountType": "BANK" if acc_type == "BANK" else "",
+                "CurrencyCode": org.base_currency,
+                "ReportingCode": acc_class[:3],
+                "HasAttachments": False,
+                "UpdatedDateUTC": updated,
+                "AddToWatchlist": False,
+            }
+            if acc_type == "BANK":
+                account["BankAccountNumber"] = "132435465"
+            org.table("Accounts")[account_id] = account
+        rates = [
+            ("OUTPUT", "Tax on Sales", "OUTPUT", Decimal("15.0000"), "sales"),
+            ("OUTPUT2", "Sales Tax 8.25%", "OUTPUT", Decimal("8.2500"), "sales"),
+            ("INPUT", "Tax on Purchases", "INPUT", Decimal("15.0000"), "purchases"),
+            ("NONE", "Tax Exempt", "NONE", Decimal("0.0000"), "both"),
+        ]
+        for tax_type, rate_name, report, rate, side in rates:
+            org.tax_rates[tax_type] = rate
+            org.table("TaxRates")[tax_type] = {
+                "Name": rate_name,
+                "TaxType": tax_type,
+                "ReportTaxType": report,
+                "CanApplyToAssets": side != "sales",
+                "CanApplyToEquity": side != "sales",
+                "CanApplyToExpenses": side != "sales",
+                "CanApplyToLiabilities": side != "sales",
+                "CanApplyToRevenue": side != "purchases",
+                "DisplayTaxRate": rate,
+                "EffectiveRate": rate,
+                "Status": "ACTIVE",
+                "TaxComponents": [
+                    {"Name": rate_name, "Rate": rate, "IsCompound": False, "IsNonRecoverable": False}
+                ],
+            }
+        items = [
+            ("CONSULT", "Consulting", "Consulting services", Decimal("150.00"), "200"),
+            ("HOSTING", "Hosting", "Monthly hosting", Decimal("49.99"), "260"),
+        ]
+        for code, item_name, description, price, account_code in items:
+            item_id = str(uuid.uuid4())
+            org.table("Items")[item_id] = {
+                "ItemID": item_id,
+                "Code": code,
+                "Name": item_name,
+                "Description": description,
+                "IsSold": True,
+                "IsPurchased": False,
+                "IsTrackedAsInventory": False,
+                "SalesDetails": {"UnitPrice": price, "AccountCode": account_code, "TaxType": "OUTPUT2"},
+                "PurchaseDetails": {},
+                "UpdatedDateUTC": updated,
+            }
+        organisation_id = str(uuid.uuid4())
+        org.table("Organisation")[organisation_id] = {
+            "OrganisationID": organisation_id,
+            "APIKey": secrets.token_hex(15).upper(),
+            "Name": name,
+            "LegalName": name,
+            "PaysTax": True,
+            "Version": "GLOBAL",
+            "OrganisationType": "COMPANY",
+            "BaseCurrency": org.base_currency,
+            "CountryCode": "US" if org.base_currency == "USD" else org.base_currency[:2],
+            "IsDemoCompany": False,
+            "OrganisationStatus": "ACTIVE",
+            "FinancialYearEndDay": 31,
+            "FinancialYearEndMonth": 12,
+            "SalesTaxBasis": "ACCRUAL",
+            "SalesTaxPeriod": "MONTHLY",
+            "DefaultSalesTax": "Tax Exclusive",
+            "DefaultPurchasesTax": "Tax Exclusive",
+            "CreatedDateUTC": updated,
+            "OrganisationEntityType": "COMPANY",
+            "ShortCode": "!" + secrets.token_hex(3),
+            "Edition": "BUSINESS",
+            "Class": "DEMO",
+            "Addresses": [],
+            "Phones": [],
+            "ExternalLinks": [],
+            "PaymentTerms": {},
+        }
+        for collection in ("Contacts", "Invoices", "Payments", "CreditNotes"):
+            org.table(collection)
+        with self._lock:
+            self._orgs[tenant_id] = org
+
+    def documents(self, tenant_id: str, collection: str) -> list[dict[str, Any]]:
+        """Deep copies of the stored objects (Decimals for money), in creation order, as served."""
+        with self._lock:
+            org = self._org(tenant_id)
+            name = COLLECTIONS.get(collection.lower())
+            if name is None:
+                raise KeyError(f"unknown collection {collection}")
+            return copy.deepcopy(list(org.table(name).values()))
+
+    def inject_status(self, tenant_id: str, status: int, count: int = 1) -> None:
+        if status != 429 and not 500 <= status <= 599:
+            raise ValueError("inject_status takes 429 or a 5xx status")
+        with self._lock:
+            self._org(tenant_id).injected.extend([status] * count)
+
+    def lose_responses(self, tenant_id: str, count: int = 1) -> None:
+        with self._lock:
+            self._org(tenant_id).lose += count
+
+    def revoke_refresh_token(self, tenant_id: str) -> None:
+        """The refresh token and every rotated one die (as on /connect/revocation); access tokens live on."""
+        with self._lock:
+            org = self._org(tenant_id)
+            org.refresh_token = None
+            org.rotated.clear()
+
+    def expire_access_tokens(self, tenant_id: str) -> None:
+        with self._lock:
+            self._org(tenant_id)
+            now = self._clock()
+            for token, (tenant, expiry) in list(self._access.items()):
+                if tenant == tenant_id:
+                    self._access[token] = (tenant, min(expiry, now))
+
+    def forget_idempotency_keys(self, tenant_id: str) -> None:
+        """Empties the ``Idempotency-Key`` cache, as if Xero's window had passed for every key."""
+        with self._lock:
+            self._org(tenant_id).idempotency.clear()
+
+    # ---------------------------------------------------------------------------------------------
+    # Helpers
+
+    def _org(self, tenant_id: str) -> _Org:
+        org = self._orgs.get(tenant_id)
+        if org is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        return org
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), tz=UTC)
+
+    def _today(self) -> date:
+        return self._now().date()
+
+    def _updated(self) -> str:
+        return f"/Date({round(self._clock() * 1000)}+0000)/"
+
+    def _stamp(self, obj: dict[str, Any]) -> None:
+        obj["UpdatedDateUTC"] = self._updated()
+
+    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(dumps(payload), status=status, content_type=JSON_TYPE, headers=headers)
+
+    def _envelope(self, collection: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "Id": str(uuid.uuid4()),
+            "Status": "OK",
+            "ProviderName": PROVIDER_NAME,
+            "DateTimeUTC": f"/Date({round(self._clock() * 1000)})/",
+            RESPONSE_KEYS.get(collection, collection): items,
+        }
+
+    # ---------------------------------------------------------------------------------------------
+    # WSGI
+
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._dispatch(request)
+        if request.path.startswith(("/api.xro/", "/connect/", "/connections", "/Connections")):
+            path = request.full_path.rstrip("?")
+            with self._lock:
+                self.request_log.append((request.method, path, response.status_code))
+        result: Iterable[bytes] = response(environ, start_response)
+        return result
+
+    def _dispatch(self, request: Request) -> Response:
+        adapter = self._url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except HTTPException as exc:
+            if request.path.startswith("/api.xro/") and exc.code == 404:
+                return Response(NOT_FOUND_TEXT, 404, content_type=TEXT_TYPE)
+            return self._json({"error": exc.name}, exc.code or 404)
+        str_args = {key: str(value) for key, value in args.items()}
+        if endpoint == "token":
+            return self._token(request)
+        if endpoint == "connections":
+            return self._connections(request)
+        if str(endpoint).startswith("ctl_"):
+            return self._control(request, str(endpoint), str_args)
+        return self._api(request, str(endpoint), str_args)
+
+    # ---------------------------------------------------------------------------------------------
+    # OAuth 2 (identity.xero.com) and /connections
+
+    def _token(self, request: Request) -> Response:
+        auth = request.authorization
+        if auth is not None and auth.type == "basic" and auth.username:
+            client_id, client_secret = auth.username, auth.password or ""
+        else:
+            client_id = request.form.get("client_id", "")
+            client_secret = request.form.get("client_secret", "")
+        if request.form.get("grant_type") != "refresh_token":
+            return self._json({"error": "unsupported_grant_type"}, 400)
+        presented = request.form.get("refresh_token", "")
+        with self._lock:
+            orgs = [
+                org
+                for org in self._orgs.values()
+                if client_id
+                and secrets.compare_digest(org.client_id, client_id)
+                and secrets.compare_digest(org.client_secret, client_secret)
+            ]
+            if not orgs:
+                return self._json({"error": "invalid_client"}, 400)
+            now = self._clock()
+            for org in orgs:
+                if org.refresh_token is not None and secrets.compare_digest(org.refresh_token, presented):
+                    if now - org.refresh_issued_at > REFRESH_TOKEN_TTL:
+                        return self._json({"error": "invalid_grant"}, 400)
+                    return self._json(self._rotate(org, presented, now))
+                grace = org.rotated.get(presented)
+                if grace is not None and now - grace[0] <= REFRESH_GRACE_SECONDS:
+                    # Within the grace window the old token answers with the very token set it produced,
+                    # so a client that lost the response can still recover it.
+                    return self._json(grace[1])
+            return self._json({"error": "invalid_grant"}, 400)
+
+    def _rotate(self, org: _Org, presented: str, now: float) -> dict[str, Any]:
+        access = "xero-at-" + secrets.token_urlsafe(48)
+        self._access[access] = (org.tenant_id, now + ACCESS_TOKEN_TTL)
+        refresh = "xero-rt-" + secrets.token_urlsafe(32)
+        body = {
+            "access_token": access,
+            "expires_in": ACCESS_TOKEN_TTL,
+            "token_type": "Bearer",
+            "refresh_token": refresh,
+            "scope": SCOPE,
+        }
+        org.rotated = {
+            token: entry for token, entry in org.rotated.items() if now - entry[0] <= REFRESH_GRACE_SECONDS
+        }
+        org.rotated[presented] = (now, body)
+        org.refresh_token = refresh
+        org.refresh_issued_at = now
+        return body
+
+    def _bearer(self, request: Request) -> tuple[str | None, Response | None]:
+        """The tenant the bearer token was issued for, or a 401 response."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        entry = self._access.get(token.strip()) if scheme.lower() == "bearer" else None
+        if entry is None:
+            body = _problem(401, "TokenInvalid: the access token is not valid", "Unauthorized")
+            return None, self._json(body, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        tenant, expiry = entry
+        if expiry <= self._clock():
+            stamp = datetime.fromtimestamp(expiry, tz=UTC).strftime("%m/%d/%Y %H:%M:%S")
+            body = _problem(401, f"TokenExpired: token expired at {stamp}", "Unauthorized")
+            return None, self._json(body, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return tenant, None
+
+    def _connections(self, request: Request) -> Response:
+        with self._lock:
+            tenant, failure = self._bearer(request)
+            if failure is not None:
+                return failure
+            org = self._orgs.get(tenant or "")
+            if org is None:
+                return self._json([])
+            return self._json(
+                [
+                    {
+                        "id": org.connection_id,
+                        "authEventId": org.auth_event_id,
+                        "tenantId": org.tenant_id,
+                        "tenantType": "ORGANISATION",
+                        "tenantName": org.name,
+                        "createdDateUtc": org.connected_at,
+                        "updatedDateUtc": org.connected_at,
+                    }
+                ]
+            )
+
+    # ---------------------------------------------------------------------------------------------
+    # The Accounting API: auth, limits, faults
+
+    def _limit_headers(self, org: _Org) -> dict[str, str]:
+        return {
+            "X-DayLimit-Remaining": str(max(0, self.calls_per_day - len(org.day))),
+            "X-MinLimit-Remaining": str(max(0, self.calls_per_minute - len(org.minute))),
+            "X-AppMinLimit-Remaining": str(max(0, self.app_calls_per_minute - len(self._app_minute))),
+        }
+
+    def _throttle(self, org: _Org, now: float) -> tuple[str, int] | None:
+        """The limit a new call would break (problem, Retry-After seconds), or None."""
+        while org.minute and org.minute[0] <= now - 60:
+            org.minute.popleft()
+        while org.day and org.day[0] <= now - DAY_SECONDS:
+            org.day.popleft()
+        while self._app_minute and self._app_minute[0] <= now - 60:
+            self._app_minute.popleft()
+        if len(org.day) >= self.calls_per_day:
+            return "day", max(1, math.ceil(org.day[0] + DAY_SECONDS - now))
+        if len(self._app_minute) >= self.app_calls_per_minute:
+            return "appminute", max(1, math.ceil(self._app_minute[0] + 60 - now))
+        if len(org.minute) >= self.calls_per_minute:
+            return "minute", max(1, math.ceil(org.minute[0] + 60 - now))
+        if org.in_flight >= self.max_concurrent:
+            return "concurrent", 1
+        return None
+
+    def _api(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
+        with self._lock:
+            tenant, failure = self._bearer(request)
+            if failure is not None:
+                return failure
+            header = request.headers.get("xero-tenant-id", "").strip()
+            org = self._orgs.get(header)
+            if org is None or header != tenant:
+                return self._json(_problem(403, "AuthenticationUnsuccessful", "Forbidden"), 403)
+            if org.injected:
+                status = org.injected.popleft()
+                headers = self._limit_headers(org)
+                if status == 429:
+                    headers |= {"Retry-After": "1", "X-Rate-Limit-Problem": "minute"}
+                return self._json(_problem(status, f"Injected {status} from the sandbox"), status, headers)
+            now = self._clock()
+            throttled = self._throttle(org, now)
+            if throttled is not None:
+                problem, retry_after = throttled
+                headers = self._limit_headers(org) | {
+                    "Retry-After": str(retry_after),
+                    "X-Rate-Limit-Problem": problem,
+                }
+                body = _problem(429, f"Rate limit exceeded: {problem}", "Too Many Requests")
+                return self._json(body, 429, headers)
+            org.minute.append(now)
+            org.day.append(now)
+            self._app_minute.append(now)
+            org.in_flight += 1
+        try:
+            if self.latency_seconds > 0:
+                # Outside the lock, so concurrent requests really overlap (that is what the limit is about).
+                time.sleep(self.latency_seconds)
+            is_write = request.method in ("PUT", "POST")
+            with self._lock:
+                status, raw, content_type = self._execute(org, request, endpoint, args)
+                headers = self._limit_headers(org)
+                lost = False
+                if is_write and org.lose > 0:
+                    org.lose -= 1
+                    lost = True
+            if lost:
+                # The write above is committed; the client never learns its outcome, as when a gateway
+                # times out after Xero saved the document.
+                return Response(
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>", 502, content_type="text/html"
+                )
+            return Response(raw, status=status, content_type=content_type, headers=headers)
+        finally:
+            with self._lock:
+                org.in_flight -= 1
+
+    def _execute(
+        self, org: _Org, request: Request, endpoint: str, args: dict[str, str]
+    ) -> tuple[int, bytes, str]:
+        key = request.headers.get("Idempotency-Key")
+        if request.method not in ("PUT", "POST") or key is None:
+            return self._run(org, request, endpoint, args)
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+            detail = f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters"  # sandbox wording
+            return 400, dumps(_problem(400, detail)).encode(), JSON_TYPE
+        now = self._clock()
+        org.idempotency = {
+            k: v for k, v in org.idempotency.items() if now - v.stored_at < self.idempotency_window_seconds
+        }
+        fingerprint = hashlib.sha256(
+            f"{request.method} {request.full_path}\n".encode() + request.get_data()
+        ).hexdigest()
+        stored = org.idempotency.get(key)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                detail = f"Idempotency key {key} is used with a different request"
+                return 400, dumps(_problem(400, detail)).encode(), JSON_TYPE
+            return stored.status, stored.body, stored.content_type
+        status, raw, content_type = self._run(org, request, endpoint, args)
+        org.idempotency[key] = _Replay(now, fingerprint, status, raw, content_type)
+        return status, raw, content_type
+
+    def _run(
+        self, org: _Org, request: Request, endpoint: str, args: dict[str, str]
+    ) -> tuple[int, bytes, str]:
+        try:
+            payload = self._handle(org, request, endpoint, args)
+        except _ApiError as error:
+            body = error.body if isinstance(error.body, str) else dumps(error.body)
+            return error.status, body.encode(), error.content_type
+        return 200, dumps(payload).encode(), JSON_TYPE
+
+    # ---------------------------------------------------------------------------------------------
+    # Routing inside the API
+
+    def _handle(self, org: _Org, request: Request, endpoint: str, args: dict[str, str]) -> dict[str, Any]:
+        collection = COLLECTIONS.get(args["collection"].lower())
+        if collection is None:
+            raise _not_found()
+        obj_id = args.get("obj_id")
+        if endpoint == "sub":
+            if collection != "CreditNotes" or args["sub"].lower() != "allocations":
+                raise _not_found()
+            return self._allocate(org, request, self._find(org, collection, args["obj_id"]))
+        if request.method == "GET":
+            if obj_id is not None:
+                return self._envelope(collection, [copy.deepcopy(self._find(org, collection, obj_id))])
+            return self._list(org, request, collection)
+        if collection not in WRITABLE:
+            raise _ApiError(405, "The requested method is not allowed for this resource", TEXT_TYPE)
+        target = self._find(org, collection, obj_id) if obj_id is not None else None
+        elements = self._elements(request, collection)
+        writers: dict[str, _Writer] = {
+            "Contacts": self._write_contact,
+            "Invoices": self._write_invoice,
+            "CreditNotes": self._write_credit_note,
+            "Payments": self._write_payment,
+        }
+        writer = writers[collection]
+        # unitdp=4 opts in to four decimal places on UnitAmount; otherwise Xero rounds it to two.
+        write = _Write(
+            method=request.method, target=target, unitdp=4 if request.args.get("unitdp") == "4" else 2
+        )
+        return self._write_many(
+            org, request, collection, elements, lambda element: writer(org, element, write)
+        )
+
+    def _find(self, org: _Org, collection: str, obj_id: str) -> dict[str, Any]:
+        table = org.table(collection)
+        found = table.get(obj_id)
+        if found is None:
+            wanted = obj_id.lower()
+            found = next((obj for key, obj in table.items() if key.lower() == wanted), None)
+        alt = ALT_KEYS.get(collection)
+        if found is None and alt is not None:
+            matches = [obj for obj in table.values() if obj.get(alt) == obj_id]
+            live = [obj for obj in matches if obj.get("Status") not in CLOSED_STATUSES]
+            if live or matches:
+                found = (live or matches)[-1]
+        if found is None:
+            raise _not_found()
+        return found
+
+    def _elements(self, request: Request, collection: str) -> list[Any]:
+        raw = request.get_data()
+        try:
+            body = _loads(raw) if raw.strip() else None
+        except ValueError as exc:
+            raise _post_data_invalid() from exc
+        if not isinstance(body, dict):
+            raise _post_data_invalid("The request body must be a JSON object")  # sandbox wording
+        key = next((k for k in body if k.lower() == collection.lower()), None)
+        if key is None:
+            return [body]
+        elements = body[key]
+        if not isinstance(elements, list):
+            raise _post_data_invalid(f"{collection} must be an array")  # sandbox wording
+        if len(elements) > MAX_ELEMENTS:
+            raise _bad_request(
+                f"Too many elements: {len(elements)} were sent; at most {MAX_ELEMENTS} are allowed "
+                "per request (50 recommended)"
+            )  # sandbox wording
+        return elements
+
+    def _write_many(
+        self,
+        org: _Org,
+        request: Request,
+        collection: str,
+        elements: list[Any],
+        write: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Runs each element in order. Summarised (the default): any invalid element fails the whole
+        request with 400 and nothing is saved. ``summarizeErrors=false``: 200, valid elements are saved."""
+        summarize = request.args.get("summarizeErrors", "true").lower() != "false"
+        snapshot = copy.deepcopy((org.store, org.counters)) if summarize else None
+        results: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for element in elements:
+            try:
+                if not isinstance(element, dict):
+                    raise _Invalid(f"Each element of {collection} must be an object")  # sandbox wording
+                saved = copy.deepcopy(write(element))
+                saved["StatusAttributeString"] = "OK"
+                results.append(saved)
+            except _Invalid as invalid:
+                echo = self._error_element(collection, element, invalid.messages)
+                results.append(echo)
+                failed.append(echo)
+        if failed and snapshot is not None:
+            org.store, org.counters = snapshot
+            raise _ApiError(400, _validation_exception(failed))
+        return self._envelope(collection, results)
+
+    @staticmethod
+    def _error_element(collection: str, element: Any, messages: list[str]) -> dict[str, Any]:
+        echo: dict[str, Any] = dict(element) if isinstance(element, dict) else {}
+        id_field = ID_FIELDS.get(collection)
+        if id_field is not None:
+            echo[id_field] = echo.get(id_field) or ZERO_UUID
+        flag = "HasErrors" if collection in ("Invoices", "CreditNotes") else "HasValidationErrors"
+        echo[flag] = True
+        echo["StatusAttributeString"] = "ERROR"
+        echo["ValidationErrors"] = [{"Message": message} for message in messages]
+        return echo
+
+    # ---------------------------------------------------------------------------------------------
+    # Reads
+
+    def _list(self, org: _Org, request: Request, collection: str) -> dict[str, Any]:
+        rows = list(org.table(collection).values())
+        id_field = ID_FIELDS[collection]
+        if collection == "Contacts" and request.args.get("includeArchived", "").lower() != "true":
+            rows = [row for row in rows if row.get("ContactStatus") != "ARCHIVED"]
+        filters = {
+            "IDs": id_field,
+            "InvoiceNumbers": "InvoiceNumber",
+            "CreditNoteNumbers": "CreditNoteNumber",
+            "ContactIDs": "Contact.ContactID",
+            "Statuses": "Status",
+        }
+        for param, path in filters.items():
+            raw = request.args.get(param)
+            if raw:
+                wanted = {part.strip().strip('"').lower() for part in raw.split(",") if part.strip()}
+                rows = [row for row in rows if str(_lookup(row, path)).lower() in wanted]
+        where = request.args.get("where")
+        if where and where.strip():
+            predicate = _WhereParser(where).parse()
+            rows = [row for row in rows if predicate(row)]
+        since = request.headers.get("If-Modified-Since")
+        if since:
+            moment = parse_date(since)
+            if moment is None:
+                try:
+                    moment = datetime.fromisoformat(since.strip().replace("Z", "+00:00"))
+                except ValueError:
+                    moment = None
+            if moment is not None:
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=UTC)
+                cutoff = moment.timestamp() * 1000
+                rows = [row for row in rows if (_ms_of(row.get("UpdatedDateUTC")) or 0) > cutoff]
+        page_arg = request.args.get("page")
+        rows = copy.deepcopy(rows)
+        if page_arg is None:
+            if collection in SUMMARY_WITHOUT_PAGING:
+                for row in rows:
+                    row["LineItems"] = []
+            return self._envelope(collection, rows)
+        try:
+            page = max(1, int(page_arg))
+            size = min(MAX_PAGE_SIZE, max(1, int(request.args.get("pageSize", DEFAULT_PAGE_SIZE))))
+        except ValueError as exc:
+            raise _query_error("page and pageSize must be whole numbers") from exc  # sandbox wording
+        envelope = self._envelope(collection, rows[(page - 1) * size : page * size])
+        envelope["pagination"] = {
+            "page": page,
+            "pageSize": size,
+            "pageCount": math.ceil(len(rows) / size),
+            "itemCount": len(rows),
+        }
+        return envelope
+
+    # ---------------------------------------------------------------------------------------------
+    # Contacts
+
+    def _write_contact(self, org: _Org, element: dict[str, Any], write: _Write) -> dict[str, Any]:
+        method, target = write.method, write.target
+        table = org.table("Contacts")
+        existing = target
+        contact_id = element.get("ContactID")
+        if existing is None and contact_id:
+            existing = table.get(str(contact_id))
+            if method == "PUT" and existing is not None:
+                raise _Invalid(
+                    f"Contact {contact_id} already exists; use POST to update it"
+                )  # sandbox wording
+            if existing is None:
+                raise _Invalid(f"Contact with ContactID {contact_id} could not be found")  # sandbox wording
+        obj: dict[str, Any] = copy.deepcopy(existing) if existing is not None else {}
+        name = element.get("Name", obj.get("Name"))
+        if not isinstance(name, str) or not name.strip():
+            raise _Invalid("The Name field is mandatory.")  # sandbox wording
+        name = name.strip()
+        status = element.get("ContactStatus", obj.get("ContactStatus", "ACTIVE"))
+        if status not in CONTACT_STATUSES:
+            raise _Invalid(f"ContactStatus {status} is not valid")  # sandbox wording
+        if status == "ACTIVE":
+            self_id = obj.get("ContactID")
+            for other in table.values():
+                if (
+                    other["ContactID"] != self_id
+                    and other.get("ContactStatus") == "ACTIVE"
+                    and _key(other["Name"]) == _key(name)
+                ):
+                    raise _Invalid(
+                        f"The contact name {name} is already assigned to another contact. "
+                        "The contact name must be unique across all active contacts."
+                    )
+        contact_id = obj.get("ContactID") or str(uuid.uuid4())
+        base = {
+            "ContactID": contact_id,
+            "ContactStatus": status,
+            "Name": name,
+            "Addresses": [],
+            "Phones": [],
+            "ContactGroups": [],
+            "ContactPersons": [],
+            "IsSupplier": False,
+            "IsCustomer": False,
+            "HasAttachments": False,
+            "HasValidationErrors": False,
+        }
+        obj = base | {k: v for k, v in obj.items() if k not in base or k in ("IsSupplier", "IsCustomer")}
+        obj["ContactStatus"], obj["Name"] = status, name
+        for name_ in CONTACT_FIELDS:
+            if name_ in element:
+                obj[name_] = element[name_]
+        self._stamp(obj)
+        table[contact_id] = obj
+        return obj
+
+    def _contact_ref(
+        self, org: _Org, element: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        ref = element.get("Contact")
+        if ref is None and existing is not None:
+            ref = existing["Contact"]
+        if not isinstance(ref, dict) or not (ref.get("ContactID") or ref.get("Name")):
+            raise _Invalid("A Contact must be specified for this type of transaction")  # sandbox wording
+        contacts = org.table("Contacts")
+        contact: dict[str, Any] | None = None
+        if ref.get("ContactID"):
+            contact = contacts.get(str(ref["ContactID"]))
+        else:
+            contact = next(
+                (
+                    c
+                    for c in contacts.values()
+                    if c["ContactStatus"] == "ACTIVE" and _key(c["Name"]) == _key(ref["Name"])
+                ),
+                None,
+            )
+        if contact is None:
+            wanted = ref.get("ContactID") or ref.get("Name")
+            raise _Invalid(f"Contact {wanted} could not be found")  # sandbox wording
+        if contact.get("ContactStatus") == "ARCHIVED":
+            raise _Invalid(f"The contact {contact['Name']} is archived")  # sandbox wording
+        return contact
+
+    @staticmethod
+    def _contact_summary(contact: dict[str, Any]) -> dict[str, Any]:
+        summary = {
+            "ContactID": contact["ContactID"],
+            "ContactStatus": contact["ContactStatus"],
+            "Name": contact["Name"],
+        }
+        if contact.get("EmailAddress"):
+            summary["EmailAddress"] = contact["EmailAddress"]
+        return summary | {
+            "Addresses": [],
+            "Phones": [],
+            "ContactGroups": [],
+            "ContactPersons": [],
+            "HasValidationErrors": False,
+        }
+
+    # ---------------------------------------------------------------------------------------------
+    # Line items and totals (shared by invoices and credit notes)
+
+    def _account(
+        self, org: _Org, line: dict[str, Any], default_code: Any
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        accounts = org.table("Accounts")
+        if line.get("AccountID"):
+            found = accounts.get(str(line["AccountID"]))
+            return found, str(line["AccountID"]) if found is None else found["Code"]
+        code = line.get("AccountCode") or default_code
+        if not code:
+            return None, None
+        return next((a for a in accounts.values() if a["Code"] == str(code)), None), str(code)
+
+    def _price_line(
+        self,
+        org: _Org,
+        raw: dict[str, Any],
+        doc_type: str,
+        status: str,
+        amounts: str,
+        unitdp: int,
+        errors: list[str],
+    ) -> tuple[dict[str, Any], Decimal]:
+        """One line as Xero computes it; returns the line and its discount."""
+        sales = doc_type in SALES_TYPES
+        item: dict[str, Any] | None = None
+        defaults: dict[str, Any] = {}
+        if raw.get("ItemCode"):
+            item = next((i for i in org.table("Items").values() if i["Code"] == str(raw["ItemCode"])), None)
+            if item is None:
+                errors.append(f"Item code '{raw['ItemCode']}' is not valid.")  # sandbox wording
+            else:
+                defaults = item.get("SalesDetails" if sales else "PurchaseDetails") or {}
+        line: dict[str, Any] = {}
+        description = raw.get("Description") or (item or {}).get("Description")
+        if description:
+            line["Description"] = description
+        amounts_ = self._line_amounts(raw, defaults, sales, unitdp, errors)
+        if amounts_ is None:
+            # A description-only line carries no amount, account or tax.
+            line |= {"LineAmount": Decimal("0.00"), "TaxAmount": Decimal("0.00"), "Tracking": []}
+            return line, Decimal(0)
+        quantity, unit, line_amount, discount = amounts_
+        account, code, tax_type, tax = self._line_tax(
+            org, raw, defaults, sales, status, amounts, line_amount, errors
+        )
+        if item is not None:
+            line["ItemCode"] = item["Code"]
+            line["Item"] = {"ItemID": item["ItemID"], "Name": item["Name"], "Code": item["Code"]}
+        line["UnitAmount"] = unit
+        if tax_type is not None:
+            line["TaxType"] = tax_type
+        line |= {"TaxAmount": tax, "LineAmount": line_amount}
+        if code is not None:
+            line["AccountCode"] = code
+        if account is not None:
+            line["AccountID"] = account["AccountID"]
+        line |= {"Tracking": raw.get("Tracking") or [], "Quantity": quantity}
+        if raw.get("DiscountRate"):
+            line["DiscountRate"] = _dec(raw["DiscountRate"], "DiscountRate")
+        if raw.get("DiscountAmount"):
+            line["DiscountAmount"] = _money(_dec(raw["DiscountAmount"], "DiscountAmount"))
+        return line, discount
+
+    @staticmethod
+    def _line_amounts(
+        raw: dict[str, Any], defaults: dict[str, Any], sales: bool, unitdp: int, errors: list[str]
+    ) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+        """(Quantity, UnitAmount, LineAmount, discount), or None for a description-only line.
+
+        LineAmount = round(Quantity x UnitAmount - discount, 2); a given LineAmount must be within 0.01.
+        """
+        quantity = _opt_dec(raw, "Quantity")
+        unit = _opt_dec(raw, "UnitAmount")
+        given = _opt_dec(raw, "LineAmount")
+        if unit is None and "UnitPrice" in defaults and given is None:
+            unit = _dec(defaults["UnitPrice"], "UnitPrice")
+        if quantity is None and unit is None and given is None:
+            return None
+        if quantity is None:
+            # Xero works out whichever of Quantity or UnitAmount is missing from the LineAmount.
+            quantity = (given / unit) if (given is not None and unit) else Decimal(1)
+        if unit is None:
+            unit = (given or Decimal(0)) / quantity if quantity else Decimal(0)
+        quantity = quantity.quantize(QTY_PLACES, rounding=ROUND_HALF_UP)
+        unit = unit.quantize(Decimal(1).scaleb(-unitdp), rounding=ROUND_HALF_UP)
+        rate = _opt_dec(raw, "DiscountRate")
+        fixed = _opt_dec(raw, "DiscountAmount")
+        if (rate or fixed) and not sales:
+            errors.append("Discounts are only supported on sales documents")  # sandbox wording
+        if rate and fixed:
+            errors.append("Only one of DiscountRate or DiscountAmount can be given")  # sandbox wording
+        gross = quantity * unit
+        discount = _money(gross * rate / 100) if rate else _money(fixed or Decimal(0))
+        expected = _money(gross - discount)
+        if given is None:
+            return quantity, unit, expected, discount
+        if abs(_money(given) - expected) > CENT:
+            errors.append(
+                f"The line total {_text(given)} does not match the expected line total {_text(expected)}"
+            )
+        return quantity, unit, _money(given), discount
+
+    def _line_tax(
+        self,
+        org: _Org,
+        raw: dict[str, Any],
+        defaults: dict[str, Any],
+        sales: bool,
+        status: str,
+        amounts: str,
+        line_amount: Decimal,
+        errors: list[str],
+    ) -> tuple[dict[str, Any] | None, str | None, str | None, Decimal]:
+        """(account, account code, TaxType, TaxAmount): per-line tax, rounded half up to the cent."""
+        account, code = self._account(org, raw, defaults.get("AccountCode"))
+        if code is None:
+            if status != "DRAFT":
+                errors.append("Account code must be specified")
+        elif account is None or account["Status"] != "ACTIVE" or not self._account_fits(account, sales):
+            errors.append(f"Account code '{code}' is not a valid code for this document.")
+        tax_type = raw.get("TaxType") or defaults.get("TaxType") or (account or {}).get("TaxType")
+        if amounts == "NoTax":
+            tax_type = "NONE"
+        if tax_type is None:
+            if status != "DRAFT":
+                errors.append("The TaxType field is mandatory")
+            return account, code, None, Decimal("0.00")
+        tax_type = str(tax_type)
+        tax_rate = org.table("TaxRates").get(tax_type)
+        if tax_rate is None or not tax_rate["CanApplyToRevenue" if sales else "CanApplyToExpenses"]:
+            errors.append(
+                f"The TaxType code {tax_type} does not exist or cannot be used for this type of transaction."
+            )
+            return account, code, tax_type, Decimal("0.00")
+        if account is not None and not tax_rate.get(f"CanApplyTo{self._tax_class(account)}", True):
+            errors.append(f"The TaxType code '{tax_type}' cannot be used with account code '{code}'.")
+        percent = org.tax_rates[tax_type]
+        override = _opt_dec(raw, "TaxAmount")
+        if amounts == "NoTax":
+            tax = Decimal("0.00")
+        elif override is not None:
+            tax = _money(override)  # Xero lets the caller override the computed tax
+        elif amounts == "Inclusive":
+            tax = _money(line_amount * percent / (100 + percent))
+        else:
+            tax = _money(line_amount * percent / 100)
+        return account, code, tax_type, tax
+
+    @staticmethod
+    def _account_fits(account: dict[str, Any], sales: bool) -> bool:
+        if sales:
+            return bool(account["Class"] == "REVENUE")
+        return bool(account["Type"] != "BANK" and account["Class"] != "REVENUE")
+
+    @staticmethod
+    def _tax_class(account: dict[str, Any]) -> str:
+        names = {
+            "ASSET": "Assets",
+            "EQUITY": "Equity",
+            "EXPENSE": "Expenses",
+            "LIABILITY": "Liabilities",
+            "REVENUE": "Revenue",
+        }
+        return names.get(str(account["Class"]), "Revenue")
+
+    def _price(
+        self,
+        org: _Org,
+        raw_lines: list[Any],
+        doc_type: str,
+        status: str,
+        amounts: str,
+        existing_lines: list[dict[str, Any]],
+        unitdp: int,
+        errors: list[str],
+    ) -> _Priced:
+        known_ids = {line.get("LineItemID") for line in existing_lines}
+        lines: list[dict[str, Any]] = []
+        discount = Decimal(0)
+        for index, raw in enumerate(raw_lines):
+            if not isinstance(raw, dict):
+                errors.append(f"LineItems[{index}] must be an object")  # sandbox wording
+                continue
+            try:
+                line, line_discount = self._price_line(org, raw, doc_type, status, amounts, unitdp, errors)
+            except _Invalid as invalid:
+                errors.extend(invalid.messages)
+                continue
+            line_id = raw.get("LineItemID")
+            line["LineItemID"] = line_id if line_id in known_ids else str(uuid.uuid4())
+            discount += line_discount
+            lines.append(line)
+        amount_sum = sum((line["LineAmount"] for line in lines), Decimal("0.00"))
+        tax = sum((line["TaxAmount"] for line in lines), Decimal("0.00"))
+        if amounts == "Inclusive":
+            return _Priced(lines, amount_sum - tax, tax, amount_sum, discount)
+        return _Priced(lines, amount_sum, tax, amount_sum + tax, discount)
+
+    def _doc_common(
+        self,
+        org: _Org,
+        element: dict[str, Any],
+        existing: dict[str, Any] | None,
+        types: tuple[str, ...],
+        unitdp: int,
+        errors: list[str],
+    ) -> tuple[str, str, str, dict[str, Any] | None, date, date | None, str, _Priced | None]:
+        """Type, status, currency, contact, dates, line amount type and lines of an invoice or credit note."""
+        doc_type = element.get("Type") or (existing or {}).get("Type")
+        if doc_type is None:
+            raise _Invalid(
+                "Invoice Type must be specified" if types == INVOICE_TYPES else "Type must be specified"
+            )
+        if doc_type not in types:
+            raise _Invalid(f"'{doc_type}' is not a valid Type here; use one of {', '.join(types)}")  # sandbox
+        if existing is not None and doc_type != existing["Type"]:
+            raise _Invalid("The Type of an existing document cannot be changed")  # sandbox wording
+        status = element.get("Status") or (existing or {}).get("Status") or "DRAFT"
+        if status not in DOC_STATUSES:
+            raise _Invalid(f"'{status}' is not a valid Status")  # sandbox wording
+        contact: dict[str, Any] | None = None
+        try:
+            contact = self._contact_ref(org, element, existing)
+        except _Invalid as invalid:
+            errors.extend(invalid.messages)
+        try:
+            day = _parse_date(element["Date"], "Date") if element.get("Date") else None
+            due = _parse_date(element["DueDate"], "DueDate") if element.get("DueDate") else None
+        except _Invalid as invalid:
+            errors.extend(invalid.messages)
+            day = due = None
+        day = day or (_stored_date(existing, "Date") if existing else None) or self._today()
+        if due is None and existing is not None and "DueDate" not in element:
+            due = _stored_date(existing, "DueDate")
+        amounts = element.get("LineAmountTypes") or (existing or {}).get("LineAmountTypes") or "Exclusive"
+        if amounts not in LINE_AMOUNT_TYPES:
+            errors.append(f"'{amounts}' is not a valid LineAmountTypes value")  # sandbox wording
+            amounts = "Exclusive"
+        currency = str(
+            element.get("CurrencyCode") or (existing or {}).get("CurrencyCode") or org.base_currency
+        )
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            errors.append(f"'{currency}' is not a valid currency code")  # sandbox wording
+        raw_lines = element.get("LineItems")
+        existing_lines: list[dict[str, Any]] = (existing or {}).get("LineItems") or []
+        if raw_lines is None:
+            # Omitted lines stay as they are; their tax is recomputed (it may depend on LineAmountTypes).
+            raw_lines = [{k: v for k, v in line.items() if k != "TaxAmount"} for line in existing_lines]
+        if not isinstance(raw_lines, list):
+            raise _Invalid("LineItems must be an array")  # sandbox wording
+        if not raw_lines and status != "DRAFT":
+            errors.append("At least one line item is required")  # sandbox wording
+        priced = self._price(
+            org, raw_lines, str(doc_type), str(status), str(amounts), existing_lines, unitdp, errors
+        )
+        return str(doc_type), str(status), currency, contact, day, due, str(amounts), priced
+
+    # ---------------------------------------------------------------------------------------------
+    # Invoices
+
+    def _next_number(self, org: _Org, counter: str, prefix: str, collection: str, field_name: str) -> str:
+        taken = {obj.get(field_name) for obj in org.table(collection).values()}
+        while True:
+            number = f"{prefix}-{org.counters[counter]:04d}"
+            org.counters[counter] += 1
+            if number not in taken:
+                return number
+
+    def _write_invoice(self, org: _Org, element: dict[str, Any], write: _Write) -> dict[str, Any]:
+        method, target = write.method, write.target
+        table = org.table("Invoices")
+        existing = target
+        invoice_id = element.get("InvoiceID")
+        if existing is None and invoice_id:
+            existing = table.get(str(invoice_id))
+            if existing is None:
+                raise _Invalid(f"Invoice with InvoiceID {invoice_id} could not be found")  # sandbox wording
+            if method == "PUT":
+                raise _Invalid(
+                    f"Invoice {invoice_id} already exists; use POST to update it"
+                )  # sandbox wording
+        number = element.get("InvoiceNumber")
+        if existing is None and method == "POST" and number and element.get("Type", "ACCREC") == "ACCREC":
+            # Like Xero, POST updates the live ACCREC invoice that already has this number.
+            existing = next(
+                (
+                    inv
+                    for inv in table.values()
+                    if inv["Type"] == "ACCREC"
+                    and inv.get("InvoiceNumber") == number
+                    and inv["Status"] not in CLOSED_STATUSES
+                ),
+                None,
+            )
+        requested = element.get("Status")
+        if existing is not None and requested in CLOSED_STATUSES and requested != existing["Status"]:
+            return self._close_invoice(existing, str(requested))
+        self._check_invoice_update(existing, element, requested)
+        errors: list[str] = []
+        doc_type, status, currency, contact, day, due, amounts, priced = self._doc_common(
+            org, element, existing, INVOICE_TYPES, write.unitdp, errors
+        )
+        if existing is None and status not in CREATE_STATUSES:
+            errors.append(f"An invoice cannot be created with a status of {status}")  # sandbox wording
+        if status in ("SUBMITTED", "AUTHORISED") and due is None:
+            errors.append("Due Date must be specified")  # sandbox wording
+        number = self._invoice_number(org, element, existing, doc_type, errors)
+        if errors or contact is None or priced is None:
+            raise _Invalid(*errors)
+        paid = (existing or {}).get("AmountPaid", Decimal("0.00"))
+        credited = (existing or {}).get("AmountCredited", Decimal("0.00"))
+        invoice_id = existing["InvoiceID"] if existing else str(uuid.uuid4())
+        obj: dict[str, Any] = {
+            "Type": doc_type,
+            "InvoiceID": invoice_id,
+            "InvoiceNumber": number,
+            "Reference": element.get("Reference", (existing or {}).get("Reference", "")),
+            "Payments": (existing or {}).get("Payments", []),
+            "CreditNotes": (existing or {}).get("CreditNotes", []),
+            "Prepayments": [],
+            "Overpayments": [],
+            "AmountDue": priced.total - paid - credited,
+            "AmountPaid": paid,
+            "AmountCredited": credited,
+            "SentToContact": bool(element.get("SentToContact", (existing or {}).get("SentToContact", False))),
+            "CurrencyRate": _dec(
+                element.get("CurrencyRate", (existing or {}).get("CurrencyRate", RATE_ONE)), "CurrencyRate"
+            ),
+            "IsDiscounted": priced.discount > 0,
+            "HasAttachments": False,
+            "HasErrors": False,
+            "Contact": self._contact_summary(contact),
+            **_date_fields("Date", day),
+            **(_date_fields("DueDate", due) if due else {}),
+            "Status": status,
+            "LineAmountTypes": amounts,
+            "LineItems": priced.lines,
+            "SubTotal": priced.sub_total,
+            "TotalTax": priced.total_tax,
+            "Total": priced.total,
+            "TotalDiscount": _money(priced.discount),
+            "UpdatedDateUTC": self._updated(),
+            "CurrencyCode": currency,
+        }
+        if element.get("Url") or (existing or {}).get("Url"):
+            obj["Url"] = element.get("Url") or (existing or {}).get("Url")
+        table[invoice_id] = obj
+        contact_flag = "IsCustomer" if doc_type == "ACCREC" else "IsSupplier"
+        org.table("Contacts")[contact["ContactID"]][contact_flag] = True
+        return obj
+
+    @staticmethod
+    def _check_invoice_update(
+        existing: dict[str, Any] | None, element: dict[str, Any], requested: Any
+    ) -> None:
+        if existing is None:
+            return
+        current = existing["Status"]
+        if current in ("PAID", *CLOSED_STATUSES) or requested == "PAID":
+            raise _Invalid(NOT_VALID_FOR_MODIFICATION)
+        if current == "AUTHORISED" and requested in ("DRAFT", "SUBMITTED"):
+            raise _Invalid(NOT_VALID_FOR_MODIFICATION)
+        settled = existing["AmountPaid"] > 0 or existing["AmountCredited"] > 0
+        if settled and any(k in element for k in ("LineItems", "LineAmountTypes", "Contact", "CurrencyCode")):
+            raise _Invalid(NOT_VALID_FOR_MODIFICATION)
+
+    def _invoice_number(
+        self,
+        org: _Org,
+        element: dict[str, Any],
+        existing: dict[str, Any] | None,
+        doc_type: str,
+        errors: list[str],
+    ) -> str:
+        number = element.get("InvoiceNumber") or (existing or {}).get("InvoiceNumber")
+        if not number:
+            if doc_type != "ACCREC":
+                return ""
+            return self._next_number(org, "invoice", "INV", "Invoices", "InvoiceNumber")
+        number = str(number)
+        if len(number) > MAX_NUMBER_LENGTH:
+            errors.append(f"Invoice number must be {MAX_NUMBER_LENGTH} characters or less")  # sandbox wording
+        if doc_type == "ACCREC":
+            self_id = (existing or {}).get("InvoiceID")
+            for other in org.table("Invoices").values():
+                if (
+                    other["InvoiceID"] != self_id
+                    and other["Type"] == "ACCREC"
+                    and other.get("InvoiceNumber") == number
+                    and other["Status"] not in CLOSED_STATUSES
+                ):
+                    errors.append("Invoice # must be unique.")
+                    break
+        return number
+
+    def _close_invoice(self, invoice: dict[str, Any], requested: str) -> dict[str, Any]:
+        current = invoice["Status"]
+        settled = invoice["AmountPaid"] > 0 or invoice["AmountCredited"] > 0
+        if requested == "DELETED" and current not in ("DRAFT", "SUBMITTED"):
+            raise _Invalid(NOT_VALID_FOR_MODIFICATION)
+        if requested == "VOIDED" and (current != "AUTHORISED" or settled):
+            raise _Invalid(NOT_VALID_FOR_MODIFICATION)
+        invoice["Status"] = requested
+        invoice["AmountDue"] = Decimal("0.00")
+        self._stamp(invoice)
+        return invoice
+
+    # ---------------------------------------------------------------------------------------------
+    # Credit notes and allocations
+
+    def _write_credit_note(self, org: _Org, element: dict[str, Any], write: _Write) -> dict[str, Any]:
+        method, target = write.method, write.target
+        table = org.table("CreditNotes")
+        existing = target
+        note_id = element.get("CreditNoteID")
+        if existing is None and note_id:
+            existing = table.get(str(note_id))
+            if existing is None:
+                raise _Invalid(
+                    f"Credit note with CreditNoteID {note_id} could not be found"
+                )  # sandbox wording
+            if method == "PUT":
+                raise _Invalid(
+                    f"Credit note {note_id} already exists; use POST to update it"
+                )  # sandbox wording
+        requested = element.get("Status")
+        if existing is not None:
+            current = existing["Status"]
+            allocated = bool(existing.get("Allocations"))
+            if current in ("PAID", *CLOSED_STATUSES) or requested == "PAID":
+                raise _Invalid("Credit note not of valid status for modification")  # sandbox wording
+            if requested in CLOSED_STATUSES and requested != current:
+                if requested == "VOIDED" and (current != "AUTHORISED" or allocated):
+                    raise _Invalid(
+                        "A credit note can only be voided when it is AUTHORISED and not allocated"
+                    )  # sandbox wording
+                if requested == "DELETED" and current not in ("DRAFT", "SUBMITTED"):
+                    raise _Invalid("Credit note not of valid status for modification")  # sandbox wording
+                existing["Status"] = requested
+                existing["RemainingCredit"] = Decimal("0.00")
+                self._stamp(existing)
+                return existing
+            if allocated:
+                raise _Invalid("Credit note not of valid status for modification")  # sandbox wording
+        errors: list[str] = []
+        doc_type, status, currency, contact, day, due, amounts, priced = self._doc_common(
+            org, element, existing, CREDIT_NOTE_TYPES, write.unitdp, errors
+        )
+        if existing is None and status not in CREATE_STATUSES:
+            errors.append(f"A credit note cannot be created with a status of {status}")  # sandbox wording
+        number = element.get("CreditNoteNumber") or (existing or {}).get("CreditNoteNumber")
+        if not number:
+            number = self._next_number(org, "credit_note", "CN", "CreditNotes", "CreditNoteNumber")
+        number = str(number)
+        self_id = (existing or {}).get("CreditNoteID")
+        if doc_type == "ACCRECCREDIT" and any(
+            other["CreditNoteID"] != self_id
+            and other["Type"] == "ACCRECCREDIT"
+            and other.get("CreditNoteNumber") == number
+            and other["Status"] not in CLOSED_STATUSES
+            for other in table.values()
+        ):
+            errors.append("Credit Note # must be unique.")  # sandbox wording
+        if errors or contact is None or priced is None:
+            raise _Invalid(*errors)
+        note_id = self_id or str(uuid.uuid4())
+        obj: dict[str, Any] = {
+            "CreditNoteID": note_id,
+            "CreditNoteNumber": number,
+            "Type": doc_type,
+            "Reference": element.get("Reference", (existing or {}).get("Reference", "")),
+            "Contact": self._contact_summary(contact),
+            **_date_fields("Date", day),
+            **(_date_fields("DueDate", due) if due else {}),
+            "Status": status,
+            "LineAmountTypes": amounts,
+            "LineItems": priced.lines,
+            "SubTotal": priced.sub_total,
+            "TotalTax": priced.total_tax,
+            "Total": priced.total,
+            "UpdatedDateUTC": self._updated(),
+            "CurrencyCode": currency,
+            "CurrencyRate": _dec(element.get("CurrencyRate", RATE_ONE), "CurrencyRate"),
+            "RemainingCredit": priced.total,
+            "Allocations": [],
+            "Payments": [],
+            "HasAttachments": False,
+            "HasErrors": False,
+        }
+        table[note_id] = obj
+        return obj
+
+    def _allocate(self, org: _Org, request: Request, note: dict[str, Any]) -> dict[str, Any]:
+        elements = self._elements(request, "Allocations")
+
+        def one(element: dict[str, Any]) -> dict[str, Any]:
+            if note["Status"] != "AUTHORISED":
+                raise _Invalid("Only an AUTHORISED credit note can be allocated")  # sandbox wording
+            ref = element.get("Invoice")
+            invoice_id = ref.get("InvoiceID") if isinstance(ref, dict) else None
+            invoice = org.table("Invoices").get(str(invoice_id)) if invoice_id else None
+            if invoice is None:
+                raise _Invalid("Invoice could not be found")  # sandbox wording
+            if element.get("Amount") is None:
+                raise _Invalid("Amount must be specified")  # sandbox wording
+            amount = _money(_dec(element["Amount"], "Amount"))
+            day = _parse_date(element["Date"], "Date") if element.get("Date") else self._today()
+            errors: list[str] = []
+            if invoice["Status"] != "AUTHORISED":
+                errors.append("Invoice not of valid status for allocation")  # sandbox wording
+            if invoice["Contact"]["ContactID"] != note["Contact"]["ContactID"]:
+                errors.append(
+                    "The credit note and the invoice must be for the same contact"
+                )  # sandbox wording
+            if invoice["CurrencyCode"] != note["CurrencyCode"]:
+                errors.append(
+                    "The credit note and the invoice must be in the same currency"
+                )  # sandbox wording
+            if amount <= 0:
+                errors.append("Allocation amount must be greater than zero")  # sandbox wording
+            if amount > note["RemainingCredit"]:
+                errors.append(
+                    "The amount allocated exceeds the remaining credit on the credit note"
+                )  # sandbox
+            if amount > invoice["AmountDue"]:
+                errors.append("The amount allocated exceeds the amount outstanding on the invoice")  # sandbox
+            if errors:
+                raise _Invalid(*errors)
+            allocation_id = str(uuid.uuid4())
+            dates = _date_fields("Date", day)
+            invoice["AmountCredited"] += amount
+            invoice["AmountDue"] -= amount
+            invoice["CreditNotes"].append(
+                {
+                    "CreditNoteID": note["CreditNoteID"],
+                    "CreditNoteNumber": note["CreditNoteNumber"],
+                    "ID": note["CreditNoteID"],
+                    "AppliedAmount": amount,
+                    **dates,
+                    "Total": note["Total"],
+                    "HasErrors": False,
+                    "LineItems": [],
+                }
+            )
+            self._settle(invoice, day)
+            note["RemainingCredit"] -= amount
+            note["Allocations"].append(
+                {
+                    "AllocationID": allocation_id,
+                    "Amount": amount,
+                    "Date": dates["Date"],
+                    "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice["InvoiceNumber"]},
+                }
+            )
+            if note["RemainingCredit"] == 0:
+                note["Status"] = "PAID"
+                note.update(_date_fields("FullyPaidOnDate", day))
+                note.pop("FullyPaidOnDateString", None)
+            self._stamp(note)
+            return {
+                "AllocationID": allocation_id,
+                "Amount": amount,
+                "Date": dates["Date"],
+                "Invoice": {
+                    "InvoiceID": invoice["InvoiceID"],
+                    "InvoiceNumber": invoice["InvoiceNumber"],
+                    "Payments": [],
+                    "CreditNotes": [],
+                    "Prepayments": [],
+                    "Overpayments": [],
+                    "HasErrors": False,
+                    "IsDiscounted": False,
+                    "LineItems": [],
+                },
+                "CreditNote": {"CreditNoteID": note["CreditNoteID"], "LineItems": []},
+                "ValidationErrors": [],
+            }
+
+        return self._write_many(org, request, "Allocations", elements, one)
+
+    def _settle(self, invoice: dict[str, Any], day: date) -> None:
+        """PAID once nothing is due (and back to AUTHORISED when a payment is deleted)."""
+        if invoice["AmountDue"] == 0 and invoice["Status"] == "AUTHORISED":
+            invoice["Status"] = "PAID"
+            invoice["FullyPaidOnDate"] = _date_fields("Date", day)["Date"]
+        elif invoice["AmountDue"] > 0 and invoice["Status"] == "PAID":
+            invoice["Status"] = "AUTHORISED"
+            invoice.pop("FullyPaidOnDate", None)
+        self._stamp(invoice)
+
+    # ---------------------------------------------------------------------------------------------
+    # Payments
+
+    def _write_payment(self, org: _Org, element: dict[str, Any], write: _Write) -> dict[str, Any]:
+        method, target = write.method, write.target
+        if target is not None:
+            return self._delete_payment(org, element, target)
+        if element.get("PaymentID") and method == "POST" and element.get("Status") == "DELETED":
+            existing = org.table("Payments").get(str(element["PaymentID"]))
+            if existing is None:
+                raise _Invalid(f"Payment {element['PaymentID']} could not be found")  # sandbox wording
+            return self._delete_payment(org, element, existing)
+        invoice = self._payment_invoice(org, element)
+        account = self._payment_account(org, element)
+        if element.get("Amount") is None:
+            raise _Invalid("Amount must be specified")  # sandbox wording
+        amount = _money(_dec(element["Amount"], "Amount"))
+        day = _parse_date(element["Date"], "Date") if element.get("Date") else self._today()
+        errors: list[str] = []
+        if invoice["Status"] != "AUTHORISED":
+            errors.append("Invoice not of valid status for payment")  # sandbox wording
+        if amount <= 0:
+            errors.append("Payment amount must be greater than zero")  # sandbox wording
+        elif amount > invoice["AmountDue"]:
+            errors.append("Payment amount exceeds the amount outstanding on this document")
+        if errors:
+            raise _Invalid(*errors)
+        payment_id = str(uuid.uuid4())
+        dates = _date_fields("Date", day)
+        rate = _dec(element.get("CurrencyRate", RATE_ONE), "CurrencyRate")
+        reference = str(element.get("Reference", ""))
+        payment: dict[str, Any] = {
+            "PaymentID": payment_id,
+            "Date": dates["Date"],
+            "BankAmount": amount,
+            "Amount": amount,
+            "Reference": reference,
+            "CurrencyRate": rate,
+            "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC" else "ACCPAYPAYMENT",
+            "Status": "AUTHORISED",
+            "UpdatedDateUTC": self._updated(),
+            "HasAccount": True,
+            "IsReconciled": bool(element.get("IsReconciled", False)),
+            "Account": {"AccountID": account["AccountID"], "Code": account["Code"]},
+            "Invoice": {
+                "Type": invoice["Type"],
+                "InvoiceID": invoice["InvoiceID"],
+                "InvoiceNumber": invoice["InvoiceNumber"],
+                "Payments": [],
+                "CreditNotes": [],
+                "Prepayments": [],
+                "Overpayments": [],
+                "HasErrors": False,
+                "IsDiscounted": False,
+                "Contact": {"ContactID": invoice["Contact"]["ContactID"], "Name": invoice["Contact"]["Name"]},
+                "LineItems": [],
+                "CurrencyCode": invoice["CurrencyCode"],
+            },
+            "HasValidationErrors": False,
+        }
+        invoice["AmountPaid"] += amount
+        invoice["AmountDue"] -= amount
+        invoice["Payments"].append(
+            {
+                "PaymentID": payment_id,
+                "Date": dates["Date"],
+                "Amount": amount,
+                "Reference": reference,
+                "CurrencyRate": rate,
+                "HasAccount": False,
+                "HasValidationErrors": False,
+            }
+        )
+        self._settle(invoice, day)
+        org.table("Payments")[payment_id] = payment
+        return payment
+
+    def _payment_invoice(self, org: _Org, element: dict[str, Any]) -> dict[str, Any]:
+        ref = element.get("Invoice")
+        if not isinstance(ref, dict):
+            ref = {"InvoiceNumber": element["InvoiceNumber"]} if element.get("InvoiceNumber") else {}
+        if element.get("CreditNote") or element.get("CreditNoteNumber"):
+            raise _Invalid("Payments against credit notes are not supported by the sandbox")  # sandbox
+        invoices = org.table("Invoices")
+        invoice: dict[str, Any] | None = None
+        if ref.get("InvoiceID"):
+            invoice = invoices.get(str(ref["InvoiceID"]))
+        elif ref.get("InvoiceNumber"):
+            invoice = next(
+                (
+                    inv
+                    for inv in invoices.values()
+                    if inv.get("InvoiceNumber") == ref["InvoiceNumber"]
+                    and inv["Status"] not in CLOSED_STATUSES
+                ),
+                None,
+            )
+        else:
+            raise _Invalid("Invoice or CreditNote must be specified")  # sandbox wording
+        if invoice is None:
+            raise _Invalid("Invoice could not be found")  # sandbox wording
+        return invoice
+
+    def _payment_account(self, org: _Org, element: dict[str, Any]) -> dict[str, Any]:
+        ref = element.get("Account")
+        if not isinstance(ref, dict):
+            ref = {"Code": element["Code"]} if element.get("Code") else {}
+        accounts = org.table("Accounts")
+        account: dict[str, Any] | None = None
+        if ref.get("AccountID"):
+            account = accounts.get(str(ref["AccountID"]))
+        elif ref.get("Code"):
+            account = next((a for a in accounts.values() if a["Code"] == str(ref["Code"])), None)
+        if account is None:
+            raise _Invalid("Account must be valid.")
+        if account["Type"] != "BANK" and not account.get("EnablePaymentsToAccount"):
+            raise _Invalid(
+                f"Payments cannot be made to account code '{account['Code']}': it is not a bank account "
+                "and does not allow payments"
+            )  # sandbox wording
+        return account
+
+    def _delete_payment(self, org: _Org, element: dict[str, Any], payment: dict[str, Any]) -> dict[str, Any]:
+        if element.get("Status") != "DELETED":
+            raise _Invalid("A payment can only be updated to a Status of DELETED")  # sandbox wording
+        if payment["Status"] == "DELETED":
+            raise _Invalid("The payment has already been deleted")  # sandbox wording
+        payment["Status"] = "DELETED"
+        self._stamp(payment)
+        invoice = org.table("Invoices").get(payment["Invoice"]["InvoiceID"])
+        if invoice is not None:
+            invoice["AmountPaid"] -= payment["Amount"]
+            invoice["AmountDue"] += payment["Amount"]
+            invoice["Payments"] = [p for p in invoice["Payments"] if p["PaymentID"] != payment["PaymentID"]]
+            self._settle(invoice, self._today())
+        return payment
+
+    # ---------------------------------------------------------------------------------------------
+    # HTTP controls for a sandbox in another process
+
+    def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
+        try:
+            body = _loads(request.get_data()) if request.get_data() else {}
+        except ValueError:
+            return self._json({"error": "body is not JSON"}, 400)
+        if endpoint == "ctl_requests":
+            with self._lock:
+                log = [{"method": m, "path": p, "status": s} for m, p, s in self.request_log]
+            return self._json(log)
+        if not isinstance(body, dict):
+            return self._json({"error": "body must be a JSON object"}, 400)
+        try:
+            if endpoint == "ctl_seed":
+                tenant_id = str(body.pop("tenant_id"))
+                self.seed_organisation(tenant_id, **body)
+                return self._json({"tenant_id": tenant_id}, 201)
+            tenant = args["tenant"]
+            if endpoint == "ctl_documents":
+                return self._json(self.documents(tenant, args["collection"]))
+            if endpoint == "ctl_faults":
+                if "lose_responses" in body:
+                    self.lose_responses(tenant, int(body["lose_responses"]))
+                else:
+                    self.inject_status(tenant, int(body["status"]), int(body.get("count", 1)))
+            elif endpoint == "ctl_revoke":
+                self.revoke_refresh_token(tenant)
+            elif endpoint == "ctl_expire":
+                self.expire_access_tokens(tenant)
+            elif endpoint == "ctl_forget":
+                self.forget_idempotency_keys(tenant)
+        except KeyError as exc:
+            return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
+        except (TypeError, ValueError) as exc:
+            return self._json({"error": str(exc)}, 400)
+        return self._json({"ok": True})
+
+
+# --------------------------------------------------------------------------------------------------
+# Running it on its own
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Run the local Xero Accounting API sandbox in the foreground."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8791)
+    parser.add_argument(
+        "--seed-tenant", action="append", default=[], help="tenant id to seed with demo credentials"
+    )
+    parser.add_argument("--calls-per-minute", type=int, default=60)
+    parser.add_argument("--max-concurrent", type=int, default=5)
+    parser.add_argument("--calls-per-day", type=int, default=5000)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds each API call takes")
+    args = parser.parse_args(argv)
+
+    sandbox = XeroSandbox(
+        calls_per_minute=args.calls_per_minute,
+        max_concurrent=args.max_concurrent,
+        calls_per_day=args.calls_per_day,
+        latency_seconds=args.latency,
+    )
+    for tenant in args.seed_tenant:
+        refresh = f"sandbox-refresh-{tenant}"
+        sandbox.seed_organisation(
+            tenant, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, refresh_token=refresh
+        )
+        print(
+            f"seeded tenant {tenant}: client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET} "
+            f"refresh_token={refresh}"
+        )
+    stopping = threading.Event()
+
+    def _on_signal(_signum: int, _frame: object) -> None:
+        # Only flag here: shutting the server down from inside the handler would block the main thread.
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        url = sandbox.start(args.host, args.port)
+        print(f"Xero sandbox listening on {url} (token URL {url}/connect/token)", flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
