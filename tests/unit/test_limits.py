@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from invoice_sync.errors import LedgerThrottled
 from invoice_sync.ledgers.limits import RateLimiter
 
 
@@ -32,10 +35,10 @@ def test_requests_within_the_limit_do_not_wait() -> None:
 
 
 def test_the_501st_request_in_a_minute_waits_for_the_window() -> None:
-    """Given 500 requests at t=0..10s, the 501st at t=20s sleeps the 40s left until the first one
-    leaves the window, then goes through."""
+    """Given 500 requests at t=0..10s and a limiter allowed to wait a minute, the 501st at t=20s
+    sleeps the 40s left until the first one leaves the window, then goes through."""
     time = FakeTime(start=0.0)
-    limiter = RateLimiter(500, 10, clock=time.clock, sleep=time.sleep)
+    limiter = RateLimiter(500, 10, clock=time.clock, sleep=time.sleep, max_wait=60)
     with limiter.slot():
         pass
     time.now = 10.0
@@ -48,6 +51,22 @@ def test_the_501st_request_in_a_minute_waits_for_the_window() -> None:
     assert time.sleeps == [40.0]
     assert time.now == 60.0
     assert limiter.requests == 501
+
+
+def test_a_wait_longer_than_allowed_is_throttling_not_sleep() -> None:
+    """Given a full window and the default 5 s wait allowance, the next request raises
+    LedgerThrottled with the wait as retry_after instead of sleeping the invocation away."""
+    time = FakeTime(start=0.0)
+    limiter = RateLimiter(2, 1, clock=time.clock, sleep=time.sleep)
+    for _ in range(2):
+        with limiter.slot():
+            pass
+    time.now = 30.0
+    with pytest.raises(LedgerThrottled) as caught, limiter.slot():
+        pass
+    assert caught.value.retry_after == 30.0
+    assert time.sleeps == []
+    assert limiter.requests == 2
 
 
 def test_window_slides_after_a_minute() -> None:

@@ -11,13 +11,22 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invoice_sync import bootstrap
+from invoice_sync.errors import TransientError
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.observability import logger, metrics
+from invoice_sync.settings import get_settings
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record failed is still a partial response (all handed back), not an
+# invocation error: the retry is the same, and the failure counts stay meaningful.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
+    # A record started too close to the timeout would be cut off mid-write and its whole batch
+    # returned; handing it back now costs one receive, not the batch.
+    reserve_ms = get_settings().push_reserve_seconds * 1000
+    if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < reserve_ms:
+        raise TransientError("not enough time left in this invocation")
     message = SyncMessage.model_validate_json(record.body)
     logger.set_correlation_id(message.event_id)
     result = bootstrap.push().handle(message)

@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from invoice_sync.errors import LedgerThrottled
+
 
 class RateLimiter:
     def __init__(
@@ -21,6 +23,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        max_wait: float = 5.0,
     ) -> None:
         self.per_minute = per_minute
         self._slots = threading.BoundedSemaphore(concurrent)
@@ -28,6 +31,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
+        self._max_wait = max_wait
         self.requests = 0
 
     def _wait_for_window(self) -> None:
@@ -41,6 +45,11 @@ class RateLimiter:
                     self.requests += 1
                     return
                 wait = 60.0 - (now - self._sent[0])
+            if wait > self._max_wait:
+                # Waiting out the window here would burn the invocation; the queue waits for free.
+                raise LedgerThrottled(
+                    f"client-side limit of {self.per_minute} requests a minute", retry_after=wait
+                )
             self._sleep(max(wait, 0.01))
 
     @contextmanager
