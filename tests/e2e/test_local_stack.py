@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -112,6 +114,11 @@ def test_demo_command_runs_and_exits_zero() -> None:
     ):
         assert expected in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+    ports = [int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)", result.stdout)]
+    assert len(ports) >= 3  # moto, the QuickBooks sandbox, the HTTP API
+    for port in ports:
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
 
 
 def test_local_up_serves_until_terminated() -> None:

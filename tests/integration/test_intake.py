@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+from botocore.exceptions import ClientError
+from pydantic import SecretStr
+
+from invoice_sync.store import aws
+from invoice_sync.store.secrets import SecretStore
 from tests.integration.conftest import Harness, fixture_bytes
 
 
@@ -100,10 +106,36 @@ def test_oversized_body_is_413(harness: Harness) -> None:
     assert "limit" in answer["error"]
 
 
-def test_unknown_connection_and_source_are_404(harness: Harness) -> None:
-    """Given a connection or a source nobody configured, then 404 (and no secret is even read)."""
+def test_unknown_connection_and_source_are_404(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a connection or a source nobody configured, then 404, and no secret is even read."""
+    reads: list[str] = []
+    original = SecretStore.webhook_secrets
+
+    def counting(self: SecretStore, connection_id: str) -> list[SecretStr]:
+        reads.append(connection_id)
+        return original(self, connection_id)
+
+    monkeypatch.setattr(SecretStore, "webhook_secrets", counting)
     assert harness.post(fixture_bytes("a1"), connection="nobody")[0] == 404
     assert harness.post(fixture_bytes("a1"), source="paypal")[0] == 404
+    assert reads == []
+    assert harness.post(fixture_bytes("a1"))[0] == 200
+    assert reads == ["acme"]
+
+
+def test_secrets_manager_outage_is_503_not_404(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given Secrets Manager throttles, then 503 (retry later), never 404 (which tells Stripe the
+    endpoint is gone and would make an operator hunt for a missing secret that exists)."""
+
+    def throttled(*_args: object, **_kwargs: object) -> None:
+        error = {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}
+        raise ClientError(error, "GetSecretValue")
+
+    # The intake's own Secrets Manager client (one per process, shared by the stores).
+    monkeypatch.setattr(aws.client("secretsmanager"), "get_secret_value", throttled)
+    status, _ = harness.deliver("a1")
+    assert status == 503
+    assert harness.queued() == []
 
 
 def test_aws_failure_answers_503_so_the_sender_retries(harness: Harness) -> None:

@@ -173,13 +173,14 @@ def _access_token(harness: Harness) -> str:
     return manager.access_token()
 
 
-@pytest.mark.parametrize("forget_request_ids", [False, True], ids=["requestid-replay", "lookup-by-number"])
+@pytest.mark.parametrize("forget_request_ids", [False, True], ids=["replay-kept", "replay-expired"])
 def test_crash_between_ledger_create_and_state_write(
     harness: Harness, monkeypatch: pytest.MonkeyPatch, forget_request_ids: bool
 ) -> None:
     """Given push dies after QBO created the invoice but before the sync record says so, when the
-    message is retried, then the invoice is adopted (by requestid replay, or, once QBO's replay
-    cache has expired, by the recorded intent and a DocNumber lookup): still exactly one invoice."""
+    message is retried, then the recorded intent sends the retry to a DocNumber lookup first, which
+    adopts the invoice whether or not QBO still remembers the requestid: still exactly one invoice.
+    (A retry of the same requestid inside one attempt is test_lost_response_is_not_a_second_invoice.)"""
     original = SyncStateStore.save
     calls = {"n": 0}
 
@@ -234,7 +235,8 @@ def test_429_beyond_in_place_retries_goes_back_to_the_queue(harness: Harness) ->
 
 def test_expired_access_token_refreshes_and_saves_the_rotated_refresh_token(harness: Harness) -> None:
     """Given the access token is refused (401), then push refreshes once, saves the rotated refresh
-    token to Secrets Manager before using it, and the old refresh token is dead at QBO."""
+    token to Secrets Manager, and the old refresh token is dead at QBO. (That the save comes before
+    the token's first use is proven on the TokenManager in tests/unit/test_oauth.py.)"""
     _sync(harness, "a1")
     first = harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value()
     assert first != harness.company.refresh_token  # the first refresh already rotated it
