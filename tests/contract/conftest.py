@@ -23,8 +23,11 @@ from invoice_sync.ledgers.oauth import TokenManager
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerPort, LineDraft, PaymentDraft, marker
 from invoice_sync.ledgers.quickbooks import client as qbo
 from invoice_sync.ledgers.quickbooks.adapter import QuickBooksLedger
+from invoice_sync.ledgers.xero import client as xero
+from invoice_sync.ledgers.xero.adapter import XeroLedger
 from invoice_sync.models.tokens import TokenSet
 from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
+from invoice_sync_ops.sandboxes.xero import XeroSandbox
 
 
 class MemoryVault:
@@ -134,7 +137,7 @@ def _tokens(client_id: str, secret: str, refresh: str) -> TokenSet:
 
 def _http(tokens: TokenManager, client: httpx.Client, **options: Any) -> LedgerHttp:
     return LedgerHttp(
-        tokens=tokens, http=client, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=0.05, **options
+        tokens=tokens, http=client, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=1.0, **options
     )
 
 
@@ -177,7 +180,45 @@ def quickbooks_case() -> Iterator[LedgerCase]:
     sandbox.stop()
 
 
-CASES: dict[str, Callable[[], Iterator[LedgerCase]]] = {"quickbooks": quickbooks_case}
+def xero_case() -> Iterator[LedgerCase]:
+    sandbox = XeroSandbox()
+    url = sandbox.start()
+    tenant = "0d7f6e4c-1a2b-4c3d-8e9f-000000000001"
+    sandbox.seed_organisation(tenant, client_id="ct", client_secret="ct-secret", refresh_token="ct-refresh")
+    vault = MemoryVault(_tokens("ct", "ct-secret", "ct-refresh"))
+    client = httpx.Client(timeout=10)
+    tokens = TokenManager(
+        "contract", vault, MemoryLease(), oauth_refresher(client, f"{url}/connect/token", name="Xero")
+    )
+    http = _http(
+        tokens,
+        client,
+        base_url=f"{url}/api.xro/2.0",
+        name="Xero",
+        limiter=RateLimiter(xero.CALLS_PER_MINUTE, xero.CONCURRENT_CALLS),
+        error_for=xero.error_for,
+        headers={"xero-tenant-id": tenant},
+        quota_headers=xero.QUOTA_HEADERS,
+    )
+    yield LedgerCase(
+        name="xero",
+        ledger=XeroLedger(http),
+        vault=vault,
+        item_id="CONSULT",
+        account="200",
+        tax_code="OUTPUT2",
+        no_tax_code="NONE",
+        payment_account="090",
+        inject_status=lambda status, count: sandbox.inject_status(tenant, status, count),
+        expire_access_tokens=lambda: sandbox.expire_access_tokens(tenant),
+        forget_idempotency=lambda: sandbox.forget_idempotency_keys(tenant),
+        invalid_item_id="NO-SUCH-ITEM",
+    )
+    client.close()
+    sandbox.stop()
+
+
+CASES: dict[str, Callable[[], Iterator[LedgerCase]]] = {"quickbooks": quickbooks_case, "xero": xero_case}
 
 
 @pytest.fixture(params=sorted(CASES))
