@@ -1,5 +1,6 @@
 # invoice-sync: two commands do all of the set-up on a fresh machine.
-#   make demo   the main job on the local stack (moto server + QuickBooks sandbox), then stops
+#   make demo   the main job on the local stack (moto server + a ledger sandbox), then stops;
+#               LEDGER=xero plays Xero instead of QuickBooks Online
 #   make test   lint, types, template checks, unit + integration + end-to-end tests
 # Both create and fill .venv themselves. SAM targets (build, validate) live in mk/sam.mk.
 
@@ -17,11 +18,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+LEDGER ?= quickbooks
+
 demo: $(STAMP)
-	$(BIN)/invoice-sync demo
+	$(BIN)/invoice-sync demo --ledger $(LEDGER)
 
 local-up: $(STAMP)
-	$(BIN)/invoice-sync local up
+	$(BIN)/invoice-sync local up --ledger $(LEDGER)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -78,12 +78,12 @@ def sync_log(stack: LocalStack) -> list[SyncRecord]:
     return sorted(store.list(stack.company.connection_id), key=lambda r: (r.created_at is None, r.created_at))
 
 
-def run(console: Console | None = None) -> int:
+def run(console: Console | None = None, ledger: str = "quickbooks") -> int:
     console = console or Console()
-    with LocalStack() as stack:
+    with LocalStack(ledger=ledger) as stack:
         console.print(
             f"[bold]Local stack up[/]: AWS (moto) {stack.aws_endpoint}, "
-            f"QuickBooks sandbox {stack.quickbooks_url}, webhooks {stack.webhook_url()}"
+            f"{stack.ledger.title} sandbox {stack.ledger_url}, webhooks {stack.webhook_url()}"
         )
         deliveries = Table(title="Webhook deliveries", show_lines=False)
         for column in ("event", "HTTP", "answer"):
@@ -121,32 +121,20 @@ def run(console: Console | None = None) -> int:
             )
         console.print(log)
 
-        realm = stack.company.realm_id
-        ledger = Table(title="QuickBooks sandbox documents")
-        for column in ("type", "Id", "DocNumber / ref", "customer", "TotalAmt", "Balance"):
-            ledger.add_column(column)
-        for entity in ("Customer", "Invoice", "Payment"):
-            for doc in stack.sandbox.documents(realm, entity):
-                if entity == "Customer":
-                    ledger.add_row(entity, doc["Id"], "", doc.get("DisplayName", ""), "", "")
-                    continue
-                ledger.add_row(
-                    entity,
-                    doc["Id"],
-                    str(doc.get("DocNumber") or doc.get("PaymentRefNum") or ""),
-                    str(doc.get("CustomerRef", {}).get("value", "")),
-                    str(doc.get("TotalAmt", "")),
-                    str(doc.get("Balance", doc.get("UnappliedAmt", ""))),
-                )
-        console.print(ledger)
+        documents = Table(title=f"{stack.ledger.title} sandbox documents")
+        for column in ("type", "id", "number / reference", "customer", "total", "open"):
+            documents.add_column(column)
+        for row in stack.ledger.rows(stack.sandbox):
+            documents.add_row(*row)
+        console.print(documents)
 
         raised = alerts(stack)
         console.print(f"[bold]Alerts on the SNS topic[/]: {len(raised)}")
         for alert in raised:
             console.print(f"  [yellow]{alert['subject']}[/]")
             console.print("    " + alert["message"].split("\n\n")[0].replace("\n", "\n    "))
-        invoices = stack.sandbox.documents(realm, "Invoice")
-        payments = stack.sandbox.documents(realm, "Payment")
+        invoices = stack.ledger.documents(stack.sandbox, "invoice")
+        payments = stack.ledger.documents(stack.sandbox, "payment")
         ok = len(invoices) == 1 and len(payments) == 1 and len(raised) == 1
         console.print(
             "[green]demo finished: one invoice, one payment, one alert[/]"

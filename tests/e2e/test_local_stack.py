@@ -11,15 +11,18 @@ import time
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from invoice_sync.models.sync import SyncStatus
 from invoice_sync.sources.stripe import signature_header
 from invoice_sync_ops import demo
+from invoice_sync_ops.local.ledgers import LEDGERS
 from invoice_sync_ops.local.stack import DemoCompany, LocalStack
 
 
 def _documents(stack: LocalStack, entity: str) -> list[dict[str, object]]:
-    response = httpx.get(f"{stack.quickbooks_url}/_sandbox/companies/{stack.company.realm_id}/{entity}")
+    """Read over the sandbox's own HTTP control API, as another process would."""
+    response = httpx.get(f"{stack.ledger_url}/_sandbox/companies/{stack.ledger.tenant_id}/{entity}")
     response.raise_for_status()
     documents: list[dict[str, object]] = response.json()
     return documents
@@ -94,11 +97,12 @@ def test_http_statuses_for_bad_requests(stack: LocalStack) -> None:
         json.loads(response.text)
 
 
-def test_demo_command_runs_and_exits_zero() -> None:
-    """`invoice-sync demo` (what `make demo` runs) starts its own stack, prints the sync log, the
-    sandbox documents and the alert, exits 0, and leaves no server behind."""
+@pytest.mark.parametrize("ledger", ["quickbooks", "xero"])
+def test_demo_command_runs_and_exits_zero(ledger: str) -> None:
+    """`invoice-sync demo --ledger L` (what `make demo LEDGER=L` runs) starts its own stack, prints
+    the sync log, the ledger sandbox's documents and the alert, exits 0, and leaves no server behind."""
     result = subprocess.run(
-        [sys.executable, "-m", "invoice_sync_ops.cli", "demo"],
+        [sys.executable, "-m", "invoice_sync_ops.cli", "demo", "--ledger", ledger],
         capture_output=True,
         text=True,
         timeout=180,
@@ -107,7 +111,7 @@ def test_demo_command_runs_and_exits_zero() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for expected in (
         "Sync log",
-        "QuickBooks sandbox documents",
+        f"{LEDGERS[ledger].title} sandbox documents",
         "ACME-0001",
         "mapping missing (GAMMA-0007)",
         "demo finished: one invoice, one payment, one alert",
@@ -115,7 +119,7 @@ def test_demo_command_runs_and_exits_zero() -> None:
         assert expected in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     ports = [int(p) for p in re.findall(r"http://127\.0\.0\.1:(\d+)", result.stdout)]
-    assert len(ports) >= 3  # moto, the QuickBooks sandbox, the HTTP API
+    assert len(ports) >= 3  # moto, the ledger sandbox, the HTTP API
     for port in ports:
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
@@ -136,14 +140,14 @@ def test_local_up_serves_until_terminated() -> None:
         deadline = time.monotonic() + 60
         while "Stripe webhooks" not in endpoints and time.monotonic() < deadline:
             line = process.stdout.readline()
-            for label in ("QuickBooks sandbox", "Stripe webhooks"):
+            for label in ("ledger sandbox", "Stripe webhooks"):
                 if line.strip().startswith(label):
                     endpoints[label] = line.split()[-1]
-        webhook, sandbox = endpoints["Stripe webhooks"], endpoints["QuickBooks sandbox"]
+        webhook, sandbox = endpoints["Stripe webhooks"], endpoints["ledger sandbox"]
         body = (demo.EVENTS / "d3_invoice.finalized.jpy.current.json").read_bytes()
         header = signature_header(body, [DemoCompany().webhook_secret], int(time.time()))
         assert httpx.post(webhook, content=body, headers={"Stripe-Signature": header}).status_code == 200
-        realm = DemoCompany().realm_id
+        realm = LEDGERS["quickbooks"].tenant_id
         invoices: list[dict[str, object]] = []
         while not invoices and time.monotonic() < deadline:
             invoices = httpx.get(f"{sandbox}/_sandbox/companies/{realm}/Invoice").json()

@@ -25,12 +25,14 @@ from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.local.event_source import SqsEventSource
 from invoice_sync_ops.local.lambda_runtime import LocalContext, http_api_event
+from invoice_sync_ops.local.ledgers import LEDGERS
 from invoice_sync_ops.local.stack import SECRETS_PREFIX, DemoCompany, seed_demo
 from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
 from invoice_sync_ops.template import StackResources, create_stack_resources
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "stripe"
 REGION = "us-east-1"
+QUICKBOOKS = LEDGERS["quickbooks"]
 
 
 def fixture_bytes(prefix: str) -> bytes:
@@ -110,7 +112,7 @@ class Harness:
         return store.get(self.company.connection_id, kind, source_id)[0]
 
     def documents(self, entity: str) -> list[dict[str, Any]]:
-        return self.sandbox.documents(self.company.realm_id, entity)
+        return self.sandbox.documents(self.realm_id, entity)
 
     def alerts(self) -> list[dict[str, Any]]:
         """Every alert published so far (the SNS envelope's Subject and Message)."""
@@ -127,6 +129,10 @@ class Harness:
                 sqs.delete_message(
                     QueueUrl=self.resources.alerts_inbox_url, ReceiptHandle=message["ReceiptHandle"]
                 )
+
+    @property
+    def realm_id(self) -> str:
+        return QUICKBOOKS.tenant_id
 
     def secrets(self) -> SecretStore:
         return SecretStore(SECRETS_PREFIX, self.client("secretsmanager"))
@@ -168,6 +174,12 @@ def harness(sandbox: QuickBooksSandbox, monkeypatch: pytest.MonkeyPatch) -> Iter
             monkeypatch.setenv(name, value)
         bootstrap.reset()
         company = DemoCompany()
-        seed_demo(resources, sandbox, company, lambda service: session.client(service, region_name=REGION))
+        seed_demo(
+            resources,
+            QUICKBOOKS,
+            sandbox,
+            company,
+            lambda service: session.client(service, region_name=REGION),
+        )
         yield Harness(resources, sandbox, company, session)
         bootstrap.reset()

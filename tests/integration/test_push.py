@@ -142,7 +142,7 @@ def test_edited_in_ledger_meanwhile_stale_object_is_recovered(harness: Harness) 
     (invoice,) = harness.documents("Invoice")
     token = _access_token(harness)
     response = httpx.post(
-        f"{harness.sandbox.base_url}/v3/company/{harness.company.realm_id}/invoice",
+        f"{harness.sandbox.base_url}/v3/company/{harness.realm_id}/invoice",
         params={"minorversion": "75"},
         json={
             "Id": invoice["Id"],
@@ -197,7 +197,7 @@ def test_crash_between_ledger_create_and_state_write(
     record = harness.record("invoice", INVOICE)
     assert record is not None and record.status is SyncStatus.PENDING and record.idempotency_key
     if forget_request_ids:
-        harness.sandbox.forget_request_ids(harness.company.realm_id)
+        harness.sandbox.forget_request_ids(harness.realm_id)
     monkeypatch.setattr(SyncStateStore, "save", original)
     assert harness.drain() == 0
     assert len(harness.documents("Invoice")) == 1
@@ -208,14 +208,14 @@ def test_crash_between_ledger_create_and_state_write(
 def test_lost_response_is_not_a_second_invoice(harness: Harness) -> None:
     """Given QBO commits the invoice but the response is lost (502), then the in-place retry with
     the same requestid gets the original answer: one invoice."""
-    harness.sandbox.lose_responses(harness.company.realm_id, 1)
+    harness.sandbox.lose_responses(harness.realm_id, 1)
     assert _sync(harness, "a1") == 0
     assert len(harness.documents("Invoice")) == 1
 
 
 def test_429_burst_is_retried_in_place(harness: Harness) -> None:
     """Given QBO answers 429 three times, then push backs off and succeeds in the same invocation."""
-    harness.sandbox.inject_status(harness.company.realm_id, 429, count=3)
+    harness.sandbox.inject_status(harness.realm_id, 429, count=3)
     assert _sync(harness, "a1") == 0
     assert len(harness.documents("Invoice")) == 1
 
@@ -223,7 +223,7 @@ def test_429_burst_is_retried_in_place(harness: Harness) -> None:
 def test_429_beyond_in_place_retries_goes_back_to_the_queue(harness: Harness) -> None:
     """Given QBO keeps throttling past the in-place retries, then the message fails (back to SQS,
     no park, no alert) and a later delivery completes the sync."""
-    harness.sandbox.inject_status(harness.company.realm_id, 429, count=6)
+    harness.sandbox.inject_status(harness.realm_id, 429, count=6)
     harness.deliver("a1")
     failures = harness.drain()
     assert failures >= 1
@@ -239,15 +239,15 @@ def test_expired_access_token_refreshes_and_saves_the_rotated_refresh_token(harn
     the token's first use is proven on the TokenManager in tests/unit/test_oauth.py.)"""
     _sync(harness, "a1")
     first = harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value()
-    assert first != harness.company.refresh_token  # the first refresh already rotated it
-    harness.sandbox.expire_access_tokens(harness.company.realm_id)
+    assert first != harness.company.credentials.refresh_token  # the first refresh already rotated it
+    harness.sandbox.expire_access_tokens(harness.realm_id)
     assert _sync(harness, "a4") == 0
     second = harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value()
     assert second != first
     dead = httpx.post(
         f"{harness.sandbox.base_url}/oauth2/v1/tokens/bearer",
         data={"grant_type": "refresh_token", "refresh_token": first},
-        auth=(harness.company.client_id, harness.company.client_secret),
+        auth=(harness.company.credentials.client_id, harness.company.credentials.client_secret),
     )
     assert dead.json()["error"] == "invalid_grant"
 
@@ -259,7 +259,7 @@ def test_second_worker_reuses_a_token_another_worker_refreshed(harness: Harness)
     worker_a = bootstrap.push()
     bootstrap.reset()
     _sync(harness, "a4")  # worker B (a fresh push service) syncs the update
-    harness.sandbox.expire_access_tokens(harness.company.realm_id)
+    harness.sandbox.expire_access_tokens(harness.realm_id)
     bootstrap.reset()
     _sync(harness, "a2")  # worker C refreshes after the expiry; the refresh token rotates
     tokens_before = harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value()
@@ -273,7 +273,7 @@ def test_second_worker_reuses_a_token_another_worker_refreshed(harness: Harness)
 def test_revoked_refresh_token_parks_with_one_alert(harness: Harness) -> None:
     """Given the company revoked the app (invalid_grant), then the invoice is parked as 'failed'
     with a reason that says to reconnect, one alert is sent, and a redelivery does not alert again."""
-    harness.sandbox.revoke_refresh_token(harness.company.realm_id)
+    harness.sandbox.revoke_refresh_token(harness.realm_id)
     _sync(harness, "a1")
     record = harness.record("invoice", INVOICE)
     assert record is not None
@@ -336,7 +336,7 @@ def test_foreign_invoice_with_the_same_number_is_parked_not_adopted(harness: Har
     then the source invoice is parked with the reason, and the stranger's invoice is left alone."""
     token = _access_token(harness)
     created = httpx.post(
-        f"{harness.sandbox.base_url}/v3/company/{harness.company.realm_id}/invoice",
+        f"{harness.sandbox.base_url}/v3/company/{harness.realm_id}/invoice",
         params={"minorversion": "75"},
         json={
             "CustomerRef": {"value": _customer_id(harness, token)},
@@ -362,7 +362,7 @@ def test_foreign_invoice_with_the_same_number_is_parked_not_adopted(harness: Har
 
 def _customer_id(harness: Harness, token: str) -> str:
     response = httpx.post(
-        f"{harness.sandbox.base_url}/v3/company/{harness.company.realm_id}/customer",
+        f"{harness.sandbox.base_url}/v3/company/{harness.realm_id}/customer",
         params={"minorversion": "75"},
         json={"DisplayName": "Someone Else"},
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
@@ -446,7 +446,7 @@ def test_ledger_outage_keeps_the_message_until_the_dead_letter_queue(harness: Ha
     """Given QBO answers 503 to everything, then nothing is parked or lost: the message is retried
     until SQS moves it to the dead-letter queue (maxReceiveCount from template.yaml), from where it
     can be re-driven once QBO is back."""
-    harness.sandbox.inject_status(harness.company.realm_id, 503, count=1000)
+    harness.sandbox.inject_status(harness.realm_id, 503, count=1000)
     harness.deliver("a1")
     harness.drain(rounds=10)
     dlq = (

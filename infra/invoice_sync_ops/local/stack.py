@@ -1,7 +1,7 @@
 """The whole of invoice-sync on one machine, no AWS account and no Docker.
 
 - AWS is moto's server, over HTTP, on a free loopback port; the resources come from template.yaml.
-- QuickBooks Online is the sandbox in ``invoice_sync_ops.sandboxes.quickbooks``, over HTTP.
+- The ledger (QuickBooks Online or Xero) is its sandbox in ``invoice_sync_ops.sandboxes``, over HTTP.
 - API Gateway is ``LocalHttpApi``; Lambda's SQS event source is ``SqsEventSource``.
 - The functions run in this process, with the environment template.yaml would give them, pointed
   at the local endpoints through ``AWS_ENDPOINT_URL`` (boto3 reads it itself).
@@ -14,19 +14,19 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-from invoice_sync.models.mapping import Connection, MappingRule, RuleKind
+from invoice_sync.models.mapping import Connection
 from invoice_sync.models.tokens import TokenSet
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.store.secrets import SecretStore
 from invoice_sync_ops.local.api_gateway import LocalHttpApi
 from invoice_sync_ops.local.event_source import SqsEventSource
-from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
+from invoice_sync_ops.local.ledgers import LEDGERS, Credentials, LocalLedger, Sandbox
 from invoice_sync_ops.template import StackResources, create_stack_resources
 
 REGION = "us-east-1"
@@ -35,70 +35,45 @@ SECRETS_PREFIX = "invoice-sync/local"
 
 @dataclass(frozen=True)
 class DemoCompany:
-    """The connection the local stack seeds: a Stripe account wired to a QBO sandbox company."""
+    """The connection the local stack seeds: a Stripe account wired to one sandbox ledger."""
 
     connection_id: str = "acme"
-    realm_id: str = "9130355000000001"
-    client_id: str = "local-client"
-    client_secret: str = "local-client-secret"  # noqa: S105 - a sandbox credential, not a secret
-    refresh_token: str = "local-refresh-0"  # noqa: S105
-    webhook_secret: str = "whsec_local_demo"  # noqa: S105
-
-
-DEMO_RULES = (
-    MappingRule(
-        kind=RuleKind.PRODUCT,
-        source_value="prod_Consulting",
-        ledger_id="1",
-        ledger_name="Services",
-        source_name="Consulting",
-    ),
-    MappingRule(
-        kind=RuleKind.PRODUCT,
-        source_value="prod_Hosting",
-        ledger_id="3",
-        ledger_name="Hosting",
-        source_name="Hosting",
-    ),
-    MappingRule(
-        kind=RuleKind.TAX_RATE,
-        source_value="txr_SalesTax825",
-        ledger_id="TAX",
-        ledger_name="TAX",
-        source_name="Sales tax 8.25%",
-    ),
-)
+    webhook_secret: str = "whsec_local_demo"  # noqa: S105 - a local demo value, printed by local up
+    credentials: Credentials = field(default_factory=Credentials)
 
 
 def seed_demo(
     resources: StackResources,
-    sandbox: QuickBooksSandbox,
+    ledger: LocalLedger,
+    sandbox: Sandbox,
     company: DemoCompany,
     client: Callable[[str], Any],
-    *,
-    rules: tuple[MappingRule, ...] = DEMO_RULES,
 ) -> None:
-    """One connection ready to sync: QBO company, mapping rules, webhook secret and OAuth tokens."""
-    sandbox.seed_company(
-        company.realm_id,
-        client_id=company.client_id,
-        client_secret=company.client_secret,
-        refresh_token=company.refresh_token,
-        company_name="Acme Books (sandbox)",
-    )
+    """One connection ready to sync: ledger company, mapping rules, webhook secret and OAuth tokens."""
+    ledger.seed(sandbox, company.credentials)
     mappings = MappingsStore(resources.mappings_table, client("dynamodb"))
-    mappings.put_connection(Connection(connection_id=company.connection_id, tenant_id=company.realm_id))
-    for rule in rules:
+    mappings.put_connection(
+        Connection.model_validate(
+            {
+                "connection_id": company.connection_id,
+                "ledger": ledger.kind,
+                "tenant_id": ledger.tenant_id,
+                **ledger.connection,
+            }
+        )
+    )
+    for rule in ledger.rules:
         mappings.put_rule(company.connection_id, rule)
     secrets = SecretStore(SECRETS_PREFIX, client("secretsmanager"))
     secrets.put_webhook_secrets(company.connection_id, [company.webhook_secret])
+    credentials = company.credentials
     secrets.save_ledger_tokens(
         company.connection_id,
         TokenSet.model_validate(
             {
-                "client_id": company.client_id,
-                "client_secret": company.client_secret,
-                "refresh_token": company.refresh_token,
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret,
+                "refresh_token": credentials.refresh_token,
             }
         ),
     )
@@ -112,16 +87,19 @@ def _free_port() -> int:
 
 
 class LocalStack:
-    def __init__(self, *, company: DemoCompany | None = None, retry_seconds: int = 1) -> None:
+    def __init__(
+        self, *, ledger: str = "quickbooks", company: DemoCompany | None = None, retry_seconds: int = 1
+    ) -> None:
+        self.ledger = LEDGERS[ledger]
         self.company = company or DemoCompany()
         self._retry_seconds = retry_seconds
         self._moto: ThreadedMotoServer | None = None
-        self.sandbox = QuickBooksSandbox()
+        self.sandbox = self.ledger.sandbox()
         self.api: LocalHttpApi | None = None
         self.event_source: SqsEventSource | None = None
         self.resources: StackResources | None = None
         self.aws_endpoint = ""
-        self.quickbooks_url = ""
+        self.ledger_url = ""
         self.api_url = ""
         self._saved_env: dict[str, str | None] = {}
 
@@ -134,7 +112,7 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
         self.aws_endpoint = f"http://127.0.0.1:{port}"
-        self.quickbooks_url = self.sandbox.start()
+        self.ledger_url = self.sandbox.start()
         self._environment(
             {
                 "AWS_ENDPOINT_URL": self.aws_endpoint,
@@ -149,8 +127,7 @@ class LocalStack:
             {
                 **self.resources.environment(),
                 "SECRETS_PREFIX": SECRETS_PREFIX,
-                "QUICKBOOKS_API_BASE": self.quickbooks_url,
-                "QUICKBOOKS_TOKEN_URL": f"{self.quickbooks_url}/oauth2/v1/tokens/bearer",
+                **self.ledger.environment(self.ledger_url),
                 "POWERTOOLS_SERVICE_NAME": "invoice-sync",
                 "POWERTOOLS_METRICS_NAMESPACE": "InvoiceSync",
                 # Locally the EMF lines would drown the demo's output; Lambda keeps them on.
@@ -214,7 +191,7 @@ class LocalStack:
 
     def seed(self) -> None:
         assert self.resources is not None
-        seed_demo(self.resources, self.sandbox, self.company, self.client)
+        seed_demo(self.resources, self.ledger, self.sandbox, self.company, self.client)
 
     def webhook_url(self, source: str = "stripe", connection_id: str | None = None) -> str:
         return f"{self.api_url}/webhooks/{source}/{connection_id or self.company.connection_id}"

@@ -1,0 +1,167 @@
+"""The ledgers the local stack can play: each one's sandbox, seed data, mapping rules and view.
+
+The same Stripe events go through the same push code whichever ledger the connection names; what
+differs is only what a person would set up for that ledger (its item codes, tax codes, accounts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from invoice_sync.ledgers.port import marker
+from invoice_sync.models.mapping import LedgerKind, MappingRule, RuleKind
+from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
+from invoice_sync_ops.sandboxes.xero import XeroSandbox
+
+
+class Sandbox(Protocol):
+    base_url: str
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str: ...
+
+    def stop(self) -> None: ...
+
+    def documents(self, tenant_id: str, collection: str, /) -> list[dict[str, Any]]: ...
+
+
+MARKER = marker("stripe", "")
+Row = tuple[str, str, str, str, str, str]  # type, id, number or reference, customer, total, open
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str = "local-client"
+    client_secret: str = "local-client-secret"  # noqa: S105 - a sandbox credential, not a secret
+    refresh_token: str = "local-refresh-0"  # noqa: S105
+
+
+def _rule(kind: RuleKind, source: str, ledger_id: str, account: str | None = None) -> MappingRule:
+    return MappingRule(kind=kind, source_value=source, ledger_id=ledger_id, ledger_account=account)
+
+
+@dataclass(frozen=True)
+class LocalLedger:
+    kind: LedgerKind
+    title: str
+    tenant_id: str
+    rules: tuple[MappingRule, ...]
+    connection: dict[str, str] = field(default_factory=dict)  # extra Connection fields
+
+    def sandbox(self) -> Sandbox:
+        return QuickBooksSandbox() if self.kind == "quickbooks" else XeroSandbox()
+
+    def environment(self, url: str) -> dict[str, str]:
+        """Where push finds this ledger: the variables template.yaml sets for the real one."""
+        if self.kind == "quickbooks":
+            return {"QUICKBOOKS_API_BASE": url, "QUICKBOOKS_TOKEN_URL": f"{url}/oauth2/v1/tokens/bearer"}
+        return {"XERO_API_BASE": f"{url}/api.xro/2.0", "XERO_TOKEN_URL": f"{url}/connect/token"}
+
+    def seed(self, sandbox: Sandbox, credentials: Credentials) -> None:
+        if isinstance(sandbox, QuickBooksSandbox):
+            sandbox.seed_company(
+                self.tenant_id,
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                refresh_token=credentials.refresh_token,
+                company_name="Acme Books (sandbox)",
+            )
+        elif isinstance(sandbox, XeroSandbox):
+            sandbox.seed_organisation(
+                self.tenant_id,
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                refresh_token=credentials.refresh_token,
+                name="Acme Books (sandbox)",
+            )
+
+    def documents(self, sandbox: Sandbox, kind: str) -> list[dict[str, Any]]:
+        """Stored documents of one kind (``customer``, ``invoice``, ``payment``) as the sandbox holds them."""
+        names = {
+            "quickbooks": {"customer": "Customer", "invoice": "Invoice", "payment": "Payment"},
+            "xero": {"customer": "Contacts", "invoice": "Invoices", "payment": "Payments"},
+        }[self.kind]
+        return sandbox.documents(self.tenant_id, names[kind])
+
+    def rows(self, sandbox: Sandbox) -> list[Row]:
+        """The ledger's customers, invoices and payments as one table, for people to read."""
+        view: dict[str, Callable[[dict[str, Any]], Row]] = (
+            {
+                "customer": lambda d: ("Customer", d["Id"], "", d.get("DisplayName", ""), "", ""),
+                "invoice": lambda d: (
+                    "Invoice",
+                    d["Id"],
+                    str(d.get("DocNumber", "")),
+                    str(d["CustomerRef"]["value"]),
+                    str(d["TotalAmt"]),
+                    str(d["Balance"]),
+                ),
+                "payment": lambda d: (
+                    "Payment",
+                    d["Id"],
+                    str(d.get("PaymentRefNum", "")),
+                    str(d["CustomerRef"]["value"]),
+                    str(d["TotalAmt"]),
+                    str(d.get("UnappliedAmt", "")),
+                ),
+            }
+            if self.kind == "quickbooks"
+            else {
+                "customer": lambda d: (
+                    "Contact",
+                    d["ContactID"][:8],
+                    str(d.get("ContactNumber", "")),
+                    d.get("Name", ""),
+                    "",
+                    "",
+                ),
+                "invoice": lambda d: (
+                    "Invoice",
+                    d["InvoiceID"][:8],
+                    str(d.get("InvoiceNumber", "")),
+                    str(d["Contact"].get("Name", "")),
+                    str(d["Total"]),
+                    str(d["AmountDue"]),
+                ),
+                "payment": lambda d: (
+                    "Payment",
+                    d["PaymentID"][:8],
+                    str(d.get("Reference", "")).removeprefix(MARKER),
+                    str(d.get("Invoice", {}).get("InvoiceNumber", "")),
+                    str(d["Amount"]),
+                    "",
+                ),
+            }
+        )
+        return [
+            view[kind](doc)
+            for kind in ("customer", "invoice", "payment")
+            for doc in self.documents(sandbox, kind)
+        ]
+
+
+LEDGERS: dict[str, LocalLedger] = {
+    "quickbooks": LocalLedger(
+        kind="quickbooks",
+        title="QuickBooks Online",
+        tenant_id="9130355000000001",
+        rules=(
+            _rule(RuleKind.PRODUCT, "prod_Consulting", "1"),  # item "Services"
+            _rule(RuleKind.PRODUCT, "prod_Hosting", "3"),  # item "Hosting"
+            _rule(RuleKind.TAX_RATE, "txr_SalesTax825", "TAX"),
+        ),
+        connection={"no_tax_code": "NON"},
+    ),
+    "xero": LocalLedger(
+        kind="xero",
+        title="Xero",
+        tenant_id="6f1d3b5e-8c2a-4e7f-9b1d-0a2c4e6f8a10",
+        rules=(
+            _rule(RuleKind.PRODUCT, "prod_Consulting", "CONSULT", account="200"),
+            _rule(RuleKind.PRODUCT, "prod_Hosting", "HOSTING", account="260"),
+            _rule(RuleKind.TAX_RATE, "txr_SalesTax825", "OUTPUT2"),
+        ),
+        connection={"no_tax_code": "NONE", "payment_account": "090"},
+    ),
+}
