@@ -161,3 +161,29 @@ def test_void_keeps_the_document_and_marks_it_void(case: LedgerCase) -> None:
     voided = case.ledger.void_invoice(invoice.id, invoice.version, "void-1")
     assert voided.id == invoice.id
     assert case.ledger.get_invoice(invoice.id).voided
+
+
+def test_credit_note_created_found_applied_and_voided(case: LedgerCase) -> None:
+    """Given an open invoice, a credit note for part of it is created with its total, found again by
+    number, applied to the invoice (the invoice's open balance and the note's unused credit both
+    drop by the amount), and an unapplied credit note can be voided."""
+    customer = _customer(case)
+    invoice = case.ledger.create_invoice(case.draft(customer), "cn-invoice")
+    credit = case.ledger.create_credit_note(
+        case.draft(customer, number=f"{invoice.number}-CN", amount="50.00", tax="4.13"), "cn-create"
+    )
+    assert credit.total == Decimal("74.13")
+    assert credit.balance == Decimal("74.13")
+    found = case.ledger.find_credit_note(f"{invoice.number}-CN")
+    assert found is not None
+    assert found.id == credit.id
+    case.ledger.apply_credit_note(credit.id, invoice.id, customer, Decimal("74.13"), "cn-apply")
+    assert case.ledger.get_invoice(invoice.id).balance == Decimal("108.25")
+    assert case.ledger.get_credit_note(credit.id).balance == Decimal(0)
+
+    spare = case.ledger.create_credit_note(
+        case.draft(customer, number=f"{invoice.number}-CN2", amount="10.00", tax="0.83"), "cn2-create"
+    )
+    voided = case.ledger.void_credit_note(spare.id, spare.version, "cn2-void")
+    assert voided.voided
+    assert case.ledger.get_credit_note(spare.id).voided

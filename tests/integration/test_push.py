@@ -93,6 +93,7 @@ def test_redelivered_snapshots_change_nothing(harness: Harness) -> None:
 def _messages_of(harness: Harness, prefix: str) -> list[dict[str, Any]]:
     event = stripe.parse_event(fixture_bytes(prefix))
     assert event is not None
+    kind = "credit_note" if event.credit_note else "invoice"
     return [
         {
             "connection_id": "acme",
@@ -101,7 +102,7 @@ def _messages_of(harness: Harness, prefix: str) -> list[dict[str, Any]]:
             "event_type": event.event_type,
             "version": event.version,
             "archive_key": "raw/none",
-            "invoice": event.invoice.model_dump(mode="json"),
+            kind: event.document.model_dump(mode="json"),
         }
     ]
 
@@ -612,3 +613,114 @@ def test_payment_larger_than_the_open_balance_parks_the_payment_not_the_invoice(
     assert "exceeds the open balance" in (payment_record.last_error or "")
     assert harness.documents("Payment") == []
     assert len(harness.alerts()) == 1
+
+
+CREDIT_NOTE = "cn_1QfAcmeCredit01"
+
+
+def test_credit_note_is_created_and_applied_to_its_invoice(harness: Harness) -> None:
+    """Given ACME-0001 open in QBO, when credit_note.created arrives for one consulting hour, then a
+    CreditMemo with the source's total (162.38) exists, billed to the invoice's customer on the
+    invoice line's item, and it is applied: the invoice's balance drops by 162.38."""
+    _sync(harness, "a1")
+    assert _sync(harness, "f1") == 0
+    (memo,) = harness.documents("CreditMemo")
+    (invoice,) = harness.documents("Invoice")
+    assert memo["DocNumber"] == "ACME-0001-CN-01"
+    assert memo["TotalAmt"] == Decimal("162.38")
+    assert memo["CustomerRef"]["value"] == invoice["CustomerRef"]["value"]
+    sales = [line for line in memo["Line"] if line["DetailType"] == "SalesItemLineDetail"]
+    assert [line["SalesItemLineDetail"]["ItemRef"]["value"] for line in sales] == ["1"]
+    assert invoice["Balance"] == Decimal("1515.48")
+    assert memo["RemainingCredit"] == Decimal("0.00")
+    record = harness.record("credit_note", CREDIT_NOTE)
+    assert record is not None
+    assert (record.status, record.ledger_id, record.ledger_total) == (SyncStatus.SYNCED, memo["Id"], 16238)
+    # Delivered again: nothing more happens.
+    writes = [r for r in harness.sandbox.request_log if r[0] == "POST"]
+    _send_raw(harness, {**_messages_of(harness, "f1")[0]})
+    assert harness.drain() == 0
+    assert [r for r in harness.sandbox.request_log if r[0] == "POST"] == writes
+
+
+def test_credit_note_before_its_invoice_waits(harness: Harness) -> None:
+    """Given credit_note.created is pushed before its invoice reached the ledger (SQS reorders),
+    then it goes back to the queue (no park, no alert) and syncs once the invoice is there."""
+    harness.deliver("f1")
+    assert harness.drain(rounds=1) == 1
+    assert harness.documents("CreditMemo") == []
+    assert harness.alerts() == []
+    _sync(harness, "a1")
+    assert harness.drain() == 0
+    assert len(harness.documents("CreditMemo")) == 1
+
+
+def test_voiding_an_applied_credit_note_is_parked_for_a_person(harness: Harness) -> None:
+    """Given a credit note already applied to its invoice, when credit_note.voided arrives, then it
+    is parked with the reason (ledgers refuse to void applied credit; undoing it is a bookkeeping
+    decision), one alert, and the ledger is left as it was."""
+    _sync(harness, "a1", "f1")
+    _sync(harness, "f2")
+    record = harness.record("credit_note", CREDIT_NOTE)
+    assert record is not None
+    assert record.status is SyncStatus.REJECTED
+    assert "applied" in (record.last_error or "")
+    (alert,) = harness.alerts()
+    assert "credit note applied" in alert["subject"]
+    (memo,) = harness.documents("CreditMemo")
+    assert memo["TotalAmt"] == Decimal("162.38")
+
+
+def test_credit_note_on_a_paid_invoice_stays_customer_credit_and_can_be_voided(harness: Harness) -> None:
+    """Given ACME-0001 paid in full, the credit note cannot be applied (nothing is open): it stays as
+    customer credit; voided afterwards, the CreditMemo is voided in QBO."""
+    _sync(harness, "a1", "a2")
+    _sync(harness, "f1")
+    (memo,) = harness.documents("CreditMemo")
+    assert memo["RemainingCredit"] == Decimal("162.38")
+    _sync(harness, "f2")
+    (memo,) = harness.documents("CreditMemo")
+    assert memo["TotalAmt"] == Decimal("0")
+    record = harness.record("credit_note", CREDIT_NOTE)
+    assert record is not None
+    assert (record.status, record.ledger_total) == (SyncStatus.SYNCED, 0)
+
+
+def test_legacy_credit_note_with_discount_and_vat(harness: Harness) -> None:
+    """Given a pre-2025-03-31 credit note (tax_amounts, a 10% discount, 19% VAT) on BETA-0042, then
+    the CreditMemo totals the source's 128.52 and is applied to the invoice."""
+    store = MappingsStore(harness.resources.mappings_table, harness.client("dynamodb"))
+    store.put_rule("acme", MappingRule(kind=RuleKind.TAX_RATE, source_value="txr_VAT19", ledger_id="TAX"))
+    _sync(harness, "b1")
+    assert _sync(harness, "f3") == 0
+    (memo,) = harness.documents("CreditMemo")
+    assert memo["TotalAmt"] == Decimal("128.52")
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["Balance"] == Decimal("257.04")
+
+
+def test_line_without_product_travels_the_queue_and_uses_the_default_item(harness: Harness) -> None:
+    """Given a one-off line with no product (a Stripe invoice item without a price's product) and
+    a connection whose default item is set, then the snapshot survives the queue intact (no field
+    dropped on the way) and the line is booked on the default item."""
+    store = MappingsStore(harness.resources.mappings_table, harness.client("dynamodb"))
+    connection = store.connection("acme")
+    assert connection is not None
+    store.put_connection(connection.model_copy(update={"default_item_id": "2"}))
+    event = json.loads(fixture_bytes("a1"))
+    line = event["data"]["object"]["lines"]["data"][1]
+    line["pricing"] = None
+    assert _sync_event(harness, event) == 0
+    (invoice,) = harness.documents("Invoice")
+    items = [
+        row["SalesItemLineDetail"]["ItemRef"]["value"]
+        for row in invoice["Line"]
+        if row["DetailType"] == "SalesItemLineDetail"
+    ]
+    assert items == ["1", "2"]
+
+
+def _sync_event(harness: Harness, event: dict[str, Any]) -> int:
+    status, _ = harness.post(json.dumps(event).encode())
+    assert status == 200
+    return harness.drain()

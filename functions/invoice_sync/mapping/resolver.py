@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from invoice_sync.errors import InvalidSnapshot, MappingMissing
 from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, marker
-from invoice_sync.models.documents import Invoice
+from invoice_sync.models.documents import Document, Invoice
 from invoice_sync.models.mapping import CustomerPolicy, MappingRule, Mappings, RuleKind
 
 
@@ -22,7 +22,7 @@ class Resolved:
     customer_id: str | None  # None: auto-create policy and no rule yet
 
 
-def check_totals(invoice: Invoice) -> None:
+def check_totals(invoice: Document) -> None:
     """The snapshot must add up before anything reaches the books."""
     lines = sum(line.amount for line in invoice.lines)
     expected = invoice.subtotal - invoice.discount + invoice.exclusive_tax
@@ -40,7 +40,7 @@ def check_totals(invoice: Invoice) -> None:
         raise InvalidSnapshot("totals do not add up", "; ".join(problems))
 
 
-def resolve(invoice: Invoice, mappings: Mappings, customer_rule: MappingRule | None = None) -> Resolved:
+def resolve(invoice: Document, mappings: Mappings, customer_rule: MappingRule | None = None) -> Resolved:
     connection = mappings.connection
     # Keyed by what is missing, so a product on five lines is reported once.
     missing: dict[str, str] = {}
@@ -111,7 +111,7 @@ def resolve(invoice: Invoice, mappings: Mappings, customer_rule: MappingRule | N
         customer_id=customer_id or "",
         number=invoice.number,
         issued_on=invoice.issued_on,
-        due_on=invoice.due_on,
+        due_on=invoice.due_on if isinstance(invoice, Invoice) else None,
         currency=invoice.currency,
         lines=tuple(lines),
         discount=invoice.money(invoice.discount).to_decimal(),

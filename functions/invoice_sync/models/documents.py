@@ -68,6 +68,8 @@ class LineItem(_Frozen):
     amount: int
     discount: int = 0
     taxes: tuple[LineTax, ...] = ()
+    # On a credit note: the invoice line it credits (its product is the invoice line's).
+    invoice_line_id: str | None = None
 
 
 class Payment(_Frozen):
@@ -123,6 +125,48 @@ class Invoice(_Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class CreditNoteStatus(StrEnum):
+    ISSUED = "issued"
+    VOID = "void"
+
+
+class CreditNote(_Frozen):
+    """Money taken back from an invoice: lines, tax and total as the source computed them."""
+
+    source: Literal["stripe"] = "stripe"
+    source_id: str
+    number: str | None
+    status: CreditNoteStatus
+    invoice_source_id: str | None
+    currency: Currency
+    customer: Customer
+    issued_on: date
+    lines: tuple[LineItem, ...]
+    lines_complete: bool = True
+    subtotal: int
+    discount: int = 0
+    tax: int = 0
+    total: int
+    refunded: int = 0  # of the total, how much went back as money (the rest is customer credit)
+    memo: str | None = None
+
+    def money(self, minor: int) -> Money:
+        return Money(minor=minor, currency=self.currency)
+
+    @property
+    def exclusive_tax(self) -> int:
+        return sum(t.amount for line in self.lines for t in line.taxes if not t.inclusive)
+
+    def content_hash(self) -> str:
+        shape = self.model_dump(mode="json", exclude={"status", "refunded"})
+        shape["void"] = self.status is CreditNoteStatus.VOID
+        canonical = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+Document = Invoice | CreditNote
+
+
 class SourceEvent(_Frozen):
     """An accepted webhook event, normalised. ``version`` orders snapshots of one object."""
 
@@ -130,8 +174,29 @@ class SourceEvent(_Frozen):
     event_id: str
     event_type: str
     created: int
-    invoice: Invoice
+    invoice: Invoice | None = None
+    credit_note: CreditNote | None = None
+
+    def model_post_init(self, _context: object, /) -> None:
+        if (self.invoice is None) == (self.credit_note is None):
+            raise ValueError("an event carries exactly one document: an invoice or a credit note")
+
+    @property
+    def document(self) -> Document:
+        document = self.invoice or self.credit_note
+        assert document is not None
+        return document
 
     @property
     def version(self) -> int:
-        return self.created * 10 + STATUS_RANK[self.invoice.status]
+        return version_of(self.created, self.document)
+
+
+def version_of(created: int, document: Document) -> int:
+    """Orders snapshots of one document: event time first, then lifecycle, so two events stamped
+    in the same second (finalized and paid, for an instant payment) still order correctly."""
+    if isinstance(document, Invoice):
+        rank = STATUS_RANK[document.status]
+    else:
+        rank = 3 if document.status is CreditNoteStatus.VOID else 1
+    return created * 10 + rank

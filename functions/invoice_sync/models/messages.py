@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from invoice_sync.models.documents import Invoice
+from invoice_sync.models.documents import CreditNote, Document, Invoice
 
 
 class SyncMessage(BaseModel):
@@ -16,6 +16,11 @@ class SyncMessage(BaseModel):
     event_type: str
     version: int
     archive_key: str
-    # The normalised snapshot; None when it would not fit in an SQS message, and push re-reads
-    # the raw archive instead.
+    # The normalised snapshot (one of the two); neither when it would not fit in an SQS message,
+    # and push re-reads the raw archive instead.
     invoice: Invoice | None = None
+    credit_note: CreditNote | None = None
+
+    @property
+    def document(self) -> Document | None:
+        return self.invoice or self.credit_note

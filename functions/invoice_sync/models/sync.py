@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-DocumentKind = Literal["invoice", "payment", "customer"]
+DocumentKind = Literal["invoice", "payment", "customer", "credit_note"]
 
 
 class SyncStatus(StrEnum):
@@ -44,6 +44,9 @@ class SyncRecord(BaseModel):
     ledger_version: str | None = None
     ledger_number: str | None = None
     ledger_customer_id: str | None = None
+    # Invoices: their lines' products ({"il_…": "prod_…"} as JSON), so a credit note crediting a
+    # line posts to the same item.
+    line_products: str | None = None
     source_number: str | None = None
     currency: str | None = None
     source_total: int | None = None

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from invoice_sync.errors import BadSignature, InvalidPayload
 from invoice_sync.models.documents import (
+    CreditNote,
+    CreditNoteStatus,
     Customer,
     Invoice,
     InvoiceStatus,
@@ -38,6 +40,9 @@ HANDLED_EVENTS = frozenset(
         "invoice.payment_succeeded",
         "invoice.voided",
         "invoice.marked_uncollectible",
+        "credit_note.created",
+        "credit_note.updated",
+        "credit_note.voided",
     }
 )
 
@@ -142,6 +147,7 @@ class _Line(_In):
     taxes: list[_LineTaxCurrent] | None = None
     tax_amounts: list[_LineTaxLegacy] | None = None
     discount_amounts: list[_DiscountAmount] | None = None
+    invoice_line_item: str | None = None  # credit note lines: the invoice line credited
 
 
 class _Lines(_In):
@@ -195,6 +201,33 @@ class _StripeInvoice(_In):
     tax: int | None = None
     paid: bool | None = None
     charge: str | dict[str, Any] | None = None
+
+
+class _CreditNoteRefund(_In):
+    amount_refunded: int = 0
+
+
+class _StripeCreditNote(_In):
+    id: str = Field(pattern=r"^cn_")
+    number: str | None = None
+    status: CreditNoteStatus
+    currency: str = Field(min_length=3, max_length=3)
+    customer: str | dict[str, Any]
+    invoice: str | dict[str, Any] | None = None
+    created: int
+    effective_at: int | None = None
+    lines: _Lines
+    subtotal: int
+    total: int
+    discount_amounts: list[_DiscountAmount] | None = None
+    memo: str | None = None
+    # current shape
+    total_taxes: list[_LineTaxCurrent] | None = None
+    refunds: list[_CreditNoteRefund] | None = None
+    # pre-2025-03-31 shape
+    tax_amounts: list[_LineTaxLegacy] | None = None
+    refund: str | dict[str, Any] | None = None
+    out_of_band_amount: int | None = None
 
 
 class _EventData(_In):
@@ -268,6 +301,7 @@ def _line(raw: _Line, invoice_id: str) -> LineItem:
         amount=raw.amount,
         discount=sum(d.amount for d in raw.discount_amounts or ()),
         taxes=taxes,
+        invoice_line_id=raw.invoice_line_item,
     )
 
 
@@ -348,6 +382,41 @@ def parse_invoice(obj: dict[str, Any]) -> Invoice:
         raise InvalidPayload(_describe(exc, "data.object.")) from None
 
 
+def parse_credit_note(obj: dict[str, Any], customer_name: str | None = None) -> CreditNote:
+    """Stripe CreditNote object (either shape) -> ``CreditNote``. Raises ``InvalidPayload``."""
+    try:
+        raw = _StripeCreditNote.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc, "data.object.")) from None
+    customer_id = _id(raw.customer)
+    if not customer_id:
+        raise InvalidPayload("data.object.customer: missing customer id")
+    lines = tuple(_line(line, raw.id) for line in raw.lines.data)
+    refunded = sum(r.amount_refunded for r in raw.refunds or ())
+    if raw.refunds is None and _id(raw.refund):
+        refunded = raw.total - (raw.out_of_band_amount or 0)  # the earlier shape names one refund
+    try:
+        return CreditNote(
+            source_id=raw.id,
+            number=raw.number,
+            status=raw.status,
+            invoice_source_id=_id(raw.invoice),
+            currency=raw.currency.upper(),
+            customer=Customer(source_id=customer_id, name=customer_name),
+            issued_on=_day(raw.effective_at or raw.created),
+            lines=lines,
+            lines_complete=not raw.lines.has_more,
+            subtotal=raw.subtotal,
+            discount=sum(d.amount for d in raw.discount_amounts or ()),
+            tax=sum(t.amount for line in lines for t in line.taxes if not t.inclusive),
+            total=raw.total,
+            refunded=refunded,
+            memo=raw.memo,
+        )
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc, "data.object.")) from None
+
+
 def parse_event(payload: bytes) -> SourceEvent | None:
     """Parses a verified Stripe event. ``None`` for an event type invoice-sync does not handle."""
     try:
@@ -367,6 +436,13 @@ def parse_event(payload: bytes) -> SourceEvent | None:
         raise InvalidPayload("object: expected 'event'")
     if event.type not in HANDLED_EVENTS:
         return None
+    if event.type.startswith("credit_note."):
+        return SourceEvent(
+            event_id=event.id,
+            event_type=event.type,
+            created=event.created,
+            credit_note=parse_credit_note(event.data.object),
+        )
     return SourceEvent(
         event_id=event.id,
         event_type=event.type,

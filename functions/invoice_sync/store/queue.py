@@ -17,9 +17,10 @@ class SyncQueue:
         self._client = client or aws.client("sqs")
 
     def send(self, message: SyncMessage) -> None:
-        body = message.model_dump_json(exclude_none=True)
+        # Every field is written, None included: a snapshot must read back as exactly itself.
+        body = message.model_dump_json()
         if len(body.encode()) > MAX_INLINE_BYTES:
-            body = message.model_copy(update={"invoice": None}).model_dump_json(exclude_none=True)
+            body = message.model_copy(update={"invoice": None, "credit_note": None}).model_dump_json()
         self._client.send_message(
             QueueUrl=self.queue_url,
             MessageBody=body,

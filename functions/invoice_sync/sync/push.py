@@ -14,6 +14,7 @@ For each queued snapshot:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -32,11 +33,18 @@ from invoice_sync.errors import (
 )
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, LedgerPort, PaymentDraft, marker
 from invoice_sync.mapping.resolver import check_totals, resolve
-from invoice_sync.models.documents import Invoice, InvoiceStatus, Payment
-from invoice_sync.models.mapping import MappingRule, Mappings
+from invoice_sync.models.documents import (
+    CreditNote,
+    CreditNoteStatus,
+    Document,
+    Invoice,
+    InvoiceStatus,
+    Payment,
+)
+from invoice_sync.models.mapping import MappingRule, Mappings, RuleKind
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.money import Money
-from invoice_sync.models.sync import SyncRecord, SyncStatus, utcnow
+from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
 from invoice_sync.observability import logger
 from invoice_sync.sources import stripe
 from invoice_sync.store.sync_state import SyncStateStore
@@ -103,37 +111,39 @@ class PushService:
 
     def handle(self, message: SyncMessage) -> PushResult:
         record: SyncRecord | None = None
-        source_id = message.invoice.source_id if message.invoice else message.archive_key
+        kind: DocumentKind = "credit_note" if message.credit_note else "invoice"
+        source_id = message.document.source_id if message.document else message.archive_key
         try:
-            invoice = message.invoice or self._from_archive(message)
-            source_id = invoice.source_id
-            record, revision = self.state.get(message.connection_id, "invoice", invoice.source_id)
+            document = message.document or self._from_archive(message)
+            kind = "credit_note" if isinstance(document, CreditNote) else "invoice"
+            source_id = document.source_id
+            record, revision = self.state.get(message.connection_id, kind, source_id)
             if record and record.source_version > message.version:
-                logger.info("older snapshot skipped", extra={"source_id": invoice.source_id})
-                return PushResult(Outcome.STALE, invoice.source_id, record.ledger_id)
-            record = record or SyncRecord(
-                connection_id=message.connection_id, kind="invoice", source_id=invoice.source_id
-            )
-            record.source_number = invoice.number
-            record.currency = invoice.currency
-            record.source_total = invoice.total
+                logger.info("older snapshot skipped", extra={"source_id": source_id})
+                return PushResult(Outcome.STALE, source_id, record.ledger_id)
+            record = record or SyncRecord(connection_id=message.connection_id, kind=kind, source_id=source_id)
+            record.source_number = document.number
+            record.currency = document.currency
+            record.source_total = document.total
             record.event_id = message.event_id
             mappings = self.mappings.mappings(message.connection_id)
             if mappings is None or not mappings.connection.active:
                 raise ParkError(
                     "connection not configured", f"connection {message.connection_id} is unknown or inactive"
                 )
-            return self._converge(message, invoice, record, revision, mappings)
+            if isinstance(document, CreditNote):
+                return self._converge_credit_note(message, document, record, revision, mappings)
+            return self._converge(message, document, record, revision, mappings)
         except InvoiceSyncError as error:
             park = park_reason(error)
             if park is None:
                 raise  # transient: back to the queue
             # Re-read: the failed step may have saved the record (an intent) before it raised.
-            current, current_revision = self.state.get(message.connection_id, "invoice", source_id)
+            current, current_revision = self.state.get(message.connection_id, kind, source_id)
             parked = (
                 current
                 or record
-                or SyncRecord(connection_id=message.connection_id, kind="invoice", source_id=source_id)
+                or SyncRecord(connection_id=message.connection_id, kind=kind, source_id=source_id)
             )
             self._park(parked, current_revision, message.version, park)
             return PushResult(Outcome.PARKED, source_id, parked.ledger_id, park.reason)
@@ -168,7 +178,16 @@ class PushService:
         if record.ledger_id:
             document = self._update(message, invoice, record, ledger, draft, content_hash)
         else:
-            document, revision, adopted = self._create_once(message, invoice, record, revision, ledger, draft)
+            document, revision, adopted = self._create_once(
+                message,
+                invoice.source_id,
+                invoice.number,
+                record,
+                revision,
+                find=ledger.find_invoice,
+                create=lambda key: ledger.create_invoice(draft, key),
+                marker_text=draft.private_note,
+            )
             if adopted:
                 # What an earlier attempt created (or the ledger's replay of it) reflects the
                 # snapshot of that attempt; bring it up to this one.
@@ -179,6 +198,7 @@ class PushService:
         record.ledger_number = document.number
         record.ledger_total = Money.from_decimal(document.total, invoice.currency).minor
         record.ledger_customer_id = customer_id
+        record.line_products = json.dumps({line.source_id: line.product_id for line in invoice.lines})
         record.mapping_version = mappings.connection.mapping_version
         differs = record.ledger_total != invoice.total
         if differs and record.alerted_reason != TOTAL_DIFFERS:
@@ -231,39 +251,42 @@ class PushService:
     def _create_once(
         self,
         message: SyncMessage,
-        invoice: Invoice,
+        source_id: str,
+        number: str | None,
         record: SyncRecord,
         revision: int,
-        ledger: LedgerPort,
-        draft: InvoiceDraft,
+        *,
+        find: Callable[[str], LedgerDocument | None],
+        create: Callable[[str], LedgerDocument],
+        marker_text: str,
     ) -> tuple[LedgerDocument, int, bool]:
-        """Creates the ledger invoice unless an earlier attempt did; says whether it adopted one."""
+        """Creates the ledger document unless an earlier attempt did; says whether it adopted one."""
         retry = record.idempotency_key is not None
-        if retry and invoice.number:
+        if retry and number:
             # An earlier attempt recorded its intent and may have created the document before it
             # died: look before creating again. Ledger idempotency caches expire; this does not.
-            existing = self._ours(ledger.find_invoice(invoice.number), invoice)
+            existing = self._marked(find(number), marker_text)
             if existing:
                 return existing, revision, True
         if self._in_flight(record):
-            raise TransientError(f"invoice {invoice.source_id} is being created by another worker")
+            raise TransientError(f"{record.kind} {source_id} is being created by another worker")
         record.idempotency_key = record.idempotency_key or idempotency_key(
-            message.connection_id, "invoice", invoice.source_id, "create"
+            message.connection_id, record.kind, source_id, "create"
         )
         record.status = SyncStatus.PENDING
         revision = self.state.save(record, revision)
         try:
-            return ledger.create_invoice(draft, record.idempotency_key), revision, retry
+            return create(record.idempotency_key), revision, retry
         except DuplicateNumber:
-            existing = self._ours(ledger.find_invoice(invoice.number), invoice) if invoice.number else None
+            existing = self._marked(find(number), marker_text) if number else None
             if existing:
                 return existing, revision, True
             raise  # a stranger's document holds the number: parked, never adopted
 
     @staticmethod
-    def _ours(document: LedgerDocument | None, invoice: Invoice) -> LedgerDocument | None:
+    def _marked(document: LedgerDocument | None, marker_text: str) -> LedgerDocument | None:
         """A found document counts as ours only if it carries our marker; never adopt a stranger's."""
-        if document and (document.private_note or "").startswith(marker(invoice.source, invoice.source_id)):
+        if document and (document.private_note or "").startswith(marker_text):
             return document
         return None
 
@@ -280,7 +303,9 @@ class PushService:
         if record.ledger_id:
             document = ledger.get_invoice(record.ledger_id)
         elif record.idempotency_key and invoice.number:
-            document = self._ours(ledger.find_invoice(invoice.number), invoice)
+            document = self._marked(
+                ledger.find_invoice(invoice.number), marker(invoice.source, invoice.source_id)
+            )
         if document is None:
             if self._in_flight(record):
                 # A worker is creating it right now: void it once it exists, not before.
@@ -327,6 +352,131 @@ class PushService:
                     raise
         self.mappings.learned_customer(mappings.connection.connection_id, source_id, found.id, name)
         return found.id
+
+    # --- credit notes -----------------------------------------------------------------------------
+
+    def _converge_credit_note(
+        self, message: SyncMessage, note: CreditNote, record: SyncRecord, revision: int, mappings: Mappings
+    ) -> PushResult:
+        """A credit note: created once against its invoice's customer and items, then applied to
+        the invoice for as much as is still open there (the rest stays customer credit)."""
+        content_hash = note.content_hash()
+        ledger = self.ledger_for(mappings)
+        if record.status is SyncStatus.SYNCED and record.ledger_id and note.status is CreditNoteStatus.ISSUED:
+            # Stripe lets only the memo change on an issued credit note: nothing to redo.
+            if message.version > record.source_version:
+                record.source_version = message.version
+                self.state.save(record, revision)
+            return PushResult(Outcome.UNCHANGED, note.source_id, record.ledger_id)
+        invoice_record = (
+            self.state.get(message.connection_id, "invoice", note.invoice_source_id)[0]
+            if note.invoice_source_id
+            else None
+        )
+        if (
+            invoice_record is None
+            or invoice_record.status is not SyncStatus.SYNCED
+            or not invoice_record.ledger_id
+        ):
+            # Its invoice has not reached the ledger yet (the queue reorders): come back later.
+            raise TransientError(f"credit note {note.source_id} waits for invoice {note.invoice_source_id}")
+        check_totals(note)
+        if note.status is CreditNoteStatus.VOID:
+            return self._void_credit_note(message, note, record, revision, ledger, content_hash)
+        products = json.loads(invoice_record.line_products or "{}")
+        lines = tuple(
+            line.model_copy(
+                update={"product_id": line.product_id or products.get(line.invoice_line_id or "")}
+            )
+            for line in note.lines
+        )
+        customer = MappingRule(
+            kind=RuleKind.CUSTOMER,
+            source_value=note.customer.source_id,
+            ledger_id=invoice_record.ledger_customer_id or "",
+        )
+        resolved = resolve(note.model_copy(update={"lines": lines}), mappings, customer)
+        document, revision, _ = self._create_once(
+            message,
+            note.source_id,
+            note.number,
+            record,
+            revision,
+            find=ledger.find_credit_note,
+            create=lambda key: ledger.create_credit_note(resolved.draft, key),
+            marker_text=resolved.draft.private_note,
+        )
+        record.ledger_id = document.id
+        record.ledger_version = document.version
+        record.ledger_number = document.number
+        record.ledger_total = Money.from_decimal(document.total, note.currency).minor
+        record.ledger_customer_id = invoice_record.ledger_customer_id
+        record.mapping_version = mappings.connection.mapping_version
+        self._apply_credit(message, note, record, invoice_record, ledger)
+        record.alerted_reason = None
+        return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
+
+    def _apply_credit(
+        self,
+        message: SyncMessage,
+        note: CreditNote,
+        record: SyncRecord,
+        invoice_record: SyncRecord,
+        ledger: LedgerPort,
+    ) -> None:
+        """Applies the credit once: credit already used in the ledger means an earlier attempt did."""
+        assert record.ledger_id is not None
+        assert invoice_record.ledger_id is not None
+        credit = ledger.get_credit_note(record.ledger_id)
+        if credit.balance < credit.total:
+            return  # applied before (this attempt's predecessor died after applying)
+        invoice = ledger.get_invoice(invoice_record.ledger_id)
+        amount = min(credit.balance, invoice.balance)
+        if amount <= Decimal(0):
+            return  # the invoice is settled: the credit stays with the customer (a refund or later use)
+        key = idempotency_key(message.connection_id, "credit_note", note.source_id, "apply")
+        ledger.apply_credit_note(credit.id, invoice.id, invoice_record.ledger_customer_id or "", amount, key)
+
+    def _void_credit_note(
+        self,
+        message: SyncMessage,
+        note: CreditNote,
+        record: SyncRecord,
+        revision: int,
+        ledger: LedgerPort,
+        content_hash: str,
+    ) -> PushResult:
+        document = None
+        if record.ledger_id:
+            document = ledger.get_credit_note(record.ledger_id)
+        elif record.idempotency_key and note.number:
+            document = self._marked(ledger.find_credit_note(note.number), marker(note.source, note.source_id))
+        if document is None:
+            if self._in_flight(record):
+                raise TransientError(f"credit note {note.source_id} is being created by another worker")
+            return self._finish(
+                record,
+                revision,
+                message,
+                content_hash,
+                SyncStatus.SKIPPED,
+                "voided before it reached the ledger",
+            )
+        if not document.voided:
+            if document.balance < document.total:
+                # Both ledgers refuse to void applied credit; undoing an application is a
+                # bookkeeping decision, not something to guess.
+                raise ParkError(
+                    "credit note applied in the ledger",
+                    f"void {document.number or document.id} by hand after removing its application",
+                )
+            key = idempotency_key(message.connection_id, "credit_note", note.source_id, "void")
+            document = ledger.void_credit_note(document.id, document.version, key)
+        record.ledger_id = document.id
+        record.ledger_version = document.version
+        record.ledger_total = 0
+        record.alerted_reason = None
+        return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
 
     # --- payments ---------------------------------------------------------------------------------
 
@@ -476,8 +626,8 @@ class PushService:
             },
         )
 
-    def _from_archive(self, message: SyncMessage) -> Invoice:
+    def _from_archive(self, message: SyncMessage) -> Document:
         event = stripe.parse_event(self.archive.get(message.archive_key))
         if event is None:
-            raise InvalidSnapshot("archived event is not an invoice event", message.archive_key)
-        return event.invoice
+            raise InvalidSnapshot("archived event is not a document event", message.archive_key)
+        return event.document

@@ -65,7 +65,7 @@ ENTITIES = {
     "companyinfo": "CompanyInfo",
 }
 WRITABLE = {"Customer", "Item", "Invoice", "CreditMemo", "Payment"}
-VOIDABLE = {"Invoice", "Payment"}
+VOIDABLE = {"Invoice", "Payment", "CreditMemo"}
 DELETABLE = {"Invoice", "CreditMemo", "Payment"}
 # Name-list entities: like QBO, a query without an Active condition only returns active ones.
 NAME_LISTS = {"Customer", "Item", "Account", "TaxCode"}
@@ -1285,6 +1285,7 @@ class QuickBooksSandbox:
         if isinstance(ref_num, str) and len(ref_num) > MAX_DOC_NUMBER:
             raise _business(f"PaymentRefNum {ref_num} is longer than {MAX_DOC_NUMBER} characters")
         applied = Decimal(0)
+        credits = Decimal(0)
         lines: list[dict[str, Any]] = []
         for index, raw in enumerate(body.get("Line") or []):
             if not isinstance(raw, dict):
@@ -1295,9 +1296,16 @@ class QuickBooksSandbox:
             linked = line.get("LinkedTxn") or []
             if not isinstance(linked, list):
                 raise _invalid_request("LinkedTxn must be a list")
+            if any(isinstance(t, dict) and t.get("TxnType") == "CreditMemo" for t in linked):
+                # QBO applies a credit memo to invoices with a payment whose credit lines fund
+                # its invoice lines (TotalAmt is what is left: zero for a pure application).
+                self._check_credit_line(company, obj, linked, amount, existing)
+                credits += amount
+                lines.append(line)
+                continue
             for txn in linked:
                 if not isinstance(txn, dict) or txn.get("TxnType") != "Invoice":
-                    raise _business("A payment line can only be linked to an Invoice in this sandbox")
+                    raise _business("A payment line can only be linked to an Invoice or a CreditMemo")
                 invoice_id = str(txn.get("TxnId"))
                 invoice = company.table("Invoice").get(invoice_id)
                 if invoice is None:
@@ -1313,11 +1321,11 @@ class QuickBooksSandbox:
                     raise _business("The payment amount exceeds the amount due on the invoice")
             applied += amount
             lines.append(line)
-        if applied > total:
+        if applied > total + credits:
             raise _business("The amount applied to transactions is greater than the payment amount")
         obj["Line"] = lines
         obj["TotalAmt"] = total
-        obj["UnappliedAmt"] = total - applied
+        obj["UnappliedAmt"] = total + credits - applied
         obj["CurrencyRef"] = obj.get("CurrencyRef") or {"value": company.currency}
         obj["TxnDate"] = obj.get("TxnDate") or self._now().date().isoformat()
         return obj
@@ -1330,6 +1338,46 @@ class QuickBooksSandbox:
                 if txn.get("TxnType") == "Invoice" and str(txn.get("TxnId")) == invoice_id:
                     total += line["Amount"]
         return total
+
+    def _check_credit_line(
+        self,
+        company: _Company,
+        payment: dict[str, Any],
+        linked: list[Any],
+        amount: Decimal,
+        existing: dict[str, Any] | None,
+    ) -> None:
+        for txn in linked:
+            memo_id = str(txn.get("TxnId")) if isinstance(txn, dict) else ""
+            memo = company.table("CreditMemo").get(memo_id)
+            if not isinstance(txn, dict) or txn.get("TxnType") != "CreditMemo" or memo is None:
+                raise _invalid_ref(
+                    f"Credit memo assigned to this payment does not exist (Id={memo_id})", "TxnId"
+                )
+            if _ref_value(memo["CustomerRef"]) != payment["CustomerRef"]["value"]:
+                raise _business(f"Credit memo {memo_id} belongs to a different customer than this payment")
+            remaining = memo["RemainingCredit"] + (self._credited_by(existing, memo_id) if existing else 0)
+            if amount > remaining:
+                raise _business("The amount applied exceeds the credit memo's remaining credit")
+
+    @staticmethod
+    def _credited_by(payment: dict[str, Any], memo_id: str) -> Decimal:
+        return sum(
+            (
+                line["Amount"]
+                for line in payment.get("Line") or []
+                for txn in line.get("LinkedTxn") or []
+                if txn.get("TxnType") == "CreditMemo" and str(txn.get("TxnId")) == memo_id
+            ),
+            Decimal(0),
+        )
+
+    def _recredit(self, company: _Company) -> None:
+        """RemainingCredit of every credit memo, from the payments that apply it."""
+        payments = list(company.table("Payment").values())
+        for memo in company.table("CreditMemo").values():
+            used = sum((self._credited_by(p, memo["Id"]) for p in payments), Decimal(0))
+            memo["RemainingCredit"] = memo["TotalAmt"] - used
 
     @staticmethod
     def _linked_invoice_ids(payment: dict[str, Any]) -> set[str]:
@@ -1346,6 +1394,7 @@ class QuickBooksSandbox:
         Deriving both from the payments (rather than adjusting deltas) keeps invoices right across
         payment updates, voids and deletes. A change bumps SyncToken, as in QBO.
         """
+        self._recredit(company)
         for invoice_id in invoice_ids:
             invoice = company.table("Invoice").get(invoice_id)
             if invoice is None:

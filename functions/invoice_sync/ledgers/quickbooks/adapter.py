@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
 from invoice_sync.ledgers.quickbooks import payloads
 from invoice_sync.ledgers.quickbooks.client import QuickBooksClient
@@ -75,3 +77,41 @@ class QuickBooksLedger:
             "POST", "payment", params={"requestid": idempotency_key}, payload=payloads.payment_payload(draft)
         )
         return payloads.document(response["Payment"])
+
+    def find_credit_note(self, number: str) -> LedgerDocument | None:
+        rows = self.client.query(f"select * from CreditMemo where DocNumber = {payloads.quote(number)}")  # noqa: S608
+        found = rows.get("CreditMemo") or []
+        return payloads.document(found[0]) if found else None
+
+    def get_credit_note(self, ledger_id: str) -> LedgerDocument:
+        return payloads.document(self.client.request("GET", f"creditmemo/{ledger_id}")["CreditMemo"])
+
+    def create_credit_note(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument:
+        response = self.client.request(
+            "POST",
+            "creditmemo",
+            params={"requestid": idempotency_key},
+            payload=payloads.credit_memo_payload(draft),
+        )
+        return payloads.document(response["CreditMemo"])
+
+    def apply_credit_note(
+        self, credit_note_id: str, invoice_id: str, customer_id: str, amount: Decimal, idempotency_key: str
+    ) -> None:
+        payload = payloads.credit_application_payload(
+            customer_id,
+            invoice_id,
+            credit_note_id,
+            amount,
+            f"invoice-sync: applies credit memo {credit_note_id}",
+        )
+        self.client.request("POST", "payment", params={"requestid": idempotency_key}, payload=payload)
+
+    def void_credit_note(self, ledger_id: str, version: str | None, idempotency_key: str) -> LedgerDocument:
+        response = self.client.request(
+            "POST",
+            "creditmemo",
+            params={"operation": "void", "requestid": idempotency_key},
+            payload={"Id": ledger_id, "SyncToken": version or "0"},
+        )
+        return payloads.document(response["CreditMemo"])

@@ -72,6 +72,29 @@ def invoice_payload(draft: InvoiceDraft) -> dict[str, Any]:
     return payload
 
 
+def credit_memo_payload(draft: InvoiceDraft) -> dict[str, Any]:
+    """A CreditMemo has an invoice's shape, without a due date."""
+    payload = invoice_payload(draft)
+    payload.pop("DueDate", None)
+    return payload
+
+
+def credit_application_payload(
+    customer_id: str, invoice_id: str, credit_memo_id: str, amount: Decimal, note: str
+) -> dict[str, Any]:
+    """Applies a credit memo to an invoice the way QBO does it: a payment of zero whose credit-memo
+    line funds its invoice line."""
+    return {
+        "CustomerRef": {"value": customer_id},
+        "TotalAmt": Decimal(0),
+        "PrivateNote": note,
+        "Line": [
+            {"Amount": amount, "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]},
+            {"Amount": amount, "LinkedTxn": [{"TxnId": credit_memo_id, "TxnType": "CreditMemo"}]},
+        ],
+    }
+
+
 def payment_payload(draft: PaymentDraft) -> dict[str, Any]:
     return {
         "CustomerRef": {"value": draft.customer_id},
@@ -96,7 +119,12 @@ def document(obj: dict[str, Any]) -> LedgerDocument:
         version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
         number=obj.get("DocNumber") or obj.get("PaymentRefNum"),
         total=total,
-        balance=_decimal(obj["Balance"]) if "Balance" in obj else _decimal(obj.get("UnappliedAmt")),
+        # Invoices: what is still owed; credit memos: credit not yet applied; payments: unapplied.
+        balance=_decimal(
+            obj["RemainingCredit"]
+            if "RemainingCredit" in obj
+            else obj.get("Balance", obj.get("UnappliedAmt"))
+        ),
         currency=(obj.get("CurrencyRef") or {}).get("value", "USD"),
         private_note=obj.get("PrivateNote"),
         voided="Voided" in (obj.get("PrivateNote") or "") and total == 0,

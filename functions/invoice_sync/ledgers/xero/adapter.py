@@ -7,6 +7,8 @@ before an update, so a stale update fails as the port says it must. Writes carry
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from invoice_sync.errors import StaleObject
@@ -94,3 +96,40 @@ class XeroLedger:
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
         body = payloads.payment_body(draft)
         return payloads.payment_document(self._write("PUT", "Payments", "Payments", body, idempotency_key))
+
+    def find_credit_note(self, number: str) -> LedgerDocument | None:
+        found = self._get(
+            "CreditNotes", "CreditNotes", {"where": f"CreditNoteNumber=={payloads.quote(number)}"}
+        )
+        live = [payloads.credit_note_document(c) for c in found if c.get("Status") != "DELETED"]
+        return live[0] if live else None
+
+    def get_credit_note(self, ledger_id: str) -> LedgerDocument:
+        (note,) = self._get(f"CreditNotes/{ledger_id}", "CreditNotes")
+        return payloads.credit_note_document(note)
+
+    def create_credit_note(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument:
+        body = payloads.credit_note_body(draft)
+        return payloads.credit_note_document(
+            self._write("PUT", "CreditNotes", "CreditNotes", body, idempotency_key)
+        )
+
+    def apply_credit_note(
+        self,
+        credit_note_id: str,
+        invoice_id: str,
+        customer_id: str,  # noqa: ARG002 - a Xero allocation knows the contact from the credit note
+        amount: Decimal,
+        idempotency_key: str,
+    ) -> None:
+        body = payloads.allocation_body(invoice_id, amount, date.today())
+        self._write("PUT", f"CreditNotes/{credit_note_id}/Allocations", "Allocations", body, idempotency_key)
+
+    def void_credit_note(self, ledger_id: str, version: str | None, idempotency_key: str) -> LedgerDocument:
+        current = self.get_credit_note(ledger_id)
+        if version is not None and current.version != version:
+            raise StaleObject(f"Xero credit note {ledger_id} changed since {version} (now {current.version})")
+        body = {"CreditNoteID": ledger_id, "Status": "VOIDED"}
+        return payloads.credit_note_document(
+            self._write("POST", f"CreditNotes/{ledger_id}", "CreditNotes", body, idempotency_key)
+        )

@@ -6,6 +6,8 @@ tests validate every body built here against its request schemas.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +72,25 @@ def invoice_body(draft: InvoiceDraft) -> dict[str, Any]:
     return body
 
 
+def credit_note_body(draft: InvoiceDraft) -> dict[str, Any]:
+    """An ACCRECCREDIT credit note. Xero credit notes take no line discounts, so each line goes
+    net of its discount, which keeps the line, tax and total figures the source's."""
+    net = tuple(
+        replace(line, amount=line.amount - line.discount, discount=Decimal(0)) for line in draft.lines
+    )
+    body = invoice_body(replace(draft, lines=net, discount=Decimal(0)))
+    for name in ("Type", "DueDate", "InvoiceNumber"):
+        body.pop(name, None)
+    body["Type"] = "ACCRECCREDIT"
+    if draft.number:
+        body["CreditNoteNumber"] = draft.number
+    return body
+
+
+def allocation_body(invoice_id: str, amount: Decimal, on: date) -> dict[str, Any]:
+    return {"Invoice": {"InvoiceID": invoice_id}, "Amount": amount, "Date": on.isoformat()}
+
+
 def payment_body(draft: PaymentDraft) -> dict[str, Any]:
     if not draft.account:
         raise LedgerValidation("set the connection's payment account (a Xero bank or clearing account code)")
@@ -99,6 +120,19 @@ def invoice_document(obj: dict[str, Any]) -> LedgerDocument:
         linked_payment_ids=tuple(
             str(p["PaymentID"]) for p in obj.get("Payments") or () if p.get("PaymentID")
         ),
+    )
+
+
+def credit_note_document(obj: dict[str, Any]) -> LedgerDocument:
+    return LedgerDocument(
+        id=str(obj["CreditNoteID"]),
+        version=obj.get("UpdatedDateUTC"),
+        number=obj.get("CreditNoteNumber"),
+        total=_decimal(obj.get("Total")),
+        balance=_decimal(obj.get("RemainingCredit")),
+        currency=str(obj.get("CurrencyCode", "")),
+        private_note=obj.get("Reference"),
+        voided=obj.get("Status") in {"VOIDED", "DELETED"},
     )
 
 
