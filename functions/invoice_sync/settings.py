@@ -24,6 +24,10 @@ class Settings(BaseModel):
     )
     xero_api_base: str = Field(default="https://api.xero.com/api.xro/2.0", alias="XERO_API_BASE")
     xero_token_url: str = Field(default="https://identity.xero.com/connect/token", alias="XERO_TOKEN_URL")
+    freshbooks_api_base: str = Field(default="https://api.freshbooks.com", alias="FRESHBOOKS_API_BASE")
+    freshbooks_token_url: str = Field(
+        default="https://api.freshbooks.com/auth/oauth/token", alias="FRESHBOOKS_TOKEN_URL"
+    )
     # Stripe caps a webhook payload well below this; anything larger is not a Stripe event.
     max_webhook_bytes: int = Field(default=262_144, alias="MAX_WEBHOOK_BYTES", gt=0)
     stripe_tolerance_seconds: int = Field(default=300, alias="STRIPE_TOLERANCE_SECONDS", gt=0)

@@ -10,7 +10,7 @@ import threading
 
 from rich.console import Console
 
-LEDGER_CHOICES = ("quickbooks", "xero")
+LEDGER_CHOICES = ("quickbooks", "xero", "freshbooks")
 
 
 def _local_up(console: Console, ledger: str) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from invoice_sync.ledgers.freshbooks import client as freshbooks
+from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
 from invoice_sync.ledgers.http import LedgerHttp, oauth_refresher
 from invoice_sync.ledgers.limits import RateLimiter
 from invoice_sync.ledgers.oauth import TokenManager
@@ -26,6 +28,7 @@ from invoice_sync.ledgers.quickbooks.adapter import QuickBooksLedger
 from invoice_sync.ledgers.xero import client as xero
 from invoice_sync.ledgers.xero.adapter import XeroLedger
 from invoice_sync.models.tokens import TokenSet
+from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
 from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
 from invoice_sync_ops.sandboxes.xero import XeroSandbox
 
@@ -66,6 +69,7 @@ class LedgerCase:
     inject_status: Callable[[int, int], None]
     expire_access_tokens: Callable[[], None]
     forget_idempotency: Callable[[], None]
+    lose_responses: Callable[[int], None]  # the next writes commit but their answers are lost
     invalid_item_id: str  # a reference the ledger refuses
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -174,6 +178,7 @@ def quickbooks_case() -> Iterator[LedgerCase]:
         inject_status=lambda status, count: sandbox.inject_status(realm, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(realm),
         forget_idempotency=lambda: sandbox.forget_request_ids(realm),
+        lose_responses=lambda count: sandbox.lose_responses(realm, count),
         invalid_item_id="9",  # inactive in the sandbox company
     )
     client.close()
@@ -212,13 +217,62 @@ def xero_case() -> Iterator[LedgerCase]:
         inject_status=lambda status, count: sandbox.inject_status(tenant, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(tenant),
         forget_idempotency=lambda: sandbox.forget_idempotency_keys(tenant),
+        lose_responses=lambda count: sandbox.lose_responses(tenant, count),
         invalid_item_id="NO-SUCH-ITEM",
     )
     client.close()
     sandbox.stop()
 
 
-CASES: dict[str, Callable[[], Iterator[LedgerCase]]] = {"quickbooks": quickbooks_case, "xero": xero_case}
+def freshbooks_case() -> Iterator[LedgerCase]:
+    sandbox = FreshBooksSandbox()
+    url = sandbox.start()
+    account = "zDmNq"
+    sandbox.seed_account(
+        account, business_id=900001, client_id="ct", client_secret="ct-secret", refresh_token="ct-refresh"
+    )
+    vault = MemoryVault(_tokens("ct", "ct-secret", "ct-refresh"))
+    client = httpx.Client(timeout=10)
+    tokens = TokenManager(
+        "contract",
+        vault,
+        MemoryLease(),
+        oauth_refresher(client, f"{url}/auth/oauth/token", name="FreshBooks", json_body=True),
+    )
+    http = _http(
+        tokens,
+        client,
+        base_url=f"{url}/accounting/account/{account}",
+        name="FreshBooks",
+        limiter=RateLimiter(freshbooks.REQUESTS_PER_MINUTE, freshbooks.CONCURRENT_REQUESTS),
+        error_for=freshbooks.error_for,
+    )
+    ledger = FreshBooksLedger(freshbooks.FreshBooksClient(http))
+    yield LedgerCase(
+        name="freshbooks",
+        ledger=ledger,
+        vault=vault,
+        item_id="Consulting",  # lines are named after one of the account's items
+        account=None,
+        tax_code="Sales Tax",
+        no_tax_code="",
+        payment_account=None,
+        inject_status=lambda status, count: sandbox.inject_status(account, status, count),
+        expire_access_tokens=lambda: sandbox.expire_access_tokens(account),
+        # FreshBooks keeps no keys: the adapter's own replay memory is the window that lapses.
+        forget_idempotency=ledger.forget_replays,
+        lose_responses=lambda count: sandbox.lose_responses(account, count),
+        invalid_item_id="NO-SUCH-ITEM",  # not among the account's items
+    )
+    client.close()
+    sandbox.stop()
+
+
+CASES: dict[str, Callable[[], Iterator[LedgerCase]]] = {
+    "quickbooks": quickbooks_case,
+    "xero": xero_case,
+    "freshbooks": freshbooks_case,
+}
 
 
 @pytest.fixture(params=sorted(CASES))

@@ -13,6 +13,7 @@ from invoice_sync.errors import (
     DuplicateName,
     DuplicateNumber,
     LedgerThrottled,
+    LedgerUnavailable,
     LedgerValidation,
     StaleObject,
 )
@@ -72,6 +73,24 @@ def test_after_the_idempotency_window_the_number_still_protects(case: LedgerCase
     found = case.ledger.find_invoice(draft.number or "")
     assert found is not None
     assert found.id == first.id
+
+
+def test_lost_response_never_makes_a_second_document(case: LedgerCase) -> None:
+    """Given the ledger commits a create but its answer is lost, then the adapter either gets the
+    original answer back (a ledger that replays idempotency keys) or reports the ledger
+    unavailable (one that cannot tell a retry from a new create); either way the ledger holds
+    exactly one document with that number, which find-by-number returns for push to adopt."""
+    draft = case.draft(_customer(case))
+    case.lose_responses(1)
+    try:
+        created: str | None = case.ledger.create_invoice(draft, "lost-1").id
+    except LedgerUnavailable:
+        created = None
+    found = case.ledger.find_invoice(draft.number or "")
+    assert found is not None
+    assert created in {None, found.id}
+    with pytest.raises(DuplicateNumber):
+        case.ledger.create_invoice(draft, "lost-2")
 
 
 def test_stale_update_is_refused(case: LedgerCase) -> None:

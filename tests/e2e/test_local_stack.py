@@ -97,7 +97,7 @@ def test_http_statuses_for_bad_requests(stack: LocalStack) -> None:
         json.loads(response.text)
 
 
-@pytest.mark.parametrize("ledger", ["quickbooks", "xero"])
+@pytest.mark.parametrize("ledger", ["quickbooks", "xero", "freshbooks"])
 def test_demo_command_runs_and_exits_zero(ledger: str) -> None:
     """`invoice-sync demo --ledger L` (what `make demo LEDGER=L` runs) starts its own stack, prints
     the sync log, the ledger sandbox's documents and the alert, exits 0, and leaves no server behind."""

@@ -103,11 +103,15 @@ class LedgerHttp:
         params: Mapping[str, str] | None = None,
         payload: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> Any:
         """One API call, retried in place on 429/5xx/timeouts with capped back-off.
 
         A write retried here carries the same idempotency key, so a ledger that honours keys
-        answers a retry of a write it already committed with the original response.
+        answers a retry of a write it already committed with the original response. A write the
+        ledger cannot recognise again (``idempotent=False``: a FreshBooks create) is retried in
+        place only after a 429, which says it was not executed; after a timeout or a 5xx it may
+        have been, so the error goes up and push looks the document up before trying again.
         """
         body = dumps(payload) if payload is not None else None
         token = self._tokens.access_token()
@@ -132,7 +136,7 @@ class LedgerHttp:
                         },
                     )
             except httpx.TransportError as exc:
-                if attempt >= self._max_attempts:
+                if attempt >= self._max_attempts or not idempotent:
                     raise LedgerUnavailable(f"{self.name} unreachable: {exc.__class__.__name__}") from None
                 self._sleep(self._delay(attempt, None))
                 continue
@@ -148,7 +152,9 @@ class LedgerHttp:
                 token = self._tokens.rejected(token)
                 refreshed = True
                 continue
-            retryable = isinstance(error, LedgerThrottled | LedgerUnavailable)
+            retryable = isinstance(error, LedgerThrottled) or (
+                idempotent and isinstance(error, LedgerUnavailable)
+            )
             if isinstance(error, LedgerThrottled):
                 self.quota.throttled += 1
             wait = self._delay(attempt, _retry_after(response.headers))

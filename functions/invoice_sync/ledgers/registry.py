@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 
 from invoice_sync.errors import ConnectionBroken
+from invoice_sync.ledgers.freshbooks import client as freshbooks
+from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
+from invoice_sync.ledgers.freshbooks.client import FreshBooksClient
 from invoice_sync.ledgers.http import LedgerHttp, oauth_refresher
 from invoice_sync.ledgers.limits import RateLimiter
 from invoice_sync.ledgers.oauth import Lease, TokenManager, TokenVault
@@ -46,12 +49,14 @@ class LedgerRegistry:
         token_url, name = {
             "quickbooks": (settings.quickbooks_token_url, "QBO"),
             "xero": (settings.xero_token_url, "Xero"),
+            "freshbooks": (settings.freshbooks_token_url, "FreshBooks"),
         }[connection.ledger]
         tokens = TokenManager(
             connection.connection_id,
             self._vault,
             self._lease,
-            oauth_refresher(self._http, token_url, name=name),
+            # FreshBooks takes the refresh grant as a JSON body with the client credentials in it.
+            oauth_refresher(self._http, token_url, name=name, json_body=connection.ledger == "freshbooks"),
         )
         return LedgerHttp(
             tokens=tokens,
@@ -85,6 +90,17 @@ class LedgerRegistry:
                     error_for=xero.error_for,
                     headers={"xero-tenant-id": connection.tenant_id},
                     quota_headers=xero.QUOTA_HEADERS,
+                )
+            )
+        if connection.ledger == "freshbooks":
+            return FreshBooksLedger(
+                FreshBooksClient(
+                    self._http_for(
+                        connection,
+                        base_url=f"{settings.freshbooks_api_base.rstrip('/')}/accounting/account/{connection.tenant_id}",
+                        limiter=RateLimiter(freshbooks.REQUESTS_PER_MINUTE, freshbooks.CONCURRENT_REQUESTS),
+                        error_for=freshbooks.error_for,
+                    )
                 )
             )
         raise ConnectionBroken(

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from invoice_sync.ledgers.port import marker
 from invoice_sync.models.mapping import LedgerKind, MappingRule, RuleKind
+from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
 from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
 from invoice_sync_ops.sandboxes.xero import XeroSandbox
 
@@ -50,12 +51,16 @@ class LocalLedger:
     connection: dict[str, str] = field(default_factory=dict)  # extra Connection fields
 
     def sandbox(self) -> Sandbox:
+        if self.kind == "freshbooks":
+            return FreshBooksSandbox()
         return QuickBooksSandbox() if self.kind == "quickbooks" else XeroSandbox()
 
     def environment(self, url: str) -> dict[str, str]:
         """Where push finds this ledger: the variables template.yaml sets for the real one."""
         if self.kind == "quickbooks":
             return {"QUICKBOOKS_API_BASE": url, "QUICKBOOKS_TOKEN_URL": f"{url}/oauth2/v1/tokens/bearer"}
+        if self.kind == "freshbooks":
+            return {"FRESHBOOKS_API_BASE": url, "FRESHBOOKS_TOKEN_URL": f"{url}/auth/oauth/token"}
         return {"XERO_API_BASE": f"{url}/api.xro/2.0", "XERO_TOKEN_URL": f"{url}/connect/token"}
 
     def seed(self, sandbox: Sandbox, credentials: Credentials) -> None:
@@ -75,12 +80,22 @@ class LocalLedger:
                 refresh_token=credentials.refresh_token,
                 name="Acme Books (sandbox)",
             )
+        elif isinstance(sandbox, FreshBooksSandbox):
+            sandbox.seed_account(
+                self.tenant_id,
+                business_id=900001,
+                client_id=credentials.client_id,
+                client_secret=credentials.client_secret,
+                refresh_token=credentials.refresh_token,
+                business_name="Acme Books (sandbox)",
+            )
 
     def documents(self, sandbox: Sandbox, kind: str) -> list[dict[str, Any]]:
         """Stored documents of one kind (``customer``, ``invoice``, ``payment``) as the sandbox holds them."""
         names = {
             "quickbooks": {"customer": "Customer", "invoice": "Invoice", "payment": "Payment"},
             "xero": {"customer": "Contacts", "invoice": "Invoices", "payment": "Payments"},
+            "freshbooks": {"customer": "clients", "invoice": "invoices", "payment": "payments"},
         }[self.kind]
         return sandbox.documents(self.tenant_id, names[kind])
 
@@ -134,11 +149,43 @@ class LocalLedger:
                 ),
             }
         )
+        if self.kind == "freshbooks":
+            view = self._freshbooks_view()
         return [
             view[kind](doc)
             for kind in ("customer", "invoice", "payment")
             for doc in self.documents(sandbox, kind)
         ]
+
+    @staticmethod
+    def _freshbooks_view() -> dict[str, Callable[[dict[str, Any]], Row]]:
+        # Money is {"amount": Decimal, "code": ...}; a deleted (voided) invoice keeps its row.
+        return {
+            "customer": lambda d: (
+                "Client",
+                str(d["id"]),
+                str(d.get("note") or ""),
+                d.get("organization", ""),
+                "",
+                "",
+            ),
+            "invoice": lambda d: (
+                "Invoice" if d.get("vis_state") != 1 else "Invoice (deleted)",
+                str(d["id"]),
+                str(d.get("invoice_number", "")),
+                str(d.get("organization", "")),
+                str(d["amount"]["amount"]),
+                str(d["outstanding"]["amount"]),
+            ),
+            "payment": lambda d: (
+                "Payment",
+                str(d["id"]),
+                str(d.get("note") or "").removeprefix(MARKER),
+                str(d.get("invoiceid", "")),
+                str(d["amount"]["amount"]),
+                "",
+            ),
+        }
 
 
 LEDGERS: dict[str, LocalLedger] = {
@@ -163,5 +210,18 @@ LEDGERS: dict[str, LocalLedger] = {
             _rule(RuleKind.TAX_RATE, "txr_SalesTax825", "OUTPUT2"),
         ),
         connection={"no_tax_code": "NONE", "payment_account": "090"},
+    ),
+    "freshbooks": LocalLedger(
+        kind="freshbooks",
+        title="FreshBooks",
+        tenant_id="zDmNq",  # a FreshBooks account id
+        rules=(
+            # FreshBooks lines are named after the account's items; the sandbox seeds these two.
+            _rule(RuleKind.PRODUCT, "prod_Consulting", "Consulting"),
+            _rule(RuleKind.PRODUCT, "prod_Hosting", "Hosting"),
+            # The line's tax name; FreshBooks gets the percent from the source's own tax amount.
+            _rule(RuleKind.TAX_RATE, "txr_SalesTax825", "Sales Tax"),
+        ),
+        connection={"no_tax_code": ""},
     ),
 }

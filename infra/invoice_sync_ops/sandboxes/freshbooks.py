@@ -1116,6 +1116,7 @@ class FreshBooksSandbox:
             applied = outstanding
         pay_date = _date(data.get("date") or self._today(), "date", "payment")
         currency = invoice["currency_code"]
+        credit_id = self._credit_source(account, data, invoice, amount, existing)
         return {
             **{key: value for key, value in data.items() if key not in base},
             **base,
@@ -1126,10 +1127,49 @@ class FreshBooksSandbox:
             "date": pay_date,
             "type": str(data.get("type") or "Other"),
             "note": str(data.get("note") or ""),
-            "creditid": None,
-            "from_credit": False,
+            # A payment drawn from a credit note names it (FreshBooks' creditid / from_credit).
+            "creditid": credit_id,
+            "from_credit": credit_id is not None,
             "overpaymentid": existing.get("overpaymentid") if existing else None,
         }
+
+    def _credit_source(
+        self,
+        account: _Account,
+        data: dict[str, Any],
+        invoice: dict[str, Any],
+        amount: Decimal,
+        existing: dict[str, Any] | None,
+    ) -> int | None:
+        """The credit note a payment draws on, checked: same client, live, enough credit left."""
+        if not data.get("from_credit") and data.get("creditid") in (None, ""):
+            return None
+        credit_id = _int_id(data.get("creditid"))
+        note = account.table("credit_notes").get(credit_id) if credit_id is not None else None
+        if note is None or note.get("vis_state") == 1:
+            raise _Fault(
+                422,
+                1012,
+                "Credit note not found.",
+                field="creditid",
+                obj="credit_note",
+                value=data.get("creditid"),
+            )
+        if note["clientid"] != invoice["customerid"]:
+            raise _invalid("creditid", "payment", credit_id, "The credit belongs to another client.")
+        used = sum(
+            (
+                p["amount"]["amount"]
+                for p in account.table("payments").values()
+                if p.get("creditid") == credit_id and p.get("vis_state") != 1 and p is not existing
+            ),
+            Decimal(0),
+        )
+        if amount > note["amount"]["amount"] - used:
+            raise _invalid(
+                "amount", "payment", amount, "The payment exceeds the credit left on the credit note."
+            )
+        return credit_id
 
     def _record_overpayment(self, account: _Account, payment: dict[str, Any]) -> None:
         surplus = payment["amount"]["amount"] - account.applied[payment["id"]]

@@ -1,0 +1,1 @@
+"""FreshBooks Accounting API: payloads, errors and the port adapter."""

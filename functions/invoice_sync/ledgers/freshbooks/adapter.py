@@ -1,0 +1,266 @@
+"""``LedgerPort`` for FreshBooks.
+
+FreshBooks has neither idempotency keys nor unique invoice numbers nor unique client names, so the
+adapter supplies what the port promises:
+
+* **Numbers and names.** Before creating an invoice it looks the number up (``search[invoice_number]``)
+  and raises ``DuplicateNumber`` if a live invoice has it; before creating a client it looks the
+  organization up and raises ``DuplicateName``. push then adopts the document it finds, by marker.
+* **Replays.** The adapter remembers, in memory, which document each idempotency key created (the
+  last ``REPLAY_MEMORY`` keys). A create repeated with the same key in the same warm process answers
+  with that document, as QBO's ``requestid`` and Xero's ``Idempotency-Key`` do within their windows.
+  That memory is this ledger's whole "idempotency window": after a cold start the number lookup
+  above is the guarantee, exactly as it is for the other ledgers once their caches expire.
+* **Versions.** The port's version is ``updated`` plus a digest of the invoice (``payloads.version``):
+  it is checked before an update or a void, and ``updated`` goes with the PUT so FreshBooks answers
+  409 (``StaleObject``) if the invoice changes in between.
+* **Void.** FreshBooks cannot void; the invoice is deleted (``vis_state`` 1), which keeps it in the
+  trash, and reported as ``voided``.
+* **Items.** FreshBooks lines take any name, so a mapping that names an item the account does not
+  have would go through unnoticed; lines are checked against the account's items (listed once per
+  warm process, again when a name is missing) and refused with ``LedgerValidation`` instead.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from invoice_sync.errors import DuplicateName, DuplicateNumber, LedgerValidation, StaleObject
+from invoice_sync.ledgers.freshbooks import payloads
+from invoice_sync.ledgers.freshbooks.client import FreshBooksClient
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+
+CLIENTS = "users/clients"
+INVOICES = "invoices/invoices"
+PAYMENTS = "payments/payments"
+ITEMS = "items/items"
+CREDIT_NOTES = "credit_notes/credit_notes"
+REPLAY_MEMORY = 1024
+
+
+class FreshBooksLedger:
+    def __init__(self, client: FreshBooksClient) -> None:
+        self.client = client
+        self._replays: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._items: set[str] | None = None
+
+    # --- replay memory ----------------------------------------------------------------------------
+
+    def _replayed(self, kind: str, key: str) -> str | None:
+        return self._replays.get((kind, key))
+
+    def _remember(self, kind: str, key: str, ledger_id: str) -> None:
+        self._replays[(kind, key)] = ledger_id
+        while len(self._replays) > REPLAY_MEMORY:
+            self._replays.popitem(last=False)
+
+    def forget_replays(self) -> None:
+        """Forget every key, as a cold start does (the contract's "after the idempotency window")."""
+        self._replays.clear()
+
+    # --- customers --------------------------------------------------------------------------------
+
+    def _clients_named(self, name: str) -> list[dict[str, Any]]:
+        # organization_like is a substring search: keep the exact matches only.
+        found = self.client.list(CLIENTS, "clients", {"organization_like": name})
+        return [c for c in found if str(c.get("organization") or "").casefold() == name.casefold()]
+
+    def find_customer(self, name: str) -> LedgerContact | None:
+        found = self._clients_named(name)
+        exact = [c for c in found if c.get("organization") == name]
+        return payloads.contact((exact or found)[0]) if found else None
+
+    def create_customer(
+        self, name: str, email: str | None, currency: str, reference: str, idempotency_key: str
+    ) -> LedgerContact:
+        replayed = self._replayed("client", idempotency_key)
+        if replayed is not None:
+            return payloads.contact(self.client.get(f"{CLIENTS}/{replayed}", "client"))
+        if self._clients_named(name):
+            raise DuplicateName(f"FreshBooks: a client named {name!r} already exists", code="duplicate")
+        created = self.client.write(
+            "POST", CLIENTS, "client", payloads.client_body(name, email, currency, reference)
+        )
+        self._remember("client", idempotency_key, str(created["id"]))
+        return payloads.contact(created)
+
+    # --- invoices ---------------------------------------------------------------------------------
+
+    def _document(self, invoice: dict[str, Any]) -> LedgerDocument:
+        # FreshBooks invoices do not list their payments: ask for them by invoice.
+        payments = self.client.list(PAYMENTS, "payments", {"invoiceid": str(invoice["id"])})
+        return payloads.invoice_document(invoice, (str(p["id"]) for p in payments))
+
+    def _live_numbered(self, number: str) -> list[dict[str, Any]]:
+        found = self.client.list(INVOICES, "invoices", {"invoice_number": number})
+        return [i for i in found if i.get("invoice_number") == number and i.get("vis_state") != 1]
+
+    def find_invoice(self, number: str) -> LedgerDocument | None:
+        found = self._live_numbered(number)
+        if not found:
+            return None
+        # FreshBooks lets numbers repeat; prefer invoice-sync's own copy, then the oldest.
+        ours = [
+            i for i in found if (payloads.marker_of(i.get("notes")) or "").startswith(payloads.MARKER_PREFIX)
+        ]
+        return self._document((ours or found)[0])
+
+    def get_invoice(self, ledger_id: str) -> LedgerDocument:
+        return self._document(self.client.get(f"{INVOICES}/{ledger_id}", "invoice"))
+
+    def _check_items(self, draft: InvoiceDraft) -> None:
+        wanted = {line.item_id for line in draft.lines if line.item_id}
+        if self._items is None or not wanted <= self._items:
+            self._items = {str(i.get("name")) for i in self.client.list(ITEMS, "items")}
+        missing = sorted(wanted - self._items)
+        if missing:
+            raise LedgerValidation(
+                f"FreshBooks: no item named {', '.join(map(repr, missing))} in this account's items; "
+                "map the product to one of its item names",
+                code="item",
+            )
+
+    def create_invoice(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument:
+        replayed = self._replayed("invoice", idempotency_key)
+        if replayed is not None:
+            return self.get_invoice(replayed)
+        body = payloads.invoice_body(draft)  # refuses an inexact copy before any call
+        self._check_items(draft)
+        if draft.number and self._live_numbered(draft.number):
+            raise DuplicateNumber(
+                f"FreshBooks: invoice number {draft.number!r} is already used by a live invoice",
+                code="duplicate",
+            )
+        # Created and marked sent in one call, so no draft is ever left behind half-done.
+        created = self.client.write("POST", INVOICES, "invoice", {**body, "action_mark_as_sent": True})
+        self._remember("invoice", idempotency_key, str(created["id"]))
+        return payloads.invoice_document(created)  # a new invoice has no payments yet
+
+    def _current(self, ledger_id: str, version: str | None) -> dict[str, Any]:
+        current = self.client.get(f"{INVOICES}/{ledger_id}", "invoice")
+        now = payloads.version(current)
+        if version is not None and now != version:
+            raise StaleObject(
+                f"FreshBooks invoice {ledger_id} changed since {version} (now {now})", code="409"
+            )
+        return current
+
+    def update_invoice(
+        self,
+        ledger_id: str,
+        version: str | None,
+        draft: InvoiceDraft,
+        idempotency_key: str,  # noqa: ARG002 - FreshBooks has no keys; the version guards the update
+    ) -> LedgerDocument:
+        body = payloads.invoice_body(draft)
+        self._check_items(draft)
+        current = self._current(ledger_id, version)
+        renumbered = draft.number and draft.number != current.get("invoice_number")
+        if renumbered and any(str(i["id"]) != ledger_id for i in self._live_numbered(draft.number or "")):
+            raise DuplicateNumber(
+                f"FreshBooks: invoice number {draft.number!r} is already used by a live invoice",
+                code="duplicate",
+            )
+        if version is not None:
+            body["updated"] = current["updated"]  # FreshBooks answers 409 if it moved since the read
+        return self._document(self.client.write("PUT", f"{INVOICES}/{ledger_id}", "invoice", body))
+
+    def void_invoice(
+        self,
+        ledger_id: str,
+        version: str | None,
+        idempotency_key: str,  # noqa: ARG002 - deleting twice is harmless
+    ) -> LedgerDocument:
+        current = self._current(ledger_id, version)
+        body: dict[str, Any] = {"vis_state": 1}
+        if version is not None:
+            body["updated"] = current["updated"]
+        return self._document(self.client.write("PUT", f"{INVOICES}/{ledger_id}", "invoice", body))
+
+    # --- credit notes -----------------------------------------------------------------------------
+
+    def _credit_document(self, note: dict[str, Any]) -> LedgerDocument:
+        # The credit still unused: its total less the live payments drawn from it (creditid).
+        drawn = self.client.list(PAYMENTS, "payments", {"creditid": str(note["id"])})
+        applied = sum(
+            (payloads.amount_of(p.get("amount")) for p in drawn if str(p.get("creditid")) == str(note["id"])),
+            Decimal(0),
+        )
+        return payloads.credit_note_document(note, applied)
+
+    def find_credit_note(self, number: str) -> LedgerDocument | None:
+        found = self.client.list(CREDIT_NOTES, "credit_notes", {"credit_number": number})
+        live = [c for c in found if c.get("credit_number") == number and c.get("vis_state") != 1]
+        return self._credit_document(live[0]) if live else None
+
+    def get_credit_note(self, ledger_id: str) -> LedgerDocument:
+        return self._credit_document(self.client.get(f"{CREDIT_NOTES}/{ledger_id}", "credit_note"))
+
+    def create_credit_note(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument:
+        replayed = self._replayed("credit_note", idempotency_key)
+        if replayed is not None:
+            return self.get_credit_note(replayed)
+        body = payloads.credit_note_body(draft)
+        self._check_items(draft)
+        if draft.number and self.find_credit_note(draft.number) is not None:
+            raise DuplicateNumber(
+                f"FreshBooks: credit note number {draft.number!r} is already used by a live credit note",
+                code="duplicate",
+            )
+        created = self.client.write(
+            "POST", CREDIT_NOTES, "credit_note", {**body, "action_mark_as_sent": True}
+        )
+        self._remember("credit_note", idempotency_key, str(created["id"]))
+        return payloads.credit_note_document(created)
+
+    def apply_credit_note(
+        self,
+        credit_note_id: str,
+        invoice_id: str,
+        customer_id: str,  # noqa: ARG002 - the payment knows the client from the invoice
+        amount: Decimal,
+        idempotency_key: str,
+    ) -> None:
+        if self._replayed("credit_application", idempotency_key) is not None:
+            return
+        note = self.client.get(f"{CREDIT_NOTES}/{credit_note_id}", "credit_note")
+        body = payloads.credit_payment_body(
+            credit_note_id, invoice_id, amount, str(note.get("currency_code") or ""), date.today().isoformat()
+        )
+        created = self.client.write("POST", PAYMENTS, "payment", body)
+        self._remember("credit_application", idempotency_key, str(created["id"]))
+
+    def void_credit_note(
+        self,
+        ledger_id: str,
+        version: str | None,
+        idempotency_key: str,  # noqa: ARG002 - deleting twice is harmless
+    ) -> LedgerDocument:
+        current = self.client.get(f"{CREDIT_NOTES}/{ledger_id}", "credit_note")
+        now = payloads.version(current)
+        if version is not None and now != version:
+            raise StaleObject(
+                f"FreshBooks credit note {ledger_id} changed since {version} (now {now})", code="409"
+            )
+        body: dict[str, Any] = {"vis_state": 1}
+        if version is not None:
+            body["updated"] = current["updated"]
+        return self._credit_document(
+            self.client.write("PUT", f"{CREDIT_NOTES}/{ledger_id}", "credit_note", body)
+        )
+
+    # --- payments ---------------------------------------------------------------------------------
+
+    def get_payment(self, ledger_id: str) -> LedgerDocument:
+        return payloads.payment_document(self.client.get(f"{PAYMENTS}/{ledger_id}", "payment"))
+
+    def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
+        replayed = self._replayed("payment", idempotency_key)
+        if replayed is not None:
+            return self.get_payment(replayed)
+        created = self.client.write("POST", PAYMENTS, "payment", payloads.payment_body(draft))
+        self._remember("payment", idempotency_key, str(created["id"]))
+        return payloads.payment_document(created)
