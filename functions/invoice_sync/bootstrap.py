@@ -48,7 +48,7 @@ def intake() -> IntakeService:
         queue=SyncQueue(settings.sync_queue_url),
         events=_state(),
         max_bytes=settings.max_webhook_bytes,
-        tolerance_seconds=settings.stripe_tolerance_seconds,
+        tolerance_seconds=settings.webhook_tolerance_seconds,
         dedupe_ttl_seconds=settings.dedupe_ttl_seconds,
     )
 

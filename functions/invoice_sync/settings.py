@@ -30,7 +30,8 @@ class Settings(BaseModel):
     )
     # Stripe caps a webhook payload well below this; anything larger is not a Stripe event.
     max_webhook_bytes: int = Field(default=262_144, alias="MAX_WEBHOOK_BYTES", gt=0)
-    stripe_tolerance_seconds: int = Field(default=300, alias="STRIPE_TOLERANCE_SECONDS", gt=0)
+    # How far a webhook signature's timestamp may be from now, for every source (Stripe's own 300 s).
+    webhook_tolerance_seconds: int = Field(default=300, alias="WEBHOOK_TOLERANCE_SECONDS", gt=0)
     # Event de-duplication markers outlive Stripe's retry schedule (3 days) with margin.
     dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, alias="DEDUPE_TTL_SECONDS", gt=0)
     secret_cache_seconds: int = Field(default=300, alias="SECRET_CACHE_SECONDS", ge=0)

@@ -26,7 +26,7 @@ def test_from_env_reads_aliases_and_defaults() -> None:
     assert settings.archive_bucket == "archive"
     assert settings.alerts_topic_arn == REQUIRED["ALERTS_TOPIC_ARN"]
     assert settings.max_webhook_bytes == 262_144
-    assert settings.stripe_tolerance_seconds == 300
+    assert settings.webhook_tolerance_seconds == 300
     assert settings.dedupe_ttl_seconds == 7 * 24 * 3600
     assert settings.secrets_prefix == "invoice-sync"
 
@@ -37,12 +37,12 @@ def test_from_env_converts_overrides() -> None:
         {
             **REQUIRED,
             "MAX_WEBHOOK_BYTES": "1024",
-            "STRIPE_TOLERANCE_SECONDS": "60",
+            "WEBHOOK_TOLERANCE_SECONDS": "60",
             "LEDGER_TIMEOUT_SECONDS": "2.5",
         }
     )
     assert settings.max_webhook_bytes == 1024
-    assert settings.stripe_tolerance_seconds == 60
+    assert settings.webhook_tolerance_seconds == 60
     assert settings.ledger_timeout_seconds == 2.5
 
 
@@ -54,7 +54,7 @@ def test_missing_required_variable_is_refused(missing: str) -> None:
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize(("name", "value"), [("MAX_WEBHOOK_BYTES", "0"), ("STRIPE_TOLERANCE_SECONDS", "-1")])
+@pytest.mark.parametrize(("name", "value"), [("MAX_WEBHOOK_BYTES", "0"), ("WEBHOOK_TOLERANCE_SECONDS", "-1")])
 def test_non_positive_limits_are_refused(name: str, value: str) -> None:
     """Given a zero or negative limit, from_env refuses it rather than disabling the check."""
     with pytest.raises(ValidationError):

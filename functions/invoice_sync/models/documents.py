@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from invoice_sync.models.money import Currency, Money
 
+# The invoicing platforms a webhook can come from: Stripe, or any system posting the generic
+# schema (schemas/generic-webhook.schema.json).
+SourceKind = Literal["stripe", "generic"]
+
 
 class InvoiceStatus(StrEnum):
     DRAFT = "draft"
@@ -87,7 +91,7 @@ class Payment(_Frozen):
 
 
 class Invoice(_Frozen):
-    source: Literal["stripe"] = "stripe"
+    source: SourceKind = "stripe"
     source_id: str
     number: str | None
     status: InvoiceStatus
@@ -133,7 +137,7 @@ class CreditNoteStatus(StrEnum):
 class CreditNote(_Frozen):
     """Money taken back from an invoice: lines, tax and total as the source computed them."""
 
-    source: Literal["stripe"] = "stripe"
+    source: SourceKind = "stripe"
     source_id: str
     number: str | None
     status: CreditNoteStatus
@@ -170,12 +174,15 @@ Document = Invoice | CreditNote
 class SourceEvent(_Frozen):
     """An accepted webhook event, normalised. ``version`` orders snapshots of one object."""
 
-    source: Literal["stripe"] = "stripe"
+    source: SourceKind = "stripe"
     event_id: str
     event_type: str
     created: int
     invoice: Invoice | None = None
     credit_note: CreditNote | None = None
+    # A sender's own ordering of snapshots (the generic source's ``version``); when absent, event
+    # time and lifecycle order them.
+    explicit_version: int | None = None
 
     def model_post_init(self, _context: object, /) -> None:
         if (self.invoice is None) == (self.credit_note is None):
@@ -189,6 +196,8 @@ class SourceEvent(_Frozen):
 
     @property
     def version(self) -> int:
+        if self.explicit_version is not None:
+            return self.explicit_version
         return version_of(self.created, self.document)
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from invoice_sync.models.documents import SourceKind
+
 LedgerKind = Literal["quickbooks", "xero", "freshbooks"]
 
 
@@ -42,7 +44,7 @@ class Connection(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     connection_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
-    source: Literal["stripe"] = "stripe"
+    source: SourceKind = "stripe"
     ledger: LedgerKind = "quickbooks"
     tenant_id: str  # QBO realmId, Xero tenant id, FreshBooks account id
     mapping_version: int = 1

@@ -19,10 +19,8 @@ from pydantic import SecretStr
 from invoice_sync.errors import PayloadTooLarge, UnknownConnection
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.messages import SyncMessage
-from invoice_sync.sources import stripe
+from invoice_sync.sources import SOURCES
 from invoice_sync.store.archive import archive_key
-
-SOURCES = frozenset({"stripe"})
 
 
 class IntakeOutcome(StrEnum):
@@ -100,14 +98,15 @@ class IntakeService:
             raise UnknownConnection(f"unknown connection {connection_id!r}")
         secrets = [s.get_secret_value() for s in self.secrets.webhook_secrets(connection_id)]
         now = self.clock()
-        stripe.verify_signature(
+        parser = SOURCES[source]
+        parser.verify_signature(
             body,
-            headers.get(stripe.SIGNATURE_HEADER),
+            headers.get(parser.SIGNATURE_HEADER),
             secrets,
             now=now,
             tolerance=self.tolerance_seconds,
         )
-        event = stripe.parse_event(body)
+        event = parser.parse_event(body)
         if event is None:
             return IntakeResult(IntakeOutcome.IGNORED)
         if self.events.event_seen(connection_id, event.event_id):

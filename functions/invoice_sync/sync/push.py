@@ -46,7 +46,7 @@ from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.money import Money
 from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
 from invoice_sync.observability import logger
-from invoice_sync.sources import stripe
+from invoice_sync.sources import SOURCES
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.keys import idempotency_key
 from invoice_sync.sync.outcomes import park_reason
@@ -523,7 +523,11 @@ class PushService:
         ledger_invoice: LedgerDocument,
     ) -> LedgerDocument:
         """Books one payment; returns the ledger invoice as it stands afterwards."""
-        document = self._existing_payment(ledger, ledger_invoice, payment) if record.idempotency_key else None
+        document = (
+            self._existing_payment(ledger, ledger_invoice, payment, invoice.source)
+            if record.idempotency_key
+            else None
+        )
         if document is None:
             amount = Money(minor=payment.amount, currency=payment.currency).to_decimal()
             if payment.cumulative:
@@ -569,12 +573,12 @@ class PushService:
 
     @staticmethod
     def _existing_payment(
-        ledger: LedgerPort, invoice: LedgerDocument, payment: Payment
+        ledger: LedgerPort, invoice: LedgerDocument, payment: Payment, payment_source: str
     ) -> LedgerDocument | None:
         """After a crash: the payment may exist already, linked to the invoice, carrying our marker."""
         for payment_id in invoice.linked_payment_ids:
             document = ledger.get_payment(payment_id)
-            if (document.private_note or "").startswith(marker("stripe", payment.source_id)):
+            if (document.private_note or "").startswith(marker(payment_source, payment.source_id)):
                 return document
         return None
 
@@ -627,7 +631,7 @@ class PushService:
         )
 
     def _from_archive(self, message: SyncMessage) -> Document:
-        event = stripe.parse_event(self.archive.get(message.archive_key))
+        event = SOURCES[message.source].parse_event(self.archive.get(message.archive_key))
         if event is None:
             raise InvalidSnapshot("archived event is not a document event", message.archive_key)
         return event.document

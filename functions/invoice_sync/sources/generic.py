@@ -1,0 +1,399 @@
+"""Generic source: any billing system that posts signed invoice snapshots in invoice-sync's own format.
+
+The contract is published as ``schemas/generic-webhook.schema.json`` and explained to billing-system
+developers in ``docs/generic-webhooks.md``. The input models here mirror that schema field for field
+(strict types, unknown fields refused), and a unit test runs both over the same valid and invalid
+bodies, so the two cannot drift apart. What JSON Schema cannot say (totals that add up, ids unique
+within an invoice) is checked after it, in ``_check``.
+
+Every event carries the full invoice snapshot, never a delta, so a duplicate, a retry or an
+out-of-order delivery is harmless: push makes the ledger match the newest snapshot it has seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from invoice_sync.errors import BadSignature, InvalidPayload
+from invoice_sync.models.documents import (
+    Customer,
+    Invoice,
+    InvoiceStatus,
+    LineItem,
+    LineTax,
+    Payment,
+    SourceEvent,
+)
+
+# Lower case: intake lower-cases header names. Senders write ``X-Invoice-Sync-Signature``.
+SIGNATURE_HEADER = "x-invoice-sync-signature"
+
+HANDLED_EVENTS = frozenset({"invoice.upserted", "invoice.voided", "payment.recorded"})
+
+# The largest integer every JSON parser holds exactly (2**53 - 1, JavaScript's MAX_SAFE_INTEGER).
+MAX_SAFE_INTEGER = 9_007_199_254_740_991
+
+
+# --- signature ------------------------------------------------------------------------------------
+# Deliberately Stripe's recipe (HMAC-SHA256 over "{t}.{body}", several v1 during rotation), so any
+# existing Stripe-style signing helper works. Kept apart from sources.stripe so either can change.
+
+
+def sign(payload: bytes, secret: str, timestamp: int) -> str:
+    """The ``v1`` signature: hex HMAC-SHA256, keyed with the secret, of ``"{t}.{payload}"``."""
+    signed = str(timestamp).encode() + b"." + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def signature_header(payload: bytes, secrets: Sequence[str], timestamp: int) -> str:
+    """An ``X-Invoice-Sync-Signature`` value: ``t=<unix seconds>`` then one ``v1`` per secret."""
+    return ",".join([f"t={timestamp}", *(f"v1={sign(payload, s, timestamp)}" for s in secrets)])
+
+
+def verify_signature(
+    payload: bytes, header: str | None, secrets: Sequence[str], *, now: float, tolerance: int
+) -> None:
+    """Raises ``BadSignature`` unless one ``v1`` matches one of ``secrets`` within the tolerance.
+
+    The sender lists a ``v1`` per secret while it rotates; several secrets are configured here while
+    the operator rotates ours. Every comparison is constant time, and the loop does not stop at the
+    first match, so timing reveals neither which secret matched nor how much of a guess was right.
+    """
+    if not header:
+        raise BadSignature("missing X-Invoice-Sync-Signature header")
+    timestamps: list[str] = []
+    candidates: list[str] = []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            timestamps.append(value)
+        elif key == "v1" and value:
+            candidates.append(value)
+    # Digits only: the signed string is str(int(t)), so "t=+0017..." would never verify anyway.
+    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()):
+        raise BadSignature("X-Invoice-Sync-Signature needs exactly one t=<unix seconds>")
+    if not candidates:
+        raise BadSignature("X-Invoice-Sync-Signature has no v1 signature")
+    timestamp = int(timestamps[0])
+    if abs(now - timestamp) > tolerance:
+        raise BadSignature("X-Invoice-Sync-Signature timestamp is outside the tolerance")
+    matched = False
+    for secret in secrets:
+        expected = sign(payload, secret, timestamp).encode()
+        for candidate in candidates:
+            matched |= hmac.compare_digest(expected, candidate.encode())
+    if not matched:
+        raise BadSignature("no X-Invoice-Sync-Signature v1 matches the connection's secret")
+
+
+# --- input models (the published schema, as pydantic; kept apart from the domain) -----------------
+
+
+def _integral(value: object) -> object:
+    # JSON Schema counts 100.0 as the integer 100 (and Python's json.dumps writes floats that way),
+    # so the parser does too; 100.5 still fails as "not a valid integer".
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
+        return int(value)
+    return value
+
+
+def _calendar_date(value: str) -> str:
+    # The pattern has the shape; this refuses 2026-02-30. Python's own message quotes the input,
+    # so it is replaced.
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not a calendar date (YYYY-MM-DD)") from None
+    return value
+
+
+def _pattern(regex: str, low: int, high: int) -> Any:
+    return Field(pattern=regex, min_length=low, max_length=high)
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+Money = Annotated[Int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+SignedMoney = Annotated[Int, Field(ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)]
+PositiveMoney = Annotated[Int, Field(ge=1, le=MAX_SAFE_INTEGER)]
+# Ids land in DynamoDB keys, idempotency keys and ledger references: printable ASCII, no spaces.
+ObjectId = Annotated[str, _pattern(r"^[\x21-\x7E]+$", 1, 255)]
+# Several rates on one line are mapped under their ids joined by "+", so a rate id cannot hold one.
+TaxRateId = Annotated[str, _pattern(r"^[\x21-\x2A\x2C-\x7E]+$", 1, 255)]
+# Event ids also name the S3 archive object and its (ASCII-only) metadata.
+EventId = Annotated[str, _pattern(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", 1, 255)]
+EventType = Annotated[str, _pattern(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", 3, 100)]
+CurrencyCode = Annotated[str, _pattern(r"^[A-Za-z]{3}$", 3, 3)]
+IsoDate = Annotated[str, _pattern(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", 10, 10), AfterValidator(_calendar_date)]
+Text = Annotated[str, Field(min_length=1, max_length=255)]
+LongText = Annotated[str, Field(min_length=1, max_length=4000)]
+Metadata = dict[str, Any]  # free-form, for the sender's own use; archived with the raw body, not synced
+# Unix seconds. The upper bound (year 2286) refuses milliseconds sent by mistake.
+UnixSeconds = Annotated[Int, Field(ge=0, le=9_999_999_999)]
+Version = Annotated[Int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+
+
+class _In(BaseModel):
+    # Strict: "100" is not 100 and true is not 1; an unknown field (a typo) is refused by name.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Customer(_In):
+    id: ObjectId
+    name: Text | None = None
+    email: Text | None = None
+    metadata: Metadata | None = None
+
+
+class _Tax(_In):
+    rate_id: TaxRateId
+    amount: SignedMoney
+    inclusive: bool = False
+    taxable_amount: SignedMoney | None = None
+
+
+class _Line(_In):
+    id: ObjectId
+    description: LongText
+    product_id: ObjectId | None = None
+    quantity: Annotated[Int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+    amount: SignedMoney
+    discount: Money = 0
+    taxes: list[_Tax] = Field(default_factory=list)
+    metadata: Metadata | None = None
+
+
+class _Payment(_In):
+    id: ObjectId
+    amount: PositiveMoney
+    paid_on: IsoDate
+    reference: Text | None = None
+    metadata: Metadata | None = None
+
+
+class _Invoice(_In):
+    id: ObjectId
+    number: Text | None = None
+    status: Literal["draft", "open", "paid", "void", "uncollectible"]
+    currency: CurrencyCode
+    customer: _Customer
+    issued_on: IsoDate
+    due_on: IsoDate | None = None
+    lines: list[_Line] = Field(min_length=1)
+    subtotal: Money
+    discount: Money | None = None
+    tax: Money | None = None
+    total: Money
+    amount_paid: Money | None = None
+    payments: list[_Payment] = Field(default_factory=list)
+    memo: LongText | None = None
+    metadata: Metadata | None = None
+
+
+class _InvoiceData(_In):
+    invoice: _Invoice
+
+
+class _Envelope(_In):
+    id: EventId
+    type: EventType
+    created: UnixSeconds
+    version: Version | None = None
+    # Read as a plain object first: an event type invoice-sync does not handle is ignored whatever
+    # it carries; a handled one is then validated as ``_InvoiceData``.
+    data: dict[str, Any]
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+_MESSAGES = {
+    "extra_forbidden": "unknown field (not in the schema; check its spelling)",
+    "missing": "required field is missing",
+}
+
+
+def _where(loc: Sequence[int | str]) -> str:
+    """``("data", "invoice", "lines", 0, "quantity")`` -> ``data.invoice.lines[0].quantity``.
+
+    A name from the body (an unknown field) is shown so the sender can find it, but cut short and
+    kept to printable ASCII so a hostile key cannot flood or forge a log line.
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = "".join(c if " " < c < "\x7f" else "?" for c in part)
+        name = name if len(name) <= 64 else name[:61] + "..."
+        out += f".{name}" if out else name
+    return out or "body"
+
+
+def _describe(error: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """A short, user-facing account of what is wrong: field paths and rules, never input values."""
+    parts = []
+    for item in error.errors(include_url=False, include_input=False)[:5]:
+        message = _MESSAGES.get(item["type"])
+        if message is None:
+            # Messages of our own validators arrive as "Value error, <ours>"; pydantic's own name
+            # the rule broken ("should be greater than or equal to 0"), not the value.
+            message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{_where([*prefix, *item['loc']])}: {message}")
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _load(payload: bytes) -> dict[str, Any]:
+    try:
+        # NaN and Infinity are Python extensions, not JSON: refused like any other bad token.
+        document = json.loads(payload, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        position = getattr(exc, "pos", getattr(exc, "start", None))
+        where = f" at position {position}" if position is not None else ""
+        raise InvalidPayload(f"body is not valid JSON (UTF-8){where}") from None
+    if not isinstance(document, dict):
+        raise InvalidPayload("body must be a JSON object (an invoice-sync event)")
+    return document
+
+
+def _check(event_type: str, raw: _Invoice) -> None:
+    """What the schema cannot say: a snapshot must add up, and its ids must be unique in it."""
+    where = "data.invoice"
+    problems: list[str] = []
+    if event_type == "invoice.voided" and raw.status != "void":
+        problems.append(f"{where}.status: must be void in an invoice.voided event")
+    if event_type == "payment.recorded" and not raw.payments:
+        problems.append(f"{where}.payments: a payment.recorded event lists at least one payment")
+    for name, ids in (("lines", [x.id for x in raw.lines]), ("payments", [x.id for x in raw.payments])):
+        if len(set(ids)) != len(ids):
+            problems.append(f"{where}.{name}: ids must be unique within the invoice")
+    if sum(line.amount for line in raw.lines) != raw.subtotal:
+        problems.append(f"{where}.subtotal: must equal the sum of the lines' amount")
+    discount = sum(line.discount for line in raw.lines)
+    if raw.discount is not None and raw.discount != discount:
+        problems.append(f"{where}.discount: must equal the sum of the lines' discount")
+    tax = sum(t.amount for line in raw.lines for t in line.taxes if not t.inclusive)
+    if raw.tax is not None and raw.tax != tax:
+        problems.append(f"{where}.tax: must equal the sum of the lines' exclusive taxes")
+    if raw.total != raw.subtotal - discount + tax:
+        problems.append(f"{where}.total: must equal subtotal - discount + exclusive tax")
+    if raw.amount_paid is not None and raw.amount_paid != sum(p.amount for p in raw.payments):
+        problems.append(f"{where}.amount_paid: must equal the sum of the payments' amount")
+    if problems:
+        more = len(problems) - 5
+        raise InvalidPayload("; ".join(problems[:5]) + (f"; and {more} more" if more > 0 else ""))
+
+
+def parse_invoice(raw: _Invoice) -> Invoice:
+    """A validated snapshot -> ``Invoice``. Discount, tax and amount paid default to what the lines
+    and payments add up to (``_check`` has refused a snapshot where a value sent disagrees)."""
+    currency = raw.currency.upper()
+    return Invoice(
+        source="generic",
+        source_id=raw.id,
+        number=raw.number,
+        status=InvoiceStatus(raw.status),
+        currency=currency,
+        customer=Customer(source_id=raw.customer.id, name=raw.customer.name, email=raw.customer.email),
+        issued_on=date.fromisoformat(raw.issued_on),
+        due_on=date.fromisoformat(raw.due_on) if raw.due_on else None,
+        lines=tuple(
+            LineItem(
+                source_id=line.id,
+                description=line.description,
+                product_id=line.product_id,
+                quantity=line.quantity,
+                amount=line.amount,
+                discount=line.discount,
+                taxes=tuple(
+                    LineTax(
+                        rate_id=t.rate_id,
+                        amount=t.amount,
+                        inclusive=t.inclusive,
+                        taxable_amount=t.taxable_amount,
+                    )
+                    for t in line.taxes
+                ),
+            )
+            for line in raw.lines
+        ),
+        lines_complete=True,  # a generic snapshot is whole by contract: there is no paging
+        subtotal=raw.subtotal,
+        discount=sum(line.discount for line in raw.lines),
+        tax=sum(t.amount for line in raw.lines for t in line.taxes if not t.inclusive),
+        total=raw.total,
+        amount_paid=sum(p.amount for p in raw.payments),
+        payments=tuple(
+            Payment(
+                source_id=p.id,
+                invoice_source_id=raw.id,
+                amount=p.amount,
+                currency=currency,
+                paid_on=date.fromisoformat(p.paid_on),
+                reference=p.reference,
+            )
+            for p in raw.payments
+        ),
+        memo=raw.memo,
+    )
+
+
+@dataclass(frozen=True)
+class ValidatedEvent:
+    """A body that passed the schema and ``_check``, still in the sender's terms."""
+
+    id: str
+    type: str
+    created: int
+    version: int | None
+    invoice: _Invoice
+
+
+def validate_event(payload: bytes) -> ValidatedEvent | None:
+    """Validates a body against the contract without building domain objects: what the schema
+    agreement test runs. ``None`` for a well-formed event of a type invoice-sync does not handle."""
+    document = _load(payload)
+    try:
+        envelope = _Envelope.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc)) from None
+    if envelope.type not in HANDLED_EVENTS:
+        return None
+    try:
+        data = _InvoiceData.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc, ("data",))) from None
+    _check(envelope.type, data.invoice)
+    return ValidatedEvent(envelope.id, envelope.type, envelope.created, envelope.version, data.invoice)
+
+
+def parse_event(payload: bytes) -> SourceEvent | None:
+    """Parses a verified event. ``None`` for a well-formed event of a type invoice-sync does not handle.
+
+    Raises ``InvalidPayload`` (400) naming each offending field. A failure while building the domain
+    objects from a body that passed validation is a bug of ours, so it is left to surface as a 5xx:
+    the sender retries, and nothing valid is refused as the sender's fault.
+    """
+    event = validate_event(payload)
+    if event is None:
+        return None
+    return SourceEvent(
+        source="generic",
+        event_id=event.id,
+        event_type=event.type,
+        created=event.created,
+        invoice=parse_invoice(event.invoice),
+        # Orders snapshots when sent; otherwise SourceEvent falls back to created and status.
+        explicit_version=event.version,
+    )
