@@ -271,19 +271,22 @@ def test_second_worker_reuses_a_token_another_worker_refreshed(harness: Harness)
     assert harness.secrets().ledger_tokens("acme").refresh_token.get_secret_value() == tokens_before
 
 
-def test_revoked_refresh_token_parks_with_one_alert(harness: Harness) -> None:
-    """Given the company revoked the app (invalid_grant), then the invoice is parked as 'failed'
-    with a reason that says to reconnect, one alert is sent, and a redelivery does not alert again."""
+def test_revoked_refresh_token_parks_the_connections_work_with_one_alert(harness: Harness) -> None:
+    """Given the company revoked the app (invalid_grant), then every invoice that arrives is parked
+    as 'failed' with a reason that says to reconnect, and the connection gets one alert (not one per
+    invoice or per redelivery) that says how to reconnect."""
     harness.sandbox.revoke_refresh_token(harness.realm_id)
     _sync(harness, "a1")
     record = harness.record("invoice", INVOICE)
     assert record is not None
     assert record.status is SyncStatus.FAILED
     assert "reconnect" in (record.last_error or "")
-    _sync(harness, "a4")
-    alerts = harness.alerts()
-    assert len(alerts) == 1
-    assert "revoked" in alerts[0]["subject"]
+    _sync(harness, "a4", "d3")
+    other = harness.record("invoice", "in_1QdJpy01")
+    assert other is not None and other.status is SyncStatus.FAILED
+    (alert,) = harness.alerts()
+    assert alert["subject"] == "invoice-sync: connection acme: ledger authorisation revoked"
+    assert "Reconnect the ledger" in alert["message"]
 
 
 def test_unmapped_product_parks_alerts_once_and_syncs_after_mapping(harness: Harness) -> None:

@@ -116,28 +116,39 @@ class SyncStateStore:
             for item in page["Items"]:
                 yield _from_item(item)[0]
 
-    # --- webhook de-duplication -------------------------------------------------------------------
+    # --- markers: event de-duplication, alert de-duplication ------------------------------------
 
-    def event_seen(self, connection_id: str, event_id: str) -> bool:
+    def _marked(self, pk: str) -> bool:
         response = self._client.get_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"EVENT#{connection_id}#{event_id}"}, "sk": {"S": "EVENT"}},
-            ProjectionExpression="pk",
+            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "MARK"}}, ProjectionExpression="pk"
         )
         return "Item" in response
 
-    def mark_event_seen(self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int) -> None:
-        """Written only after the event is archived and queued, so a crash before it loses nothing."""
+    def _mark(self, pk: str, ttl_seconds: int, attributes: dict[str, str]) -> None:
         self._client.put_item(
             TableName=self.table,
             Item={
-                "pk": {"S": f"EVENT#{connection_id}#{event_id}"},
-                "sk": {"S": "EVENT"},
-                "archive_key": {"S": archive_key},
-                "received_at": {"S": utcnow().isoformat()},
+                "pk": {"S": pk},
+                "sk": {"S": "MARK"},
+                **{name: {"S": value} for name, value in attributes.items()},
+                "marked_at": {"S": utcnow().isoformat()},
                 "expires_at": {"N": str(int(time.time()) + ttl_seconds)},
             },
         )
+
+    def event_seen(self, connection_id: str, event_id: str) -> bool:
+        return self._marked(f"EVENT#{connection_id}#{event_id}")
+
+    def mark_event_seen(self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int) -> None:
+        """Written only after the event is archived and queued, so a crash before it loses nothing."""
+        self._mark(f"EVENT#{connection_id}#{event_id}", ttl_seconds, {"archive_key": archive_key})
+
+    def alert_sent(self, key: str) -> bool:
+        return self._marked(f"ALERT#{key}")
+
+    def mark_alert_sent(self, key: str, ttl_seconds: int) -> None:
+        """Written after the alert went out: a failed publish leaves the next attempt to alert."""
+        self._mark(f"ALERT#{key}", ttl_seconds, {})
 
     # --- leases -----------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from invoice_sync.errors import (
+    ConnectionBroken,
     DuplicateName,
     DuplicateNumber,
     InvalidSnapshot,
@@ -52,6 +53,7 @@ from invoice_sync.sync.keys import idempotency_key
 from invoice_sync.sync.outcomes import park_reason
 
 TOTAL_DIFFERS = "ledger total differs"
+CONNECTION_ALERT_SECONDS = 24 * 3600
 
 
 class Outcome(StrEnum):
@@ -609,11 +611,32 @@ class PushService:
         record.last_error = str(error)
         record.attempts += 1
         logger.warning("parked", extra={"source_id": record.source_id, "reason": error.reason})
-        if record.alerted_reason != error.reason:
+        if isinstance(error, ConnectionBroken):
+            # The whole connection is stuck: one alert for it (again daily while it lasts), not
+            # one per invoice that arrives meanwhile.
+            key = f"{record.connection_id}#{error.reason}"
+            if record.alerted_reason != error.reason and not self.state.alert_sent(key):
+                self._publish_connection(record.connection_id, error)
+                self.state.mark_alert_sent(key, CONNECTION_ALERT_SECONDS)
+        elif record.alerted_reason != error.reason:
             # Published before the record says so: if publishing fails, the retry alerts again.
             self._publish(record, error.reason, str(error))
         record.alerted_reason = error.reason
         self.state.save(record, revision)
+
+    def _publish_connection(self, connection_id: str, error: ParkError) -> None:
+        self.alerts.publish(
+            f"invoice-sync: connection {connection_id}: {error.reason}",
+            f"Connection {connection_id} cannot sync: {error}.\nEvery document that arrives meanwhile is "
+            "parked, not lost. Reconnect the ledger (store fresh OAuth tokens for the connection), then "
+            "re-drive the parked records.",
+            {
+                "connection_id": connection_id,
+                "reason": error.reason,
+                "detail": str(error),
+                "kind": "connection",
+            },
+        )
 
     def _publish(self, record: SyncRecord, reason: str, text: str) -> None:
         self.alerts.publish(
