@@ -26,6 +26,8 @@ from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft
 from invoice_sync.ledgers.quickbooks.client import fault_error
 from invoice_sync.ledgers.quickbooks.payloads import (
     DOC_NUMBER_MAX,
+    credit_application_payload,
+    credit_memo_payload,
     document,
     invoice_payload,
     payment_payload,
@@ -334,3 +336,32 @@ def test_payment_payload_survives_python_quickbooks_round_trip() -> None:
     (line,) = back["Line"]
     assert line["Amount"] == pytest.approx(1677.86)
     assert [(t["TxnId"], t["TxnType"]) for t in line["LinkedTxn"]] == [("130", "Invoice")]
+
+
+def test_credit_memo_payload_survives_the_community_sdk_model() -> None:
+    """Given our CreditMemo payload (an invoice's shape without a due date), python-quickbooks'
+    CreditMemo model keeps its customer, number, lines and tax override."""
+    qb_memo = pytest.importorskip("quickbooks.objects.creditmemo")
+    sent = json.loads(dumps(credit_memo_payload(draft())))
+    assert "DueDate" not in sent
+    back = json.loads(qb_memo.CreditMemo.from_json(sent).to_json())
+    assert back["CustomerRef"]["value"] == "58"
+    assert back["DocNumber"] == "BETA-0042"
+    assert back["TxnTaxDetail"]["TotalTax"] == pytest.approx(61.56)
+    assert len([ln for ln in back["Line"] if ln["DetailType"] == "SalesItemLineDetail"]) == len(
+        [ln for ln in sent["Line"] if ln["DetailType"] == "SalesItemLineDetail"]
+    )
+
+
+def test_credit_application_is_a_zero_payment_linking_invoice_and_memo() -> None:
+    """Applying credit in QBO is a payment of zero whose credit-memo line funds its invoice line;
+    the community SDK's Payment model keeps both links."""
+    sent = json.loads(dumps(credit_application_payload("58", "130", "140", Decimal("162.38"), "note")))
+    assert sent["TotalAmt"] == 0
+    assert [(ln["Amount"], ln["LinkedTxn"][0]["TxnType"]) for ln in sent["Line"]] == [
+        (162.38, "Invoice"),
+        (162.38, "CreditMemo"),
+    ]
+    qb_payment = pytest.importorskip("quickbooks.objects.payment")
+    back = json.loads(qb_payment.Payment.from_json(sent).to_json())
+    assert [ln["LinkedTxn"][0]["TxnId"] for ln in back["Line"]] == ["130", "140"]

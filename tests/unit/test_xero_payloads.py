@@ -227,3 +227,19 @@ def test_validation_message_is_quoted() -> None:
         "Elements": [{"ValidationErrors": [{"Message": "The TaxType code X does not exist"}]}],
     }
     assert "The TaxType code X does not exist" in str(error_for(400, body, {}))
+
+
+@needs_spec
+def test_credit_note_and_allocation_bodies_validate_against_the_xero_spec() -> None:
+    """The ACCRECCREDIT body (lines net of their discount: Xero credit notes take none) and the
+    allocation body validate against Xero's CreditNotes and Allocations schemas."""
+    body = payloads.credit_note_body(_draft(number="CN-1"))
+    assert body["Type"] == "ACCRECCREDIT"
+    assert body["CreditNoteNumber"] == "CN-1"
+    assert "InvoiceNumber" not in body
+    assert "DueDate" not in body
+    assert all("DiscountAmount" not in line for line in body["LineItems"])
+    assert body["LineItems"][0]["LineAmount"] == Decimal("90.00")
+    assert xero_validator("CreditNotes")(_wire({"CreditNotes": [body]})) == []
+    allocation = payloads.allocation_body("i-1", Decimal("74.13"), date(2026, 11, 25))
+    assert xero_validator("Allocations")(_wire({"Allocations": [allocation]})) == []
