@@ -206,3 +206,29 @@ def test_credit_note_created_found_applied_and_voided(case: LedgerCase) -> None:
     voided = case.ledger.void_credit_note(spare.id, spare.version, "cn2-void")
     assert voided.voided
     assert case.ledger.get_credit_note(spare.id).voided
+
+
+def test_batch_create_reports_each_item_and_replays_whole(case: LedgerCase) -> None:
+    """Given three drafts in one batch, the middle one referencing something the ledger refuses,
+    then the outcomes are: a document, the ledger's validation error, a document; only two
+    invoices exist; and the same batch sent again (a retry) creates nothing more."""
+    customer = _customer(case)
+    drafts = [
+        (case.draft(customer), "batch-a"),
+        (case.draft(customer, item_id=case.invalid_item_id), "batch-b"),
+        (case.draft(customer), "batch-c"),
+    ]
+    outcomes = case.ledger.create_invoices(drafts)
+    assert isinstance(outcomes[1], LedgerValidation)
+    first, third = outcomes[0], outcomes[2]
+    assert not isinstance(first, Exception)
+    assert not isinstance(third, Exception)
+    assert (first.number, third.number) == (drafts[0][0].number, drafts[2][0].number)
+    again = case.ledger.create_invoices([drafts[0], drafts[2]])
+    assert [getattr(o, "id", None) for o in again] in ([first.id, third.id], [None, None])
+    for draft, _ in (drafts[0], drafts[2]):
+        found = case.ledger.find_invoice(draft.number or "")
+        assert found is not None
+        assert found.id in {first.id, third.id}
+    assert case.ledger.find_invoice(drafts[1][0].number or "") is None
+    assert case.ledger.batch_size >= 1

@@ -727,3 +727,41 @@ def _sync_event(harness: Harness, event: dict[str, Any]) -> int:
     status, _ = harness.post(json.dumps(event).encode())
     assert status == 200
     return harness.drain()
+
+
+def _invoice_event(number: int, *, product: str = "prod_Consulting") -> dict[str, Any]:
+    event = json.loads(fixture_bytes("a1"))
+    invoice = event["data"]["object"]
+    event["id"] = f"evt_batch_{number}"
+    invoice["id"] = f"in_batch_{number:04d}"
+    invoice["number"] = f"B-{number:04d}"
+    invoice["lines"]["data"][0]["pricing"]["price_details"]["product"] = product
+    return event
+
+
+def test_fresh_invoices_of_a_batch_reach_quickbooks_in_one_batch_request(harness: Harness) -> None:
+    """Given six new invoices for one connection arriving in one SQS batch, one of them for a
+    product mapped to an item QBO refuses, then they go to QBO as one /batch request; the five
+    good ones are synced, the refused one alone is parked with QBO's words, and nothing is retried."""
+    store = MappingsStore(harness.resources.mappings_table, harness.client("dynamodb"))
+    store.put_rule("acme", MappingRule(kind=RuleKind.PRODUCT, source_value="prod_Retired", ledger_id="9"))
+    for number in range(1, 7):
+        event = _invoice_event(number, product="prod_Retired" if number == 4 else "prod_Consulting")
+        assert harness.post(json.dumps(event).encode())[0] == 200
+    assert harness.drain() == 0
+    batches = [
+        path for method, path, _ in harness.sandbox.request_log if method == "POST" and "/batch" in path
+    ]
+    creates = [
+        path for method, path, _ in harness.sandbox.request_log if method == "POST" and "/invoice?" in path
+    ]
+    assert len(batches) == 1
+    assert creates == []
+    numbers = sorted(i["DocNumber"] for i in harness.documents("Invoice"))
+    assert numbers == ["B-0001", "B-0002", "B-0003", "B-0005", "B-0006"]
+    parked = harness.record("invoice", "in_batch_0004")
+    assert parked is not None
+    assert parked.status is SyncStatus.REJECTED
+    assert "QBO 2500" in (parked.last_error or "")
+    synced = harness.record("invoice", "in_batch_0001")
+    assert synced is not None and synced.status is SyncStatus.SYNCED and synced.ledger_id

@@ -7,10 +7,13 @@ into its own payloads with pure functions and maps its errors onto ``invoice_syn
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Protocol
+
+from invoice_sync.errors import LedgerError
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,16 @@ class LedgerContact:
 class LedgerPort(Protocol):
     """Every call may raise the ``LedgerError`` family; writes carry an idempotency key."""
 
+    # How many documents one ``create_invoices`` request carries (1: the ledger has no batch call).
+    batch_size: int
+
+    def create_invoices(
+        self, items: Sequence[tuple[InvoiceDraft, str]]
+    ) -> list[LedgerDocument | LedgerError]:
+        """Creates several invoices in one request; each item's outcome is its document or its own
+        error (the request as a whole fails only by raising)."""
+        ...
+
     def find_customer(self, name: str) -> LedgerContact | None: ...
 
     def create_customer(
@@ -134,3 +147,16 @@ class LedgerPort(Protocol):
 def marker(source: str, source_id: str) -> str:
     """The note that identifies a ledger document as invoice-sync's copy of one source document."""
     return f"invoice-sync: {source} {source_id}"
+
+
+def one_by_one(
+    create: Callable[[InvoiceDraft, str], LedgerDocument], items: Sequence[tuple[InvoiceDraft, str]]
+) -> list[LedgerDocument | LedgerError]:
+    """``create_invoices`` for a ledger without a batch call: one request each, same outcomes."""
+    outcomes: list[LedgerDocument | LedgerError] = []
+    for draft, key in items:
+        try:
+            outcomes.append(create(draft, key))
+        except LedgerError as error:
+            outcomes.append(error)
+    return outcomes

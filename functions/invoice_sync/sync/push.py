@@ -15,7 +15,7 @@ For each queued snapshot:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -57,6 +57,7 @@ CONNECTION_ALERT_SECONDS = 24 * 3600
 
 
 class Outcome(StrEnum):
+    DEFERRED = "deferred"  # held for a batch request (handle_batch replaces it with the real one)
     SYNCED = "synced"
     UNCHANGED = "unchanged"
     STALE = "stale"
@@ -70,6 +71,21 @@ class PushResult:
     source_id: str
     ledger_id: str | None = None
     reason: str | None = None
+
+
+@dataclass
+class _InvoiceWork:
+    """An invoice on its way into the ledger: what it takes to create it and then record it. A
+    fresh create is held back in one of these to travel in its connection's batch request."""
+
+    message: SyncMessage
+    invoice: Invoice
+    record: SyncRecord
+    revision: int
+    mappings: Mappings
+    ledger: LedgerPort
+    draft: InvoiceDraft
+    content_hash: str
 
 
 class MappingSource(Protocol):
@@ -111,7 +127,71 @@ class PushService:
         # the hands of a live worker.
         self.intent_timeout = intent_timeout
 
-    def handle(self, message: SyncMessage) -> PushResult:
+    def handle_batch(self, messages: Sequence[SyncMessage]) -> list[PushResult | Exception]:
+        """Several snapshots at once (an SQS batch): each converges as ``handle`` would, except that
+        fresh invoice creates of one connection go to the ledger together, as batch requests of
+        the ledger's size. Each message gets its own outcome; an exception sends it back."""
+        results: list[PushResult | Exception] = []
+        waiting: dict[int, list[tuple[int, _InvoiceWork]]] = {}
+        for index, message in enumerate(messages):
+            deferred: list[_InvoiceWork] = []
+            try:
+                results.append(self.handle(message, defer=deferred))
+            except Exception as error:  # noqa: BLE001 - any failure hands this message back to SQS
+                results.append(error)
+            for item in deferred:
+                waiting.setdefault(id(item.ledger), []).append((index, item))
+        for group in waiting.values():
+            size = max(group[0][1].ledger.batch_size, 1)
+            for start in range(0, len(group), size):
+                self._create_batch(group[start : start + size], results)
+        return results
+
+    def _create_batch(
+        self, chunk: list[tuple[int, _InvoiceWork]], results: list[PushResult | Exception]
+    ) -> None:
+        ready: list[tuple[int, _InvoiceWork]] = []
+        for index, item in chunk:
+            record = item.record
+            record.idempotency_key = idempotency_key(
+                record.connection_id, "invoice", record.source_id, "create"
+            )
+            record.status = SyncStatus.PENDING
+            try:
+                item.revision = self.state.save(record, item.revision)
+            except Exception as error:  # noqa: BLE001 - this one goes back to the queue, the rest go on
+                results[index] = error
+                continue
+            ready.append((index, item))
+        if not ready:
+            return
+        ledger = ready[0][1].ledger
+        try:
+            outcomes = ledger.create_invoices(
+                [(item.draft, item.record.idempotency_key or "") for _, item in ready]
+            )
+        except Exception as error:  # noqa: BLE001 - the request failed as a whole: all of it retries
+            for index, _ in ready:
+                results[index] = error
+            return
+        for (index, item), outcome in zip(ready, outcomes, strict=True):
+            try:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                results[index] = self._record_invoice(item, outcome)
+            except InvoiceSyncError as error:
+                try:
+                    results[index] = self._settle(
+                        item.message, "invoice", item.record.source_id, item.record, error
+                    )
+                except Exception as unsettled:  # noqa: BLE001 - transient: back to the queue
+                    results[index] = unsettled
+            except Exception as error:  # noqa: BLE001 - back to the queue
+                results[index] = error
+
+    def handle(self, message: SyncMessage, *, defer: list[_InvoiceWork] | None = None) -> PushResult:
+        """Converges the ledger on one snapshot. With ``defer``, a fresh invoice create is not sent
+        but added there, for ``handle_batch`` to send with others."""
         record: SyncRecord | None = None
         kind: DocumentKind = "credit_note" if message.credit_note else "invoice"
         source_id = message.document.source_id if message.document else message.archive_key
@@ -135,25 +215,42 @@ class PushService:
                 )
             if isinstance(document, CreditNote):
                 return self._converge_credit_note(message, document, record, revision, mappings)
-            return self._converge(message, document, record, revision, mappings)
+            return self._converge(message, document, record, revision, mappings, defer)
         except InvoiceSyncError as error:
-            park = park_reason(error)
-            if park is None:
-                raise  # transient: back to the queue
-            # Re-read: the failed step may have saved the record (an intent) before it raised.
-            current, current_revision = self.state.get(message.connection_id, kind, source_id)
-            parked = (
-                current
-                or record
-                or SyncRecord(connection_id=message.connection_id, kind=kind, source_id=source_id)
-            )
-            self._park(parked, current_revision, message.version, park)
-            return PushResult(Outcome.PARKED, source_id, parked.ledger_id, park.reason)
+            return self._settle(message, kind, source_id, record, error)
+
+    def _settle(
+        self,
+        message: SyncMessage,
+        kind: DocumentKind,
+        source_id: str,
+        record: SyncRecord | None,
+        error: InvoiceSyncError,
+    ) -> PushResult:
+        """The one place an error meets its outcome: parked (with its alert), or raised to retry."""
+        park = park_reason(error)
+        if park is None:
+            raise error  # transient: back to the queue
+        # Re-read: the failed step may have saved the record (an intent) before it raised.
+        current, current_revision = self.state.get(message.connection_id, kind, source_id)
+        parked = (
+            current
+            or record
+            or SyncRecord(connection_id=message.connection_id, kind=kind, source_id=source_id)
+        )
+        self._park(parked, current_revision, message.version, park)
+        return PushResult(Outcome.PARKED, source_id, parked.ledger_id, park.reason)
 
     # --- invoice ----------------------------------------------------------------------------------
 
     def _converge(
-        self, message: SyncMessage, invoice: Invoice, record: SyncRecord, revision: int, mappings: Mappings
+        self,
+        message: SyncMessage,
+        invoice: Invoice,
+        record: SyncRecord,
+        revision: int,
+        mappings: Mappings,
+        defer: list[_InvoiceWork] | None = None,
     ) -> PushResult:
         content_hash = invoice.content_hash()
         if invoice.status is InvoiceStatus.DRAFT:
@@ -179,6 +276,12 @@ class PushService:
         draft = replace(resolved.draft, customer_id=customer_id)
         if record.ledger_id:
             document = self._update(message, invoice, record, ledger, draft, content_hash)
+        elif defer is not None and record.idempotency_key is None:
+            # A first create, with nothing to look up: it can travel in a batch request.
+            defer.append(
+                _InvoiceWork(message, invoice, record, revision, mappings, ledger, draft, content_hash)
+            )
+            return PushResult(Outcome.DEFERRED, invoice.source_id)
         else:
             document, revision, adopted = self._create_once(
                 message,
@@ -195,13 +298,21 @@ class PushService:
                 # snapshot of that attempt; bring it up to this one.
                 record.ledger_id, record.ledger_version = document.id, document.version
                 document = self._update(message, invoice, record, ledger, draft, content_hash)
+        return self._record_invoice(
+            _InvoiceWork(message, invoice, record, revision, mappings, ledger, draft, content_hash), document
+        )
+
+    def _record_invoice(self, item: _InvoiceWork, document: LedgerDocument) -> PushResult:
+        """The ledger holds the invoice: record what it says, alert on a total that differs, then
+        bring its payments in."""
+        invoice, record = item.invoice, item.record
         record.ledger_id = document.id
         record.ledger_version = document.version
         record.ledger_number = document.number
         record.ledger_total = Money.from_decimal(document.total, invoice.currency).minor
-        record.ledger_customer_id = customer_id
+        record.ledger_customer_id = item.draft.customer_id
         record.line_products = json.dumps({line.source_id: line.product_id for line in invoice.lines})
-        record.mapping_version = mappings.connection.mapping_version
+        record.mapping_version = item.mappings.connection.mapping_version
         differs = record.ledger_total != invoice.total
         if differs and record.alerted_reason != TOTAL_DIFFERS:
             # The document exists and stays: a person decides whether the ledger's figure stands.
@@ -211,8 +322,8 @@ class PushService:
                 f"ledger shows {document.total} {invoice.currency}, source {invoice.money(invoice.total)}",
             )
         record.alerted_reason = TOTAL_DIFFERS if differs else None
-        result = self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
-        self._payments(invoice, record, mappings, ledger)
+        result = self._finish(record, item.revision, item.message, item.content_hash, SyncStatus.SYNCED, None)
+        self._payments(invoice, record, item.mappings, item.ledger)
         return result
 
     def _update(

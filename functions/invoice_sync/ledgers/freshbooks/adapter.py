@@ -24,14 +24,15 @@ adapter supplies what the port promises:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from invoice_sync.errors import DuplicateName, DuplicateNumber, LedgerValidation, StaleObject
+from invoice_sync.errors import DuplicateName, DuplicateNumber, LedgerError, LedgerValidation, StaleObject
 from invoice_sync.ledgers.freshbooks import payloads
 from invoice_sync.ledgers.freshbooks.client import FreshBooksClient
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, one_by_one
 
 CLIENTS = "users/clients"
 INVOICES = "invoices/invoices"
@@ -42,10 +43,17 @@ REPLAY_MEMORY = 1024
 
 
 class FreshBooksLedger:
+    batch_size = 1  # FreshBooks has no batch call
+
     def __init__(self, client: FreshBooksClient) -> None:
         self.client = client
         self._replays: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._items: set[str] | None = None
+
+    def create_invoices(
+        self, items: Sequence[tuple[InvoiceDraft, str]]
+    ) -> list[LedgerDocument | LedgerError]:
+        return one_by_one(self.create_invoice, items)
 
     # --- replay memory ----------------------------------------------------------------------------
 

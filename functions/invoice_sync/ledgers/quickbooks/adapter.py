@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 
+from invoice_sync.errors import LedgerError
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
 from invoice_sync.ledgers.quickbooks import payloads
-from invoice_sync.ledgers.quickbooks.client import QuickBooksClient
+from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
 
 
 class QuickBooksLedger:
+    # Intuit recommends at most 30 operations per batch request (python-quickbooks splits at 30).
+    batch_size = 30
+
     def __init__(self, client: QuickBooksClient) -> None:
         self.client = client
+
+    def create_invoices(
+        self, items: Sequence[tuple[InvoiceDraft, str]]
+    ) -> list[LedgerDocument | LedgerError]:
+        """One ``/batch`` request. Its ``requestid`` (36 characters at most for a batch) derives
+        from the items' own keys, so a retried batch is replayed, not executed twice."""
+        if not items:
+            return []
+        request_id = str(uuid.uuid5(uuid.NAMESPACE_OID, "|".join(key for _, key in items)))
+        body = {
+            "BatchItemRequest": [
+                {"bId": str(index), "operation": "create", "Invoice": payloads.invoice_payload(draft)}
+                for index, (draft, _) in enumerate(items)
+            ]
+        }
+        response = self.client.request("POST", "batch", params={"requestid": request_id}, payload=body)
+        answers = {str(item.get("bId")): item for item in response.get("BatchItemResponse") or ()}
+        outcomes: list[LedgerDocument | LedgerError] = []
+        for index in range(len(items)):
+            answer = answers.get(str(index), {})
+            if "Invoice" in answer:
+                outcomes.append(payloads.document(answer["Invoice"]))
+            else:
+                outcomes.append(fault_error(400, {"Fault": answer.get("Fault") or {}}))
+        return outcomes
 
     def find_customer(self, name: str) -> LedgerContact | None:
         # quote() escapes the value the way QBO's query language requires.

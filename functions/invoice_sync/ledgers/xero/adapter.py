@@ -7,11 +7,13 @@ before an update, so a stale update fails as the port says it must. Writes carry
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from invoice_sync.errors import StaleObject
+from invoice_sync.errors import LedgerError, StaleObject
 from invoice_sync.ledgers.http import LedgerHttp
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
 from invoice_sync.ledgers.xero import payloads
@@ -20,9 +22,50 @@ from invoice_sync.ledgers.xero.client import classify, validation_messages
 WRITE_PARAMS = {"summarizeErrors": "false", "unitdp": "4"}
 
 
+def _failed(element: dict[str, Any]) -> bool:
+    return bool(
+        element.get("StatusAttributeString") == "ERROR"
+        or element.get("HasErrors")
+        or element.get("HasValidationErrors")
+    )
+
+
+def _invoice_outcome(element: dict[str, Any]) -> LedgerDocument | LedgerError:
+    return classify(validation_messages(element)) if _failed(element) else payloads.invoice_document(element)
+
+
 class XeroLedger:
+    # Xero takes many invoices per request; 50 keeps a request well inside its size limits.
+    batch_size = 50
+
     def __init__(self, http: LedgerHttp) -> None:
         self.http = http
+
+    def create_invoices(
+        self, items: Sequence[tuple[InvoiceDraft, str]]
+    ) -> list[LedgerDocument | LedgerError]:
+        """One ``PUT /Invoices`` with ``summarizeErrors=false``: each element answers for itself.
+        A draft Xero cannot take (no account code) fails alone, before the request."""
+        outcomes: list[LedgerDocument | LedgerError | None] = []
+        bodies: list[dict[str, Any]] = []
+        for draft, _ in items:
+            try:
+                bodies.append(payloads.invoice_body(draft))
+                outcomes.append(None)
+            except LedgerError as error:
+                outcomes.append(error)
+        if bodies:
+            key = str(uuid.uuid5(uuid.NAMESPACE_OID, "|".join(key for _, key in items)))
+            response = self.http.request(
+                "PUT",
+                "Invoices",
+                params=WRITE_PARAMS,
+                payload={"Invoices": bodies},
+                headers={"Idempotency-Key": key},
+            )
+            answers = iter(response["Invoices"])
+            outcomes = [outcome or _invoice_outcome(next(answers)) for outcome in outcomes]
+        return [outcome for outcome in outcomes if outcome is not None]
 
     def _write(
         self, method: str, path: str, collection: str, body: dict[str, Any], key: str
@@ -31,7 +74,7 @@ class XeroLedger:
             method, path, params=WRITE_PARAMS, payload={collection: [body]}, headers={"Idempotency-Key": key}
         )
         (element,) = response[collection]
-        if element.get("StatusAttributeString") == "ERROR" or element.get("HasErrors"):
+        if _failed(element):
             raise classify(validation_messages(element))
         result: dict[str, Any] = element
         return result
