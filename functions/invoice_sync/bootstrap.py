@@ -54,6 +54,11 @@ def intake() -> IntakeService:
 
 
 @cache
+def ledgers() -> LedgerRegistry:
+    return LedgerRegistry(get_settings(), _state(), _secrets())
+
+
+@cache
 def push() -> PushService:
     settings = get_settings()
     return PushService(
@@ -61,12 +66,12 @@ def push() -> PushService:
         mappings=_mappings(),
         archive=RawArchive(settings.archive_bucket),
         alerts=AlertPublisher(settings.alerts_topic_arn),
-        ledger_for=LedgerRegistry(settings, _state(), _secrets()),
+        ledger_for=ledgers(),
         intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
     )
 
 
 def reset() -> None:
     """Forget every wired object (tests change the environment between cases)."""
-    for function in (_mappings, _state, _secrets, intake, push, get_settings, aws.client):
+    for function in (_mappings, _state, _secrets, intake, ledgers, push, get_settings, aws.client):
         function.cache_clear()

@@ -51,4 +51,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name=f"Push{result.outcome.value.title()}", unit=MetricUnit.Count, value=1)
     # Messages handed back to SQS for a retry (throttling, outages, concurrent updates).
     metrics.add_metric(name="PushRetried", unit=MetricUnit.Count, value=len(failed))
+    for connection_id, quota in (bootstrap.ledgers().quotas() if accepted else {}).items():
+        # Cumulative for this warm process: the ledger's own remaining counts say what is left today.
+        logger.info(
+            "ledger quota",
+            extra={
+                "connection_id": connection_id,
+                "requests": quota.requests,
+                "throttled": quota.throttled,
+                "remaining": quota.remaining,
+            },
+        )
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -14,7 +14,7 @@ from invoice_sync.errors import ConnectionBroken
 from invoice_sync.ledgers.freshbooks import client as freshbooks
 from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
 from invoice_sync.ledgers.freshbooks.client import FreshBooksClient
-from invoice_sync.ledgers.http import LedgerHttp, oauth_refresher
+from invoice_sync.ledgers.http import LedgerHttp, Quota, oauth_refresher
 from invoice_sync.ledgers.limits import RateLimiter
 from invoice_sync.ledgers.oauth import Lease, TokenManager, TokenVault
 from invoice_sync.ledgers.port import LedgerPort
@@ -36,6 +36,11 @@ class LedgerRegistry:
         self._vault = vault
         self._http = httpx.Client(timeout=settings.ledger_timeout_seconds)
         self._ledgers: dict[str, LedgerPort] = {}
+        self._quotas: dict[str, Quota] = {}
+
+    def quotas(self) -> dict[str, Quota]:
+        """Per connection: requests made, throttled answers and what the ledger says is left."""
+        return dict(self._quotas)
 
     def __call__(self, mappings: Mappings) -> LedgerPort:
         connection = mappings.connection
@@ -58,7 +63,7 @@ class LedgerRegistry:
             # FreshBooks takes the refresh grant as a JSON body with the client credentials in it.
             oauth_refresher(self._http, token_url, name=name, json_body=connection.ledger == "freshbooks"),
         )
-        return LedgerHttp(
+        http = LedgerHttp(
             tokens=tokens,
             http=self._http,
             name=name,
@@ -67,6 +72,8 @@ class LedgerRegistry:
             max_backoff_seconds=settings.ledger_max_backoff_seconds,
             **options,
         )
+        self._quotas[connection.connection_id] = http.quota
+        return http
 
     def _build(self, connection: Connection) -> LedgerPort:
         settings = self._settings
