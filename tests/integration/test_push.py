@@ -765,3 +765,32 @@ def test_fresh_invoices_of_a_batch_reach_quickbooks_in_one_batch_request(harness
     assert "QBO 2500" in (parked.last_error or "")
     synced = harness.record("invoice", "in_batch_0001")
     assert synced is not None and synced.status is SyncStatus.SYNCED and synced.ledger_id
+
+
+def test_refund_is_parked_for_a_person_once_per_amount(harness: Harness) -> None:
+    """Given charge.refunded (invoice-sync does not book refunds yet), then the refund is neither
+    dropped nor guessed: it is parked with the amount, charge and customer, one alert is sent, the
+    same refunded total reported again changes nothing, and a further refund is a new record."""
+    assert _sync(harness, "g1") == 0
+    record = harness.record("refund", "ch_3QgAcmeCharge01:refunded:16238")
+    assert record is not None
+    assert record.status is SyncStatus.REJECTED
+    assert "162.38 USD refunded so far on charge ch_3QgAcmeCharge01" in (record.last_error or "")
+    again = _event("g1", id="evt_refund_again", created=json.loads(fixture_bytes("g1"))["created"] + 5)
+    harness.post(json.dumps(again).encode())
+    assert harness.drain() == 0
+    assert len(harness.alerts()) == 1
+    more = _event("g1", id="evt_refund_more", created=json.loads(fixture_bytes("g1"))["created"] + 60)
+    more["data"]["object"]["amount_refunded"] = 20000
+    harness.post(json.dumps(more).encode())
+    assert harness.drain() == 0
+    assert harness.record("refund", "ch_3QgAcmeCharge01:refunded:20000") is not None
+    assert len(harness.alerts()) == 2
+    assert harness.documents("Invoice") == []
+
+
+def test_legacy_refund_names_its_invoice(harness: Harness) -> None:
+    _sync(harness, "g2")
+    record = harness.record("refund", "ch_3PbLegacyBeta01:refunded:38556")
+    assert record is not None
+    assert "invoice in_1PbLegacyBeta01" in (record.last_error or "")

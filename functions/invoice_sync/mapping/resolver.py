@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from invoice_sync.errors import InvalidSnapshot, MappingMissing
 from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, marker
-from invoice_sync.models.documents import Document, Invoice
+from invoice_sync.models.documents import Billed, Invoice
 from invoice_sync.models.mapping import CustomerPolicy, MappingRule, Mappings, RuleKind
 
 
@@ -22,7 +22,7 @@ class Resolved:
     customer_id: str | None  # None: auto-create policy and no rule yet
 
 
-def check_totals(invoice: Document) -> None:
+def check_totals(invoice: Billed) -> None:
     """The snapshot must add up before anything reaches the books."""
     lines = sum(line.amount for line in invoice.lines)
     expected = invoice.subtotal - invoice.discount + invoice.exclusive_tax
@@ -40,7 +40,7 @@ def check_totals(invoice: Document) -> None:
         raise InvalidSnapshot("totals do not add up", "; ".join(problems))
 
 
-def resolve(invoice: Document, mappings: Mappings, customer_rule: MappingRule | None = None) -> Resolved:
+def resolve(invoice: Billed, mappings: Mappings, customer_rule: MappingRule | None = None) -> Resolved:
     connection = mappings.connection
     # Keyed by what is missing, so a product on five lines is reported once.
     missing: dict[str, str] = {}

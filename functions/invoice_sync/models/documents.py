@@ -168,7 +168,33 @@ class CreditNote(_Frozen):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-Document = Invoice | CreditNote
+class Refund(_Frozen):
+    """Money returned on a charge: Stripe's running ``amount_refunded``, like cumulative payments,
+    so each new amount is a new record and the same refund reported twice is one."""
+
+    source: SourceKind = "stripe"
+    source_id: str
+    charge_id: str
+    currency: Currency
+    customer_id: str | None
+    invoice_source_id: str | None  # only the pre-2025-03-31 Charge names its invoice
+    refunded_on: date
+    total: int  # refunded so far on the charge
+
+    @property
+    def number(self) -> str | None:
+        return self.charge_id
+
+    def money(self, minor: int) -> Money:
+        return Money(minor=minor, currency=self.currency)
+
+    def content_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+Document = Invoice | CreditNote | Refund
+Billed = Invoice | CreditNote  # documents with lines, mapped line by line onto the ledger
 
 
 class SourceEvent(_Frozen):
@@ -180,17 +206,18 @@ class SourceEvent(_Frozen):
     created: int
     invoice: Invoice | None = None
     credit_note: CreditNote | None = None
+    refund: Refund | None = None
     # A sender's own ordering of snapshots (the generic source's ``version``); when absent, event
     # time and lifecycle order them.
     explicit_version: int | None = None
 
     def model_post_init(self, _context: object, /) -> None:
-        if (self.invoice is None) == (self.credit_note is None):
-            raise ValueError("an event carries exactly one document: an invoice or a credit note")
+        if sum(d is not None for d in (self.invoice, self.credit_note, self.refund)) != 1:
+            raise ValueError("an event carries exactly one document: an invoice, a credit note or a refund")
 
     @property
     def document(self) -> Document:
-        document = self.invoice or self.credit_note
+        document = self.invoice or self.credit_note or self.refund
         assert document is not None
         return document
 
@@ -206,6 +233,8 @@ def version_of(created: int, document: Document) -> int:
     in the same second (finalized and paid, for an instant payment) still order correctly."""
     if isinstance(document, Invoice):
         rank = STATUS_RANK[document.status]
-    else:
+    elif isinstance(document, CreditNote):
         rank = 3 if document.status is CreditNoteStatus.VOID else 1
+    else:
+        rank = 1
     return created * 10 + rank

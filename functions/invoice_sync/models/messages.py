@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from invoice_sync.models.documents import CreditNote, Document, Invoice
+from invoice_sync.models.documents import CreditNote, Document, Invoice, Refund
 
 
 class SyncMessage(BaseModel):
@@ -20,7 +20,8 @@ class SyncMessage(BaseModel):
     # and push re-reads the raw archive instead.
     invoice: Invoice | None = None
     credit_note: CreditNote | None = None
+    refund: Refund | None = None
 
     @property
     def document(self) -> Document | None:
-        return self.invoice or self.credit_note
+        return self.invoice or self.credit_note or self.refund

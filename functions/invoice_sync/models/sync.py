@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-DocumentKind = Literal["invoice", "payment", "customer", "credit_note"]
+DocumentKind = Literal["invoice", "payment", "customer", "credit_note", "refund"]
 
 
 class SyncStatus(StrEnum):

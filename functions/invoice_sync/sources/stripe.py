@@ -27,6 +27,7 @@ from invoice_sync.models.documents import (
     LineItem,
     LineTax,
     Payment,
+    Refund,
     SourceEvent,
 )
 
@@ -43,6 +44,9 @@ HANDLED_EVENTS = frozenset(
         "credit_note.created",
         "credit_note.updated",
         "credit_note.voided",
+        # Every refund, partial or full, fires charge.refunded with the charge's running total;
+        # refund.created for the same money would be a second report, so it is not handled.
+        "charge.refunded",
     }
 )
 
@@ -228,6 +232,15 @@ class _StripeCreditNote(_In):
     tax_amounts: list[_LineTaxLegacy] | None = None
     refund: str | dict[str, Any] | None = None
     out_of_band_amount: int | None = None
+
+
+class _StripeCharge(_In):
+    id: str = Field(pattern=r"^(ch|py)_")
+    amount_refunded: int
+    currency: str = Field(min_length=3, max_length=3)
+    customer: str | dict[str, Any] | None = None
+    invoice: str | dict[str, Any] | None = None  # pre-2025-03-31 only
+    created: int
 
 
 class _EventData(_In):
@@ -417,6 +430,23 @@ def parse_credit_note(obj: dict[str, Any], customer_name: str | None = None) -> 
         raise InvalidPayload(_describe(exc, "data.object.")) from None
 
 
+def parse_refund(obj: dict[str, Any], event_created: int) -> Refund:
+    """Stripe Charge (from charge.refunded) -> ``Refund`` of its running refunded amount."""
+    try:
+        raw = _StripeCharge.model_validate(obj)
+        return Refund(
+            source_id=f"{raw.id}:refunded:{raw.amount_refunded}",
+            charge_id=raw.id,
+            currency=raw.currency.upper(),
+            customer_id=_id(raw.customer),
+            invoice_source_id=_id(raw.invoice),
+            refunded_on=_day(event_created),
+            total=raw.amount_refunded,
+        )
+    except ValidationError as exc:
+        raise InvalidPayload(_describe(exc, "data.object.")) from None
+
+
 def parse_event(payload: bytes) -> SourceEvent | None:
     """Parses a verified Stripe event. ``None`` for an event type invoice-sync does not handle."""
     try:
@@ -436,6 +466,13 @@ def parse_event(payload: bytes) -> SourceEvent | None:
         raise InvalidPayload("object: expected 'event'")
     if event.type not in HANDLED_EVENTS:
         return None
+    if event.type == "charge.refunded":
+        return SourceEvent(
+            event_id=event.id,
+            event_type=event.type,
+            created=event.created,
+            refund=parse_refund(event.data.object, event.created),
+        )
     if event.type.startswith("credit_note."):
         return SourceEvent(
             event_id=event.id,

@@ -20,7 +20,9 @@ class SyncQueue:
         # Every field is written, None included: a snapshot must read back as exactly itself.
         body = message.model_dump_json()
         if len(body.encode()) > MAX_INLINE_BYTES:
-            body = message.model_copy(update={"invoice": None, "credit_note": None}).model_dump_json()
+            body = message.model_copy(
+                update={"invoice": None, "credit_note": None, "refund": None}
+            ).model_dump_json()
         self._client.send_message(
             QueueUrl=self.queue_url,
             MessageBody=body,

@@ -127,6 +127,7 @@ class IntakeService:
                 archive_key=key,
                 invoice=event.invoice,
                 credit_note=event.credit_note,
+                refund=event.refund,
             )
         )
         self.events.mark_event_seen(connection_id, event.event_id, key, self.dedupe_ttl_seconds)

@@ -41,6 +41,7 @@ from invoice_sync.models.documents import (
     Invoice,
     InvoiceStatus,
     Payment,
+    Refund,
 )
 from invoice_sync.models.mapping import MappingRule, Mappings, RuleKind
 from invoice_sync.models.messages import SyncMessage
@@ -71,6 +72,26 @@ class PushResult:
     source_id: str
     ledger_id: str | None = None
     reason: str | None = None
+
+
+def _kind(document: Document | None) -> DocumentKind:
+    if isinstance(document, CreditNote):
+        return "credit_note"
+    if isinstance(document, Refund):
+        return "refund"
+    return "invoice"
+
+
+class RefundByHand(ParkError):
+    """Refunds are not booked yet: each one is parked for a person, never dropped."""
+
+    def __init__(self, refund: Refund) -> None:
+        invoice = f", invoice {refund.invoice_source_id}" if refund.invoice_source_id else ""
+        super().__init__(
+            "refund to record by hand",
+            f"{refund.money(refund.total)} refunded so far on charge {refund.charge_id} "
+            f"(customer {refund.customer_id or 'unknown'}{invoice}); invoice-sync does not book refunds yet",
+        )
 
 
 @dataclass
@@ -193,11 +214,11 @@ class PushService:
         """Converges the ledger on one snapshot. With ``defer``, a fresh invoice create is not sent
         but added there, for ``handle_batch`` to send with others."""
         record: SyncRecord | None = None
-        kind: DocumentKind = "credit_note" if message.credit_note else "invoice"
+        kind = _kind(message.document)
         source_id = message.document.source_id if message.document else message.archive_key
         try:
             document = message.document or self._from_archive(message)
-            kind = "credit_note" if isinstance(document, CreditNote) else "invoice"
+            kind = _kind(document)
             source_id = document.source_id
             record, revision = self.state.get(message.connection_id, kind, source_id)
             if record and record.source_version > message.version:
@@ -213,6 +234,8 @@ class PushService:
                 raise ParkError(
                     "connection not configured", f"connection {message.connection_id} is unknown or inactive"
                 )
+            if isinstance(document, Refund):
+                raise RefundByHand(document)
             if isinstance(document, CreditNote):
                 return self._converge_credit_note(message, document, record, revision, mappings)
             return self._converge(message, document, record, revision, mappings, defer)
