@@ -794,3 +794,80 @@ def test_legacy_refund_names_its_invoice(harness: Harness) -> None:
     record = harness.record("refund", "ch_3PbLegacyBeta01:refunded:38556")
     assert record is not None
     assert "invoice in_1PbLegacyBeta01" in (record.last_error or "")
+
+
+def test_payment_after_an_applied_credit_books_the_cash_that_remains(harness: Harness) -> None:
+    """Given ACME-0001 with a 162.38 credit note applied, when the rest (1515.48) is paid and the
+    webhook carries only the running amount_paid, then 1515.48 is booked (credit applied is not a
+    payment) and the invoice is settled in QBO."""
+    _sync(harness, "a1", "f1")
+    paid = _event("a2", invoice__amount_paid=151548, invoice__amount_remaining=0)
+    del paid["data"]["object"]["payments"]
+    assert _sync_event(harness, paid) == 0
+    (payment,) = harness.documents("Payment")[1:]  # the first is the credit application (zero)
+    assert payment["TotalAmt"] == Decimal("1515.48")
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["Balance"] == Decimal("0.00")
+
+
+def test_credit_note_refunded_to_the_customer_does_not_reduce_the_invoice(harness: Harness) -> None:
+    """Given a post-payment credit note (pre_payment_amount 0: the money went back by refund), then
+    the CreditMemo exists but is not applied to the open invoice: what the invoice owes is unchanged."""
+    _sync(harness, "a1")
+    note = _event(
+        "f1", invoice__type="post_payment", invoice__pre_payment_amount=0, invoice__post_payment_amount=16238
+    )
+    assert _sync_event(harness, note) == 0
+    (memo,) = harness.documents("CreditMemo")
+    assert memo["RemainingCredit"] == Decimal("162.38")
+    (invoice,) = harness.documents("Invoice")
+    assert invoice["Balance"] == Decimal("1677.86")
+
+
+def test_invoice_without_a_number_is_parked(harness: Harness) -> None:
+    """Given a finalized invoice with no number, then it is parked (the number is what finds the
+    ledger copy again after a crash) rather than risk a second document."""
+    assert _sync_event(harness, _event("a1", invoice__number=None)) == 0
+    record = harness.record("invoice", INVOICE)
+    assert record is not None
+    assert (record.status, record.last_error) == (
+        SyncStatus.REJECTED,
+        "invoice has no number: a finalized invoice needs its number in the ledger",
+    )
+    assert harness.documents("Invoice") == []
+
+
+def test_finalized_and_paid_in_one_batch_are_one_job(harness: Harness) -> None:
+    """Given invoice.finalized and invoice.paid of one invoice in the same SQS batch (an instant
+    payment), then the newer snapshot does the work and the older is superseded: one invoice, one
+    payment, and no message goes back to the queue."""
+    harness.deliver("a1")
+    harness.deliver("a2")
+    assert harness.drain() == 0
+    assert len(harness.documents("Invoice")) == 1
+    assert len(harness.documents("Payment")) == 1
+
+
+def test_credit_note_of_a_parked_invoice_is_parked_with_it(harness: Harness) -> None:
+    """Given an invoice parked for a missing mapping, its credit note does not loop in the queue
+    until the dead-letter queue: it is parked too, naming the invoice and why it waits."""
+    _sync(harness, "c1")
+    note = _event("f1", invoice__invoice="in_1QcUnmapped01", invoice__customer="cus_RGamma01")
+    assert _sync_event(harness, note) == 0
+    record = harness.record("credit_note", CREDIT_NOTE)
+    assert record is not None
+    assert record.status is SyncStatus.REJECTED
+    assert "GAMMA-0007 is parked" in (record.last_error or "")
+
+
+def test_credit_note_line_unknown_to_its_invoice_is_parked(harness: Harness) -> None:
+    """Given a credit note crediting an invoice line invoice-sync never saw, then it is parked
+    rather than posted to a guessed item (another revenue account than the sale it undoes)."""
+    _sync(harness, "a1")
+    note = json.loads(fixture_bytes("f1"))
+    note["data"]["object"]["lines"]["data"][0]["invoice_line_item"] = "il_Unknown"
+    assert _sync_event(harness, note) == 0
+    record = harness.record("credit_note", CREDIT_NOTE)
+    assert record is not None
+    assert "il_Unknown" in (record.last_error or "")
+    assert harness.documents("CreditMemo") == []

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from invoice_sync import bootstrap
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.observability import logger, metrics
-from invoice_sync.settings import get_settings
 
 
 @logger.inject_lambda_context
@@ -24,18 +23,21 @@ from invoice_sync.settings import get_settings
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failed: list[str] = []
     accepted: list[tuple[str, SyncMessage]] = []
-    # A batch started too close to the timeout would be cut off mid-write and come back whole;
-    # handing it back now costs one receive.
-    if context.get_remaining_time_in_millis() < get_settings().push_reserve_seconds * 1000:
-        failed = [record.message_id for record in SQSEvent(event).records]
-    else:
-        for record in SQSEvent(event).records:
-            try:
-                accepted.append((record.message_id, SyncMessage.model_validate_json(record.body)))
-            except ValidationError:
-                logger.error("unreadable sync message", extra={"message_id": record.message_id})
-                failed.append(record.message_id)  # after maxReceiveCount it waits in the DLQ
-    results = bootstrap.push().handle_batch([message for _, message in accepted]) if accepted else []
+    for record in SQSEvent(event).records:
+        try:
+            accepted.append((record.message_id, SyncMessage.model_validate_json(record.body)))
+        except ValidationError:
+            logger.error("unreadable sync message", extra={"message_id": record.message_id})
+            failed.append(record.message_id)  # after maxReceiveCount it waits in the DLQ
+    results = (
+        bootstrap.push().handle_batch(
+            [message for _, message in accepted],
+            # Work cut off by the timeout would come back whole; what is not started goes back now.
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
+        if accepted
+        else []
+    )
     for (message_id, message), result in zip(accepted, results, strict=True):
         logger.set_correlation_id(message.event_id)
         if isinstance(result, Exception):

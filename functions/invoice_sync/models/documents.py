@@ -151,7 +151,10 @@ class CreditNote(_Frozen):
     discount: int = 0
     tax: int = 0
     total: int
-    refunded: int = 0  # of the total, how much went back as money (the rest is customer credit)
+    refunded: int = 0  # of the total, how much went back as money
+    # Of the total, how much reduces what the invoice still owes (Stripe's pre_payment_amount);
+    # the rest was refunded, credited to the customer's balance or settled outside Stripe.
+    for_invoice: int = 0
     memo: str | None = None
 
     def money(self, minor: int) -> Money:

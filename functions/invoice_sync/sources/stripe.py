@@ -232,6 +232,8 @@ class _StripeCreditNote(_In):
     tax_amounts: list[_LineTaxLegacy] | None = None
     refund: str | dict[str, Any] | None = None
     out_of_band_amount: int | None = None
+    type: str | None = None  # pre_payment | post_payment | mixed
+    pre_payment_amount: int | None = None
 
 
 class _StripeCharge(_In):
@@ -424,6 +426,13 @@ def parse_credit_note(obj: dict[str, Any], customer_name: str | None = None) -> 
             tax=sum(t.amount for line in lines for t in line.taxes if not t.inclusive),
             total=raw.total,
             refunded=refunded,
+            for_invoice=(
+                raw.pre_payment_amount
+                if raw.pre_payment_amount is not None
+                else raw.total
+                if raw.type in {None, "pre_payment"}
+                else 0
+            ),
             memo=raw.memo,
         )
     except ValidationError as exc:

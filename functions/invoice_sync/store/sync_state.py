@@ -105,6 +105,25 @@ class SyncStateStore:
             for item in page["Items"]:
                 yield _from_item(item)[0]
 
+    def synced_total(self, connection_id: str, kind: DocumentKind, source_prefix: str) -> int:
+        """The ledger totals of the synced records whose source id starts with ``source_prefix``."""
+        total = 0
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": f"CONN#{connection_id}"},
+                ":prefix": {"S": f"{kind}#{source_prefix}"},
+            },
+            ConsistentRead=True,
+        ):
+            for item in page["Items"]:
+                record = _from_item(item)[0]
+                if record.status is SyncStatus.SYNCED:
+                    total += record.ledger_total or 0
+        return total
+
     def needing_attention(self, connection_id: str, status: SyncStatus) -> Iterator[SyncRecord]:
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(

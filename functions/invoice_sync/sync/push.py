@@ -50,7 +50,7 @@ from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcno
 from invoice_sync.observability import logger
 from invoice_sync.sources import SOURCES
 from invoice_sync.store.sync_state import SyncStateStore
-from invoice_sync.sync.keys import idempotency_key
+from invoice_sync.sync.keys import idempotency_key, request_key
 from invoice_sync.sync.outcomes import park_reason
 
 TOTAL_DIFFERS = "ledger total differs"
@@ -138,6 +138,7 @@ class PushService:
         alerts: Alerts,
         ledger_for: LedgerFactory,
         intent_timeout: timedelta = timedelta(seconds=120),
+        reserve_seconds: float = 20.0,
     ) -> None:
         self.state = state
         self.mappings = mappings
@@ -147,15 +148,39 @@ class PushService:
         # Longer than one push invocation may run: an intent younger than this may still be in
         # the hands of a live worker.
         self.intent_timeout = intent_timeout
+        # No new message starts with less than this left of the invocation.
+        self.reserve_seconds = reserve_seconds
 
-    def handle_batch(self, messages: Sequence[SyncMessage]) -> list[PushResult | Exception]:
+    def handle_batch(
+        self, messages: Sequence[SyncMessage], *, time_left: Callable[[], float] | None = None
+    ) -> list[PushResult | Exception]:
         """Several snapshots at once (an SQS batch): each converges as ``handle`` would, except that
         fresh invoice creates of one connection go to the ledger together, as batch requests of
-        the ledger's size. Each message gets its own outcome; an exception sends it back."""
+        the ledger's size. Each message gets its own outcome; an exception sends it back.
+
+        Two snapshots of one document in the batch (finalized and paid, sent together) are one
+        job: the newest carries everything, the others are superseded. ``time_left`` (seconds)
+        stops new work short of the invocation's end; what is not started goes back to the queue.
+        """
+        newest: dict[tuple[str, str], int] = {}
+        for index, message in enumerate(messages):
+            if message.document is not None:
+                key = (message.connection_id, message.document.source_id)
+                if key not in newest or messages[newest[key]].version < message.version:
+                    newest[key] = index
         results: list[PushResult | Exception] = []
         waiting: dict[int, list[tuple[int, _InvoiceWork]]] = {}
         for index, message in enumerate(messages):
             deferred: list[_InvoiceWork] = []
+            document = message.document
+            if document is not None and newest[(message.connection_id, document.source_id)] != index:
+                results.append(
+                    PushResult(Outcome.STALE, document.source_id, reason="superseded in its batch")
+                )
+                continue
+            if time_left is not None and time_left() < self.reserve_seconds:
+                results.append(TransientError("not enough time left in this invocation"))
+                continue
             try:
                 results.append(self.handle(message, defer=deferred))
             except Exception as error:  # noqa: BLE001 - any failure hands this message back to SQS
@@ -213,6 +238,7 @@ class PushService:
     def handle(self, message: SyncMessage, *, defer: list[_InvoiceWork] | None = None) -> PushResult:
         """Converges the ledger on one snapshot. With ``defer``, a fresh invoice create is not sent
         but added there, for ``handle_batch`` to send with others."""
+        logger.set_correlation_id(message.event_id)
         record: SyncRecord | None = None
         kind = _kind(message.document)
         source_id = message.document.source_id if message.document else message.archive_key
@@ -293,6 +319,12 @@ class PushService:
         check_totals(invoice)
         if invoice.status is InvoiceStatus.VOID:
             return self._void(message, invoice, record, revision, ledger, content_hash)
+        if not invoice.number:
+            # The number is how the ledger copy is found again after a crash: without one,
+            # exactly-once would rest on the ledger's short idempotency window alone.
+            raise InvalidSnapshot(
+                "invoice has no number", "a finalized invoice needs its number in the ledger"
+            )
         customer_rule = self.mappings.customer_rule(message.connection_id, invoice.customer.source_id)
         resolved = resolve(invoice, mappings, customer_rule)
         customer_id = resolved.customer_id or self._customer(invoice, mappings, ledger)
@@ -315,6 +347,7 @@ class PushService:
                 find=ledger.find_invoice,
                 create=lambda key: ledger.create_invoice(draft, key),
                 marker_text=draft.private_note,
+                request=draft,
             )
             if adopted:
                 # What an earlier attempt created (or the ledger's replay of it) reflects the
@@ -395,6 +428,7 @@ class PushService:
         find: Callable[[str], LedgerDocument | None],
         create: Callable[[str], LedgerDocument],
         marker_text: str,
+        request: object,
     ) -> tuple[LedgerDocument, int, bool]:
         """Creates the ledger document unless an earlier attempt did; says whether it adopted one."""
         retry = record.idempotency_key is not None
@@ -412,7 +446,7 @@ class PushService:
         record.status = SyncStatus.PENDING
         revision = self.state.save(record, revision)
         try:
-            return create(record.idempotency_key), revision, retry
+            return create(request_key(record.idempotency_key, request)), revision, retry
         except DuplicateNumber:
             existing = self._marked(find(number), marker_text) if number else None
             if existing:
@@ -422,7 +456,7 @@ class PushService:
     @staticmethod
     def _marked(document: LedgerDocument | None, marker_text: str) -> LedgerDocument | None:
         """A found document counts as ours only if it carries our marker; never adopt a stranger's."""
-        if document and (document.private_note or "").startswith(marker_text):
+        if document and (document.private_note or "").strip() == marker_text:
             return document
         return None
 
@@ -509,6 +543,12 @@ class PushService:
             if note.invoice_source_id
             else None
         )
+        if invoice_record is not None and invoice_record.status.parked:
+            raise ParkError(
+                "credit note waits for its invoice",
+                f"invoice {invoice_record.source_number or note.invoice_source_id} is parked: "
+                f"{invoice_record.last_error}; re-drive the credit note after it",
+            )
         if (
             invoice_record is None
             or invoice_record.status is not SyncStatus.SYNCED
@@ -520,6 +560,17 @@ class PushService:
         if note.status is CreditNoteStatus.VOID:
             return self._void_credit_note(message, note, record, revision, ledger, content_hash)
         products = json.loads(invoice_record.line_products or "{}")
+        unknown = [
+            line.invoice_line_id
+            for line in note.lines
+            if not line.product_id and line.invoice_line_id and line.invoice_line_id not in products
+        ]
+        if unknown:
+            # Guessing would post the credit to another revenue account than the sale it undoes.
+            raise InvalidSnapshot(
+                "credit note line not on its invoice",
+                f"lines {', '.join(unknown)} are not among the synced lines of {note.invoice_source_id}",
+            )
         lines = tuple(
             line.model_copy(
                 update={"product_id": line.product_id or products.get(line.invoice_line_id or "")}
@@ -541,6 +592,7 @@ class PushService:
             find=ledger.find_credit_note,
             create=lambda key: ledger.create_credit_note(resolved.draft, key),
             marker_text=resolved.draft.private_note,
+            request=resolved.draft,
         )
         record.ledger_id = document.id
         record.ledger_version = document.version
@@ -567,7 +619,9 @@ class PushService:
         if credit.balance < credit.total:
             return  # applied before (this attempt's predecessor died after applying)
         invoice = ledger.get_invoice(invoice_record.ledger_id)
-        amount = min(credit.balance, invoice.balance)
+        # Only what Stripe took off the invoice (pre-payment): credit it refunded or put on the
+        # customer's balance does not reduce what the invoice owes.
+        amount = min(credit.balance, invoice.balance, note.money(note.for_invoice).to_decimal())
         if amount <= Decimal(0):
             return  # the invoice is settled: the credit stays with the customer (a refund or later use)
         key = idempotency_key(message.connection_id, "credit_note", note.source_id, "apply")
@@ -667,8 +721,12 @@ class PushService:
         if document is None:
             amount = Money(minor=payment.amount, currency=payment.currency).to_decimal()
             if payment.cumulative:
-                # The source gave the paid total so far: book only what the ledger lacks.
-                amount -= ledger_invoice.total - ledger_invoice.balance
+                # The source gave the paid total so far: book only what earlier payments of it did
+                # not (credit applied to the invoice is not a payment and is not counted).
+                booked = self.state.synced_total(
+                    invoice_record.connection_id, "payment", payment.source_id.rsplit(":", 1)[0] + ":"
+                )
+                amount -= Money(minor=booked, currency=payment.currency).to_decimal()
             if amount <= Decimal(0):
                 record.status = SyncStatus.SKIPPED
                 record.last_error = "already recorded in the ledger"
@@ -714,7 +772,7 @@ class PushService:
         """After a crash: the payment may exist already, linked to the invoice, carrying our marker."""
         for payment_id in invoice.linked_payment_ids:
             document = ledger.get_payment(payment_id)
-            if (document.private_note or "").startswith(marker(payment_source, payment.source_id)):
+            if (document.private_note or "").strip() == marker(payment_source, payment.source_id):
                 return document
         return None
 

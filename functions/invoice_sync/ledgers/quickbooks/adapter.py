@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
-from invoice_sync.errors import LedgerError
+from invoice_sync.errors import LedgerError, LedgerUnavailable
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
 from invoice_sync.ledgers.quickbooks import payloads
 from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
@@ -37,11 +37,16 @@ class QuickBooksLedger:
         answers = {str(item.get("bId")): item for item in response.get("BatchItemResponse") or ()}
         outcomes: list[LedgerDocument | LedgerError] = []
         for index in range(len(items)):
-            answer = answers.get(str(index), {})
-            if "Invoice" in answer:
+            answer = answers.get(str(index))
+            if answer is None:
+                outcomes.append(LedgerUnavailable(f"QBO batch answered nothing for item {index}"))
+            elif "Invoice" in answer:
                 outcomes.append(payloads.document(answer["Invoice"]))
             else:
-                outcomes.append(fault_error(400, {"Fault": answer.get("Fault") or {}}))
+                fault = answer.get("Fault") or {}
+                # A per-item SystemFault is QBO failing, not the document: retry it, never park it.
+                status = 500 if fault.get("type") == "SystemFault" else 400
+                outcomes.append(fault_error(status, {"Fault": fault}))
         return outcomes
 
     def find_customer(self, name: str) -> LedgerContact | None:

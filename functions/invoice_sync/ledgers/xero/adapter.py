@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from invoice_sync.errors import LedgerError, StaleObject
+from invoice_sync.errors import LedgerError, LedgerUnavailable, StaleObject
 from invoice_sync.ledgers.http import LedgerHttp
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
 from invoice_sync.ledgers.xero import payloads
@@ -63,7 +63,14 @@ class XeroLedger:
                 payload={"Invoices": bodies},
                 headers={"Idempotency-Key": key},
             )
-            answers = iter(response["Invoices"])
+            elements = response.get("Invoices") or []
+            if len(elements) != len(bodies):
+                raise LedgerUnavailable(f"Xero answered {len(elements)} invoices for {len(bodies)} sent")
+            # Xero answers elements in the order sent; the numbers confirm it before any is trusted.
+            for body, element in zip(bodies, elements, strict=True):
+                if element.get("InvoiceNumber") not in {None, body.get("InvoiceNumber")}:
+                    raise LedgerUnavailable("Xero answered invoices in another order than sent")
+            answers = iter(elements)
             outcomes = [outcome or _invoice_outcome(next(answers)) for outcome in outcomes]
         return [outcome for outcome in outcomes if outcome is not None]
 
