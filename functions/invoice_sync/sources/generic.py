@@ -1,13 +1,15 @@
-"""Generic source: any billing system that posts signed invoice snapshots in invoice-sync's own format.
+"""Generic source: any billing system that posts signed invoice and credit-note snapshots in
+invoice-sync's own format.
 
 The contract is published as ``schemas/generic-webhook.schema.json`` and explained to billing-system
 developers in ``docs/generic-webhooks.md``. The input models here mirror that schema field for field
 (strict types, unknown fields refused), and a unit test runs both over the same valid and invalid
 bodies, so the two cannot drift apart. What JSON Schema cannot say (totals that add up, ids unique
-within an invoice) is checked after it, in ``_check``.
+within a document) is checked after it, in ``_check`` and ``_check_credit_note``.
 
-Every event carries the full invoice snapshot, never a delta, so a duplicate, a retry or an
-out-of-order delivery is harmless: push makes the ledger match the newest snapshot it has seen.
+Every event carries the full snapshot of its document (an invoice or a credit note), never a delta,
+so a duplicate, a retry or an out-of-order delivery is harmless: push makes the ledger match the
+newest snapshot it has seen.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from invoice_sync.errors import BadSignature, InvalidPayload
 from invoice_sync.models.documents import (
+    CreditNote,
+    CreditNoteStatus,
     Customer,
     Invoice,
     InvoiceStatus,
@@ -36,7 +40,9 @@ from invoice_sync.models.documents import (
 # Lower case: intake lower-cases header names. Senders write ``X-Invoice-Sync-Signature``.
 SIGNATURE_HEADER = "x-invoice-sync-signature"
 
-HANDLED_EVENTS = frozenset({"invoice.upserted", "invoice.voided", "payment.recorded"})
+INVOICE_EVENTS = frozenset({"invoice.upserted", "invoice.voided", "payment.recorded"})
+CREDIT_NOTE_EVENTS = frozenset({"credit_note.upserted", "credit_note.voided"})
+HANDLED_EVENTS = INVOICE_EVENTS | CREDIT_NOTE_EVENTS
 
 # The largest integer every JSON parser holds exactly (2**53 - 1, JavaScript's MAX_SAFE_INTEGER).
 MAX_SAFE_INTEGER = 9_007_199_254_740_991
@@ -201,13 +207,52 @@ class _InvoiceData(_In):
     invoice: _Invoice
 
 
+class _CreditNoteLine(_In):
+    id: ObjectId
+    description: LongText
+    # At least one of the two (checked in _check_credit_note, and by the schema's anyOf).
+    invoice_line_id: ObjectId | None = None
+    product_id: ObjectId | None = None
+    quantity: Annotated[Int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+    amount: SignedMoney
+    discount: Money = 0
+    taxes: list[_Tax] = Field(default_factory=list)
+    metadata: Metadata | None = None
+
+
+class _CreditNote(_In):
+    id: ObjectId
+    number: Text | None = None  # required when issued (checked in _check_credit_note)
+    status: Literal["issued", "void"]
+    invoice_id: ObjectId
+    currency: CurrencyCode
+    customer: _Customer
+    issued_on: IsoDate
+    lines: list[_CreditNoteLine] = Field(min_length=1)
+    subtotal: Money
+    discount: Money | None = None
+    tax: Money | None = None
+    total: Money
+    for_invoice: Money | None = None
+    refunded: Money | None = None
+    memo: LongText | None = None
+    metadata: Metadata | None = None
+
+
+class _CreditNoteData(_In):
+    credit_note: _CreditNote
+
+
+_DataT = TypeVar("_DataT", _InvoiceData, _CreditNoteData)
+
+
 class _Envelope(_In):
     id: EventId
     type: EventType
     created: UnixSeconds
     version: Version | None = None
     # Read as a plain object first: an event type invoice-sync does not handle is ignored whatever
-    # it carries; a handled one is then validated as ``_InvoiceData``.
+    # it carries; a handled one is then validated as ``_InvoiceData`` or ``_CreditNoteData``.
     data: dict[str, Any]
 
 
@@ -290,9 +335,71 @@ def _check(event_type: str, raw: _Invoice) -> None:
         problems.append(f"{where}.total: must equal subtotal - discount + exclusive tax")
     if raw.amount_paid is not None and raw.amount_paid != sum(p.amount for p in raw.payments):
         problems.append(f"{where}.amount_paid: must equal the sum of the payments' amount")
+    _raise(problems)
+
+
+def _raise(problems: list[str]) -> None:
     if problems:
         more = len(problems) - 5
         raise InvalidPayload("; ".join(problems[:5]) + (f"; and {more} more" if more > 0 else ""))
+
+
+def _for_invoice(raw: _CreditNote) -> int:
+    """What reduces what the invoice owes: as sent, else whatever of the total was not refunded."""
+    return raw.for_invoice if raw.for_invoice is not None else raw.total - (raw.refunded or 0)
+
+
+def _check_credit_note(event_type: str, raw: _CreditNote) -> None:
+    """As ``_check``, for a credit note: it must add up, name what each line credits, and say no more
+    went to the invoice and back to the customer than its total."""
+    where = "data.credit_note"
+    problems: list[str] = []
+    if event_type == "credit_note.voided" and raw.status != "void":
+        problems.append(f"{where}.status: must be void in a credit_note.voided event")
+    if raw.status == "issued" and raw.number is None:
+        problems.append(f"{where}.number: required when status is issued")
+    ids = [x.id for x in raw.lines]
+    if len(set(ids)) != len(ids):
+        problems.append(f"{where}.lines: ids must be unique within the credit note")
+    for i, line in enumerate(raw.lines):
+        if line.invoice_line_id is None and line.product_id is None:
+            problems.append(f"{where}.lines[{i}]: needs invoice_line_id or product_id")
+    if sum(line.amount for line in raw.lines) != raw.subtotal:
+        problems.append(f"{where}.subtotal: must equal the sum of the lines' amount")
+    discount = sum(line.discount for line in raw.lines)
+    if raw.discount is not None and raw.discount != discount:
+        problems.append(f"{where}.discount: must equal the sum of the lines' discount")
+    tax = sum(t.amount for line in raw.lines for t in line.taxes if not t.inclusive)
+    if raw.tax is not None and raw.tax != tax:
+        problems.append(f"{where}.tax: must equal the sum of the lines' exclusive taxes")
+    if raw.total != raw.subtotal - discount + tax:
+        problems.append(f"{where}.total: must equal subtotal - discount + exclusive tax")
+    elif (raw.refunded or 0) > raw.total:
+        problems.append(f"{where}.refunded: must not exceed the total")
+    elif _for_invoice(raw) + (raw.refunded or 0) > raw.total:
+        problems.append(f"{where}.for_invoice: for_invoice + refunded must not exceed the total")
+    _raise(problems)
+
+
+def _line_item(line: _Line | _CreditNoteLine) -> LineItem:
+    return LineItem(
+        source_id=line.id,
+        description=line.description,
+        product_id=line.product_id,
+        quantity=line.quantity,
+        amount=line.amount,
+        discount=line.discount,
+        taxes=tuple(
+            LineTax(
+                rate_id=t.rate_id,
+                amount=t.amount,
+                inclusive=t.inclusive,
+                taxable_amount=t.taxable_amount,
+            )
+            for t in line.taxes
+        ),
+        invoice_line_id=line.invoice_line_id if isinstance(line, _CreditNoteLine) else None,
+    )
 
 
 def parse_invoice(raw: _Invoice) -> Invoice:
@@ -308,26 +415,7 @@ def parse_invoice(raw: _Invoice) -> Invoice:
         customer=Customer(source_id=raw.customer.id, name=raw.customer.name, email=raw.customer.email),
         issued_on=date.fromisoformat(raw.issued_on),
         due_on=date.fromisoformat(raw.due_on) if raw.due_on else None,
-        lines=tuple(
-            LineItem(
-                source_id=line.id,
-                description=line.description,
-                product_id=line.product_id,
-                quantity=line.quantity,
-                amount=line.amount,
-                discount=line.discount,
-                taxes=tuple(
-                    LineTax(
-                        rate_id=t.rate_id,
-                        amount=t.amount,
-                        inclusive=t.inclusive,
-                        taxable_amount=t.taxable_amount,
-                    )
-                    for t in line.taxes
-                ),
-            )
-            for line in raw.lines
-        ),
+        lines=tuple(_line_item(line) for line in raw.lines),
         lines_complete=True,  # a generic snapshot is whole by contract: there is no paging
         subtotal=raw.subtotal,
         discount=sum(line.discount for line in raw.lines),
@@ -349,15 +437,43 @@ def parse_invoice(raw: _Invoice) -> Invoice:
     )
 
 
+def parse_credit_note(raw: _CreditNote) -> CreditNote:
+    """A validated credit note -> ``CreditNote``, as ``stripe.parse_credit_note`` builds one: lines
+    name the invoice line they credit (push takes its product from there) or carry their own product;
+    discount, tax and refunded default to what the lines add up to and to 0, and ``for_invoice`` to
+    whatever of the total was not refunded."""
+    return CreditNote(
+        source="generic",
+        source_id=raw.id,
+        number=raw.number,
+        status=CreditNoteStatus(raw.status),
+        invoice_source_id=raw.invoice_id,
+        currency=raw.currency.upper(),
+        customer=Customer(source_id=raw.customer.id, name=raw.customer.name, email=raw.customer.email),
+        issued_on=date.fromisoformat(raw.issued_on),
+        lines=tuple(_line_item(line) for line in raw.lines),
+        lines_complete=True,
+        subtotal=raw.subtotal,
+        discount=sum(line.discount for line in raw.lines),
+        tax=sum(t.amount for line in raw.lines for t in line.taxes if not t.inclusive),
+        total=raw.total,
+        refunded=raw.refunded or 0,
+        for_invoice=_for_invoice(raw),
+        memo=raw.memo,
+    )
+
+
 @dataclass(frozen=True)
 class ValidatedEvent:
-    """A body that passed the schema and ``_check``, still in the sender's terms."""
+    """A body that passed the schema and ``_check`` (or ``_check_credit_note``), still in the sender's
+    terms. Exactly one of ``invoice`` and ``credit_note`` is set."""
 
     id: str
     type: str
     created: int
     version: int | None
-    invoice: _Invoice
+    invoice: _Invoice | None = None
+    credit_note: _CreditNote | None = None
 
 
 def validate_event(payload: bytes) -> ValidatedEvent | None:
@@ -370,12 +486,21 @@ def validate_event(payload: bytes) -> ValidatedEvent | None:
         raise InvalidPayload(_describe(exc)) from None
     if envelope.type not in HANDLED_EVENTS:
         return None
+    head = (envelope.id, envelope.type, envelope.created, envelope.version)
+    if envelope.type in CREDIT_NOTE_EVENTS:
+        note = _data(_CreditNoteData, envelope.data).credit_note
+        _check_credit_note(envelope.type, note)
+        return ValidatedEvent(*head, credit_note=note)
+    invoice = _data(_InvoiceData, envelope.data).invoice
+    _check(envelope.type, invoice)
+    return ValidatedEvent(*head, invoice=invoice)
+
+
+def _data(model: type[_DataT], data: dict[str, Any]) -> _DataT:
     try:
-        data = _InvoiceData.model_validate(envelope.data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidPayload(_describe(exc, ("data",))) from None
-    _check(envelope.type, data.invoice)
-    return ValidatedEvent(envelope.id, envelope.type, envelope.created, envelope.version, data.invoice)
 
 
 def parse_event(payload: bytes) -> SourceEvent | None:
@@ -393,7 +518,8 @@ def parse_event(payload: bytes) -> SourceEvent | None:
         event_id=event.id,
         event_type=event.type,
         created=event.created,
-        invoice=parse_invoice(event.invoice),
+        invoice=parse_invoice(event.invoice) if event.invoice else None,
+        credit_note=parse_credit_note(event.credit_note) if event.credit_note else None,
         # Orders snapshots when sent; otherwise SourceEvent falls back to created and status.
         explicit_version=event.version,
     )

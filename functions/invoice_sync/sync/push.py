@@ -35,6 +35,7 @@ from invoice_sync.errors import (
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, LedgerPort, PaymentDraft, marker
 from invoice_sync.mapping.resolver import check_totals, resolve
 from invoice_sync.models.documents import (
+    Billed,
     CreditNote,
     CreditNoteStatus,
     Document,
@@ -318,7 +319,16 @@ class PushService:
             return PushResult(Outcome.UNCHANGED, invoice.source_id, record.ledger_id)
         check_totals(invoice)
         if invoice.status is InvoiceStatus.VOID:
-            return self._void(message, invoice, record, revision, ledger, content_hash)
+            return self._void(
+                message,
+                invoice,
+                record,
+                revision,
+                content_hash,
+                get=ledger.get_invoice,
+                find=ledger.find_invoice,
+                void=ledger.void_invoice,
+            )
         if not invoice.number:
             # The number is how the ledger copy is found again after a crash: without one,
             # exactly-once would rest on the ledger's short idempotency window alone.
@@ -463,23 +473,26 @@ class PushService:
     def _void(
         self,
         message: SyncMessage,
-        invoice: Invoice,
+        document: Billed,
         record: SyncRecord,
         revision: int,
-        ledger: LedgerPort,
         content_hash: str,
+        *,
+        get: Callable[[str], LedgerDocument],
+        find: Callable[[str], LedgerDocument | None],
+        void: Callable[[str, str | None, str], LedgerDocument],
+        before_void: Callable[[LedgerDocument], None] = lambda _: None,
     ) -> PushResult:
-        document = None
+        """Voids the ledger copy of a document voided at the source (invoices and credit notes)."""
+        found = None
         if record.ledger_id:
-            document = ledger.get_invoice(record.ledger_id)
-        elif record.idempotency_key and invoice.number:
-            document = self._marked(
-                ledger.find_invoice(invoice.number), marker(invoice.source, invoice.source_id)
-            )
-        if document is None:
+            found = get(record.ledger_id)
+        elif record.idempotency_key and document.number:
+            found = self._marked(find(document.number), marker(document.source, document.source_id))
+        if found is None:
             if self._in_flight(record):
                 # A worker is creating it right now: void it once it exists, not before.
-                raise TransientError(f"invoice {invoice.source_id} is being created by another worker")
+                raise TransientError(f"{record.kind} {document.source_id} is being created by another worker")
             return self._finish(
                 record,
                 revision,
@@ -488,11 +501,12 @@ class PushService:
                 SyncStatus.SKIPPED,
                 "voided before it reached the ledger",
             )
-        if not document.voided:
-            key = idempotency_key(message.connection_id, "invoice", invoice.source_id, "void")
-            document = ledger.void_invoice(document.id, document.version, key)
-        record.ledger_id = document.id
-        record.ledger_version = document.version
+        if not found.voided:
+            before_void(found)
+            key = idempotency_key(message.connection_id, record.kind, document.source_id, "void")
+            found = void(found.id, found.version, key)
+        record.ledger_id = found.id
+        record.ledger_version = found.version
         record.ledger_total = 0
         record.alerted_reason = None
         return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
@@ -558,7 +572,17 @@ class PushService:
             raise TransientError(f"credit note {note.source_id} waits for invoice {note.invoice_source_id}")
         check_totals(note)
         if note.status is CreditNoteStatus.VOID:
-            return self._void_credit_note(message, note, record, revision, ledger, content_hash)
+            return self._void(
+                message,
+                note,
+                record,
+                revision,
+                content_hash,
+                get=ledger.get_credit_note,
+                find=ledger.find_credit_note,
+                void=ledger.void_credit_note,
+                before_void=self._refuse_applied_credit,
+            )
         products = json.loads(invoice_record.line_products or "{}")
         unknown = [
             line.invoice_line_id
@@ -627,46 +651,15 @@ class PushService:
         key = idempotency_key(message.connection_id, "credit_note", note.source_id, "apply")
         ledger.apply_credit_note(credit.id, invoice.id, invoice_record.ledger_customer_id or "", amount, key)
 
-    def _void_credit_note(
-        self,
-        message: SyncMessage,
-        note: CreditNote,
-        record: SyncRecord,
-        revision: int,
-        ledger: LedgerPort,
-        content_hash: str,
-    ) -> PushResult:
-        document = None
-        if record.ledger_id:
-            document = ledger.get_credit_note(record.ledger_id)
-        elif record.idempotency_key and note.number:
-            document = self._marked(ledger.find_credit_note(note.number), marker(note.source, note.source_id))
-        if document is None:
-            if self._in_flight(record):
-                raise TransientError(f"credit note {note.source_id} is being created by another worker")
-            return self._finish(
-                record,
-                revision,
-                message,
-                content_hash,
-                SyncStatus.SKIPPED,
-                "voided before it reached the ledger",
+    @staticmethod
+    def _refuse_applied_credit(document: LedgerDocument) -> None:
+        if document.balance < document.total:
+            # Ledgers refuse to void applied credit; undoing an application is a bookkeeping
+            # decision, not something to guess.
+            raise ParkError(
+                "credit note applied in the ledger",
+                f"void {document.number or document.id} by hand after removing its application",
             )
-        if not document.voided:
-            if document.balance < document.total:
-                # Both ledgers refuse to void applied credit; undoing an application is a
-                # bookkeeping decision, not something to guess.
-                raise ParkError(
-                    "credit note applied in the ledger",
-                    f"void {document.number or document.id} by hand after removing its application",
-                )
-            key = idempotency_key(message.connection_id, "credit_note", note.source_id, "void")
-            document = ledger.void_credit_note(document.id, document.version, key)
-        record.ledger_id = document.id
-        record.ledger_version = document.version
-        record.ledger_total = 0
-        record.alerted_reason = None
-        return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
 
     # --- payments ---------------------------------------------------------------------------------
 
