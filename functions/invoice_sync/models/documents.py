@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from invoice_sync.models.money import Currency, Money
 
@@ -90,24 +90,27 @@ class Payment(_Frozen):
     cumulative: bool = False
 
 
-class Invoice(_Frozen):
+def _digest(shape: dict[str, object]) -> str:
+    canonical = json.dumps(shape, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Lined(_Frozen):
+    """What invoices and credit notes share: a customer, lines, and totals the source computed."""
+
     source: SourceKind = "stripe"
     source_id: str
     number: str | None
-    status: InvoiceStatus
     currency: Currency
     customer: Customer
     issued_on: date
-    due_on: date | None = None
-    lines: tuple[LineItem, ...] = Field(min_length=0)
+    lines: tuple[LineItem, ...]
     # False when the webhook carried only the first page of lines (Stripe's ``has_more``).
     lines_complete: bool = True
     subtotal: int
     discount: int = 0
     tax: int = 0
     total: int
-    amount_paid: int = 0
-    payments: tuple[Payment, ...] = ()
     memo: str | None = None
 
     def money(self, minor: int) -> Money:
@@ -116,6 +119,18 @@ class Invoice(_Frozen):
     @property
     def exclusive_tax(self) -> int:
         return sum(t.amount for line in self.lines for t in line.taxes if not t.inclusive)
+
+    def _shape_hash(self, exclude: set[str], void: bool) -> str:
+        shape = self.model_dump(mode="json", exclude=exclude)
+        shape["void"] = void
+        return _digest(shape)
+
+
+class Invoice(_Lined):
+    status: InvoiceStatus
+    due_on: date | None = None
+    amount_paid: int = 0
+    payments: tuple[Payment, ...] = ()
 
     def content_hash(self) -> str:
         """Hash of what shapes the ledger invoice, so a snapshot that changes nothing there is a no-op.
@@ -123,10 +138,7 @@ class Invoice(_Frozen):
         Payments are left out (they are documents of their own), and so is the status except for
         a void: an invoice going from open to paid does not need the ledger invoice rewritten.
         """
-        shape = self.model_dump(mode="json", exclude={"payments", "amount_paid", "status"})
-        shape["void"] = self.status is InvoiceStatus.VOID
-        canonical = json.dumps(shape, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return self._shape_hash({"payments", "amount_paid", "status"}, self.status is InvoiceStatus.VOID)
 
 
 class CreditNoteStatus(StrEnum):
@@ -134,41 +146,18 @@ class CreditNoteStatus(StrEnum):
     VOID = "void"
 
 
-class CreditNote(_Frozen):
+class CreditNote(_Lined):
     """Money taken back from an invoice: lines, tax and total as the source computed them."""
 
-    source: SourceKind = "stripe"
-    source_id: str
-    number: str | None
     status: CreditNoteStatus
     invoice_source_id: str | None
-    currency: Currency
-    customer: Customer
-    issued_on: date
-    lines: tuple[LineItem, ...]
-    lines_complete: bool = True
-    subtotal: int
-    discount: int = 0
-    tax: int = 0
-    total: int
     refunded: int = 0  # of the total, how much went back as money
     # Of the total, how much reduces what the invoice still owes (Stripe's pre_payment_amount);
     # the rest was refunded, credited to the customer's balance or settled outside Stripe.
     for_invoice: int = 0
-    memo: str | None = None
-
-    def money(self, minor: int) -> Money:
-        return Money(minor=minor, currency=self.currency)
-
-    @property
-    def exclusive_tax(self) -> int:
-        return sum(t.amount for line in self.lines for t in line.taxes if not t.inclusive)
 
     def content_hash(self) -> str:
-        shape = self.model_dump(mode="json", exclude={"status", "refunded"})
-        shape["void"] = self.status is CreditNoteStatus.VOID
-        canonical = json.dumps(shape, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return self._shape_hash({"status", "refunded"}, self.status is CreditNoteStatus.VOID)
 
 
 class Refund(_Frozen):
@@ -192,8 +181,7 @@ class Refund(_Frozen):
         return Money(minor=minor, currency=self.currency)
 
     def content_hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return _digest(self.model_dump(mode="json"))
 
 
 Document = Invoice | CreditNote | Refund
