@@ -23,9 +23,9 @@ import jsonschema
 import pytest
 
 from invoice_sync.errors import BadSignature, InvalidPayload
-from invoice_sync.models.documents import InvoiceStatus, SourceEvent
+from invoice_sync.models.documents import CreditNoteStatus, InvoiceStatus, SourceEvent, version_of
 from invoice_sync.models.money import exponent
-from invoice_sync.sources import generic, stripe
+from invoice_sync.sources import generic, signing, stripe
 from invoice_sync.sources.generic import (
     SIGNATURE_HEADER,
     parse_event,
@@ -60,7 +60,7 @@ def fixture(prefix: str) -> dict[str, Any]:
     return data
 
 
-HANDLED = ["a1", "a2", "a3", "b1", "c1", "d1", "d2"]
+HANDLED = ["a1", "a2", "a3", "b1", "c1", "d1", "d2", "f1", "f2"]
 ALL_FIXTURES = sorted(p.name for p in EVENTS.glob("*.json"))
 
 
@@ -179,7 +179,7 @@ def test_spaces_and_unknown_schemes_in_header_are_tolerated() -> None:
 def test_signature_comparison_is_constant_time_by_construction() -> None:
     """Reading the code (not timing it): signatures are compared only with hmac.compare_digest, never
     with == or !=, and every secret x candidate pair is compared (no early exit on a match)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(verify_signature)))
+    tree = ast.parse(textwrap.dedent(inspect.getsource(signing.verify)))  # the code both sources share
     calls = [
         node
         for node in ast.walk(tree)
@@ -348,6 +348,87 @@ def test_explicit_version_orders_snapshots_and_created_is_the_fallback() -> None
     assert b1.version == b1.created * 10 + 1  # open ranks 1
 
 
+def test_credit_note_maps_every_field_as_stripe_credit_notes_do() -> None:
+    """Given f1 (one consulting hour of a1's line_1 credited: 150.00 + 12.38 tax), parse_event gives a
+    generic CreditNote shaped as stripe.parse_credit_note shapes one: the invoice it credits, the
+    invoice line each line credits (push takes the product from there), exact minor units, and all
+    of the total reducing what the invoice owes."""
+    event = parsed("f1")
+    note = event.credit_note
+    assert note is not None and event.invoice is None
+    assert (event.source, note.source, event.event_type) == ("generic", "generic", "credit_note.upserted")
+    assert (note.source_id, note.number, note.status) == (
+        "cn_1001_01",
+        "INV-1001-CN-01",
+        CreditNoteStatus.ISSUED,
+    )
+    assert (note.invoice_source_id, note.currency, note.issued_on) == ("inv_1001", "USD", date(2026, 1, 7))
+    assert note.customer.source_id == "cus_acme"
+    (line,) = note.lines
+    assert (line.source_id, line.invoice_line_id, line.product_id) == ("cnl_1", "line_1", None)
+    assert (line.quantity, line.amount, [(t.rate_id, t.amount) for t in line.taxes]) == (
+        1,
+        15000,
+        [("us-ca-8.25", 1238)],
+    )
+    assert (note.subtotal, note.discount, note.tax, note.total) == (15000, 0, 1238, 16238)
+    assert (note.for_invoice, note.refunded) == (16238, 0)
+    assert note.exclusive_tax == note.tax
+    assert note.lines_complete is True
+    assert note.memo == "One consulting hour billed twice."
+    invoice = parsed("a1").invoice
+    assert invoice is not None
+    assert line.invoice_line_id in {x.source_id for x in invoice.lines}
+
+
+def test_voided_credit_note_orders_after_the_issued_one() -> None:
+    """Given f2 (the same note voided, version 2), it parses as void and its version is above f1's;
+    without versions, void still ranks above issued at the same second."""
+    f1, f2 = parsed("f1"), parsed("f2")
+    assert f2.credit_note is not None and f2.credit_note.status is CreditNoteStatus.VOID
+    assert (f1.version, f2.version) == (1, 2)
+    assert f2.credit_note.content_hash() != f1.document.content_hash()
+    assert version_of(NOW, f2.credit_note) > version_of(NOW, f1.document)
+
+
+@pytest.mark.parametrize(
+    ("changes", "for_invoice", "refunded"),
+    [
+        ({}, 16238, 0),  # neither sent: all of it reduces the invoice
+        ({"for_invoice": ..., "refunded": ...}, 16238, 0),
+        ({"for_invoice": ..., "refunded": 6238}, 10000, 6238),  # default: what was not refunded
+        ({"for_invoice": 0, "refunded": 16238}, 0, 16238),  # all refunded
+        ({"for_invoice": 0, "refunded": 0}, 0, 0),  # all left as customer credit
+        ({"for_invoice": 10000, "refunded": None}, 10000, 0),
+    ],
+)
+def test_for_invoice_and_refunded_defaults(changes: dict[str, Any], for_invoice: int, refunded: int) -> None:
+    """Given for_invoice and refunded sent, omitted or null, the CreditNote's for_invoice is what was sent,
+    else the total less what was refunded; refunded defaults to 0."""
+    body = fixture("f1")
+    for key, value in changes.items():
+        if value is ...:
+            del body["data"]["credit_note"][key]
+        else:
+            body["data"]["credit_note"][key] = value
+    event = parse_event(json.dumps(body).encode())
+    assert event is not None and event.credit_note is not None
+    assert (event.credit_note.for_invoice, event.credit_note.refunded) == (for_invoice, refunded)
+
+
+def test_credit_note_line_with_its_own_product_keeps_it() -> None:
+    """Given a credit note line naming a product instead of an invoice line, the product is kept and
+    no invoice line is named."""
+    body = fixture("f1")
+    line = body["data"]["credit_note"]["lines"][0]
+    del line["invoice_line_id"]
+    line["product_id"] = "consulting-hour"
+    event = parse_event(json.dumps(body).encode())
+    assert event is not None and event.credit_note is not None
+    (parsed_line,) = event.credit_note.lines
+    assert (parsed_line.product_id, parsed_line.invoice_line_id) == ("consulting-hour", None)
+
+
 @pytest.mark.parametrize("currency", ["JPY", "USD", "KWD"])
 def test_exponent_rule_documented_matches_the_domain(currency: str) -> None:
     """The docs' exponent examples (JPY 0, USD 2, KWD 3) are the domain's own table."""
@@ -499,6 +580,89 @@ SCHEMA_INVALID: list[tuple[str, str, Mutation, str]] = [
     ("payment event, no payments", "a2", _set("data.invoice.payments", []), "data.invoice.payments"),
     ("payment event, payments absent", "a2", _set("data.invoice.payments", ...), "data.invoice.payments"),
     ("metadata not an object", "b1", _set("data.invoice.metadata", [SENTINEL]), "data.invoice.metadata"),
+    # credit notes
+    (
+        "typo in credit note field",
+        "f1",
+        _rename("data.credit_note.for_invoice", "for_invoce"),
+        "data.credit_note.for_invoce: unknown field",
+    ),
+    (
+        "typo in credit note line field",
+        "f1",
+        _rename("data.credit_note.lines.0.invoice_line_id", "invoice_line"),
+        "data.credit_note.lines[0].invoice_line: unknown field",
+    ),
+    (
+        "credit note line names neither invoice line nor product",
+        "f1",
+        _set("data.credit_note.lines.0.invoice_line_id", ...),
+        "data.credit_note.lines[0]: needs invoice_line_id or product_id",
+    ),
+    (
+        "credit note line with both null",
+        "f1",
+        _set("data.credit_note.lines.0.invoice_line_id", None),
+        "data.credit_note.lines[0]: needs invoice_line_id or product_id",
+    ),
+    (
+        "credit note without its invoice",
+        "f1",
+        _set("data.credit_note.invoice_id", ...),
+        "data.credit_note.invoice_id: required field is missing",
+    ),
+    (
+        "credit note invoice id null",
+        "f1",
+        _set("data.credit_note.invoice_id", None),
+        "data.credit_note.invoice_id",
+    ),
+    (
+        "issued credit note without number",
+        "f1",
+        _set("data.credit_note.number", ...),
+        "data.credit_note.number",
+    ),
+    (
+        "issued credit note, number null",
+        "f1",
+        _set("data.credit_note.number", None),
+        "data.credit_note.number",
+    ),
+    (
+        "credit note status of an invoice",
+        "f1",
+        _set("data.credit_note.status", "open"),
+        "data.credit_note.status",
+    ),
+    (
+        "credit note voided but issued",
+        "f2",
+        _set("data.credit_note.status", "issued"),
+        "data.credit_note.status",
+    ),
+    (
+        "negative for_invoice",
+        "f1",
+        _set("data.credit_note.for_invoice", -987654),
+        "data.credit_note.for_invoice",
+    ),
+    ("refunded as string", "f1", _set("data.credit_note.refunded", "0"), "data.credit_note.refunded"),
+    ("negative credit note total", "f1", _set("data.credit_note.total", -987654), "data.credit_note.total"),
+    ("credit note lines empty", "f1", _set("data.credit_note.lines", []), "data.credit_note.lines"),
+    (
+        "credit note event carries an invoice",
+        "f1",
+        _set("data", {"invoice": fixture("a1")["data"]["invoice"]}),
+        "data.invoice: unknown field",
+    ),
+    (
+        "invoice event carries a credit note",
+        "a1",
+        _set("data", {"credit_note": fixture("f1")["data"]["credit_note"]}),
+        "data.credit_note: unknown field",
+    ),
+    ("payment in a credit note", "f1", _set("data.credit_note.payments", []), "data.credit_note.payments"),
 ]
 
 # What JSON Schema cannot say: the parser refuses, the schema lets through (documented as such).
@@ -515,6 +679,42 @@ PARSER_ONLY: list[tuple[str, str, Mutation, str]] = [
         _set("data.invoice.payments.1.id", "pay_5001"),
         "data.invoice.payments: ids",
     ),
+    # credit notes
+    (
+        "credit lines do not add up",
+        "f1",
+        _set("data.credit_note.subtotal", 15001),
+        "data.credit_note.subtotal",
+    ),
+    ("credit total does not add up", "f1", _set("data.credit_note.total", 16239), "data.credit_note.total"),
+    ("credit tax disagrees", "f1", _set("data.credit_note.tax", 1237), "data.credit_note.tax"),
+    ("credit discount disagrees", "f1", _set("data.credit_note.discount", 1), "data.credit_note.discount"),
+    (
+        "duplicate credit line ids",
+        "f1",
+        lambda body: body["data"]["credit_note"]["lines"].append(
+            dict(body["data"]["credit_note"]["lines"][0], amount=0, taxes=[])
+        ),
+        "data.credit_note.lines: ids",
+    ),
+    (
+        "for_invoice above the total",
+        "f1",
+        _set("data.credit_note.for_invoice", 16239),
+        "data.credit_note.for_invoice",
+    ),
+    (
+        "for_invoice and refunded above the total",
+        "f1",
+        _set("data.credit_note.refunded", 1),
+        "data.credit_note.for_invoice",
+    ),
+    (
+        "refunded above the total",
+        "f1",
+        lambda body: body["data"]["credit_note"].update(for_invoice=None, refunded=16239),
+        "data.credit_note.refunded",
+    ),
 ]
 
 # Bodies both must accept that a strict reading might wrongly refuse.
@@ -526,6 +726,30 @@ ALSO_VALID: list[tuple[str, str, Mutation]] = [
     ("free-form metadata", "a1", _set("data.invoice.lines.0.metadata", {"any": [1, {"thing": None}]})),
     ("unknown type, any data", "e1", _set("data", {"whatever": [1, 2, 3]})),
     ("zero quantity", "a1", _set("data.invoice.lines.0.quantity", 0)),
+    ("voided credit note without number", "f2", _set("data.credit_note.number", ...)),
+    (
+        "credit note line with its own product",
+        "f1",
+        _rename("data.credit_note.lines.0.invoice_line_id", "product_id"),
+    ),
+    (
+        "credit note line with both",
+        "f1",
+        _set("data.credit_note.lines.0.product_id", "consulting-hour"),
+    ),
+    (
+        "product null, invoice line given",
+        "f1",
+        _set("data.credit_note.lines.0.product_id", None),
+    ),
+    ("credit note optional nulls", "f1", _set("data.credit_note.for_invoice", None)),
+    (
+        "credit note partly refunded",
+        "f1",
+        lambda body: body["data"]["credit_note"].update(for_invoice=10000, refunded=6238),
+    ),
+    ("credit note left as customer credit", "f1", _set("data.credit_note.for_invoice", 0)),
+    ("credit note upserted as void", "f2", _set("type", "credit_note.upserted")),
 ]
 
 

@@ -14,8 +14,6 @@ newest snapshot it has seen.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from invoice_sync.errors import BadSignature, InvalidPayload
+from invoice_sync.errors import InvalidPayload
 from invoice_sync.models.documents import (
     CreditNote,
     CreditNoteStatus,
@@ -36,6 +34,7 @@ from invoice_sync.models.documents import (
     Payment,
     SourceEvent,
 )
+from invoice_sync.sources import signing
 
 # Lower case: intake lower-cases header names. Senders write ``X-Invoice-Sync-Signature``.
 SIGNATURE_HEADER = "x-invoice-sync-signature"
@@ -49,55 +48,16 @@ MAX_SAFE_INTEGER = 9_007_199_254_740_991
 
 
 # --- signature ------------------------------------------------------------------------------------
-# Deliberately Stripe's recipe (HMAC-SHA256 over "{t}.{body}", several v1 during rotation), so any
-# existing Stripe-style signing helper works. Kept apart from sources.stripe so either can change.
+# Deliberately Stripe's recipe, so any existing Stripe-style signing helper works (sources.signing).
 
-
-def sign(payload: bytes, secret: str, timestamp: int) -> str:
-    """The ``v1`` signature: hex HMAC-SHA256, keyed with the secret, of ``"{t}.{payload}"``."""
-    signed = str(timestamp).encode() + b"." + payload
-    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-
-
-def signature_header(payload: bytes, secrets: Sequence[str], timestamp: int) -> str:
-    """An ``X-Invoice-Sync-Signature`` value: ``t=<unix seconds>`` then one ``v1`` per secret."""
-    return ",".join([f"t={timestamp}", *(f"v1={sign(payload, s, timestamp)}" for s in secrets)])
+sign = signing.sign
+signature_header = signing.signature_header
 
 
 def verify_signature(
     payload: bytes, header: str | None, secrets: Sequence[str], *, now: float, tolerance: int
 ) -> None:
-    """Raises ``BadSignature`` unless one ``v1`` matches one of ``secrets`` within the tolerance.
-
-    The sender lists a ``v1`` per secret while it rotates; several secrets are configured here while
-    the operator rotates ours. Every comparison is constant time, and the loop does not stop at the
-    first match, so timing reveals neither which secret matched nor how much of a guess was right.
-    """
-    if not header:
-        raise BadSignature("missing X-Invoice-Sync-Signature header")
-    timestamps: list[str] = []
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t":
-            timestamps.append(value)
-        elif key == "v1" and value:
-            candidates.append(value)
-    # Digits only: the signed string is str(int(t)), so "t=+0017..." would never verify anyway.
-    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()):
-        raise BadSignature("X-Invoice-Sync-Signature needs exactly one t=<unix seconds>")
-    if not candidates:
-        raise BadSignature("X-Invoice-Sync-Signature has no v1 signature")
-    timestamp = int(timestamps[0])
-    if abs(now - timestamp) > tolerance:
-        raise BadSignature("X-Invoice-Sync-Signature timestamp is outside the tolerance")
-    matched = False
-    for secret in secrets:
-        expected = sign(payload, secret, timestamp).encode()
-        for candidate in candidates:
-            matched |= hmac.compare_digest(expected, candidate.encode())
-    if not matched:
-        raise BadSignature("no X-Invoice-Sync-Signature v1 matches the connection's secret")
+    signing.verify(payload, header, secrets, now=now, tolerance=tolerance, name="X-Invoice-Sync-Signature")
 
 
 # --- input models (the published schema, as pydantic; kept apart from the domain) -----------------

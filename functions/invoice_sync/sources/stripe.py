@@ -8,8 +8,6 @@ which one arrives, and a company may move between them at any time.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -17,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from invoice_sync.errors import BadSignature, InvalidPayload
+from invoice_sync.errors import InvalidPayload
 from invoice_sync.models.documents import (
     CreditNote,
     CreditNoteStatus,
@@ -30,6 +28,7 @@ from invoice_sync.models.documents import (
     Refund,
     SourceEvent,
 )
+from invoice_sync.sources import signing
 
 SIGNATURE_HEADER = "stripe-signature"
 
@@ -54,50 +53,15 @@ HANDLED_EVENTS = frozenset(
 # --- signature ------------------------------------------------------------------------------------
 
 
-def sign(payload: bytes, secret: str, timestamp: int) -> str:
-    """The ``v1`` signature Stripe sends: hex HMAC-SHA256 of ``"{t}.{payload}"``."""
-    signed = str(timestamp).encode() + b"." + payload
-    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-
-
-def signature_header(payload: bytes, secrets: Sequence[str], timestamp: int) -> str:
-    """A ``Stripe-Signature`` header as Stripe builds it (one ``v1`` per active secret)."""
-    return ",".join([f"t={timestamp}", *(f"v1={sign(payload, s, timestamp)}" for s in secrets)])
+sign = signing.sign
+signature_header = signing.signature_header
 
 
 def verify_signature(
     payload: bytes, header: str | None, secrets: Sequence[str], *, now: float, tolerance: int
 ) -> None:
-    """Raises ``BadSignature`` unless one ``v1`` matches one of ``secrets`` within the tolerance.
-
-    Several ``v1`` values arrive while the endpoint secret is rolled at Stripe; several secrets are
-    configured here while the operator rotates ours. Every comparison is constant time, and the
-    loop does not stop at the first match so timing does not reveal which secret matched.
-    """
-    if not header:
-        raise BadSignature("missing Stripe-Signature header")
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                raise BadSignature("malformed Stripe-Signature timestamp") from None
-        elif key == "v1" and value:
-            candidates.append(value)
-    if timestamp is None or not candidates:
-        raise BadSignature("Stripe-Signature has no timestamp or no v1 signature")
-    if abs(now - timestamp) > tolerance:
-        raise BadSignature("Stripe-Signature timestamp is outside the tolerance")
-    matched = False
-    for secret in secrets:
-        expected = sign(payload, secret, timestamp).encode()
-        for candidate in candidates:
-            matched |= hmac.compare_digest(expected, candidate.encode())
-    if not matched:
-        raise BadSignature("no Stripe-Signature v1 matches the endpoint secret")
+    """Stripe-Signature: Stripe's recipe, checked as ``sources.signing`` describes."""
+    signing.verify(payload, header, secrets, now=now, tolerance=tolerance, name="Stripe-Signature")
 
 
 # --- input models (what Stripe sends; extra fields ignored, kept apart from the domain) -----------
