@@ -28,38 +28,44 @@ Decimals are written back as JSON *strings* (FreshBooks' money format), never th
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import math
 import re
 import secrets
-import signal
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+from invoice_sync_ops.sandboxes.base import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    SandboxServer,
+    Traffic,
+    decimal_string,
+    encode_json,
+    expire_window,
+    foreground_parser,
+    loads,
+    money,
+    parse_number,
+    retry_after,
+    run_foreground,
+    seed_demo,
+)
 
-__all__ = ["FreshBooksSandbox", "dumps", "main"]
+__all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "FreshBooksSandbox", "dumps", "main"]
 
 ACCESS_TOKEN_TTL = 43200
 DEFAULT_PER_PAGE = 15
 MAX_PER_PAGE = 100
 FIRST_ID = 100001
-CENT = Decimal("0.01")
 MAX_PERCENT_PLACES = 3
 
 SCOPE = (
@@ -122,9 +128,6 @@ NOT_FOUND_MESSAGE = {
 }
 # Invoice "status" integers (FreshBooks' older enum, still returned next to v3_status).
 STATUS_DRAFT, STATUS_SENT, STATUS_PAID = 1, 2, 4
-
-DEMO_CLIENT_ID = "sandbox-client-id"
-DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo credential for the local stack
 
 
 class _Fault(Exception):
@@ -206,39 +209,14 @@ UNAUTHENTICATED_ME = {
 # JSON with exact money
 
 
-def _encode(value: Any) -> str:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot serialise {value} as JSON")
-        return json.dumps(format(value, "f"))
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    return json.dumps(value)
-
-
 def dumps(value: Any) -> str:
     """Serialise to JSON writing Decimals as strings (FreshBooks' money format), never through float."""
-    return _encode(value)
-
-
-def _loads(raw: bytes) -> Any:
-    return json.loads(raw, parse_float=Decimal)
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return encode_json(value, decimal_string)
 
 
 def _dec(value: Any, name: str, obj: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise _invalid(name, obj, value)
-    try:
-        result = Decimal(value)
-    except InvalidOperation as exc:
-        raise _invalid(name, obj, value) from exc
-    if not result.is_finite():
+    result = parse_number(value)
+    if result is None:
         raise _invalid(name, obj, value)
     return result
 
@@ -286,7 +264,7 @@ def _int_id(value: Any) -> int | None:
 
 
 @dataclass
-class _Account:
+class _Account(Traffic):
     account_id: str
     business_id: int
     client_id: str
@@ -301,10 +279,6 @@ class _Account:
     next_id: int = FIRST_ID
     next_invoice_number: int = 1
     next_credit_number: int = 1
-    injected: deque[int] = field(default_factory=deque)
-    lose: int = 0
-    recent: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
 
     def table(self, resource: str) -> dict[int, dict[str, Any]]:
         return self.store.setdefault(resource, {})
@@ -314,8 +288,16 @@ class _Account:
         return self.next_id - 1
 
 
-class FreshBooksSandbox:
+class FreshBooksSandbox(SandboxServer[_Account]):
     """An in-memory FreshBooks server. Thread-safe: one lock guards all account state."""
+
+    thread_name = "freshbooks-sandbox"
+    logged_prefixes = ("/accounting/", "/auth/")
+    json_type = "application/json"
+    control_root = "accounts"
+    seed_key = "account_id"
+    tenant_noun = "account"
+    injectable = (409, 429)
 
     def __init__(
         self,
@@ -328,67 +310,18 @@ class FreshBooksSandbox:
     ) -> None:
         self.requests_per_minute = requests_per_minute
         self.max_concurrent = max_concurrent
-        self.latency_seconds = latency_seconds
         self.allow_overpayment = allow_overpayment
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._accounts: dict[str, _Account] = {}
-        self.request_log: list[tuple[str, str, int]] = []
-        self.base_url = ""
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         base = "/accounting/account/<account_id>/<group>/<name>"
-        self._url_map = Map(
-            [
+        super().__init__(
+            clock=clock,
+            latency_seconds=latency_seconds,
+            rules=[
                 Rule("/auth/oauth/token", endpoint="token", methods=["POST"]),
                 Rule("/auth/api/v1/users/me", endpoint="me", methods=["GET"]),
                 Rule(base, endpoint="collection", methods=["GET", "POST"]),
                 Rule(f"{base}/<int:obj_id>", endpoint="item", methods=["GET", "PUT", "DELETE"]),
-                Rule("/_sandbox/accounts", endpoint="ctl_seed", methods=["POST"]),
-                Rule("/_sandbox/accounts/<account>/faults", endpoint="ctl_faults", methods=["POST"]),
-                Rule("/_sandbox/accounts/<account>/revoke", endpoint="ctl_revoke", methods=["POST"]),
-                Rule(
-                    "/_sandbox/accounts/<account>/expire-access-tokens",
-                    endpoint="ctl_expire",
-                    methods=["POST"],
-                ),
-                Rule("/_sandbox/accounts/<account>/<resource>", endpoint="ctl_documents", methods=["GET"]),
-                Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
             ],
-            strict_slashes=False,
         )
-
-    # ---------------------------------------------------------------------------------------------
-    # Lifecycle
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a daemon thread and return the base URL (``http://host:port``)."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        server = make_server(host, port, self.wsgi_app, threaded=True)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="freshbooks-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
-        self.base_url = f"http://{host}:{server.server_port}"
-        return self.base_url
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    @property
-    def wsgi_app(self) -> WSGIApplication:
-        return self._wsgi
 
     # ---------------------------------------------------------------------------------------------
     # Test controls
@@ -444,42 +377,36 @@ class FreshBooksSandbox:
                 "vis_state": 0,
             }
         with self._lock:
-            self._accounts[account_id] = account
+            self._tenants[account_id] = account
 
     def documents(self, account_id: str, resource: str) -> list[dict[str, Any]]:
         """Deep copies of the stored objects of one resource ("clients", "invoices", "payments",
         "credit_notes", "items", "taxes"), deleted ones included, in creation order. Money is Decimal."""
         with self._lock:
-            return copy.deepcopy(list(self._account(account_id).table(resource).values()))
+            return copy.deepcopy(list(self._tenant(account_id).table(resource).values()))
 
     def inject_status(self, account_id: str, status: int, count: int = 1) -> None:
         """The next ``count`` accounting calls answer ``status`` (409, 429 or 5xx) and change nothing."""
-        if status not in (409, 429) and not 500 <= status <= 599:
-            raise ValueError("inject_status takes 409, 429 or a 5xx status")
-        with self._lock:
-            self._account(account_id).injected.extend([status] * count)
+        self._inject_status(account_id, status, count)
 
     def lose_responses(self, account_id: str, count: int = 1) -> None:
         """The next ``count`` writes commit, but the client gets a 502 instead of the result."""
-        with self._lock:
-            self._account(account_id).lose += count
+        self._lose_responses(account_id, count)
 
     def revoke_refresh_token(self, account_id: str) -> None:
         with self._lock:
-            self._account(account_id).refresh_token = None
+            self._tenant(account_id).refresh_token = None
 
     def expire_access_tokens(self, account_id: str) -> None:
         with self._lock:
-            self._account(account_id).access_tokens.clear()
+            self._tenant(account_id).access_tokens.clear()
 
     # ---------------------------------------------------------------------------------------------
     # Helpers
 
-    def _account(self, account_id: str) -> _Account:
-        account = self._accounts.get(account_id)
-        if account is None:
-            raise KeyError(f"unknown account {account_id}")
-        return account
+    def _seed_tenant(self, tenant_id: str, options: dict[str, Any]) -> None:
+        options["business_id"] = int(options["business_id"])
+        self.seed_account(tenant_id, **options)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
@@ -490,45 +417,27 @@ class FreshBooksSandbox:
     def _today(self) -> str:
         return self._now().astimezone(EASTERN).date().isoformat()
 
-    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return Response(dumps(payload), status=status, headers=headers, content_type="application/json")
+    def _dumps(self, payload: Any) -> str:
+        return dumps(payload)
 
     def _token_account(self, request: Request) -> _Account | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
         now = self._clock()
-        for account in self._accounts.values():
+        for account in self._tenants.values():
             expiry = account.access_tokens.get(token.strip())
             if expiry is not None and expiry > now:
                 return account
         return None
 
     # ---------------------------------------------------------------------------------------------
-    # WSGI
+    # Routing
 
-    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        response = self._dispatch(request)
-        if request.path.startswith(("/accounting/", "/auth/")):
-            path = request.full_path.rstrip("?")
-            with self._lock:
-                self.request_log.append((request.method, path, response.status_code))
-        result: Iterable[bytes] = response(environ, start_response)
-        return result
-
-    def _dispatch(self, request: Request) -> Response:
-        adapter = self._url_map.bind_to_environ(request.environ)
-        try:
-            endpoint, args = adapter.match()
-        except HTTPException as exc:
-            return self._json({"error": exc.name}, exc.code or 404)
-        endpoint = str(endpoint)
+    def _route(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         if endpoint == "token":
             return self._token(request)
-        if endpoint.startswith("ctl_"):
-            return self._control(request, endpoint, {k: str(v) for k, v in args.items()})
-        return self._api(request, endpoint, dict(args))
+        return self._api(request, endpoint, args)
 
     # ---------------------------------------------------------------------------------------------
     # OAuth
@@ -537,7 +446,7 @@ class FreshBooksSandbox:
         params: dict[str, Any]
         if request.mimetype == "application/json":
             try:
-                loaded = _loads(request.get_data())
+                loaded = loads(request.get_data())
             except ValueError:
                 loaded = None
             params = loaded if isinstance(loaded, dict) else {}
@@ -549,7 +458,7 @@ class FreshBooksSandbox:
             if not client_id or not any(
                 secrets.compare_digest(a.client_id, client_id)
                 and secrets.compare_digest(a.client_secret, client_secret)
-                for a in self._accounts.values()
+                for a in self._tenants.values()
             ):
                 return self._json({"error": "invalid_client", "error_description": INVALID_CLIENT}, 401)
             if params.get("grant_type") != "refresh_token":
@@ -566,7 +475,7 @@ class FreshBooksSandbox:
             account = next(
                 (
                     a
-                    for a in self._accounts.values()
+                    for a in self._tenants.values()
                     if a.refresh_token is not None
                     and presented
                     and secrets.compare_digest(a.refresh_token, presented)
@@ -632,41 +541,24 @@ class FreshBooksSandbox:
             if account.injected:
                 return self._injected(account.injected.popleft())
             now = self._clock()
-            while account.recent and account.recent[0] <= now - 60:
-                account.recent.popleft()
-            if len(account.recent) >= self.requests_per_minute:
-                retry_after = max(1, math.ceil(account.recent[0] + 60 - now))
-                return self._throttled(retry_after)
+            expire_window(account.minute, now)
+            if len(account.minute) >= self.requests_per_minute:
+                return self._throttled(retry_after(account.minute, now))
             if account.in_flight >= self.max_concurrent:
                 return self._throttled(1)
-            account.recent.append(now)
-            account.in_flight += 1
-        try:
-            if self.latency_seconds > 0:
-                # Outside the lock, so concurrent requests really overlap (the concurrency limit needs it).
-                time.sleep(self.latency_seconds)
+            self._admit(account, now)
+
+        def respond() -> Response:
             if endpoint == "me":
                 return self._json(self._me(account))
-            is_write = request.method in ("POST", "PUT", "DELETE")
-            with self._lock:
-                try:
-                    status, payload = 200, self._handle(account, request, endpoint, args)
-                except _Fault as fault:
-                    status, payload = fault.status, fault.body()
-                raw = dumps(payload).encode()
-                lost = False
-                if is_write and account.lose > 0:
-                    account.lose -= 1
-                    lost = True
-            if lost:
-                # The write above is committed; the client just never learns its outcome.
-                return Response(
-                    "<html><body><h1>502 Bad Gateway</h1></body></html>", 502, content_type="text/html"
-                )
-            return Response(raw, status=status, content_type="application/json")
-        finally:
-            with self._lock:
-                account.in_flight -= 1
+            try:
+                status, payload = 200, self._handle(account, request, endpoint, args)
+            except _Fault as fault:
+                status, payload = fault.status, fault.body()
+            return self._json(payload, status)
+
+        # /users/me is a GET, so only accounting writes can lose their response.
+        return self._serve(account, is_write=request.method in ("POST", "PUT", "DELETE"), respond=respond)
 
     def _throttled(self, retry_after: int) -> Response:
         return self._json({"message": "Too Many Requests"}, 429, {"Retry-After": str(retry_after)})
@@ -703,7 +595,7 @@ class FreshBooksSandbox:
             self._set_vis_state(account, resource, existing, 1)
             return {"response": {}}
         try:
-            body = _loads(request.get_data())
+            body = loads(request.get_data())
         except ValueError as exc:
             raise _Fault(400, 1005, "The server was unable to parse your request.") from exc
         data = body.get(single) if isinstance(body, dict) else None
@@ -932,7 +824,7 @@ class FreshBooksSandbox:
                 )
             qty = _dec(raw.get("qty", 1), "qty", obj)
             unit_cost = _money_in(raw.get("unit_cost", {"amount": "0"}), "unit_cost", obj)
-            amount = _money(qty * unit_cost)
+            amount = money(qty * unit_cost)
             rates: list[Decimal] = []
             names: list[str] = []
             for n in (1, 2):
@@ -950,9 +842,9 @@ class FreshBooksSandbox:
                 names.append(tax_name)
                 rates.append(rate)
             taxable = amount * (1 - discount_pct / 100)
-            tax1 = _money(taxable * rates[0] / 100)
+            tax1 = money(taxable * rates[0] / 100)
             compounded = raw.get("compounded_tax") is True
-            tax2 = _money((taxable + tax1 if compounded else taxable) * rates[1] / 100)
+            tax2 = money((taxable + tax1 if compounded else taxable) * rates[1] / 100)
             subtotal += amount
             tax_total += tax1 + tax2
             line = {
@@ -996,7 +888,7 @@ class FreshBooksSandbox:
         for line in lines:
             line["invoiceid"] = base["id"]
             line["updated"] = base["updated"]
-        discount = _money(subtotal * discount_pct / 100)
+        discount = money(subtotal * discount_pct / 100)
         number = data.get("invoice_number")
         if not number:
             # FreshBooks numbers invoices itself when none is given; it does not enforce uniqueness of
@@ -1099,7 +991,7 @@ class FreshBooksSandbox:
         if data.get("amount") is None:
             raise _required("amount", "payment")
         amount = _money_in(data["amount"], "amount", "payment")
-        if amount <= 0 or amount != _money(amount):
+        if amount <= 0 or amount != money(amount):
             raise _invalid("amount", "payment", amount, "Payment amount must be a positive amount in cents.")
         outstanding = invoice["outstanding"]["amount"]
         if existing is not None and existing.get("vis_state") != 1:
@@ -1238,55 +1130,17 @@ class FreshBooksSandbox:
             "display_status": "sent" if sent else "created",
         }
 
-    # ---------------------------------------------------------------------------------------------
-    # HTTP controls for a sandbox in another process
-
-    def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
-        try:
-            body = _loads(request.get_data()) if request.get_data() else {}
-        except ValueError:
-            return self._json({"error": "body is not JSON"}, 400)
-        if endpoint == "ctl_requests":
-            with self._lock:
-                log = [{"method": m, "path": p, "status": s} for m, p, s in self.request_log]
-            return self._json(log)
-        if not isinstance(body, dict):
-            return self._json({"error": "body must be a JSON object"}, 400)
-        try:
-            if endpoint == "ctl_seed":
-                account_id = str(body.pop("account_id"))
-                body["business_id"] = int(body["business_id"])
-                self.seed_account(account_id, **body)
-                return self._json({"account_id": account_id}, 201)
-            account = args["account"]
-            if endpoint == "ctl_documents":
-                return self._json(self.documents(account, args["resource"]))
-            if endpoint == "ctl_faults":
-                if "lose_responses" in body:
-                    self.lose_responses(account, int(body["lose_responses"]))
-                else:
-                    self.inject_status(account, int(body["status"]), int(body.get("count", 1)))
-            elif endpoint == "ctl_revoke":
-                self.revoke_refresh_token(account)
-            elif endpoint == "ctl_expire":
-                self.expire_access_tokens(account)
-        except KeyError as exc:
-            return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
-        except (TypeError, ValueError) as exc:
-            return self._json({"error": str(exc)}, 400)
-        return self._json({"ok": True})
-
 
 # --------------------------------------------------------------------------------------------------
 # Running it on its own
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the local FreshBooks sandbox in the foreground.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8792)
-    parser.add_argument(
-        "--seed-account", action="append", default=[], help="account id to seed with demo credentials"
+    parser = foreground_parser(
+        "Run the local FreshBooks sandbox in the foreground.",
+        port=8792,
+        seed_flag="--seed-account",
+        noun="account",
     )
     parser.add_argument("--requests-per-minute", type=int, default=100)
     parser.add_argument("--max-concurrent", type=int, default=5)
@@ -1300,36 +1154,14 @@ def main(argv: list[str] | None = None) -> int:
         latency_seconds=args.latency,
         allow_overpayment=args.allow_overpayment,
     )
-    for number, account_id in enumerate(args.seed_account, start=1):
-        refresh = f"sandbox-refresh-{account_id}"
-        sandbox.seed_account(
-            account_id,
-            business_id=900000 + number,
-            client_id=DEMO_CLIENT_ID,
-            client_secret=DEMO_CLIENT_SECRET,
-            refresh_token=refresh,
-        )
-        print(
-            f"seeded account {account_id}: client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET} "
-            f"refresh_token={refresh}"
-        )
-    stopping = threading.Event()
-
-    def _on_signal(_signum: int, _frame: object) -> None:
-        # Only flag here: shutting the server down from inside the handler would block the main thread.
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        url = sandbox.start(args.host, args.port)
-        print(f"FreshBooks sandbox listening on {url}", flush=True)
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        sandbox.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    seed_demo(
+        "account",
+        args.seed_account,
+        lambda account_id, number, demo: sandbox.seed_account(
+            account_id, business_id=900000 + number, **demo
+        ),
+    )
+    return run_foreground(sandbox, args.host, args.port, lambda url: f"FreshBooks sandbox listening on {url}")
 
 
 if __name__ == "__main__":

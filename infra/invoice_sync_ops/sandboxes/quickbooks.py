@@ -11,30 +11,37 @@ and Decimals are written back as JSON numbers with (at least) two decimal places
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import re
 import secrets
-import signal
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import Any
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+from invoice_sync_ops.sandboxes.base import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    SandboxServer,
+    TokenReader,
+    Traffic,
+    decimal_number,
+    dumps,
+    expire_window,
+    foreground_parser,
+    loads,
+    money,
+    parse_number,
+    run_foreground,
+    seed_demo,
+)
 
-__all__ = ["QuickBooksSandbox", "SandboxItem", "main"]
+__all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "QuickBooksSandbox", "SandboxItem", "dumps", "main"]
 
 ACCESS_TOKEN_TTL = 3600
 REFRESH_TOKEN_TTL = 8726400
@@ -48,7 +55,6 @@ DEFAULT_MAX_RESULTS = 100
 MAX_MAX_RESULTS = 1000
 FIRST_ID = 100
 
-CENT = Decimal("0.01")
 # QBO stamps times in the company's zone; Intuit's examples show Pacific (-07:00), and the adapter must
 # not depend on the offset anyway.
 QBO_TZ = timezone(timedelta(hours=-7))
@@ -86,9 +92,6 @@ QUERYABLE_FIELDS = {
 }
 HOME_CURRENCY = {"US": "USD", "GB": "GBP", "AU": "AUD", "CA": "CAD", "NZ": "NZD", "IE": "EUR", "IN": "INR"}
 TXN_TYPE_LABEL = {"Invoice": "Invoice", "CreditMemo": "Credit Memo"}
-
-DEMO_CLIENT_ID = "sandbox-client-id"
-DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo credential for the local stack
 
 
 @dataclass
@@ -201,50 +204,14 @@ def _system_fault_body(now: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
-# JSON with exact money
-
-
-def _format_decimal(value: Decimal) -> str:
-    if not value.is_finite():
-        raise ValueError(f"cannot serialise {value} as JSON")
-    cents = value.quantize(CENT)
-    # Two places is QBO's money shape; a UnitPrice with more places keeps them rather than being rounded.
-    return format(cents if cents == value else value, "f")
-
-
-def _encode(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return _format_decimal(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def dumps(value: Any) -> str:
-    """Serialise to JSON writing Decimals as numbers (two places for money), never through float."""
-    return _encode(value)
-
-
-def _loads(raw: bytes) -> Any:
-    return json.loads(raw, parse_float=Decimal)
+# Values
 
 
 def _dec(value: Any, element: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise _invalid_request(f"{element} must be a number")
-    try:
-        result = Decimal(value)
-    except InvalidOperation as exc:
-        raise _invalid_request(f"{element} must be a number") from exc
-    if not result.is_finite():
+    result = parse_number(value)
+    if result is None:
         raise _invalid_request(f"{element} must be a number")
     return result
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _ref_value(ref: Any) -> str | None:
@@ -272,34 +239,15 @@ class _Query:
     max_results: int = DEFAULT_MAX_RESULTS
 
 
-def _tokenize(text: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise _query_error(f"Encountered an unexpected character at position {pos + 1}")
-        kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    return tokens
-
-
-class _QueryParser:
+class _QueryParser(TokenReader):
     def __init__(self, text: str) -> None:
-        self.tokens = _tokenize(text)
-        self.pos = 0
-
-    def _peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def _next(self) -> tuple[str, str]:
-        token = self._peek()
-        if token is None:
-            raise _query_error("Unexpected end of query")
-        self.pos += 1
-        return token
+        super().__init__(
+            _TOKEN,
+            text.rstrip(),
+            _query_error,
+            bad_character="Encountered an unexpected character at position {position}",
+            unexpected_end="Unexpected end of query",
+        )
 
     def _keyword(self, *words: str) -> bool:
         token = self._peek()
@@ -415,7 +363,7 @@ def _sort_key(value: Any) -> tuple[int, Decimal, str]:
 
 
 @dataclass
-class _Company:
+class _Company(Traffic):
     realm_id: str
     client_id: str
     client_secret: str
@@ -429,10 +377,6 @@ class _Company:
     next_id: int = FIRST_ID
     next_doc_number: int = 1001
     request_ids: dict[str, tuple[int, bytes]] = field(default_factory=dict)
-    injected: deque[int] = field(default_factory=deque)
-    lose: int = 0
-    recent: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
 
     def table(self, entity: str) -> dict[str, dict[str, Any]]:
         return self.store.setdefault(entity, {})
@@ -442,8 +386,15 @@ class _Company:
         return HOME_CURRENCY.get(self.country, "USD")
 
 
-class QuickBooksSandbox:
+class QuickBooksSandbox(SandboxServer[_Company]):
     """An in-memory QBO v3 company server. Thread-safe: one lock guards all company state."""
+
+    thread_name = "qbo-sandbox"
+    logged_prefixes = ("/v3/", "/oauth2/")
+    json_type = "application/json;charset=UTF-8"
+    control_root = "companies"
+    seed_key = "realm_id"
+    tenant_noun = "realm"
 
     def __init__(
         self,
@@ -455,64 +406,17 @@ class QuickBooksSandbox:
     ) -> None:
         self.requests_per_minute = requests_per_minute
         self.max_concurrent = max_concurrent
-        self.latency_seconds = latency_seconds
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._companies: dict[str, _Company] = {}
-        self.request_log: list[tuple[str, str, int]] = []
-        self.base_url = ""
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-        self._url_map = Map(
-            [
+        super().__init__(
+            clock=clock,
+            latency_seconds=latency_seconds,
+            rules=[
                 Rule("/oauth2/v1/tokens/bearer", endpoint="token", methods=["POST"]),
                 Rule("/v3/company/<realm>/query", endpoint="query", methods=["GET", "POST"]),
                 Rule("/v3/company/<realm>/batch", endpoint="batch", methods=["POST"]),
                 Rule("/v3/company/<realm>/<entity>/<obj_id>", endpoint="read", methods=["GET"]),
                 Rule("/v3/company/<realm>/<entity>", endpoint="write", methods=["POST"]),
-                Rule("/_sandbox/companies", endpoint="ctl_seed", methods=["POST"]),
-                Rule("/_sandbox/companies/<realm>/faults", endpoint="ctl_faults", methods=["POST"]),
-                Rule("/_sandbox/companies/<realm>/revoke", endpoint="ctl_revoke", methods=["POST"]),
-                Rule(
-                    "/_sandbox/companies/<realm>/expire-access-tokens",
-                    endpoint="ctl_expire",
-                    methods=["POST"],
-                ),
-                Rule("/_sandbox/companies/<realm>/<entity>", endpoint="ctl_documents", methods=["GET"]),
-                Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
             ],
-            strict_slashes=False,
         )
-
-    # ---------------------------------------------------------------------------------------------
-    # Lifecycle
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a daemon thread and return the base URL (``http://host:port``)."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        server = make_server(host, port, self.wsgi_app, threaded=True)
-        self._server = server
-        # A short poll interval keeps stop() quick; tests start and stop a server each.
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="qbo-sandbox", daemon=True
-        )
-        self._thread.start()
-        self.base_url = f"http://{host}:{server.server_port}"
-        return self.base_url
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    @property
-    def wsgi_app(self) -> WSGIApplication:
-        return self._wsgi
 
     # ---------------------------------------------------------------------------------------------
     # Test controls
@@ -588,7 +492,7 @@ class QuickBooksSandbox:
             "MetaData": dict(meta),
         }
         with self._lock:
-            self._companies[realm_id] = company
+            self._tenants[realm_id] = company
             for item in (
                 SandboxItem("1", "Services", "1"),
                 SandboxItem("2", "Hours", "1"),
@@ -600,7 +504,7 @@ class QuickBooksSandbox:
     def seed_item(self, realm_id: str, item: SandboxItem) -> None:
         """Add or replace one item in a seeded company (e.g. a product the mapping refers to)."""
         with self._lock:
-            company = self._company(realm_id)
+            company = self._tenant(realm_id)
             account = company.table("Account").get(item.income_account_id)
             if account is None:
                 raise KeyError(f"unknown income account {item.income_account_id}")
@@ -621,39 +525,32 @@ class QuickBooksSandbox:
     def documents(self, realm_id: str, entity: str) -> list[dict[str, Any]]:
         """Deep copies of the objects currently stored (Decimals for money), in creation order."""
         with self._lock:
-            return copy.deepcopy(list(self._company(realm_id).table(entity).values()))
+            return copy.deepcopy(list(self._tenant(realm_id).table(entity).values()))
 
     def inject_status(self, realm_id: str, status: int, count: int = 1) -> None:
-        if status != 429 and not 500 <= status <= 599:
-            raise ValueError("inject_status takes 429 or a 5xx status")
-        with self._lock:
-            self._company(realm_id).injected.extend([status] * count)
+        self._inject_status(realm_id, status, count)
 
     def lose_responses(self, realm_id: str, count: int = 1) -> None:
-        with self._lock:
-            self._company(realm_id).lose += count
+        self._lose_responses(realm_id, count)
 
     def revoke_refresh_token(self, realm_id: str) -> None:
         with self._lock:
-            self._company(realm_id).refresh_token = None
+            self._tenant(realm_id).refresh_token = None
 
     def expire_access_tokens(self, realm_id: str) -> None:
         with self._lock:
-            self._company(realm_id).access_tokens.clear()
+            self._tenant(realm_id).access_tokens.clear()
 
     def forget_request_ids(self, realm_id: str) -> None:
         """Empties the ``requestid`` replay cache, as QBO's own expires after an undocumented while."""
         with self._lock:
-            self._company(realm_id).request_ids.clear()
+            self._tenant(realm_id).request_ids.clear()
 
     # ---------------------------------------------------------------------------------------------
     # Helpers
 
-    def _company(self, realm_id: str) -> _Company:
-        company = self._companies.get(realm_id)
-        if company is None:
-            raise KeyError(f"unknown realm {realm_id}")
-        return company
+    def _seed_tenant(self, tenant_id: str, options: dict[str, Any]) -> None:
+        self.seed_company(tenant_id, **options)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC).astimezone(QBO_TZ)
@@ -665,34 +562,10 @@ class QuickBooksSandbox:
         stamp = self._now().isoformat(timespec="seconds")
         return {"CreateTime": stamp, "LastUpdatedTime": stamp}
 
-    def _json(self, payload: Any, status: int = 200) -> Response:
-        return Response(dumps(payload), status=status, content_type="application/json;charset=UTF-8")
-
-    # ---------------------------------------------------------------------------------------------
-    # WSGI
-
-    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        response = self._dispatch(request)
-        if request.path.startswith(("/v3/", "/oauth2/")):
-            path = request.full_path.rstrip("?")
-            with self._lock:
-                self.request_log.append((request.method, path, response.status_code))
-        result: Iterable[bytes] = response(environ, start_response)
-        return result
-
-    def _dispatch(self, request: Request) -> Response:
-        adapter = self._url_map.bind_to_environ(request.environ)
-        try:
-            endpoint, args = adapter.match()
-        except HTTPException as exc:
-            return self._json({"error": exc.name}, exc.code or 404)
+    def _route(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         if endpoint == "token":
             return self._token(request)
-        str_args = {key: str(value) for key, value in args.items()}
-        if str(endpoint).startswith("ctl_"):
-            return self._control(request, str(endpoint), str_args)
-        return self._api(request, str(endpoint), str_args)
+        return self._api(request, endpoint, {key: str(value) for key, value in args.items()})
 
     # ---------------------------------------------------------------------------------------------
     # OAuth
@@ -709,13 +582,13 @@ class QuickBooksSandbox:
             if not any(
                 secrets.compare_digest(c.client_id, client_id)
                 and secrets.compare_digest(c.client_secret, client_secret)
-                for c in self._companies.values()
+                for c in self._tenants.values()
             ):
                 return self._json({"error": "invalid_client"}, 401)
             company = next(
                 (
                     c
-                    for c in self._companies.values()
+                    for c in self._tenants.values()
                     if c.refresh_token is not None and secrets.compare_digest(c.refresh_token, presented)
                 ),
                 None,
@@ -751,7 +624,7 @@ class QuickBooksSandbox:
     def _api(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
         realm = args["realm"]
         with self._lock:
-            company = self._companies.get(realm)
+            company = self._tenants.get(realm)
             if company is None or not self._authenticated(company, request):
                 return self._json(_auth_fault_body(self._time()), 401)
             minor = request.args.get("minorversion")
@@ -764,34 +637,16 @@ class QuickBooksSandbox:
                 body = _throttle_body(self._time()) if status == 429 else _system_fault_body(self._time())
                 return self._json(body, status)
             now = self._clock()
-            while company.recent and company.recent[0] <= now - 60:
-                company.recent.popleft()
-            if len(company.recent) >= self.requests_per_minute or company.in_flight >= self.max_concurrent:
+            expire_window(company.minute, now)
+            if len(company.minute) >= self.requests_per_minute or company.in_flight >= self.max_concurrent:
                 return self._json(_throttle_body(self._time()), 429)
-            company.recent.append(now)
-            company.in_flight += 1
-        try:
-            if self.latency_seconds > 0:
-                # Outside the lock, so concurrent requests really overlap (that is what the concurrency
-                # limit is about).
-                time.sleep(self.latency_seconds)
-            is_write = endpoint in ("write", "batch")
-            with self._lock:
-                status, raw = self._execute(company, request, endpoint, args)
-                lost = False
-                if is_write and company.lose > 0:
-                    company.lose -= 1
-                    lost = True
-            if lost:
-                # The write above is committed; the client just never learns its outcome, as when a
-                # gateway times out after the ledger saved the document.
-                return Response(
-                    "<html><body><h1>502 Bad Gateway</h1></body></html>", 502, content_type="text/html"
-                )
-            return Response(raw, status=status, content_type="application/json;charset=UTF-8")
-        finally:
-            with self._lock:
-                company.in_flight -= 1
+            self._admit(company, now)
+
+        def respond() -> Response:
+            status, raw = self._execute(company, request, endpoint, args)
+            return Response(raw, status=status, content_type=self.json_type)
+
+        return self._serve(company, is_write=endpoint in ("write", "batch"), respond=respond)
 
     def _execute(
         self, company: _Company, request: Request, endpoint: str, args: dict[str, str]
@@ -824,7 +679,7 @@ class QuickBooksSandbox:
 
     def _body(self, request: Request) -> Any:
         try:
-            return _loads(request.get_data())
+            return loads(request.get_data())
         except ValueError as exc:
             raise _invalid_request("Request body is not valid JSON") from exc
 
@@ -1102,21 +957,17 @@ class QuickBooksSandbox:
         detail["ItemRef"] = {"value": item_id, "name": item["Name"]}
         if "Amount" not in line:
             raise _required("Line.Amount")
-        amount = _money(_dec(line["Amount"], "Amount"))
+        amount = money(_dec(line["Amount"], "Amount"))
         if "Qty" in detail:
             detail["Qty"] = _dec(detail["Qty"], "Qty")
         if "UnitPrice" in detail:
             detail["UnitPrice"] = _dec(detail["UnitPrice"], "UnitPrice")
-        if (
-            "Qty" in detail
-            and "UnitPrice" in detail
-            and _money(detail["Qty"] * detail["UnitPrice"]) != amount
-        ):
+        if "Qty" in detail and "UnitPrice" in detail and money(detail["Qty"] * detail["UnitPrice"]) != amount:
             raise _Fault(
                 400,
                 "6070",
                 "Amount is not equal to UnitPrice * Qty",
-                f"Amount is not equal to UnitPrice * Qty. Supplied value:{_format_decimal(amount)}",
+                f"Amount is not equal to UnitPrice * Qty. Supplied value:{decimal_number(amount)}",
                 element="Line.Amount",
             )
         tax_code = _ref_value(detail.get("TaxCodeRef"))
@@ -1140,7 +991,7 @@ class QuickBooksSandbox:
         """TxnTaxDetail as QBO computes it: an explicit TotalTax overrides, else per-line rounded tax."""
         tax_detail = dict(body.get("TxnTaxDetail") or {})
         if tax_detail.get("TotalTax") is not None:
-            tax = _money(_dec(tax_detail["TotalTax"], "TxnTaxDetail.TotalTax"))
+            tax = money(_dec(tax_detail["TotalTax"], "TxnTaxDetail.TotalTax"))
         elif company.country == "US":
             tax = Decimal(0)  # no Automated Sales Tax in the sandbox
         else:
@@ -1166,10 +1017,10 @@ class QuickBooksSandbox:
         detail = dict(line.get("DiscountLineDetail") or {})
         if detail.get("PercentBased") is True and "DiscountPercent" in detail:
             detail["DiscountPercent"] = _dec(detail["DiscountPercent"], "DiscountPercent")
-            amount = _money(subtotal * detail["DiscountPercent"] / 100)
+            amount = money(subtotal * detail["DiscountPercent"] / 100)
         else:
             detail.setdefault("PercentBased", False)
-            amount = _money(_dec(line.get("Amount", 0), "Amount"))
+            amount = money(_dec(line.get("Amount", 0), "Amount"))
         if amount < 0:
             raise _business("Discount amount cannot be negative")
         return detail, amount
@@ -1209,7 +1060,7 @@ class QuickBooksSandbox:
                 line, amount, tax_code = self._sales_item_line(company, line)
                 if tax_code is not None:
                     rate = company.tax_rates.get(tax_code, Decimal(0))
-                    line_tax = _money(amount * rate / 100)
+                    line_tax = money(amount * rate / 100)
                     line_tax_total += line_tax
                     if company.country != "US" and rate:
                         net, tax = taxable.get(tax_code, (Decimal(0), Decimal(0)))
@@ -1278,7 +1129,7 @@ class QuickBooksSandbox:
         obj["CustomerRef"] = self._customer_ref(company, body)
         if body.get("TotalAmt") is None:
             raise _required("TotalAmt")
-        total = _money(_dec(body["TotalAmt"], "TotalAmt"))
+        total = money(_dec(body["TotalAmt"], "TotalAmt"))
         if total < 0:
             raise _business("The payment amount cannot be negative")
         ref_num = body.get("PaymentRefNum")
@@ -1291,7 +1142,7 @@ class QuickBooksSandbox:
             if not isinstance(raw, dict):
                 raise _invalid_request(f"Line[{index}] must be an object")
             line = dict(raw)
-            amount = _money(_dec(line.get("Amount", 0), "Line.Amount"))
+            amount = money(_dec(line.get("Amount", 0), "Line.Amount"))
             line["Amount"] = amount
             linked = line.get("LinkedTxn") or []
             if not isinstance(linked, list):
@@ -1435,54 +1286,17 @@ class QuickBooksSandbox:
             self._relink_invoices(company, paid)
         return copy.deepcopy(existing)
 
-    # ---------------------------------------------------------------------------------------------
-    # HTTP controls for a sandbox in another process
-
-    def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
-        try:
-            body = _loads(request.get_data()) if request.get_data() else {}
-        except ValueError:
-            return self._json({"error": "body is not JSON"}, 400)
-        if endpoint == "ctl_requests":
-            with self._lock:
-                log = [{"method": m, "path": p, "status": s} for m, p, s in self.request_log]
-            return self._json(log)
-        if not isinstance(body, dict):
-            return self._json({"error": "body must be a JSON object"}, 400)
-        try:
-            if endpoint == "ctl_seed":
-                realm_id = str(body.pop("realm_id"))
-                self.seed_company(realm_id, **body)
-                return self._json({"realm_id": realm_id}, 201)
-            realm = args["realm"]
-            if endpoint == "ctl_documents":
-                return self._json(self.documents(realm, args["entity"]))
-            if endpoint == "ctl_faults":
-                if "lose_responses" in body:
-                    self.lose_responses(realm, int(body["lose_responses"]))
-                else:
-                    self.inject_status(realm, int(body["status"]), int(body.get("count", 1)))
-            elif endpoint == "ctl_revoke":
-                self.revoke_refresh_token(realm)
-            elif endpoint == "ctl_expire":
-                self.expire_access_tokens(realm)
-        except KeyError as exc:
-            return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
-        except (TypeError, ValueError) as exc:
-            return self._json({"error": str(exc)}, 400)
-        return self._json({"ok": True})
-
 
 # --------------------------------------------------------------------------------------------------
 # Running it on its own
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the local QuickBooks Online sandbox in the foreground.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8790)
-    parser.add_argument(
-        "--seed-realm", action="append", default=[], help="realm id to seed with demo credentials"
+    parser = foreground_parser(
+        "Run the local QuickBooks Online sandbox in the foreground.",
+        port=8790,
+        seed_flag="--seed-realm",
+        noun="realm",
     )
     parser.add_argument("--requests-per-minute", type=int, default=500)
     parser.add_argument("--max-concurrent", type=int, default=10)
@@ -1494,32 +1308,10 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent=args.max_concurrent,
         latency_seconds=args.latency,
     )
-    for realm in args.seed_realm:
-        refresh = f"sandbox-refresh-{realm}"
-        sandbox.seed_company(
-            realm, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, refresh_token=refresh
-        )
-        print(
-            f"seeded realm {realm}: client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET} "
-            f"refresh_token={refresh}"
-        )
-    stopping = threading.Event()
-
-    def _on_signal(_signum: int, _frame: object) -> None:
-        # Only flag here: shutting the server down from inside the handler would block the main thread.
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        url = sandbox.start(args.host, args.port)
-        print(f"QuickBooks Online sandbox listening on {url}", flush=True)
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        sandbox.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    seed_demo("realm", args.seed_realm, lambda realm, _number, demo: sandbox.seed_company(realm, **demo))
+    return run_foreground(
+        sandbox, args.host, args.port, lambda url: f"QuickBooks Online sandbox listening on {url}"
+    )
 
 
 if __name__ == "__main__":

@@ -16,38 +16,46 @@ and Decimals are written back as JSON numbers with (at least) two decimal places
 
 from __future__ import annotations
 
-import argparse
 import calendar
 import copy
 import hashlib
-import json
 import math
 import re
 import secrets
-import signal
-import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_date
-from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from invoice_sync_ops.sandboxes.quickbooks import dumps
+from invoice_sync_ops.sandboxes.base import (
+    CENT,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    SandboxServer,
+    TokenReader,
+    Traffic,
+    dumps,
+    expire_window,
+    foreground_parser,
+    loads,
+    money,
+    parse_number,
+    retry_after,
+    run_foreground,
+    seed_demo,
+)
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-__all__ = ["XeroSandbox", "dumps", "main"]
+__all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "XeroSandbox", "dumps", "main"]
 
 ACCESS_TOKEN_TTL = 1800
 REFRESH_GRACE_SECONDS = 1800
@@ -67,7 +75,6 @@ NOT_FOUND_TEXT = "The resource you're looking for cannot be found"
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 
-CENT = Decimal("0.01")
 QTY_PLACES = Decimal("0.0001")
 RATE_ONE = Decimal("1.000000")
 
@@ -125,9 +132,6 @@ CONTACT_FIELDS = (
 )
 
 NOT_VALID_FOR_MODIFICATION = "Invoice not of valid status for modification"
-
-DEMO_CLIENT_ID = "sandbox-client-id"
-DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo credential for the local stack
 
 
 class _Invalid(Exception):
@@ -189,26 +193,13 @@ def _query_error(message: str) -> _ApiError:
 # Values: money, numbers, dates
 
 
-def _loads(raw: bytes) -> Any:
-    return json.loads(raw, parse_float=Decimal)
-
-
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 def _text(value: Decimal) -> str:
-    return format(_money(value), "f")
+    return format(money(value), "f")
 
 
 def _dec(value: Any, name: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise _Invalid(f"{name} must be a number")  # sandbox wording
-    try:
-        result = Decimal(value)
-    except InvalidOperation as exc:
-        raise _Invalid(f"{name} must be a number") from exc  # sandbox wording
-    if not result.is_finite():
+    result = parse_number(value)
+    if result is None:
         raise _Invalid(f"{name} must be a number")  # sandbox wording
     return result
 
@@ -292,29 +283,15 @@ def _equals(actual: Any, kind: str, wanted: str) -> bool:
     return str(actual) == wanted
 
 
-class _WhereParser:
+class _WhereParser(TokenReader):
     def __init__(self, text: str) -> None:
-        self.tokens: list[tuple[str, str]] = []
-        pos = 0
-        text = text.strip()
-        while pos < len(text):
-            match = _WHERE_TOKEN.match(text, pos)
-            if match is None or match.end() == pos:
-                raise _query_error(f"Unexpected character at position {pos + 1} in where clause")
-            kind = match.lastgroup or ""
-            self.tokens.append((kind, match.group(kind)))
-            pos = match.end()
-        self.pos = 0
-
-    def _peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def _next(self) -> tuple[str, str]:
-        token = self._peek()
-        if token is None:
-            raise _query_error("Unexpected end of where clause")
-        self.pos += 1
-        return token
+        super().__init__(
+            _WHERE_TOKEN,
+            text.strip(),
+            _query_error,
+            bad_character="Unexpected character at position {position} in where clause",
+            unexpected_end="Unexpected end of where clause",
+        )
 
     def _joiner(self, symbol: str, word: str) -> bool:
         token = self._peek()
@@ -388,7 +365,7 @@ class _Replay:
 
 
 @dataclass
-class _Org:
+class _Org(Traffic):
     tenant_id: str
     client_id: str
     client_secret: str
@@ -405,11 +382,7 @@ class _Org:
     counters: dict[str, int] = field(default_factory=lambda: {"invoice": 1, "credit_note": 1})
     tax_rates: dict[str, Decimal] = field(default_factory=dict)
     idempotency: dict[str, _Replay] = field(default_factory=dict)
-    injected: deque[int] = field(default_factory=deque)
-    lose: int = 0
-    minute: deque[float] = field(default_factory=deque)
-    day: deque[float] = field(default_factory=deque)
-    in_flight: int = 0
+    day: deque[float] = field(default_factory=deque)  # when the calls of the last 24 hours came in
 
     def table(self, collection: str) -> dict[str, dict[str, Any]]:
         return self.store.setdefault(collection, {})
@@ -436,8 +409,15 @@ class _Priced:
 _Writer = Callable[[_Org, dict[str, Any], _Write], dict[str, Any]]
 
 
-class XeroSandbox:
+class XeroSandbox(SandboxServer[_Org]):
     """An in-memory Xero Accounting API server. Thread-safe: one lock guards all organisation state."""
+
+    thread_name = "xero-sandbox"
+    logged_prefixes = ("/api.xro/", "/connect/", "/connections", "/Connections")
+    json_type = JSON_TYPE
+    control_root = "organisations"
+    seed_key = "tenant_id"
+    tenant_noun = "tenant"
 
     def __init__(
         self,
@@ -455,74 +435,21 @@ class XeroSandbox:
         self.calls_per_day = calls_per_day
         self.app_calls_per_minute = app_calls_per_minute
         self.idempotency_window_seconds = idempotency_window_seconds
-        self.latency_seconds = latency_seconds
-        self._clock = clock
-        self._lock = threading.RLock()
-        self._orgs: dict[str, _Org] = {}
         self._access: dict[str, tuple[str, float]] = {}  # access token -> (tenant id, expiry)
         self._app_minute: deque[float] = deque()
-        self.request_log: list[tuple[str, str, int]] = []
-        self.base_url = ""
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         api = "/api.xro/2.0"
-        self._url_map = Map(
-            [
+        super().__init__(
+            clock=clock,
+            latency_seconds=latency_seconds,
+            rules=[
                 Rule("/connect/token", endpoint="token", methods=["POST"]),
                 Rule("/connections", endpoint="connections", methods=["GET"]),
                 Rule("/Connections", endpoint="connections", methods=["GET"]),
                 Rule(f"{api}/<collection>", endpoint="collection", methods=["GET", "PUT", "POST"]),
                 Rule(f"{api}/<collection>/<obj_id>", endpoint="object", methods=["GET", "POST"]),
                 Rule(f"{api}/<collection>/<obj_id>/<sub>", endpoint="sub", methods=["PUT"]),
-                Rule("/_sandbox/organisations", endpoint="ctl_seed", methods=["POST"]),
-                Rule("/_sandbox/organisations/<tenant>/faults", endpoint="ctl_faults", methods=["POST"]),
-                Rule("/_sandbox/organisations/<tenant>/revoke", endpoint="ctl_revoke", methods=["POST"]),
-                Rule(
-                    "/_sandbox/organisations/<tenant>/expire-access-tokens",
-                    endpoint="ctl_expire",
-                    methods=["POST"],
-                ),
-                Rule(
-                    "/_sandbox/organisations/<tenant>/forget-idempotency-keys",
-                    endpoint="ctl_forget",
-                    methods=["POST"],
-                ),
-                Rule(
-                    "/_sandbox/organisations/<tenant>/<collection>", endpoint="ctl_documents", methods=["GET"]
-                ),
-                Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
             ],
-            strict_slashes=False,
         )
-
-    # ---------------------------------------------------------------------------------------------
-    # Lifecycle
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a daemon thread and return the base URL (``http://host:port``)."""
-        if self._server is not None:
-            raise RuntimeError("sandbox already started")
-        server = make_server(host, port, self.wsgi_app, threaded=True)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="xero-sandbox", daemon=True
-        )
-        self._thread.start()
-        self.base_url = f"http://{host}:{server.server_port}"
-        return self.base_url
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    @property
-    def wsgi_app(self) -> WSGIApplication:
-        return self._wsgi
 
     # ---------------------------------------------------------------------------------------------
     # Test controls
@@ -654,37 +581,33 @@ class XeroSandbox:
         for collection in ("Contacts", "Invoices", "Payments", "CreditNotes"):
             org.table(collection)
         with self._lock:
-            self._orgs[tenant_id] = org
+            self._tenants[tenant_id] = org
 
     def documents(self, tenant_id: str, collection: str) -> list[dict[str, Any]]:
         """Deep copies of the stored objects (Decimals for money), in creation order, as served."""
         with self._lock:
-            org = self._org(tenant_id)
+            org = self._tenant(tenant_id)
             name = COLLECTIONS.get(collection.lower())
             if name is None:
                 raise KeyError(f"unknown collection {collection}")
             return copy.deepcopy(list(org.table(name).values()))
 
     def inject_status(self, tenant_id: str, status: int, count: int = 1) -> None:
-        if status != 429 and not 500 <= status <= 599:
-            raise ValueError("inject_status takes 429 or a 5xx status")
-        with self._lock:
-            self._org(tenant_id).injected.extend([status] * count)
+        self._inject_status(tenant_id, status, count)
 
     def lose_responses(self, tenant_id: str, count: int = 1) -> None:
-        with self._lock:
-            self._org(tenant_id).lose += count
+        self._lose_responses(tenant_id, count)
 
     def revoke_refresh_token(self, tenant_id: str) -> None:
         """The refresh token and every rotated one die (as on /connect/revocation); access tokens live on."""
         with self._lock:
-            org = self._org(tenant_id)
+            org = self._tenant(tenant_id)
             org.refresh_token = None
             org.rotated.clear()
 
     def expire_access_tokens(self, tenant_id: str) -> None:
         with self._lock:
-            self._org(tenant_id)
+            self._tenant(tenant_id)
             now = self._clock()
             for token, (tenant, expiry) in list(self._access.items()):
                 if tenant == tenant_id:
@@ -693,16 +616,16 @@ class XeroSandbox:
     def forget_idempotency_keys(self, tenant_id: str) -> None:
         """Empties the ``Idempotency-Key`` cache, as if Xero's window had passed for every key."""
         with self._lock:
-            self._org(tenant_id).idempotency.clear()
+            self._tenant(tenant_id).idempotency.clear()
 
     # ---------------------------------------------------------------------------------------------
     # Helpers
 
-    def _org(self, tenant_id: str) -> _Org:
-        org = self._orgs.get(tenant_id)
-        if org is None:
-            raise KeyError(f"unknown tenant {tenant_id}")
-        return org
+    def _seed_tenant(self, tenant_id: str, options: dict[str, Any]) -> None:
+        self.seed_organisation(tenant_id, **options)
+
+    def _control_actions(self) -> dict[str, Callable[[str], None]]:
+        return {**super()._control_actions(), "forget-idempotency-keys": self.forget_idempotency_keys}
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
@@ -716,9 +639,6 @@ class XeroSandbox:
     def _stamp(self, obj: dict[str, Any]) -> None:
         obj["UpdatedDateUTC"] = self._updated()
 
-    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return Response(dumps(payload), status=status, content_type=JSON_TYPE, headers=headers)
-
     def _envelope(self, collection: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "Id": str(uuid.uuid4()),
@@ -731,32 +651,17 @@ class XeroSandbox:
     # ---------------------------------------------------------------------------------------------
     # WSGI
 
-    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
-        response = self._dispatch(request)
-        if request.path.startswith(("/api.xro/", "/connect/", "/connections", "/Connections")):
-            path = request.full_path.rstrip("?")
-            with self._lock:
-                self.request_log.append((request.method, path, response.status_code))
-        result: Iterable[bytes] = response(environ, start_response)
-        return result
+    def _unrouted(self, request: Request, exc: HTTPException) -> Response:
+        if request.path.startswith("/api.xro/") and exc.code == 404:
+            return Response(NOT_FOUND_TEXT, 404, content_type=TEXT_TYPE)
+        return super()._unrouted(request, exc)
 
-    def _dispatch(self, request: Request) -> Response:
-        adapter = self._url_map.bind_to_environ(request.environ)
-        try:
-            endpoint, args = adapter.match()
-        except HTTPException as exc:
-            if request.path.startswith("/api.xro/") and exc.code == 404:
-                return Response(NOT_FOUND_TEXT, 404, content_type=TEXT_TYPE)
-            return self._json({"error": exc.name}, exc.code or 404)
-        str_args = {key: str(value) for key, value in args.items()}
+    def _route(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         if endpoint == "token":
             return self._token(request)
         if endpoint == "connections":
             return self._connections(request)
-        if str(endpoint).startswith("ctl_"):
-            return self._control(request, str(endpoint), str_args)
-        return self._api(request, str(endpoint), str_args)
+        return self._api(request, endpoint, {key: str(value) for key, value in args.items()})
 
     # ---------------------------------------------------------------------------------------------
     # OAuth 2 (identity.xero.com) and /connections
@@ -774,7 +679,7 @@ class XeroSandbox:
         with self._lock:
             orgs = [
                 org
-                for org in self._orgs.values()
+                for org in self._tenants.values()
                 if client_id
                 and secrets.compare_digest(org.client_id, client_id)
                 and secrets.compare_digest(org.client_secret, client_secret)
@@ -832,7 +737,7 @@ class XeroSandbox:
             tenant, failure = self._bearer(request)
             if failure is not None:
                 return failure
-            org = self._orgs.get(tenant or "")
+            org = self._tenants.get(tenant or "")
             if org is None:
                 return self._json([])
             return self._json(
@@ -861,18 +766,15 @@ class XeroSandbox:
 
     def _throttle(self, org: _Org, now: float) -> tuple[str, int] | None:
         """The limit a new call would break (problem, Retry-After seconds), or None."""
-        while org.minute and org.minute[0] <= now - 60:
-            org.minute.popleft()
-        while org.day and org.day[0] <= now - DAY_SECONDS:
-            org.day.popleft()
-        while self._app_minute and self._app_minute[0] <= now - 60:
-            self._app_minute.popleft()
+        expire_window(org.minute, now)
+        expire_window(org.day, now, DAY_SECONDS)
+        expire_window(self._app_minute, now)
         if len(org.day) >= self.calls_per_day:
-            return "day", max(1, math.ceil(org.day[0] + DAY_SECONDS - now))
+            return "day", retry_after(org.day, now, DAY_SECONDS)
         if len(self._app_minute) >= self.app_calls_per_minute:
-            return "appminute", max(1, math.ceil(self._app_minute[0] + 60 - now))
+            return "appminute", retry_after(self._app_minute, now)
         if len(org.minute) >= self.calls_per_minute:
-            return "minute", max(1, math.ceil(org.minute[0] + 60 - now))
+            return "minute", retry_after(org.minute, now)
         if org.in_flight >= self.max_concurrent:
             return "concurrent", 1
         return None
@@ -883,7 +785,7 @@ class XeroSandbox:
             if failure is not None:
                 return failure
             header = request.headers.get("xero-tenant-id", "").strip()
-            org = self._orgs.get(header)
+            org = self._tenants.get(header)
             if org is None or header != tenant:
                 return self._json(_problem(403, "AuthenticationUnsuccessful", "Forbidden"), 403)
             if org.injected:
@@ -902,32 +804,15 @@ class XeroSandbox:
                 }
                 body = _problem(429, f"Rate limit exceeded: {problem}", "Too Many Requests")
                 return self._json(body, 429, headers)
-            org.minute.append(now)
+            self._admit(org, now)
             org.day.append(now)
             self._app_minute.append(now)
-            org.in_flight += 1
-        try:
-            if self.latency_seconds > 0:
-                # Outside the lock, so concurrent requests really overlap (that is what the limit is about).
-                time.sleep(self.latency_seconds)
-            is_write = request.method in ("PUT", "POST")
-            with self._lock:
-                status, raw, content_type = self._execute(org, request, endpoint, args)
-                headers = self._limit_headers(org)
-                lost = False
-                if is_write and org.lose > 0:
-                    org.lose -= 1
-                    lost = True
-            if lost:
-                # The write above is committed; the client never learns its outcome, as when a gateway
-                # times out after Xero saved the document.
-                return Response(
-                    "<html><body><h1>502 Bad Gateway</h1></body></html>", 502, content_type="text/html"
-                )
-            return Response(raw, status=status, content_type=content_type, headers=headers)
-        finally:
-            with self._lock:
-                org.in_flight -= 1
+
+        def respond() -> Response:
+            status, raw, content_type = self._execute(org, request, endpoint, args)
+            return Response(raw, status=status, content_type=content_type, headers=self._limit_headers(org))
+
+        return self._serve(org, is_write=request.method in ("PUT", "POST"), respond=respond)
 
     def _execute(
         self, org: _Org, request: Request, endpoint: str, args: dict[str, str]
@@ -1019,7 +904,7 @@ class XeroSandbox:
     def _elements(self, request: Request, collection: str) -> list[Any]:
         raw = request.get_data()
         try:
-            body = _loads(raw) if raw.strip() else None
+            body = loads(raw) if raw.strip() else None
         except ValueError as exc:
             raise _post_data_invalid() from exc
         if not isinstance(body, dict):
@@ -1304,7 +1189,7 @@ class XeroSandbox:
         if raw.get("DiscountRate"):
             line["DiscountRate"] = _dec(raw["DiscountRate"], "DiscountRate")
         if raw.get("DiscountAmount"):
-            line["DiscountAmount"] = _money(_dec(raw["DiscountAmount"], "DiscountAmount"))
+            line["DiscountAmount"] = money(_dec(raw["DiscountAmount"], "DiscountAmount"))
         return line, discount
 
     @staticmethod
@@ -1336,15 +1221,15 @@ class XeroSandbox:
         if rate and fixed:
             errors.append("Only one of DiscountRate or DiscountAmount can be given")  # sandbox wording
         gross = quantity * unit
-        discount = _money(gross * rate / 100) if rate else _money(fixed or Decimal(0))
-        expected = _money(gross - discount)
+        discount = money(gross * rate / 100) if rate else money(fixed or Decimal(0))
+        expected = money(gross - discount)
         if given is None:
             return quantity, unit, expected, discount
-        if abs(_money(given) - expected) > CENT:
+        if abs(money(given) - expected) > CENT:
             errors.append(
                 f"The line total {_text(given)} does not match the expected line total {_text(expected)}"
             )
-        return quantity, unit, _money(given), discount
+        return quantity, unit, money(given), discount
 
     def _line_tax(
         self,
@@ -1385,11 +1270,11 @@ class XeroSandbox:
         if amounts == "NoTax":
             tax = Decimal("0.00")
         elif override is not None:
-            tax = _money(override)  # Xero lets the caller override the computed tax
+            tax = money(override)  # Xero lets the caller override the computed tax
         elif amounts == "Inclusive":
-            tax = _money(line_amount * percent / (100 + percent))
+            tax = money(line_amount * percent / (100 + percent))
         else:
-            tax = _money(line_amount * percent / 100)
+            tax = money(line_amount * percent / 100)
         return account, code, tax_type, tax
 
     @staticmethod
@@ -1584,7 +1469,7 @@ class XeroSandbox:
             "SubTotal": priced.sub_total,
             "TotalTax": priced.total_tax,
             "Total": priced.total,
-            "TotalDiscount": _money(priced.discount),
+            "TotalDiscount": money(priced.discount),
             "UpdatedDateUTC": self._updated(),
             "CurrencyCode": currency,
         }
@@ -1749,7 +1634,7 @@ class XeroSandbox:
                 raise _Invalid("Invoice could not be found")  # sandbox wording
             if element.get("Amount") is None:
                 raise _Invalid("Amount must be specified")  # sandbox wording
-            amount = _money(_dec(element["Amount"], "Amount"))
+            amount = money(_dec(element["Amount"], "Amount"))
             day = _parse_date(element["Date"], "Date") if element.get("Date") else self._today()
             errors: list[str] = []
             if invoice["Status"] != "AUTHORISED":
@@ -1850,7 +1735,7 @@ class XeroSandbox:
         account = self._payment_account(org, element)
         if element.get("Amount") is None:
             raise _Invalid("Amount must be specified")  # sandbox wording
-        amount = _money(_dec(element["Amount"], "Amount"))
+        amount = money(_dec(element["Amount"], "Amount"))
         day = _parse_date(element["Date"], "Date") if element.get("Date") else self._today()
         errors: list[str] = []
         if invoice["Status"] != "AUTHORISED":
@@ -1971,58 +1856,17 @@ class XeroSandbox:
             self._settle(invoice, self._today())
         return payment
 
-    # ---------------------------------------------------------------------------------------------
-    # HTTP controls for a sandbox in another process
-
-    def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
-        try:
-            body = _loads(request.get_data()) if request.get_data() else {}
-        except ValueError:
-            return self._json({"error": "body is not JSON"}, 400)
-        if endpoint == "ctl_requests":
-            with self._lock:
-                log = [{"method": m, "path": p, "status": s} for m, p, s in self.request_log]
-            return self._json(log)
-        if not isinstance(body, dict):
-            return self._json({"error": "body must be a JSON object"}, 400)
-        try:
-            if endpoint == "ctl_seed":
-                tenant_id = str(body.pop("tenant_id"))
-                self.seed_organisation(tenant_id, **body)
-                return self._json({"tenant_id": tenant_id}, 201)
-            tenant = args["tenant"]
-            if endpoint == "ctl_documents":
-                return self._json(self.documents(tenant, args["collection"]))
-            if endpoint == "ctl_faults":
-                if "lose_responses" in body:
-                    self.lose_responses(tenant, int(body["lose_responses"]))
-                else:
-                    self.inject_status(tenant, int(body["status"]), int(body.get("count", 1)))
-            elif endpoint == "ctl_revoke":
-                self.revoke_refresh_token(tenant)
-            elif endpoint == "ctl_expire":
-                self.expire_access_tokens(tenant)
-            elif endpoint == "ctl_forget":
-                self.forget_idempotency_keys(tenant)
-        except KeyError as exc:
-            return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
-        except (TypeError, ValueError) as exc:
-            return self._json({"error": str(exc)}, 400)
-        return self._json({"ok": True})
-
 
 # --------------------------------------------------------------------------------------------------
 # Running it on its own
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Run the local Xero Accounting API sandbox in the foreground."
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8791)
-    parser.add_argument(
-        "--seed-tenant", action="append", default=[], help="tenant id to seed with demo credentials"
+    parser = foreground_parser(
+        "Run the local Xero Accounting API sandbox in the foreground.",
+        port=8791,
+        seed_flag="--seed-tenant",
+        noun="tenant",
     )
     parser.add_argument("--calls-per-minute", type=int, default=60)
     parser.add_argument("--max-concurrent", type=int, default=5)
@@ -2036,32 +1880,15 @@ def main(argv: list[str] | None = None) -> int:
         calls_per_day=args.calls_per_day,
         latency_seconds=args.latency,
     )
-    for tenant in args.seed_tenant:
-        refresh = f"sandbox-refresh-{tenant}"
-        sandbox.seed_organisation(
-            tenant, client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, refresh_token=refresh
-        )
-        print(
-            f"seeded tenant {tenant}: client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET} "
-            f"refresh_token={refresh}"
-        )
-    stopping = threading.Event()
-
-    def _on_signal(_signum: int, _frame: object) -> None:
-        # Only flag here: shutting the server down from inside the handler would block the main thread.
-        stopping.set()
-
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        url = sandbox.start(args.host, args.port)
-        print(f"Xero sandbox listening on {url} (token URL {url}/connect/token)", flush=True)
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        sandbox.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+    seed_demo(
+        "tenant", args.seed_tenant, lambda tenant, _number, demo: sandbox.seed_organisation(tenant, **demo)
+    )
+    return run_foreground(
+        sandbox,
+        args.host,
+        args.port,
+        lambda url: f"Xero sandbox listening on {url} (token URL {url}/connect/token)",
+    )
 
 
 if __name__ == "__main__":

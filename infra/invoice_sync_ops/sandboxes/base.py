@@ -1,0 +1,468 @@
+"""The machinery every ledger sandbox shares, so each ledger module only has to say what is its own.
+
+What lives here is mechanism: serving a WSGI app in a thread, logging ledger calls, Decimal-exact JSON,
+the per-tenant fault queue and sliding-window limits, the ``/_sandbox/...`` control API and the
+foreground runner. Paths, error bodies, status codes and headers stay in the ledger modules: a sandbox
+is only worth having if it speaks its ledger's wire format, and those formats do not agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = [
+    "CENT",
+    "DEMO_CLIENT_ID",
+    "DEMO_CLIENT_SECRET",
+    "DemoCredentials",
+    "SandboxServer",
+    "TokenReader",
+    "Traffic",
+    "dumps",
+    "encode_json",
+    "expire_window",
+    "foreground_parser",
+    "loads",
+    "money",
+    "parse_number",
+    "retry_after",
+    "run_foreground",
+    "seed_demo",
+]
+
+CENT = Decimal("0.01")
+MINUTE = 60.0
+
+DEMO_CLIENT_ID = "sandbox-client-id"
+DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo credential for the local stack
+
+# What a gateway in front of the ledger sends when it gives up on a request the ledger went on to commit.
+BAD_GATEWAY_HTML = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON with exact money
+
+
+def decimal_number(value: Decimal) -> str:
+    """A Decimal as a JSON number: two places (money's shape), or more if it has them (unit prices)."""
+    cents = value.quantize(CENT)
+    return format(cents if cents == value else value, "f")
+
+
+def decimal_string(value: Decimal) -> str:
+    """A Decimal as a JSON string, for ledgers whose money amounts are strings."""
+    return json.dumps(format(value, "f"))
+
+
+def encode_json(value: Any, decimal: Callable[[Decimal], str]) -> str:
+    """Serialise to JSON writing each Decimal with ``decimal``; money never passes through float."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot serialise {value} as JSON")
+        return decimal(value)
+    if isinstance(value, dict):
+        return (
+            "{" + ",".join(f"{json.dumps(str(k))}:{encode_json(v, decimal)}" for k, v in value.items()) + "}"
+        )
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(encode_json(v, decimal) for v in value) + "]"
+    return json.dumps(value)
+
+
+def dumps(value: Any) -> str:
+    """Serialise to JSON writing Decimals as numbers (two places for money), never through float."""
+    return encode_json(value, decimal_number)
+
+
+def loads(raw: bytes) -> Any:
+    """Parse a request body with every fraction as a Decimal, so money read in is exact."""
+    return json.loads(raw, parse_float=Decimal)
+
+
+def money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_number(value: Any) -> Decimal | None:
+    """A finite Decimal from a JSON number or numeric string, or None; each ledger words its own error."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        return None
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Query languages
+
+
+class TokenReader:
+    """Reads the ``(kind, text)`` tokens of a small query language front to back; parsers add the grammar.
+
+    ``pattern`` has one named group per token kind and skips leading blanks itself. ``fail`` makes the
+    ledger's own parse error from a message, so the wording and status of errors stay the ledger's.
+    """
+
+    def __init__(
+        self,
+        pattern: re.Pattern[str],
+        text: str,
+        fail: Callable[[str], Exception],
+        *,
+        bad_character: str,  # a message with a {position} placeholder (1-based)
+        unexpected_end: str,
+    ) -> None:
+        self.fail = fail
+        self.unexpected_end = unexpected_end
+        self.tokens: list[tuple[str, str]] = []
+        pos = 0
+        while pos < len(text):
+            match = pattern.match(text, pos)
+            if match is None or match.end() == pos:
+                raise fail(bad_character.format(position=pos + 1))
+            kind = match.lastgroup or ""
+            self.tokens.append((kind, match.group(kind)))
+            pos = match.end()
+        self.pos = 0
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def _next(self) -> tuple[str, str]:
+        token = self._peek()
+        if token is None:
+            raise self.fail(self.unexpected_end)
+        self.pos += 1
+        return token
+
+
+# --------------------------------------------------------------------------------------------------
+# Fault injection and limits
+
+
+@dataclass(kw_only=True)
+class Traffic:
+    """A tenant's injected faults and call accounting; only touched under the sandbox lock.
+
+    Its fields are keyword-only so a ledger's tenant dataclass can extend it and still have required fields.
+    """
+
+    injected: deque[int] = field(default_factory=deque)  # statuses the next calls answer instead
+    lose: int = 0  # how many more committed writes answer 502
+    minute: deque[float] = field(default_factory=deque)  # when the calls of the last minute came in
+    in_flight: int = 0
+
+
+def expire_window(window: deque[float], now: float, span: float = MINUTE) -> None:
+    """Drop the calls that have left a sliding window of ``span`` seconds."""
+    while window and window[0] <= now - span:
+        window.popleft()
+
+
+def retry_after(window: deque[float], now: float, span: float = MINUTE) -> int:
+    """Whole seconds until the oldest call leaves a full window (at least 1, as Retry-After has it)."""
+    return max(1, math.ceil(window[0] + span - now))
+
+
+# --------------------------------------------------------------------------------------------------
+# The server
+
+TenantT = TypeVar("TenantT", bound=Traffic)
+
+
+class SandboxServer(ABC, Generic[TenantT]):
+    """An in-memory ledger served over HTTP. Thread-safe: one lock guards all tenant state.
+
+    A subclass gives its API routes to ``__init__`` and answers them in ``_route``; this class owns the
+    server thread, the tenants, the request log, JSON responses, fault bookkeeping and the ``/_sandbox``
+    control API.
+    """
+
+    thread_name: ClassVar[str]
+    # Paths of calls a client makes to the ledger; only those are logged, not control calls.
+    logged_prefixes: ClassVar[tuple[str, ...]]
+    json_type: ClassVar[str]
+    # The collection segment of the control paths: /_sandbox/<control_root>/<tenant>/...
+    control_root: ClassVar[str]
+    # The body key naming the tenant in POST /_sandbox/<control_root>, echoed in the reply.
+    seed_key: ClassVar[str]
+    # Statuses besides 5xx that inject_status accepts.
+    injectable: ClassVar[tuple[int, ...]] = (429,)
+    # What the ledger calls a tenant (a QBO realm, a FreshBooks account), for KeyError messages.
+    tenant_noun: ClassVar[str]
+
+    def __init__(self, *, clock: Callable[[], float], latency_seconds: float, rules: list[Rule]) -> None:
+        self.latency_seconds = latency_seconds
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._tenants: dict[str, TenantT] = {}
+        self.request_log: list[tuple[str, str, int]] = []
+        self.base_url = ""
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._url_map = Map([*rules, *self._control_rules()], strict_slashes=False)
+
+    # ---------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a daemon thread and return the base URL (``http://host:port``)."""
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        server = make_server(host, port, self.wsgi_app, threaded=True)
+        self._server = server
+        # A short poll interval keeps stop() quick; tests start and stop a server each.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
+        )
+        self._thread.start()
+        self.base_url = f"http://{host}:{server.server_port}"
+        return self.base_url
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    @property
+    def wsgi_app(self) -> WSGIApplication:
+        return self._wsgi
+
+    # ---------------------------------------------------------------------------------------------
+    # What each ledger supplies
+
+    @abstractmethod
+    def documents(self, tenant_id: str, kind: str, /) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def revoke_refresh_token(self, tenant_id: str, /) -> None: ...
+
+    @abstractmethod
+    def expire_access_tokens(self, tenant_id: str, /) -> None: ...
+
+    @abstractmethod
+    def _seed_tenant(self, tenant_id: str, options: dict[str, Any]) -> None:
+        """Seed a tenant from the body of POST /_sandbox/<control_root> (less ``seed_key``)."""
+
+    @abstractmethod
+    def _route(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
+        """Answer a matched non-control endpoint."""
+
+    # ---------------------------------------------------------------------------------------------
+    # Tenants and faults
+
+    def _tenant(self, tenant_id: str) -> TenantT:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise KeyError(f"unknown {self.tenant_noun} {tenant_id}")
+        return tenant
+
+    def _inject_status(self, tenant_id: str, status: int, count: int) -> None:
+        if status not in self.injectable and not 500 <= status <= 599:
+            allowed = ", ".join(str(code) for code in self.injectable)
+            raise ValueError(f"inject_status takes {allowed} or a 5xx status")
+        with self._lock:
+            self._tenant(tenant_id).injected.extend([status] * count)
+
+    def _lose_responses(self, tenant_id: str, count: int) -> None:
+        with self._lock:
+            self._tenant(tenant_id).lose += count
+
+    def _admit(self, tenant: TenantT, now: float) -> None:
+        """Count a call that passed the limits; ``_serve`` must follow to release it. Under the lock."""
+        tenant.minute.append(now)
+        tenant.in_flight += 1
+
+    def _serve(self, tenant: TenantT, *, is_write: bool, respond: Callable[[], Response]) -> Response:
+        """Run an admitted call: its latency, ``respond`` under the lock, then any lost response due."""
+        try:
+            if self.latency_seconds > 0:
+                # Outside the lock, so concurrent requests really overlap (that is what the concurrency
+                # limit is about).
+                time.sleep(self.latency_seconds)
+            with self._lock:
+                response = respond()
+                lost = is_write and tenant.lose > 0
+                if lost:
+                    tenant.lose -= 1
+            if lost:
+                # The write above is committed; the client just never learns its outcome, as when a
+                # gateway times out after the ledger saved the document.
+                return Response(BAD_GATEWAY_HTML, 502, content_type="text/html")
+            return response
+        finally:
+            with self._lock:
+                tenant.in_flight -= 1
+
+    # ---------------------------------------------------------------------------------------------
+    # WSGI
+
+    def _json(self, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(self._dumps(payload), status=status, headers=headers, content_type=self.json_type)
+
+    def _dumps(self, payload: Any) -> str:
+        return dumps(payload)
+
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._dispatch(request)
+        if request.path.startswith(self.logged_prefixes):
+            path = request.full_path.rstrip("?")
+            with self._lock:
+                self.request_log.append((request.method, path, response.status_code))
+        result: Iterable[bytes] = response(environ, start_response)
+        return result
+
+    def _dispatch(self, request: Request) -> Response:
+        adapter = self._url_map.bind_to_environ(request.environ)
+        try:
+            endpoint, args = adapter.match()
+        except HTTPException as exc:
+            return self._unrouted(request, exc)
+        if str(endpoint).startswith("ctl_"):
+            return self._control(request, str(endpoint), {key: str(value) for key, value in args.items()})
+        return self._route(request, str(endpoint), dict(args))
+
+    # The request is unused here, but an override may answer by path (Xero's API 404s are plain text).
+    def _unrouted(self, request: Request, exc: HTTPException) -> Response:  # noqa: ARG002
+        return self._json({"error": exc.name}, exc.code or 404)
+
+    # ---------------------------------------------------------------------------------------------
+    # HTTP controls for a sandbox in another process
+
+    def _control_actions(self) -> dict[str, Callable[[str], None]]:
+        """POST /_sandbox/<control_root>/<tenant>/<action> with no body: action -> what it does."""
+        return {"revoke": self.revoke_refresh_token, "expire-access-tokens": self.expire_access_tokens}
+
+    def _control_rules(self) -> list[Rule]:
+        root = f"/_sandbox/{self.control_root}"
+        return [
+            Rule(root, endpoint="ctl_seed", methods=["POST"]),
+            Rule(f"{root}/<tenant>/faults", endpoint="ctl_faults", methods=["POST"]),
+            *(
+                Rule(f"{root}/<tenant>/{action}", endpoint=f"ctl_{action}", methods=["POST"])
+                for action in self._control_actions()
+            ),
+            Rule(f"{root}/<tenant>/<kind>", endpoint="ctl_documents", methods=["GET"]),
+            Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
+        ]
+
+    def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
+        try:
+            body = loads(request.get_data()) if request.get_data() else {}
+        except ValueError:
+            return self._json({"error": "body is not JSON"}, 400)
+        if endpoint == "ctl_requests":
+            with self._lock:
+                log = [{"method": m, "path": p, "status": s} for m, p, s in self.request_log]
+            return self._json(log)
+        if not isinstance(body, dict):
+            return self._json({"error": "body must be a JSON object"}, 400)
+        try:
+            if endpoint == "ctl_seed":
+                tenant_id = str(body.pop(self.seed_key))
+                self._seed_tenant(tenant_id, body)
+                return self._json({self.seed_key: tenant_id}, 201)
+            tenant = args["tenant"]
+            if endpoint == "ctl_documents":
+                return self._json(self.documents(tenant, args["kind"]))
+            if endpoint == "ctl_faults":
+                if "lose_responses" in body:
+                    self._lose_responses(tenant, int(body["lose_responses"]))
+                else:
+                    self._inject_status(tenant, int(body["status"]), int(body.get("count", 1)))
+            else:
+                self._control_actions()[endpoint.removeprefix("ctl_")](tenant)
+        except KeyError as exc:
+            return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
+        except (TypeError, ValueError) as exc:
+            return self._json({"error": str(exc)}, 400)
+        return self._json({"ok": True})
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a sandbox on its own
+
+
+class DemoCredentials(TypedDict):
+    client_id: str
+    client_secret: str
+    refresh_token: str
+
+
+def foreground_parser(description: str, *, port: int, seed_flag: str, noun: str) -> argparse.ArgumentParser:
+    """The options every sandbox takes in the foreground; the caller adds its own limits."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument(
+        seed_flag, action="append", default=[], help=f"{noun} id to seed with demo credentials"
+    )
+    return parser
+
+
+def seed_demo(
+    noun: str, tenant_ids: Iterable[str], seed: Callable[[str, int, DemoCredentials], None]
+) -> None:
+    """Seed each tenant (with its 1-based number) and print the credentials a client needs for it."""
+    for number, tenant_id in enumerate(tenant_ids, start=1):
+        refresh = f"sandbox-refresh-{tenant_id}"
+        seed(
+            tenant_id,
+            number,
+            DemoCredentials(
+                client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET, refresh_token=refresh
+            ),
+        )
+        print(
+            f"seeded {noun} {tenant_id}: client_id={DEMO_CLIENT_ID} client_secret={DEMO_CLIENT_SECRET} "
+            f"refresh_token={refresh}"
+        )
+
+
+def run_foreground(sandbox: SandboxServer[Any], host: str, port: int, banner: Callable[[str], str]) -> int:
+    """Serve until SIGINT or SIGTERM, printing ``banner(url)`` once listening; returns the exit status."""
+    stopping = threading.Event()
+
+    def _on_signal(_signum: int, _frame: object) -> None:
+        # Only flag here: shutting the server down from inside the handler would block the main thread.
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        url = sandbox.start(host, port)
+        print(banner(url), flush=True)
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        sandbox.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
