@@ -1,7 +1,7 @@
 # invoice-sync: two commands do all of the set-up on a fresh machine.
 #   make demo   the main job on the local stack (moto server + a ledger sandbox), then stops;
-#               LEDGER=xero plays Xero instead of QuickBooks Online
-#   make test   lint, types, template checks, unit + integration + end-to-end tests
+#               LEDGER=xero or LEDGER=freshbooks plays that ledger instead of QuickBooks Online
+#   make test   lint, types, template checks, unit, contract, integration and end-to-end tests
 # Both create and fill .venv themselves. SAM targets (build, validate) live in mk/sam.mk.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit integration e2e local-up check clean
+.PHONY: demo test lint typecheck unit contract integration e2e local-up clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml
@@ -35,6 +35,9 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
+
+contract: $(STAMP)
+	$(BIN)/pytest tests/contract -q
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q

@@ -44,7 +44,7 @@ class _Stubs:
         return None
 
     def send(self, message: SyncMessage) -> None:
-        message.model_dump_json(exclude_none=True)  # the queue store serialises the snapshot
+        message.model_dump_json()  # as the queue store serialises the snapshot
         self.sent += 1
 
     def event_seen(self, connection_id: str, event_id: str) -> bool:

@@ -13,7 +13,7 @@ SAM_ENV = SAM_CLI_TELEMETRY=0 AWS_REGION=$${AWS_REGION:-$(SAM_REGION)} \
 .PHONY: build validate lint-template sam-clean
 
 $(SAM):
-	python3.11 -m venv $(SAM_VENV)
+	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 

@@ -36,11 +36,11 @@ class Settings(BaseModel):
     dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, alias="DEDUPE_TTL_SECONDS", gt=0)
     secret_cache_seconds: int = Field(default=300, alias="SECRET_CACHE_SECONDS", ge=0)
     ledger_timeout_seconds: float = Field(default=20.0, alias="LEDGER_TIMEOUT_SECONDS", gt=0)
-    # In-place retries of a throttled or failed ledger call, before the message goes back to SQS.
     # Seconds of an invocation kept back: no new record starts with less than this left.
     push_reserve_seconds: int = Field(default=20, alias="PUSH_RESERVE_SECONDS", ge=0)
     # An intent younger than this may belong to a push still running (longer than its timeout).
     intent_timeout_seconds: int = Field(default=120, alias="INTENT_TIMEOUT_SECONDS", ge=0)
+    # In-place retries of a throttled or failed ledger call, before the message goes back to SQS.
     ledger_max_attempts: int = Field(default=4, alias="LEDGER_MAX_ATTEMPTS", ge=1)
     ledger_backoff_seconds: float = Field(default=0.5, alias="LEDGER_BACKOFF_SECONDS", ge=0)
     ledger_max_backoff_seconds: float = Field(default=8.0, alias="LEDGER_MAX_BACKOFF_SECONDS", ge=0)

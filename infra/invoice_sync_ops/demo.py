@@ -2,7 +2,7 @@
 
 Sends signed Stripe events over HTTP (an invoice finalized, then paid; the same delivery again;
 an invoice for a product nobody mapped), waits for push to drain the queue, then shows the sync
-log, the documents in the QuickBooks sandbox and the alert raised.
+log, the documents in the ledger sandbox (QuickBooks, Xero or FreshBooks) and the alert raised.
 """
 
 from __future__ import annotations

@@ -17,14 +17,15 @@ from typing import Any
 import yaml
 from jsonschema import Draft7Validator  # type: ignore[import-untyped]  # no stubs; comes with moto
 
-__all__ = ["XERO_ACCOUNTING_SPEC", "load_spec", "xero_validator"]
+__all__ = ["XERO_ACCOUNTING_SPEC", "load_spec", "spec_path", "xero_validator"]
 
 XERO_ACCOUNTING_SPEC = (
     Path(__file__).resolve().parents[3] / "shared" / "specs" / "xero" / "xero_accounting.yaml"
 )
 
 
-def _spec_path() -> Path:
+def spec_path() -> Path:
+    """The Xero spec in use: ``XERO_OPENAPI_SPEC`` when set, else the one in ``shared/``."""
     override = os.environ.get("XERO_OPENAPI_SPEC")
     return Path(override) if override else XERO_ACCOUNTING_SPEC
 
@@ -40,13 +41,13 @@ def load_spec(path: Path) -> dict[str, Any]:
     return spec
 
 
-def xero_validator(schema_name: str, spec_path: Path | None = None) -> Callable[[Any], list[str]]:
+def xero_validator(schema_name: str, path: Path | None = None) -> Callable[[Any], list[str]]:
     """A function returning the messages (``path: message``) for an instance of ``components.schemas.<name>``.
 
     An empty list means the instance fits the schema. Raises FileNotFoundError when the spec is absent
     and KeyError for an unknown schema name.
     """
-    spec = load_spec(spec_path or _spec_path())
+    spec = load_spec(path or spec_path())
     if schema_name not in spec["components"]["schemas"]:
         raise KeyError(f"no schema {schema_name!r} in the Xero accounting spec")
     # References are '#/components/schemas/X': keep them resolvable by rooting the schema at the spec.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal
 
@@ -136,10 +138,20 @@ def test_local_up_serves_until_terminated() -> None:
     )
     try:
         assert process.stdout is not None
+        # Lines arrive through a reader thread, so a child that stalls fails the test at the
+        # deadline instead of blocking make test forever.
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(
+            target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True
+        )
+        reader.start()
         endpoints: dict[str, str] = {}
         deadline = time.monotonic() + 60
         while "Stripe webhooks" not in endpoints and time.monotonic() < deadline:
-            line = process.stdout.readline()
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                break
             for label in ("ledger sandbox", "Stripe webhooks"):
                 if line.strip().startswith(label):
                     endpoints[label] = line.split()[-1]

@@ -871,3 +871,18 @@ def test_credit_note_line_unknown_to_its_invoice_is_parked(harness: Harness) -> 
     assert record is not None
     assert "il_Unknown" in (record.last_error or "")
     assert harness.documents("CreditMemo") == []
+
+
+def test_invoice_and_credit_note_sharing_an_id_in_one_batch_are_both_kept(harness: Harness) -> None:
+    """Given an invoice and a credit note whose source ids are equal (a generic sender may number
+    both from one sequence) in the same SQS batch, then neither supersedes the other: they are
+    different documents, and both reach the ledger."""
+    invoice = _messages_of(harness, "a1")[0]
+    note = _messages_of(harness, "f1")[0]
+    note["credit_note"]["source_id"] = invoice["invoice"]["source_id"]
+    _send_raw(harness, invoice)
+    _send_raw(harness, note)
+    harness.drain()  # the credit note may wait one round for its invoice
+    assert harness.drain() == 0
+    assert len(harness.documents("Invoice")) == 1
+    assert len(harness.documents("CreditMemo")) == 1

@@ -162,7 +162,8 @@ def test_layer_requirements_match_pyproject_dependencies() -> None:
 
 def test_local_tables_match_the_template(template: dict[str, Any], stack: StackResources) -> None:
     """Proves create_stack_resources builds tables whose keys, attribute types and GSIs are the
-    template's, with TTL on, and a sync queue whose redrive policy points at the DLQ."""
+    template's, with TTL on where the template sets it (SyncState: event and alert markers, leases),
+    and a sync queue whose redrive policy points at the DLQ."""
     dynamodb = boto3.client("dynamodb")
     for logical_id, name in (("SyncStateTable", stack.sync_table), ("MappingsTable", stack.mappings_table)):
         expected = table_create_kwargs(logical_id, name, template)
@@ -182,8 +183,10 @@ def test_local_tables_match_the_template(template: dict[str, Any], stack: StackR
         }
         assert actual_gsis == expected_gsis
         ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        assert ttl["TimeToLiveStatus"] == "ENABLED"
-        assert ttl["AttributeName"] == ttl_attribute(logical_id, template) == "expires_at"
+        wanted = "ENABLED" if ttl_attribute(logical_id, template) else "DISABLED"
+        assert ttl["TimeToLiveStatus"] == wanted
+        if wanted == "ENABLED":
+            assert ttl["AttributeName"] == ttl_attribute(logical_id, template) == "expires_at"
     sync_indexes = table_create_kwargs("SyncStateTable", "x", template)["GlobalSecondaryIndexes"]
     assert {gsi["IndexName"] for gsi in sync_indexes} == {"by_day", "by_status"}
 

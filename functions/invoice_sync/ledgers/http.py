@@ -157,12 +157,12 @@ class LedgerHttp:
             )
             if isinstance(error, LedgerThrottled):
                 self.quota.throttled += 1
-            wait = self._delay(attempt, _retry_after(response.headers))
+            wait = self._delay(attempt, retry_after_seconds(response.headers))
             if retryable and attempt < self._max_attempts and wait <= self._max_backoff:
                 self._sleep(wait)
                 continue
             if isinstance(error, LedgerThrottled) and error.retry_after is None:
-                error.retry_after = _retry_after(response.headers)
+                error.retry_after = retry_after_seconds(response.headers)
             raise error
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -178,7 +178,8 @@ class LedgerHttp:
                 self.quota.remaining[name] = int(value)
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds; None when absent or given as an HTTP date (then our back-off decides)."""
     value = headers.get("Retry-After")
     try:
         return float(value) if value is not None else None

@@ -16,7 +16,7 @@ class SyncMessage(BaseModel):
     event_type: str
     version: int
     archive_key: str
-    # The normalised snapshot (one of the two); neither when it would not fit in an SQS message,
+    # The normalised snapshot (one of the three); none when it would not fit in an SQS message,
     # and push re-reads the raw archive instead.
     invoice: Invoice | None = None
     credit_note: CreditNote | None = None

@@ -138,10 +138,14 @@ class SyncStateStore:
     # --- markers: event de-duplication, alert de-duplication ------------------------------------
 
     def _marked(self, pk: str) -> bool:
+        """A live marker: DynamoDB removes expired items only eventually, so expiry is checked here."""
         response = self._client.get_item(
-            TableName=self.table, Key={"pk": {"S": pk}, "sk": {"S": "MARK"}}, ProjectionExpression="pk"
+            TableName=self.table,
+            Key={"pk": {"S": pk}, "sk": {"S": "MARK"}},
+            ProjectionExpression="expires_at",
         )
-        return "Item" in response
+        item = response.get("Item")
+        return item is not None and int(item.get("expires_at", {}).get("N", "0")) > time.time()
 
     def _mark(self, pk: str, ttl_seconds: int, attributes: dict[str, str]) -> None:
         self._client.put_item(

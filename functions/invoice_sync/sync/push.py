@@ -163,10 +163,10 @@ class PushService:
         job: the newest carries everything, the others are superseded. ``time_left`` (seconds)
         stops new work short of the invocation's end; what is not started goes back to the queue.
         """
-        newest: dict[tuple[str, str], int] = {}
+        newest: dict[tuple[str, str, str], int] = {}
         for index, message in enumerate(messages):
             if message.document is not None:
-                key = (message.connection_id, message.document.source_id)
+                key = (message.connection_id, _kind(message.document), message.document.source_id)
                 if key not in newest or messages[newest[key]].version < message.version:
                     newest[key] = index
         results: list[PushResult | Exception] = []
@@ -174,7 +174,10 @@ class PushService:
         for index, message in enumerate(messages):
             deferred: list[_InvoiceWork] = []
             document = message.document
-            if document is not None and newest[(message.connection_id, document.source_id)] != index:
+            if (
+                document is not None
+                and newest[(message.connection_id, _kind(document), document.source_id)] != index
+            ):
                 results.append(
                     PushResult(Outcome.STALE, document.source_id, reason="superseded in its batch")
                 )

@@ -1,7 +1,8 @@
 """The whole of invoice-sync on one machine, no AWS account and no Docker.
 
 - AWS is moto's server, over HTTP, on a free loopback port; the resources come from template.yaml.
-- The ledger (QuickBooks Online or Xero) is its sandbox in ``invoice_sync_ops.sandboxes``, over HTTP.
+- The ledger (QuickBooks Online, Xero or FreshBooks) is played by its sandbox in
+  ``invoice_sync_ops.sandboxes``, over HTTP.
 - API Gateway is ``LocalHttpApi``; Lambda's SQS event source is ``SqsEventSource``.
 - The functions run in this process, with the environment template.yaml would give them, pointed
   at the local endpoints through ``AWS_ENDPOINT_URL`` (boto3 reads it itself).
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,13 +79,6 @@ def seed_demo(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class LocalStack:
     def __init__(
         self, *, ledger: str = "quickbooks", company: DemoCompany | None = None, retry_seconds: int = 1
@@ -108,10 +101,11 @@ class LocalStack:
     def start(self) -> LocalStack:
         # The servers' per-request lines would bury what the stack prints.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        port = _free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        # Port 0: the server binds a free port itself (no window for another process to take it).
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
-        self.aws_endpoint = f"http://127.0.0.1:{port}"
+        host, port = self._moto.get_host_and_port()
+        self.aws_endpoint = f"http://{host}:{port}"
         self.ledger_url = self.sandbox.start()
         self._environment(
             {

@@ -16,6 +16,7 @@ from invoice_sync.errors import (
     NotFound,
     TokenExpired,
 )
+from invoice_sync.ledgers.http import retry_after_seconds
 
 CALLS_PER_MINUTE = 60
 CONCURRENT_CALLS = 5
@@ -41,9 +42,8 @@ def error_for(status: int, body: Any, headers: Mapping[str, str]) -> LedgerError
     """One place that turns a Xero error response into the port's typed error."""
     if status == 429:
         problem = headers.get("X-Rate-Limit-Problem", "minute")
-        retry = headers.get("Retry-After")
         return LedgerThrottled(
-            f"Xero {problem} rate limit reached", code=problem, retry_after=float(retry) if retry else None
+            f"Xero {problem} rate limit reached", code=problem, retry_after=retry_after_seconds(headers)
         )
     if status == 401:
         return TokenExpired("Xero refused the access token", code="401")
