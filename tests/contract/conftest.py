@@ -12,22 +12,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
-import httpx
 import pytest
 
-from invoice_sync.ledgers.freshbooks import client as freshbooks
 from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
-from invoice_sync.ledgers.http import LedgerHttp, oauth_refresher
-from invoice_sync.ledgers.limits import RateLimiter
-from invoice_sync.ledgers.oauth import TokenManager
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerPort, LineDraft, PaymentDraft, marker
-from invoice_sync.ledgers.quickbooks import client as qbo
-from invoice_sync.ledgers.quickbooks.adapter import QuickBooksLedger
-from invoice_sync.ledgers.xero import client as xero
-from invoice_sync.ledgers.xero.adapter import XeroLedger
+from invoice_sync.ledgers.registry import LedgerRegistry
+from invoice_sync.models.mapping import Connection, LedgerKind, Mappings
 from invoice_sync.models.tokens import TokenSet
+from invoice_sync.settings import Settings
+from invoice_sync_ops.local.ledgers import LEDGERS
 from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
 from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
 from invoice_sync_ops.sandboxes.xero import XeroSandbox
@@ -133,42 +127,45 @@ class LedgerCase:
         )
 
 
-def _tokens(client_id: str, secret: str, refresh: str) -> TokenSet:
-    return TokenSet.model_validate(
-        {"client_id": client_id, "client_secret": secret, "refresh_token": refresh}
+def _ledger(kind: LedgerKind, url: str, tenant: str, vault: MemoryVault) -> LedgerPort:
+    """The adapter exactly as production builds it (``LedgerRegistry``), pointed at the sandbox.
+
+    One second of Retry-After (what the Xero sandbox sends for an injected 429) is waited out.
+    """
+    environment = {
+        **dict.fromkeys(
+            ["SYNC_TABLE", "MAPPINGS_TABLE", "SYNC_QUEUE_URL", "ARCHIVE_BUCKET", "ALERTS_TOPIC_ARN"], "-"
+        ),
+        **LEDGERS[kind].environment(url),
+        "LEDGER_MAX_ATTEMPTS": "3",
+        "LEDGER_BACKOFF_SECONDS": "0.01",
+        "LEDGER_MAX_BACKOFF_SECONDS": "1.0",
+    }
+    registry = LedgerRegistry(Settings.from_env(environment), MemoryLease(), vault)
+    connection = Connection(connection_id="contract", ledger=kind, tenant_id=tenant)
+    return registry(Mappings(connection=connection))
+
+
+def _vault() -> MemoryVault:
+    return MemoryVault(
+        TokenSet.model_validate(
+            {"client_id": "ct", "client_secret": "ct-secret", "refresh_token": "ct-refresh"}
+        )
     )
 
 
-def _http(tokens: TokenManager, client: httpx.Client, **options: Any) -> LedgerHttp:
-    return LedgerHttp(
-        tokens=tokens, http=client, max_attempts=3, backoff_seconds=0.01, max_backoff_seconds=1.0, **options
-    )
+CREDENTIALS = {"client_id": "ct", "client_secret": "ct-secret", "refresh_token": "ct-refresh"}
 
 
 def quickbooks_case() -> Iterator[LedgerCase]:
     sandbox = QuickBooksSandbox()
     url = sandbox.start()
     realm = "4620816365000000001"
-    sandbox.seed_company(realm, client_id="ct", client_secret="ct-secret", refresh_token="ct-refresh")
-    vault = MemoryVault(_tokens("ct", "ct-secret", "ct-refresh"))
-    client = httpx.Client(timeout=10)
-    tokens = TokenManager(
-        "contract",
-        vault,
-        MemoryLease(),
-        oauth_refresher(client, f"{url}/oauth2/v1/tokens/bearer", name="QBO"),
-    )
-    http = _http(
-        tokens,
-        client,
-        base_url=f"{url}/v3/company/{realm}",
-        name="QBO",
-        limiter=RateLimiter(qbo.REQUESTS_PER_MINUTE, qbo.CONCURRENT_REQUESTS),
-        error_for=qbo.fault_error,
-    )
+    sandbox.seed_company(realm, **CREDENTIALS)
+    vault = _vault()
     yield LedgerCase(
         name="quickbooks",
-        ledger=QuickBooksLedger(qbo.QuickBooksClient(http)),
+        ledger=_ledger("quickbooks", url, realm, vault),
         vault=vault,
         item_id="1",
         account=None,
@@ -181,7 +178,6 @@ def quickbooks_case() -> Iterator[LedgerCase]:
         lose_responses=lambda count: sandbox.lose_responses(realm, count),
         invalid_item_id="9",  # inactive in the sandbox company
     )
-    client.close()
     sandbox.stop()
 
 
@@ -189,25 +185,11 @@ def xero_case() -> Iterator[LedgerCase]:
     sandbox = XeroSandbox()
     url = sandbox.start()
     tenant = "0d7f6e4c-1a2b-4c3d-8e9f-000000000001"
-    sandbox.seed_organisation(tenant, client_id="ct", client_secret="ct-secret", refresh_token="ct-refresh")
-    vault = MemoryVault(_tokens("ct", "ct-secret", "ct-refresh"))
-    client = httpx.Client(timeout=10)
-    tokens = TokenManager(
-        "contract", vault, MemoryLease(), oauth_refresher(client, f"{url}/connect/token", name="Xero")
-    )
-    http = _http(
-        tokens,
-        client,
-        base_url=f"{url}/api.xro/2.0",
-        name="Xero",
-        limiter=RateLimiter(xero.CALLS_PER_MINUTE, xero.CONCURRENT_CALLS),
-        error_for=xero.error_for,
-        headers={"xero-tenant-id": tenant},
-        quota_headers=xero.QUOTA_HEADERS,
-    )
+    sandbox.seed_organisation(tenant, **CREDENTIALS)
+    vault = _vault()
     yield LedgerCase(
         name="xero",
-        ledger=XeroLedger(http),
+        ledger=_ledger("xero", url, tenant, vault),
         vault=vault,
         item_id="CONSULT",
         account="200",
@@ -220,7 +202,6 @@ def xero_case() -> Iterator[LedgerCase]:
         lose_responses=lambda count: sandbox.lose_responses(tenant, count),
         invalid_item_id="NO-SUCH-ITEM",
     )
-    client.close()
     sandbox.stop()
 
 
@@ -228,26 +209,10 @@ def freshbooks_case() -> Iterator[LedgerCase]:
     sandbox = FreshBooksSandbox()
     url = sandbox.start()
     account = "zDmNq"
-    sandbox.seed_account(
-        account, business_id=900001, client_id="ct", client_secret="ct-secret", refresh_token="ct-refresh"
-    )
-    vault = MemoryVault(_tokens("ct", "ct-secret", "ct-refresh"))
-    client = httpx.Client(timeout=10)
-    tokens = TokenManager(
-        "contract",
-        vault,
-        MemoryLease(),
-        oauth_refresher(client, f"{url}/auth/oauth/token", name="FreshBooks", json_body=True),
-    )
-    http = _http(
-        tokens,
-        client,
-        base_url=f"{url}/accounting/account/{account}",
-        name="FreshBooks",
-        limiter=RateLimiter(freshbooks.REQUESTS_PER_MINUTE, freshbooks.CONCURRENT_REQUESTS),
-        error_for=freshbooks.error_for,
-    )
-    ledger = FreshBooksLedger(freshbooks.FreshBooksClient(http))
+    sandbox.seed_account(account, business_id=900001, **CREDENTIALS)
+    vault = _vault()
+    ledger = _ledger("freshbooks", url, account, vault)
+    assert isinstance(ledger, FreshBooksLedger)
     yield LedgerCase(
         name="freshbooks",
         ledger=ledger,
@@ -264,7 +229,6 @@ def freshbooks_case() -> Iterator[LedgerCase]:
         lose_responses=lambda count: sandbox.lose_responses(account, count),
         invalid_item_id="NO-SUCH-ITEM",  # not among the account's items
     )
-    client.close()
     sandbox.stop()
 
 

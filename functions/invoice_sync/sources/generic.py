@@ -283,6 +283,15 @@ def _check(event_type: str, raw: _Invoice) -> None:
     for name, ids in (("lines", [x.id for x in raw.lines]), ("payments", [x.id for x in raw.payments])):
         if len(set(ids)) != len(ids):
             problems.append(f"{where}.{name}: ids must be unique within the invoice")
+    problems += _totals_problems(where, raw)
+    if raw.amount_paid is not None and raw.amount_paid != sum(p.amount for p in raw.payments):
+        problems.append(f"{where}.amount_paid: must equal the sum of the payments' amount")
+    _raise(problems)
+
+
+def _totals_problems(where: str, raw: _Invoice | _CreditNote) -> list[str]:
+    """Lines, discount, tax and total must add up, as the sender's own figures say."""
+    problems: list[str] = []
     if sum(line.amount for line in raw.lines) != raw.subtotal:
         problems.append(f"{where}.subtotal: must equal the sum of the lines' amount")
     discount = sum(line.discount for line in raw.lines)
@@ -293,9 +302,7 @@ def _check(event_type: str, raw: _Invoice) -> None:
         problems.append(f"{where}.tax: must equal the sum of the lines' exclusive taxes")
     if raw.total != raw.subtotal - discount + tax:
         problems.append(f"{where}.total: must equal subtotal - discount + exclusive tax")
-    if raw.amount_paid is not None and raw.amount_paid != sum(p.amount for p in raw.payments):
-        problems.append(f"{where}.amount_paid: must equal the sum of the payments' amount")
-    _raise(problems)
+    return problems
 
 
 def _raise(problems: list[str]) -> None:
@@ -324,19 +331,12 @@ def _check_credit_note(event_type: str, raw: _CreditNote) -> None:
     for i, line in enumerate(raw.lines):
         if line.invoice_line_id is None and line.product_id is None:
             problems.append(f"{where}.lines[{i}]: needs invoice_line_id or product_id")
-    if sum(line.amount for line in raw.lines) != raw.subtotal:
-        problems.append(f"{where}.subtotal: must equal the sum of the lines' amount")
-    discount = sum(line.discount for line in raw.lines)
-    if raw.discount is not None and raw.discount != discount:
-        problems.append(f"{where}.discount: must equal the sum of the lines' discount")
-    tax = sum(t.amount for line in raw.lines for t in line.taxes if not t.inclusive)
-    if raw.tax is not None and raw.tax != tax:
-        problems.append(f"{where}.tax: must equal the sum of the lines' exclusive taxes")
-    if raw.total != raw.subtotal - discount + tax:
-        problems.append(f"{where}.total: must equal subtotal - discount + exclusive tax")
-    elif (raw.refunded or 0) > raw.total:
+    totals = _totals_problems(where, raw)
+    problems += totals
+    # The split of the total is checked only once the total itself stands.
+    if not totals and (raw.refunded or 0) > raw.total:
         problems.append(f"{where}.refunded: must not exceed the total")
-    elif _for_invoice(raw) + (raw.refunded or 0) > raw.total:
+    elif not totals and _for_invoice(raw) + (raw.refunded or 0) > raw.total:
         problems.append(f"{where}.for_invoice: for_invoice + refunded must not exceed the total")
     _raise(problems)
 
