@@ -218,7 +218,10 @@ class PushService:
         ledger = ready[0][1].ledger
         try:
             outcomes = ledger.create_invoices(
-                [(item.draft, item.record.idempotency_key or "") for _, item in ready]
+                [
+                    (item.draft, request_key(item.record.idempotency_key or "", item.draft))
+                    for _, item in ready
+                ]
             )
         except Exception as error:  # noqa: BLE001 - the request failed as a whole: all of it retries
             for index, _ in ready:
