@@ -35,6 +35,7 @@ from invoice_sync.models.documents import (
     SourceEvent,
 )
 from invoice_sync.sources import signing
+from invoice_sync.sources.validation import describe
 
 # Lower case: intake lower-cases header names. Senders write ``X-Invoice-Sync-Signature``.
 SIGNATURE_HEADER = "x-invoice-sync-signature"
@@ -217,42 +218,6 @@ class _Envelope(_In):
 
 
 # --- parsing --------------------------------------------------------------------------------------
-
-_MESSAGES = {
-    "extra_forbidden": "unknown field (not in the schema; check its spelling)",
-    "missing": "required field is missing",
-}
-
-
-def _where(loc: Sequence[int | str]) -> str:
-    """``("data", "invoice", "lines", 0, "quantity")`` -> ``data.invoice.lines[0].quantity``.
-
-    A name from the body (an unknown field) is shown so the sender can find it, but cut short and
-    kept to printable ASCII so a hostile key cannot flood or forge a log line.
-    """
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            continue
-        name = "".join(c if " " < c < "\x7f" else "?" for c in part)
-        name = name if len(name) <= 64 else name[:61] + "..."
-        out += f".{name}" if out else name
-    return out or "body"
-
-
-def _describe(error: ValidationError, prefix: tuple[str, ...] = ()) -> str:
-    """A short, user-facing account of what is wrong: field paths and rules, never input values."""
-    parts = []
-    for item in error.errors(include_url=False, include_input=False)[:5]:
-        message = _MESSAGES.get(item["type"])
-        if message is None:
-            # Messages of our own validators arrive as "Value error, <ours>"; pydantic's own name
-            # the rule broken ("should be greater than or equal to 0"), not the value.
-            message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{_where([*prefix, *item['loc']])}: {message}")
-    more = error.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -443,7 +408,7 @@ def validate_event(payload: bytes) -> ValidatedEvent | None:
     try:
         envelope = _Envelope.model_validate(document)
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc)) from None
+        raise InvalidPayload(describe(exc)) from None
     if envelope.type not in HANDLED_EVENTS:
         return None
     head = (envelope.id, envelope.type, envelope.created, envelope.version)
@@ -460,7 +425,7 @@ def _data(model: type[_DataT], data: dict[str, Any]) -> _DataT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc, ("data",))) from None
+        raise InvalidPayload(describe(exc, ("data",))) from None
 
 
 def parse_event(payload: bytes) -> SourceEvent | None:

@@ -29,6 +29,7 @@ from invoice_sync.models.documents import (
     SourceEvent,
 )
 from invoice_sync.sources import signing
+from invoice_sync.sources.validation import describe
 
 SIGNATURE_HEADER = "stripe-signature"
 
@@ -236,16 +237,6 @@ def _day(timestamp: int) -> date:
     return datetime.fromtimestamp(timestamp, UTC).date()
 
 
-def _describe(error: ValidationError, prefix: str) -> str:
-    """A short, user-facing account of what is wrong, with no input values echoed back."""
-    parts = []
-    for item in error.errors()[:5]:
-        where = ".".join(str(p) for p in item["loc"])
-        parts.append(f"{prefix}{where}: {item['msg']}")
-    more = error.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
 def _line(raw: _Line, invoice_id: str) -> LineItem:
     if raw.taxes is not None:
         taxes = tuple(
@@ -324,7 +315,7 @@ def parse_invoice(obj: dict[str, Any]) -> Invoice:
     try:
         raw = _StripeInvoice.model_validate(obj)
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc, "data.object.")) from None
+        raise InvalidPayload(describe(exc, ("data", "object"))) from None
     currency = raw.currency.upper()
     lines = tuple(_line(line, raw.id) for line in raw.lines.data)
     if raw.total_taxes is not None:
@@ -358,7 +349,7 @@ def parse_invoice(obj: dict[str, Any]) -> Invoice:
             memo=raw.description,
         )
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc, "data.object.")) from None
+        raise InvalidPayload(describe(exc, ("data", "object"))) from None
 
 
 def parse_credit_note(obj: dict[str, Any], customer_name: str | None = None) -> CreditNote:
@@ -366,7 +357,7 @@ def parse_credit_note(obj: dict[str, Any], customer_name: str | None = None) -> 
     try:
         raw = _StripeCreditNote.model_validate(obj)
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc, "data.object.")) from None
+        raise InvalidPayload(describe(exc, ("data", "object"))) from None
     customer_id = _id(raw.customer)
     if not customer_id:
         raise InvalidPayload("data.object.customer: missing customer id")
@@ -400,7 +391,7 @@ def parse_credit_note(obj: dict[str, Any], customer_name: str | None = None) -> 
             memo=raw.memo,
         )
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc, "data.object.")) from None
+        raise InvalidPayload(describe(exc, ("data", "object"))) from None
 
 
 def parse_refund(obj: dict[str, Any], event_created: int) -> Refund:
@@ -417,7 +408,7 @@ def parse_refund(obj: dict[str, Any], event_created: int) -> Refund:
             total=raw.amount_refunded,
         )
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc, "data.object.")) from None
+        raise InvalidPayload(describe(exc, ("data", "object"))) from None
 
 
 def parse_event(payload: bytes) -> SourceEvent | None:
@@ -434,7 +425,7 @@ def parse_event(payload: bytes) -> SourceEvent | None:
     try:
         event = _StripeEvent.model_validate(document)
     except ValidationError as exc:
-        raise InvalidPayload(_describe(exc, "")) from None
+        raise InvalidPayload(describe(exc)) from None
     if event.object != "event":
         raise InvalidPayload("object: expected 'event'")
     if event.type not in HANDLED_EVENTS:
