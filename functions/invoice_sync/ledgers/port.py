@@ -160,3 +160,8 @@ def one_by_one(
         except LedgerError as error:
             outcomes.append(error)
     return outcomes
+
+
+def as_decimal(value: object) -> Decimal:
+    """A ledger's JSON number (parsed as Decimal, int or string) as an exact Decimal; absent is 0."""
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))

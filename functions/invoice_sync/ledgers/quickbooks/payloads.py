@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, as_decimal
 
 DOC_NUMBER_MAX = 21  # QBO's limit on DocNumber and PaymentRefNum
 DISPLAY_NAME_MAX = 500
@@ -107,20 +107,16 @@ def payment_payload(draft: PaymentDraft) -> dict[str, Any]:
     }
 
 
-def _decimal(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
-
-
 def document(obj: dict[str, Any]) -> LedgerDocument:
     """An Invoice or Payment object as QBO returns it."""
-    total = _decimal(obj.get("TotalAmt"))
+    total = as_decimal(obj.get("TotalAmt"))
     return LedgerDocument(
         id=str(obj["Id"]),
         version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
         number=obj.get("DocNumber") or obj.get("PaymentRefNum"),
         total=total,
         # Invoices: what is still owed; credit memos: credit not yet applied; payments: unapplied.
-        balance=_decimal(
+        balance=as_decimal(
             obj["RemainingCredit"]
             if "RemainingCredit" in obj
             else obj.get("Balance", obj.get("UnappliedAmt"))

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoice_sync.errors import LedgerValidation
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, as_decimal
 
 REFERENCE_MAX = 255
 UNIT_PLACES = 4  # requests carry ?unitdp=4, so unit prices keep four decimals
@@ -103,17 +103,13 @@ def payment_body(draft: PaymentDraft) -> dict[str, Any]:
     }
 
 
-def _decimal(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
-
-
 def invoice_document(obj: dict[str, Any]) -> LedgerDocument:
     return LedgerDocument(
         id=str(obj["InvoiceID"]),
         version=obj.get("UpdatedDateUTC"),
         number=obj.get("InvoiceNumber"),
-        total=_decimal(obj.get("Total")),
-        balance=_decimal(obj.get("AmountDue")),
+        total=as_decimal(obj.get("Total")),
+        balance=as_decimal(obj.get("AmountDue")),
         currency=str(obj.get("CurrencyCode", "")),
         private_note=obj.get("Reference"),
         voided=obj.get("Status") in {"VOIDED", "DELETED"},
@@ -128,8 +124,8 @@ def credit_note_document(obj: dict[str, Any]) -> LedgerDocument:
         id=str(obj["CreditNoteID"]),
         version=obj.get("UpdatedDateUTC"),
         number=obj.get("CreditNoteNumber"),
-        total=_decimal(obj.get("Total")),
-        balance=_decimal(obj.get("RemainingCredit")),
+        total=as_decimal(obj.get("Total")),
+        balance=as_decimal(obj.get("RemainingCredit")),
         currency=str(obj.get("CurrencyCode", "")),
         private_note=obj.get("Reference"),
         voided=obj.get("Status") in {"VOIDED", "DELETED"},
@@ -142,7 +138,7 @@ def payment_document(obj: dict[str, Any]) -> LedgerDocument:
         id=str(obj["PaymentID"]),
         version=obj.get("UpdatedDateUTC"),
         number=obj.get("Reference"),
-        total=_decimal(obj.get("Amount")),
+        total=as_decimal(obj.get("Amount")),
         balance=Decimal(0),
         currency=str(invoice.get("CurrencyCode", "")),
         private_note=obj.get("Reference"),
