@@ -125,6 +125,10 @@ class CompanyUnavailable(LedgerError):
     """The ledger company cannot take documents (QBO 6190: subscription lapsed or suspended)."""
 
 
+class Unsupported(LedgerError):
+    """The ledger's API has no call for this (QBO cannot pay a credit memo out): a person does it."""
+
+
 class TokenRevoked(LedgerError):
     """The refresh token is gone (``invalid_grant``): the connection must be authorised again."""
 

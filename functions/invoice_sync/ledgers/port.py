@@ -143,6 +143,25 @@ class LedgerPort(Protocol):
 
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument: ...
 
+    # Refunds: money paid back to a customer. A refund document takes an invoice draft's shape
+    # (its lines say what revenue it takes back) and names the account the money leaves from.
+    # ``balance`` is the part not yet paid out: a QBO RefundReceipt is paid out as it is created
+    # (balance 0); Xero and FreshBooks book a credit note, which ``pay_out_credit`` then pays out.
+    def find_refund(self, number: str) -> LedgerDocument | None: ...
+
+    def get_refund(self, ledger_id: str) -> LedgerDocument: ...
+
+    def create_refund(
+        self, draft: InvoiceDraft, paid_from: str | None, idempotency_key: str
+    ) -> LedgerDocument: ...
+
+    def pay_out_credit(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
+        """Pays money out of a credit document already in the ledger (``draft.invoice_id`` is its
+        ledger id, ``draft.account`` where the money leaves from). Returns the payout, which the
+        credit document then lists in ``linked_payment_ids`` and ``get_payment`` reads back with its
+        ``private_note``. A ledger with no such call raises ``Unsupported``."""
+        ...
+
 
 def marker(source: str, source_id: str) -> str:
     """The note that identifies a ledger document as invoice-sync's copy of one source document."""

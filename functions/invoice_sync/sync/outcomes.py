@@ -18,6 +18,7 @@ from invoice_sync.errors import (
     ParkError,
     TokenExpired,
     TokenRevoked,
+    Unsupported,
 )
 
 
@@ -38,6 +39,8 @@ def park_reason(error: InvoiceSyncError) -> ParkError | None:
         return ParkError("ledger reference not found", str(error))
     if isinstance(error, DuplicateNumber):
         return ParkError("duplicate document number", str(error))
+    if isinstance(error, Unsupported):
+        return ParkError("ledger cannot do this through its API", str(error))
     if isinstance(error, DuplicateName):
         return ParkError("ledger name taken", str(error))
     return None
