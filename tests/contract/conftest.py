@@ -60,6 +60,7 @@ class LedgerCase:
     tax_code: str  # a taxable code
     no_tax_code: str
     payment_account: str | None
+    refund_from: str | None  # the account a refund's money leaves from
     inject_status: Callable[[int, int], None]
     expire_access_tokens: Callable[[], None]
     forget_idempotency: Callable[[], None]
@@ -172,6 +173,7 @@ def quickbooks_case() -> Iterator[LedgerCase]:
         tax_code="TAX",
         no_tax_code="NON",
         payment_account=None,
+        refund_from="35",  # Checking, a Bank account
         inject_status=lambda status, count: sandbox.inject_status(realm, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(realm),
         forget_idempotency=lambda: sandbox.forget_request_ids(realm),
@@ -196,6 +198,7 @@ def xero_case() -> Iterator[LedgerCase]:
         tax_code="OUTPUT2",
         no_tax_code="NONE",
         payment_account="090",
+        refund_from="090",
         inject_status=lambda status, count: sandbox.inject_status(tenant, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(tenant),
         forget_idempotency=lambda: sandbox.forget_idempotency_keys(tenant),
@@ -222,6 +225,7 @@ def freshbooks_case() -> Iterator[LedgerCase]:
         tax_code="Sales Tax",
         no_tax_code="",
         payment_account=None,
+        refund_from=None,
         inject_status=lambda status, count: sandbox.inject_status(account, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(account),
         # FreshBooks keeps no keys: the adapter's own replay memory is the window that lapses.
