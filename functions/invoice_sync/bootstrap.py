@@ -68,6 +68,7 @@ def push() -> PushService:
         alerts=AlertPublisher(settings.alerts_topic_arn),
         ledger_for=ledgers(),
         intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
+        refund_settle=timedelta(seconds=settings.refund_settle_seconds),
         reserve_seconds=settings.push_reserve_seconds,
     )
 

@@ -40,6 +40,9 @@ class Settings(BaseModel):
     push_reserve_seconds: int = Field(default=20, alias="PUSH_RESERVE_SECONDS", ge=0)
     # An intent younger than this may belong to a push still running (longer than its timeout).
     intent_timeout_seconds: int = Field(default=120, alias="INTENT_TIMEOUT_SECONDS", ge=0)
+    # Stripe reports a credit note's refund as charge.refunded too, in no fixed order: refunded cash
+    # that no credit note covers is booked as a refund document only once the refund is this old.
+    refund_settle_seconds: int = Field(default=300, alias="REFUND_SETTLE_SECONDS", ge=0)
     # In-place retries of a throttled or failed ledger call, before the message goes back to SQS.
     ledger_max_attempts: int = Field(default=4, alias="LEDGER_MAX_ATTEMPTS", ge=1)
     ledger_backoff_seconds: float = Field(default=0.5, alias="LEDGER_BACKOFF_SECONDS", ge=0)

@@ -61,6 +61,7 @@ class LedgerCase:
     no_tax_code: str
     payment_account: str | None
     refund_from: str | None  # the account a refund's money leaves from
+    pays_out_credit: bool  # whether the ledger's API can pay money out of a credit note
     inject_status: Callable[[int, int], None]
     expire_access_tokens: Callable[[], None]
     forget_idempotency: Callable[[], None]
@@ -174,6 +175,7 @@ def quickbooks_case() -> Iterator[LedgerCase]:
         no_tax_code="NON",
         payment_account=None,
         refund_from="35",  # Checking, a Bank account
+        pays_out_credit=False,  # QBO has no call for it; a RefundReceipt pays out as it is created
         inject_status=lambda status, count: sandbox.inject_status(realm, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(realm),
         forget_idempotency=lambda: sandbox.forget_request_ids(realm),
@@ -199,6 +201,7 @@ def xero_case() -> Iterator[LedgerCase]:
         no_tax_code="NONE",
         payment_account="090",
         refund_from="090",
+        pays_out_credit=True,  # a refund Payment on the credit note
         inject_status=lambda status, count: sandbox.inject_status(tenant, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(tenant),
         forget_idempotency=lambda: sandbox.forget_idempotency_keys(tenant),
@@ -226,6 +229,7 @@ def freshbooks_case() -> Iterator[LedgerCase]:
         no_tax_code="",
         payment_account=None,
         refund_from=None,
+        pays_out_credit=True,
         inject_status=lambda status, count: sandbox.inject_status(account, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(account),
         # FreshBooks keeps no keys: the adapter's own replay memory is the window that lapses.

@@ -5,6 +5,8 @@ An adapter that behaves differently from the port fails here, not in a comment.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -16,8 +18,9 @@ from invoice_sync.errors import (
     LedgerUnavailable,
     LedgerValidation,
     StaleObject,
+    Unsupported,
 )
-from invoice_sync.ledgers.port import marker
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, PaymentDraft, marker
 from tests.contract.conftest import LedgerCase
 
 
@@ -233,3 +236,84 @@ def test_batch_create_reports_each_item_and_replays_whole(case: LedgerCase) -> N
         assert found.id in {first.id, third.id}
     assert case.ledger.find_invoice(drafts[1][0].number or "") is None
     assert case.ledger.batch_size >= 1
+
+
+def _payout(case: LedgerCase, credit: LedgerDocument, amount: Decimal, source_id: str) -> PaymentDraft:
+    return PaymentDraft(
+        source_id=source_id,
+        customer_id="",
+        invoice_id=credit.id,
+        amount=amount,
+        currency="USD",
+        paid_on=date(2026, 11, 21),
+        private_note=marker("stripe", f"{source_id}:payout"),
+        account=case.refund_from,
+    )
+
+
+def _refund_draft(case: LedgerCase, customer: str, number: str) -> InvoiceDraft:
+    """A refund as push builds one: a single untaxed line on the refund item, for the cash."""
+    draft = case.draft(customer, number=number, amount="40.00", tax="0")
+    (line, _) = draft.lines
+    line = replace(line, quantity=1, tax_code=case.no_tax_code, tax=Decimal(0))
+    return replace(
+        draft,
+        source_id=f"ch_contract:refunded:{number}",
+        lines=(line,),
+        tax=Decimal(0),
+        total=Decimal("40.00"),
+        due_on=None,
+        private_note=marker("stripe", f"ch_contract:refunded:{number}"),
+    )
+
+
+def test_refund_document_is_created_found_again_and_paid_out(case: LedgerCase) -> None:
+    """Given a refund draft, when created, then the refund document has the cash as its total, is
+    found again by number with the marker, a retry with the same key names the same document, and
+    the money has left: either as it is created (QBO RefundReceipt, balance 0) or by paying out the
+    credit it books (the payout listed on it and marked), unless the ledger has no such call."""
+    customer = _customer(case)
+    draft = _refund_draft(case, customer, f"RF-{next(case.numbers):04d}")
+    refund = case.ledger.create_refund(draft, case.refund_from, "refund-create")
+    assert refund.total == Decimal("40.00")
+    found = case.ledger.find_refund(draft.number or "")
+    assert found is not None
+    assert found.id == refund.id
+    assert (found.private_note or "").strip() == draft.private_note
+    assert case.ledger.create_refund(draft, case.refund_from, "refund-create").id == refund.id
+    assert case.ledger.find_refund("NO-SUCH-REFUND") is None
+    if refund.balance == Decimal(0):
+        return
+    assert refund.balance == Decimal("40.00")
+    if not case.pays_out_credit:
+        with pytest.raises(Unsupported, match="by hand"):
+            case.ledger.pay_out_credit(_payout(case, refund, refund.balance, "re_ct1"), "refund-payout")
+        return
+    payout = case.ledger.pay_out_credit(_payout(case, refund, refund.balance, "re_ct1"), "refund-payout")
+    after = case.ledger.get_refund(refund.id)
+    assert after.balance == Decimal(0)
+    assert payout.id in after.linked_payment_ids
+    note = case.ledger.get_payment(payout.id).private_note or ""
+    assert note.strip() == marker("stripe", "re_ct1:payout")
+
+
+def test_credit_note_credit_is_paid_out_only_up_to_what_is_left(case: LedgerCase) -> None:
+    """Given a credit note of 74.13, when 50.00 of it is paid out (a credit note's refund), then its
+    unused credit is 24.13 and the payout is listed and marked; paying out more than is left is
+    refused in the ledger's words. A ledger with no API for it says so (Unsupported)."""
+    customer = _customer(case)
+    credit = case.ledger.create_credit_note(
+        case.draft(customer, amount="50.00", tax="4.13"), f"po-create-{case.name}"
+    )
+    if not case.pays_out_credit:
+        with pytest.raises(Unsupported, match="by hand"):
+            case.ledger.pay_out_credit(_payout(case, credit, Decimal("50.00"), "cn_ct1"), "po-1")
+        return
+    payout = case.ledger.pay_out_credit(_payout(case, credit, Decimal("50.00"), "cn_ct1"), "po-1")
+    after = case.ledger.get_credit_note(credit.id)
+    assert after.balance == Decimal("24.13")
+    assert payout.id in after.linked_payment_ids
+    note = case.ledger.get_payment(payout.id).private_note or ""
+    assert note.strip() == marker("stripe", "cn_ct1:payout")
+    with pytest.raises(LedgerValidation):
+        case.ledger.pay_out_credit(_payout(case, credit, Decimal("30.00"), "cn_ct2"), "po-2")

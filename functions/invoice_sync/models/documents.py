@@ -85,6 +85,9 @@ class Payment(_Frozen):
     currency: Currency
     paid_on: date
     reference: str | None = None
+    # The Stripe charge and payment intent that carried the money, so that a refund of that charge
+    # finds the invoice it gives money back on (current-shape charges do not name their invoice).
+    charges: tuple[str, ...] = ()
     # True when ``amount`` is the invoice's paid total so far rather than one payment: push then
     # books only what the ledger does not have yet.
     cumulative: bool = False
@@ -170,7 +173,9 @@ class Refund(_Frozen):
     currency: Currency
     customer_id: str | None
     invoice_source_id: str | None  # only the pre-2025-03-31 Charge names its invoice
+    payment_intent: str | None = None  # how a current-shape charge is tied to its invoice's payment
     refunded_on: date
+    refunded_at: int = 0  # the event's time (Unix seconds): how long its credit note has had to arrive
     total: int  # refunded so far on the charge
 
     @property

@@ -57,6 +57,13 @@ class Connection(BaseModel):
     # Where received money lands: a Xero bank or clearing account code (required for Xero
     # payments); QBO defaults to Undeposited Funds when unset.
     payment_account: str | None = None
+    # Refunds not carried by a credit note take revenue back on this item (QBO item id,
+    # FreshBooks item name, Xero item code) or, for Xero, this revenue account code.
+    refund_item_id: str | None = None
+    refund_account: str | None = None
+    # The account refunded money leaves from (QBO: a bank account id; Xero: a bank account code);
+    # unset, payment_account.
+    refund_from_account: str | None = None
     active: bool = True
 
 

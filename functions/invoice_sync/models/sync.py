@@ -47,6 +47,10 @@ class SyncRecord(BaseModel):
     # Invoices: their lines' products ({"il_…": "prod_…"} as JSON), so a credit note crediting a
     # line posts to the same item.
     line_products: str | None = None
+    # Invoices: the refunds on them as JSON ({"charges": {"ch_…": refunded so far}, "credit":
+    # {"cn_…": refunded through that credit note}, "booked": refunded cash booked as refund
+    # documents}), so that money a credit note already gives back is never refunded twice.
+    refunds: str | None = None
     source_number: str | None = None
     currency: str | None = None
     source_total: int | None = None

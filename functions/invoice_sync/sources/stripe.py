@@ -133,8 +133,15 @@ class _InvoicePaymentTransitions(_In):
     paid_at: int | None = None
 
 
+class _PaymentRef(_In):
+    type: str | None = None
+    payment_intent: str | dict[str, Any] | None = None
+    charge: str | dict[str, Any] | None = None
+
+
 class _InvoicePayment(_In):
     id: str
+    payment: _PaymentRef | None = None
     amount_paid: int | None = None
     status: str
     created: int
@@ -170,6 +177,7 @@ class _StripeInvoice(_In):
     tax: int | None = None
     paid: bool | None = None
     charge: str | dict[str, Any] | None = None
+    payment_intent: str | dict[str, Any] | None = None
 
 
 class _CreditNoteRefund(_In):
@@ -207,6 +215,7 @@ class _StripeCharge(_In):
     currency: str = Field(min_length=3, max_length=3)
     customer: str | dict[str, Any] | None = None
     invoice: str | dict[str, Any] | None = None  # pre-2025-03-31 only
+    payment_intent: str | dict[str, Any] | None = None
     created: int
 
 
@@ -223,6 +232,11 @@ class _StripeEvent(_In):
 
 
 # --- parsing --------------------------------------------------------------------------------------
+
+
+def _ids(*values: str | dict[str, Any] | None) -> tuple[str, ...]:
+    """The ids among ``values`` that are present, in order."""
+    return tuple(found for found in map(_id, values) if found)
 
 
 def _id(value: str | dict[str, Any] | None) -> str | None:
@@ -286,6 +300,7 @@ def _payments(raw: _StripeInvoice, currency: str) -> tuple[Payment, ...]:
                 currency=currency,
                 paid_on=_day((p.status_transitions.paid_at if p.status_transitions else None) or p.created),
                 reference=p.id,
+                charges=_ids(p.payment.payment_intent, p.payment.charge) if p.payment else (),
             )
             for p in raw.payments.data
             if p.status == "paid" and (p.amount_paid or 0) > 0
@@ -304,6 +319,7 @@ def _payments(raw: _StripeInvoice, currency: str) -> tuple[Payment, ...]:
                 currency=currency,
                 paid_on=_day(paid_at),
                 reference=charge,
+                charges=_ids(raw.charge, raw.payment_intent),
                 cumulative=True,
             ),
         )
@@ -404,7 +420,9 @@ def parse_refund(obj: dict[str, Any], event_created: int) -> Refund:
             currency=raw.currency.upper(),
             customer_id=_id(raw.customer),
             invoice_source_id=_id(raw.invoice),
+            payment_intent=_id(raw.payment_intent),
             refunded_on=_day(event_created),
+            refunded_at=event_created,
             total=raw.amount_refunded,
         )
     except ValidationError as exc:

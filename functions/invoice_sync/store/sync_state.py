@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -134,6 +134,35 @@ class SyncStateStore:
         ):
             for item in page["Items"]:
                 yield _from_item(item)[0]
+
+    # --- payment links: which invoice a charge paid ---------------------------------------------
+
+    def link_charges(self, connection_id: str, charges: Sequence[str], invoice_source_id: str) -> None:
+        """Remembers that these charges (or payment intents) paid this invoice, for their refunds.
+
+        Kept under their own partition so that listing a connection's records stays records only.
+        """
+        for charge in charges:
+            self._client.put_item(
+                TableName=self.table,
+                Item={
+                    "pk": {"S": f"LINK#{connection_id}"},
+                    "sk": {"S": charge},
+                    "invoice_source_id": {"S": invoice_source_id},
+                },
+            )
+
+    def invoice_of_charge(self, connection_id: str, charges: Sequence[str]) -> str | None:
+        """The invoice the first of these charges (or payment intents) is known to have paid."""
+        for charge in charges:
+            response = self._client.get_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"LINK#{connection_id}"}, "sk": {"S": charge}},
+                ConsistentRead=True,
+            )
+            if "Item" in response:
+                return str(response["Item"]["invoice_source_id"]["S"])
+        return None
 
     # --- markers: event de-duplication, alert de-duplication ------------------------------------
 

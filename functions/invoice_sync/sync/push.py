@@ -14,6 +14,7 @@ For each queued snapshot:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -28,11 +29,19 @@ from invoice_sync.errors import (
     DuplicateNumber,
     InvalidSnapshot,
     InvoiceSyncError,
+    MappingMissing,
     ParkError,
     StaleObject,
     TransientError,
 )
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, LedgerPort, PaymentDraft, marker
+from invoice_sync.ledgers.port import (
+    InvoiceDraft,
+    LedgerDocument,
+    LedgerPort,
+    LineDraft,
+    PaymentDraft,
+    marker,
+)
 from invoice_sync.mapping.resolver import check_totals, resolve
 from invoice_sync.models.documents import (
     Billed,
@@ -83,16 +92,38 @@ def _kind(document: Document | None) -> DocumentKind:
     return "invoice"
 
 
-class RefundByHand(ParkError):
-    """Refunds are not booked yet: each one is parked for a person, never dropped."""
+def _describe_refund(refund: Refund) -> str:
+    invoice = f", invoice {refund.invoice_source_id}" if refund.invoice_source_id else ""
+    return (
+        f"{refund.money(refund.total)} refunded so far on charge {refund.charge_id} "
+        f"(customer {refund.customer_id or 'unknown'}{invoice})"
+    )
 
-    def __init__(self, refund: Refund) -> None:
-        invoice = f", invoice {refund.invoice_source_id}" if refund.invoice_source_id else ""
-        super().__init__(
-            "refund to record by hand",
-            f"{refund.money(refund.total)} refunded so far on charge {refund.charge_id} "
-            f"(customer {refund.customer_id or 'unknown'}{invoice}); invoice-sync does not book refunds yet",
+
+@dataclass
+class RefundTally:
+    """The refunds on one invoice, kept on its sync record (``refunds``): what Stripe refunded per
+    charge, what credit notes gave back as money, and the cash each refund record books (reserved
+    before its ledger write, so two refunds of one charge can never both book the same money)."""
+
+    charges: dict[str, int]
+    credit: dict[str, int]
+    booked: dict[str, int]
+
+    @classmethod
+    def of(cls, record: SyncRecord) -> RefundTally:
+        data = json.loads(record.refunds or "{}")
+        return cls(data.get("charges", {}), data.get("credit", {}), data.get("booked", {}))
+
+    def dump(self) -> str:
+        return json.dumps(
+            {"charges": self.charges, "credit": self.credit, "booked": self.booked}, sort_keys=True
         )
+
+    @property
+    def unaccounted(self) -> int:
+        """Cash refunded at the source that neither a credit note nor a refund document covers."""
+        return sum(self.charges.values()) - sum(self.credit.values()) - sum(self.booked.values())
 
 
 @dataclass
@@ -140,6 +171,7 @@ class PushService:
         ledger_for: LedgerFactory,
         intent_timeout: timedelta = timedelta(seconds=120),
         reserve_seconds: float = 20.0,
+        refund_settle: timedelta = timedelta(seconds=300),
     ) -> None:
         self.state = state
         self.mappings = mappings
@@ -151,6 +183,9 @@ class PushService:
         self.intent_timeout = intent_timeout
         # No new message starts with less than this left of the invocation.
         self.reserve_seconds = reserve_seconds
+        # Stripe sends a credit note's refund as charge.refunded too, in any order: cash that no
+        # credit note covers yet is booked only once the refund is this old.
+        self.refund_settle = refund_settle
 
     def handle_batch(
         self, messages: Sequence[SyncMessage], *, time_left: Callable[[], float] | None = None
@@ -268,7 +303,7 @@ class PushService:
                     "connection not configured", f"connection {message.connection_id} is unknown or inactive"
                 )
             if isinstance(document, Refund):
-                raise RefundByHand(document)
+                return self._converge_refund(message, document, record, revision, mappings)
             if isinstance(document, CreditNote):
                 return self._converge_credit_note(message, document, record, revision, mappings)
             return self._converge(message, document, record, revision, mappings, defer)
@@ -613,6 +648,8 @@ class PushService:
             ledger_id=invoice_record.ledger_customer_id or "",
         )
         resolved = resolve(note.model_copy(update={"lines": lines}), mappings, customer)
+        if note.refunded > 0:
+            self._count_credit_refund(message.connection_id, note)
         document, revision, _ = self._create_once(
             message,
             note.source_id,
@@ -631,6 +668,23 @@ class PushService:
         record.ledger_customer_id = invoice_record.ledger_customer_id
         record.mapping_version = mappings.connection.mapping_version
         self._apply_credit(message, note, record, invoice_record, ledger)
+        if note.refunded > 0:
+            connection = mappings.connection
+            self._pay_out(
+                ledger,
+                ledger.get_credit_note(document.id),
+                PaymentDraft(
+                    source_id=note.source_id,
+                    customer_id=invoice_record.ledger_customer_id or "",
+                    invoice_id=document.id,
+                    amount=note.money(note.refunded).to_decimal(),
+                    currency=note.currency,
+                    paid_on=note.issued_on,
+                    private_note=marker(note.source, f"{note.source_id}:refund"),
+                    account=connection.refund_from_account or connection.payment_account,
+                ),
+                idempotency_key(message.connection_id, "credit_note", note.source_id, "refund"),
+            )
         record.alerted_reason = None
         return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
 
@@ -657,6 +711,30 @@ class PushService:
         key = idempotency_key(message.connection_id, "credit_note", note.source_id, "apply")
         ledger.apply_credit_note(credit.id, invoice.id, invoice_record.ledger_customer_id or "", amount, key)
 
+    def _count_credit_refund(self, connection_id: str, note: CreditNote) -> None:
+        """Counts the money a credit note gives back on its invoice, so that Stripe's charge.refunded
+        for the same money books nothing more. Refund documents booked before it arrived for cash
+        it also covers would take the revenue back twice: that is parked for a person."""
+        assert note.invoice_source_id is not None
+        invoice_record, invoice_revision = self.state.get(connection_id, "invoice", note.invoice_source_id)
+        assert invoice_record is not None
+        tally = RefundTally.of(invoice_record)
+        if note.source_id in tally.credit:
+            return
+        tally.credit[note.source_id] = note.refunded
+        booked = sum(tally.booked.values())
+        if booked > 0 and tally.unaccounted < 0:
+            raise ParkError(
+                "credit note refund booked already",
+                f"{note.money(booked)} refunded on invoice {invoice_record.source_number} was booked "
+                f"as refund documents before credit note {note.number or note.source_id} arrived, "
+                f"and with its {note.money(note.refunded)} more is given back than the "
+                f"{note.money(sum(tally.charges.values()))} refunded: void the refund document it "
+                "duplicates, then re-drive",
+            )
+        invoice_record.refunds = tally.dump()
+        self.state.save(invoice_record, invoice_revision)
+
     @staticmethod
     def _refuse_applied_credit(document: LedgerDocument) -> None:
         if document.balance < document.total:
@@ -666,6 +744,158 @@ class PushService:
                 "credit note applied in the ledger",
                 f"void {document.number or document.id} by hand after removing its application",
             )
+
+    # --- refunds ----------------------------------------------------------------------------------
+
+    def _converge_refund(
+        self, message: SyncMessage, refund: Refund, record: SyncRecord, revision: int, mappings: Mappings
+    ) -> PushResult:
+        """Books the cash a refund gives back that no credit note already gives back: one refund
+        document on the refunded invoice's customer (QBO RefundReceipt; Xero and FreshBooks a credit
+        note paid out), exactly once, whatever the order of the refund and its credit note."""
+        content_hash = refund.content_hash()
+        if record.status in {SyncStatus.SYNCED, SyncStatus.SKIPPED} and record.content_hash == content_hash:
+            return PushResult(Outcome.UNCHANGED, refund.source_id, record.ledger_id)
+        settling = utcnow().timestamp() - refund.refunded_at < self.refund_settle.total_seconds()
+        invoice_id = refund.invoice_source_id or self.state.invoice_of_charge(
+            message.connection_id, [c for c in (refund.charge_id, refund.payment_intent) if c]
+        )
+        invoice_record, invoice_revision = (
+            self.state.get(message.connection_id, "invoice", invoice_id) if invoice_id else (None, 0)
+        )
+        if invoice_record is not None and invoice_record.status.parked:
+            raise ParkError(
+                "refund waits for its invoice",
+                f"invoice {invoice_record.source_number or invoice_id} is parked: "
+                f"{invoice_record.last_error}; re-drive the refund after it",
+            )
+        synced = invoice_record is not None and invoice_record.status is SyncStatus.SYNCED
+        if invoice_record is None or not synced or not invoice_record.ledger_id:
+            if settling:
+                raise TransientError(f"refund {refund.source_id} waits for the invoice it refunds")
+            raise ParkError(
+                "refund not linked to a synced invoice",
+                f"{_describe_refund(refund)}: no invoice in the ledger is known to have been paid by this "
+                "charge; record it by hand, or re-drive it once its invoice has synced",
+            )
+        tally = RefundTally.of(invoice_record)
+        amount = tally.booked.get(refund.source_id)
+        if amount is None:
+            # Reserve this refund's share on the invoice before any ledger write: a concurrent
+            # refund of the same charge then reads it (or loses the conditional write and retries).
+            paid_back = max(refund.total, tally.charges.get(refund.charge_id, 0))
+            new_cash = paid_back - tally.charges.get(refund.charge_id, 0)
+            owed = tally.unaccounted + new_cash
+            amount = max(0, min(new_cash, owed))
+            if amount > 0 and settling:
+                raise TransientError(
+                    f"refund {refund.source_id} waits for a credit note that may give the money back"
+                )
+            tally.charges[refund.charge_id] = paid_back
+            tally.booked[refund.source_id] = amount
+            invoice_record.refunds = tally.dump()
+            self.state.save(invoice_record, invoice_revision)
+        if amount == 0:
+            note = (
+                f"given back through credit notes {', '.join(sorted(tally.credit))}"
+                if tally.credit
+                else "already booked with a later refund of the charge"
+            )
+            return self._finish(record, revision, message, content_hash, SyncStatus.SKIPPED, note)
+        document, revision = self._book_refund(
+            message, refund, record, revision, mappings, invoice_record, amount
+        )
+        record.ledger_id = document.id
+        record.ledger_version = document.version
+        record.ledger_number = document.number
+        record.ledger_total = Money.from_decimal(document.total, refund.currency).minor
+        record.ledger_customer_id = invoice_record.ledger_customer_id
+        record.mapping_version = mappings.connection.mapping_version
+        record.alerted_reason = None
+        return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
+
+    def _book_refund(
+        self,
+        message: SyncMessage,
+        refund: Refund,
+        record: SyncRecord,
+        revision: int,
+        mappings: Mappings,
+        invoice_record: SyncRecord,
+        amount: int,
+    ) -> tuple[LedgerDocument, int]:
+        """Creates the refund document once, then pays it out where the ledger books a credit."""
+        connection = mappings.connection
+        if not (connection.refund_item_id or connection.refund_account):
+            raise MappingMissing(["refund item: set refund_item_id (Xero: refund_account) on the connection"])
+        ledger = self.ledger_for(mappings)
+        cash = refund.money(amount).to_decimal()
+        number = "RF-" + hashlib.sha256(refund.source_id.encode()).hexdigest()[:10].upper()
+        paid_from = connection.refund_from_account or connection.payment_account
+        draft = InvoiceDraft(
+            source_id=refund.source_id,
+            customer_id=invoice_record.ledger_customer_id or "",
+            number=number,
+            issued_on=refund.refunded_on,
+            due_on=None,
+            currency=refund.currency,
+            lines=(
+                LineDraft(
+                    item_id=connection.refund_item_id or "",
+                    description=f"Refund on {invoice_record.source_number or invoice_record.source_id} "
+                    f"(charge {refund.charge_id})",
+                    quantity=1,
+                    amount=cash,
+                    tax_code=connection.no_tax_code,
+                    account=connection.refund_account,
+                ),
+            ),
+            discount=Decimal(0),
+            tax=Decimal(0),
+            total=cash,
+            memo=f"Refund of {refund.money(amount)} on invoice {invoice_record.source_number or ''}".strip(),
+            private_note=marker(refund.source, refund.source_id),
+        )
+        document, revision, _ = self._create_once(
+            message,
+            refund.source_id,
+            number,
+            record,
+            revision,
+            find=ledger.find_refund,
+            create=lambda key: ledger.create_refund(draft, paid_from, key),
+            marker_text=draft.private_note,
+            request=(draft, paid_from),
+        )
+        if document.balance > Decimal(0):
+            # A credit note (Xero, FreshBooks): the money leaves by paying it out. Its only payout
+            # is this one, so a zero balance means an earlier attempt paid it.
+            self._pay_out(
+                ledger,
+                document,
+                PaymentDraft(
+                    source_id=refund.source_id,
+                    customer_id=draft.customer_id,
+                    invoice_id=document.id,
+                    amount=document.balance,
+                    currency=refund.currency,
+                    paid_on=refund.refunded_on,
+                    private_note=marker(refund.source, f"{refund.source_id}:payout"),
+                    account=paid_from,
+                ),
+                idempotency_key(message.connection_id, "refund", refund.source_id, "payout"),
+            )
+            document = ledger.get_refund(document.id)
+        return document, revision
+
+    @staticmethod
+    def _pay_out(ledger: LedgerPort, credit: LedgerDocument, draft: PaymentDraft, key: str) -> None:
+        """Pays money out of a credit document once: a payout carrying this marker means an earlier
+        attempt made it (the crash came before the state write)."""
+        for payment_id in credit.linked_payment_ids:
+            if (ledger.get_payment(payment_id).private_note or "").strip() == draft.private_note:
+                return
+        ledger.pay_out_credit(draft, key)
 
     # --- payments ---------------------------------------------------------------------------------
 
@@ -680,6 +910,9 @@ class PushService:
             record, revision = self.state.get(invoice_record.connection_id, "payment", payment.source_id)
             if record and record.status in {SyncStatus.SYNCED, SyncStatus.SKIPPED}:
                 continue
+            if record is None and payment.charges:
+                # So that a refund of this charge finds the invoice it gives money back on.
+                self.state.link_charges(invoice_record.connection_id, payment.charges, invoice.source_id)
             record = record or SyncRecord(
                 connection_id=invoice_record.connection_id, kind="payment", source_id=payment.source_id
             )

@@ -198,7 +198,8 @@ LEDGERS: dict[str, LocalLedger] = {
             _rule(RuleKind.PRODUCT, "prod_Hosting", "3"),  # item "Hosting"
             _rule(RuleKind.TAX_RATE, "txr_SalesTax825", "TAX"),
         ),
-        connection={"no_tax_code": "NON"},
+        # Refunds no credit note covers take revenue back on "Services" and leave from Checking.
+        connection={"no_tax_code": "NON", "refund_item_id": "1", "refund_from_account": "35"},
     ),
     "xero": LocalLedger(
         kind="xero",
@@ -209,7 +210,7 @@ LEDGERS: dict[str, LocalLedger] = {
             _rule(RuleKind.PRODUCT, "prod_Hosting", "HOSTING", account="260"),
             _rule(RuleKind.TAX_RATE, "txr_SalesTax825", "OUTPUT2"),
         ),
-        connection={"no_tax_code": "NONE", "payment_account": "090"},
+        connection={"no_tax_code": "NONE", "payment_account": "090", "refund_account": "200"},
     ),
     "freshbooks": LocalLedger(
         kind="freshbooks",
@@ -222,6 +223,6 @@ LEDGERS: dict[str, LocalLedger] = {
             # The line's tax name; FreshBooks gets the percent from the source's own tax amount.
             _rule(RuleKind.TAX_RATE, "txr_SalesTax825", "Sales Tax"),
         ),
-        connection={"no_tax_code": ""},
+        connection={"no_tax_code": "", "refund_item_id": "Consulting"},
     ),
 }
