@@ -169,6 +169,8 @@ def harness(sandbox: QuickBooksSandbox, monkeypatch: pytest.MonkeyPatch) -> Iter
             "SECRET_CACHE_SECONDS": "0",
             "LEDGER_BACKOFF_SECONDS": "0.01",
             "LEDGER_MAX_BACKOFF_SECONDS": "0.05",
+            # Tests deliver a credit note before the refund it causes; the wait has its own test.
+            "REFUND_SETTLE_SECONDS": "0",
         }
         for name, value in environment.items():
             monkeypatch.setenv(name, value)

@@ -4,6 +4,7 @@ document, whatever the duplicates, the order, the crashes and the ledger's refus
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -767,33 +768,129 @@ def test_fresh_invoices_of_a_batch_reach_quickbooks_in_one_batch_request(harness
     assert synced is not None and synced.status is SyncStatus.SYNCED and synced.ledger_id
 
 
-def test_refund_is_parked_for_a_person_once_per_amount(harness: Harness) -> None:
-    """Given charge.refunded (invoice-sync does not book refunds yet), then the refund is neither
-    dropped nor guessed: it is parked with the amount, charge and customer, one alert is sent, the
-    same refunded total reported again changes nothing, and a further refund is a new record."""
+REFUND = "ch_3QgAcmeCharge01:refunded:16238"
+
+
+def _refund_event(total: int, *, seconds_later: int = 60) -> dict[str, Any]:
+    """g1 with another running refunded total, delivered as a new event ``seconds_later``."""
+    event = _event(
+        "g1", id=f"evt_refund_{total}", created=json.loads(fixture_bytes("g1"))["created"] + seconds_later
+    )
+    event["data"]["object"]["amount_refunded"] = total
+    return event
+
+
+def test_refund_of_a_paid_invoice_is_one_refund_receipt(harness: Harness) -> None:
+    """Given ACME-0001 paid through payment intent pi_3QaAcmePay0001, when Stripe reports 162.38
+    refunded on the charge of that intent (the current-shape charge names no invoice), then QBO
+    gets one RefundReceipt on Acme's customer for 162.38 on the refund item, paid from Checking,
+    carrying the marker; the same refund reported again writes nothing."""
+    assert _sync(harness, "a1", "a2", "g1") == 0
+    (receipt,) = harness.documents("RefundReceipt")
+    (invoice,) = harness.documents("Invoice")
+    assert receipt["TotalAmt"] == Decimal("162.38")
+    assert receipt["CustomerRef"]["value"] == invoice["CustomerRef"]["value"]
+    assert receipt["DepositToAccountRef"]["value"] == "35"
+    assert receipt["Line"][0]["SalesItemLineDetail"]["ItemRef"]["value"] == "1"
+    assert receipt["PrivateNote"] == f"invoice-sync: stripe {REFUND}"
+    record = harness.record("refund", REFUND)
+    assert record is not None
+    assert (record.status, record.ledger_id, record.ledger_total) == (SyncStatus.SYNCED, receipt["Id"], 16238)
+    writes = len([r for r in harness.sandbox.request_log if r[0] == "POST"])
+    assert _sync_event(harness, _event("g1", id="evt_refund_again")) == 0
+    assert len([r for r in harness.sandbox.request_log if r[0] == "POST"]) == writes
+    assert harness.alerts() == []
+
+
+def test_a_further_refund_books_only_the_new_cash_in_any_order(harness: Harness) -> None:
+    """Given two partial refunds on one charge (running totals 162.38 then 200.00) delivered in
+    reverse order, then QBO holds refund receipts for exactly 200.00 in all: the later total books
+    200.00, and the earlier one, arriving after it, books nothing more."""
+    _sync(harness, "a1", "a2")
+    assert _sync_event(harness, _refund_event(20000, seconds_later=120)) == 0
+    assert _sync_event(harness, _refund_event(16238, seconds_later=60)) == 0
+    assert [r["TotalAmt"] for r in harness.documents("RefundReceipt")] == [Decimal("200.00")]
+    earlier = harness.record("refund", REFUND)
+    assert earlier is not None
+    assert earlier.status is SyncStatus.SKIPPED
+    assert _sync_event(harness, _refund_event(25000, seconds_later=180)) == 0
+    assert [r["TotalAmt"] for r in harness.documents("RefundReceipt")] == [
+        Decimal("200.00"),
+        Decimal("50.00"),
+    ]
+
+
+def test_refund_given_back_by_a_credit_note_is_not_booked_twice(harness: Harness) -> None:
+    """Given a credit note that refunded its 162.38 (Stripe's refund-with-credit-note), then QBO
+    keeps its CreditMemo, the payout (which QBO's API cannot make) is parked with one alert saying
+    what to do by hand, and the charge.refunded for that same money books no RefundReceipt."""
+    _sync(harness, "a1", "a2")
+    note = _event(
+        "f1", invoice__type="post_payment", invoice__pre_payment_amount=0, invoice__post_payment_amount=16238
+    )
+    note["data"]["object"]["refunds"] = [{"amount_refunded": 16238, "refund": "re_3QgAcmeRefund01"}]
+    assert _sync_event(harness, note) == 0
+    (memo,) = harness.documents("CreditMemo")
+    assert memo["TotalAmt"] == Decimal("162.38")
+    parked = harness.record("credit_note", note["data"]["object"]["id"])
+    assert parked is not None
+    assert parked.status is SyncStatus.REJECTED
+    assert "by hand" in (parked.last_error or "")
     assert _sync(harness, "g1") == 0
-    record = harness.record("refund", "ch_3QgAcmeCharge01:refunded:16238")
+    assert harness.documents("RefundReceipt") == []
+    refund = harness.record("refund", REFUND)
+    assert refund is not None
+    assert refund.status is SyncStatus.SKIPPED
+    assert note["data"]["object"]["id"] in (refund.last_error or "")
+    assert len(harness.alerts()) == 1
+
+
+def test_refund_waits_for_the_credit_note_that_may_carry_it(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a fresh refund (younger than REFUND_SETTLE_SECONDS) that no credit note covers yet,
+    then it is not booked: the message goes back to the queue, nothing is parked or alerted."""
+    _sync(harness, "a1", "a2")
+    monkeypatch.setenv("REFUND_SETTLE_SECONDS", "3600")
+    bootstrap.reset()
+    fresh = _event("g1", created=int(time.time()))
+    assert _sync_event(harness, fresh) > 0
+    assert harness.documents("RefundReceipt") == []
+    record = harness.record("refund", REFUND)
+    assert record is None or not record.status.parked
+    assert harness.alerts() == []
+    assert len(harness.queued()) == 1
+
+
+def test_refund_of_an_unknown_charge_is_parked_with_its_amount(harness: Harness) -> None:
+    """Given a refund whose charge paid no invoice invoice-sync knows (and old enough that nothing
+    more will arrive), then it is parked with the amount, charge and customer and one alert, never
+    dropped; the legacy shape names its invoice, which is not in the ledger, and parks the same way."""
+    assert _sync(harness, "g1", "g2") == 0
+    record = harness.record("refund", REFUND)
     assert record is not None
     assert record.status is SyncStatus.REJECTED
     assert "162.38 USD refunded so far on charge ch_3QgAcmeCharge01" in (record.last_error or "")
-    again = _event("g1", id="evt_refund_again", created=json.loads(fixture_bytes("g1"))["created"] + 5)
-    harness.post(json.dumps(again).encode())
-    assert harness.drain() == 0
-    assert len(harness.alerts()) == 1
-    more = _event("g1", id="evt_refund_more", created=json.loads(fixture_bytes("g1"))["created"] + 60)
-    more["data"]["object"]["amount_refunded"] = 20000
-    harness.post(json.dumps(more).encode())
-    assert harness.drain() == 0
-    assert harness.record("refund", "ch_3QgAcmeCharge01:refunded:20000") is not None
+    legacy = harness.record("refund", "ch_3PbLegacyBeta01:refunded:38556")
+    assert legacy is not None
+    assert "invoice in_1PbLegacyBeta01" in (legacy.last_error or "")
     assert len(harness.alerts()) == 2
-    assert harness.documents("Invoice") == []
+    assert harness.documents("RefundReceipt") == []
 
 
-def test_legacy_refund_names_its_invoice(harness: Harness) -> None:
-    _sync(harness, "g2")
-    record = harness.record("refund", "ch_3PbLegacyBeta01:refunded:38556")
+def test_refund_without_a_refund_item_waits_for_its_mapping(harness: Harness) -> None:
+    """Given a connection with no refund item configured, then the refund is parked as
+    needs_mapping, saying which setting to fill in."""
+    store = MappingsStore(harness.resources.mappings_table, harness.client("dynamodb"))
+    connection = store.connection("acme")
+    assert connection is not None
+    store.put_connection(connection.model_copy(update={"refund_item_id": None}))
+    bootstrap.reset()
+    assert _sync(harness, "a1", "a2", "g1") == 0
+    record = harness.record("refund", REFUND)
     assert record is not None
-    assert "invoice in_1PbLegacyBeta01" in (record.last_error or "")
+    assert record.status is SyncStatus.NEEDS_MAPPING
+    assert "refund_item_id" in (record.last_error or "")
 
 
 def test_payment_after_an_applied_credit_books_the_cash_that_remains(harness: Harness) -> None:
