@@ -577,6 +577,146 @@ def test_credit_note_allocation_reduces_amount_due_and_blocks_void(xero: Xero) -
     assert xero.post(f"Invoices/{created['InvoiceID']}", {"Status": "VOIDED"}).status_code == 400
 
 
+def make_credit_note(xero: Xero, contact_id: str, number: str, unit: str = "30.00") -> dict[str, Any]:
+    body = {
+        "Type": "ACCRECCREDIT",
+        "Contact": {"ContactID": contact_id},
+        "Date": "2026-01-21",
+        "CreditNoteNumber": number,
+        "Reference": f"src:{number}",
+        "Status": "AUTHORISED",
+        "LineAmountTypes": "Exclusive",
+        "CurrencyCode": "USD",
+        "LineItems": [line(unit, tax="NONE")],
+    }
+    response = xero.put("CreditNotes", {"CreditNotes": [body]})
+    assert response.status_code == 200, response.text
+    created: dict[str, Any] = decimal_json(response)["CreditNotes"][0]
+    return created
+
+
+def payout(note_id: str, amount: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "CreditNote": {"CreditNoteID": note_id},
+        "Account": {"Code": "090"},
+        "Date": "2026-01-22",
+        "Amount": Decimal(amount),
+        "Reference": "invoice-sync: stripe re_1",
+        **extra,
+    }
+
+
+def test_credit_note_paid_out_lowers_remaining_credit_until_paid(xero: Xero) -> None:
+    """A refund Payment naming a credit note (not an invoice) pays its credit out of a bank account:
+    RemainingCredit falls, the credit note lists the payout, the last payout makes it PAID, and
+    GET /Payments/{id} returns the payout as ARCREDITPAYMENT with its CreditNote and Reference."""
+    contact_id = make_contact(xero)
+    note_id = make_credit_note(xero, contact_id, "CN-R1")["CreditNoteID"]
+    # When 20.00 of the 30.00 credit is paid out
+    first = xero.put("Payments", {"Payments": [payout(note_id, "20.00")]}, summarizeErrors="false")
+    assert first.status_code == 200, first.text
+    paid = decimal_json(first)["Payments"][0]
+    assert (paid["StatusAttributeString"], paid["Amount"]) == ("OK", Decimal("20.00"))
+    assert (paid["PaymentType"], paid["CreditNote"]["CreditNoteID"]) == ("ARCREDITPAYMENT", note_id)
+    assert "Invoice" not in paid
+    # Then the credit note has 10.00 left, is still AUTHORISED and lists the payout
+    note = decimal_json(xero.get(f"CreditNotes/{note_id}"))["CreditNotes"][0]
+    assert (note["Status"], note["RemainingCredit"]) == ("AUTHORISED", Decimal("10.00"))
+    assert [(p["PaymentID"], p["Amount"]) for p in note["Payments"]] == [
+        (paid["PaymentID"], Decimal("20.00"))
+    ]
+    # And the payout reads back by id with the credit note, its account and its Reference
+    read = decimal_json(xero.get(f"Payments/{paid['PaymentID']}"))["Payments"][0]
+    assert (read["CreditNote"]["CreditNoteNumber"], read["Account"]["Code"]) == ("CN-R1", "090")
+    assert (read["Reference"], read["Amount"]) == ("invoice-sync: stripe re_1", Decimal("20.00"))
+    # When the rest is paid out by the credit note's number (top-level, as Xero also accepts)
+    rest = payout(note_id, "10.00") | {"CreditNote": {"CreditNoteNumber": "CN-R1"}}
+    assert xero.put("Payments", {"Payments": [rest]}).status_code == 200
+    # Then it is PAID with nothing left, both payouts listed, and it can no longer be voided
+    done = decimal_json(xero.get(f"CreditNotes/{note_id}"))["CreditNotes"][0]
+    assert (done["Status"], done["RemainingCredit"]) == ("PAID", Decimal("0.00"))
+    assert [p["Amount"] for p in done["Payments"]] == [Decimal("20.00"), Decimal("10.00")]
+    assert "FullyPaidOnDate" in done
+    assert xero.post(f"CreditNotes/{note_id}", {"Status": "VOIDED"}).status_code == 400
+    # When a payout is deleted, then its credit is back and the credit note AUTHORISED again
+    assert xero.post(f"Payments/{paid['PaymentID']}", {"Status": "DELETED"}).status_code == 200
+    again = decimal_json(xero.get(f"CreditNotes/{note_id}"))["CreditNotes"][0]
+    assert (again["Status"], again["RemainingCredit"]) == ("AUTHORISED", Decimal("20.00"))
+    assert len(again["Payments"]) == 1
+
+
+def test_credit_payout_refusals_are_per_element_in_xeros_words(xero: Xero) -> None:
+    """With summarizeErrors=false each payout answers for itself: more than the remaining credit
+    is refused in Xero's words, a revenue (non-bank) account and a DRAFT credit note are refused,
+    and the valid payout in the same request is saved."""
+    contact_id = make_contact(xero)
+    note_id = make_credit_note(xero, contact_id, "CN-R2")["CreditNoteID"]
+    draft = xero.put(
+        "CreditNotes",
+        {
+            "CreditNotes": [
+                {
+                    "Type": "ACCRECCREDIT",
+                    "Contact": {"ContactID": contact_id},
+                    "CreditNoteNumber": "CN-R3",
+                    "Status": "DRAFT",
+                    "LineItems": [line("5.00", tax="NONE")],
+                }
+            ]
+        },
+    )
+    draft_id = draft.json()["CreditNotes"][0]["CreditNoteID"]
+    response = xero.put(
+        "Payments",
+        {
+            "Payments": [
+                payout(note_id, "30.01"),
+                payout(note_id, "5.00", Account={"Code": "200"}),
+                payout(draft_id, "5.00"),
+                payout(note_id, "25.00"),
+            ]
+        },
+        summarizeErrors="false",
+    )
+    assert response.status_code == 200
+    over, revenue, not_authorised, ok = response.json()["Payments"]
+    assert over["ValidationErrors"] == [
+        {"Message": "Payment amount exceeds the amount outstanding on this document"}
+    ]
+    assert "not a bank account" in revenue["ValidationErrors"][0]["Message"]
+    assert not_authorised["ValidationErrors"] == [{"Message": "Credit note not of valid status for payment"}]
+    assert all(e["StatusAttributeString"] == "ERROR" for e in (over, revenue, not_authorised))
+    assert ok["StatusAttributeString"] == "OK"
+    note = decimal_json(xero.get(f"CreditNotes/{note_id}"))["CreditNotes"][0]
+    assert (note["Status"], note["RemainingCredit"], len(note["Payments"])) == (
+        "AUTHORISED",
+        Decimal("5.00"),
+        1,
+    )
+    # And summarised (the default), an overpayout fails the request with a ValidationException
+    again = xero.put("Payments", {"Payments": [payout(note_id, "5.01")]})
+    assert again.status_code == 400
+    assert again.json()["Elements"][0]["ValidationErrors"] == [
+        {"Message": "Payment amount exceeds the amount outstanding on this document"}
+    ]
+
+
+def test_credit_payout_replays_by_idempotency_key(xero: Xero, sandbox: XeroSandbox) -> None:
+    """A payout retried with the same Idempotency-Key (a lost response) replays the first answer
+    and pays nothing twice; the payout is also found again by its Reference."""
+    contact_id = make_contact(xero)
+    note_id = make_credit_note(xero, contact_id, "CN-R4")["CreditNoteID"]
+    body = {"Payments": [payout(note_id, "12.34")]}
+    first = xero.put("Payments", body, key="refund-re_1-payout", summarizeErrors="false")
+    replay = xero.put("Payments", body, key="refund-re_1-payout", summarizeErrors="false")
+    assert (first.status_code, replay.status_code, replay.content) == (200, 200, first.content)
+    assert len(sandbox.documents(TENANT, "Payments")) == 1
+    note = decimal_json(xero.get(f"CreditNotes/{note_id}"))["CreditNotes"][0]
+    assert note["RemainingCredit"] == Decimal("17.66")
+    found = xero.get("Payments", where='Reference=="invoice-sync: stripe re_1"').json()["Payments"]
+    assert [p["PaymentID"] for p in found] == [first.json()["Payments"][0]["PaymentID"]]
+
+
 # ---------------------------------------------------------------------------------------- Limits and faults
 
 
@@ -750,5 +890,14 @@ def test_invoice_payloads_validate_against_the_openapi_spec(xero: Xero) -> None:
     failed = xero.put("Invoices", {"Invoices": [invoice(contact_id, "INV-S")]}, summarizeErrors="false")
     assert validate(failed.json()) == []
     assert xero_validator("Error", SPEC)(xero.put("Invoices", invoice(contact_id, "INV-S")).json()) == []
+    # And a credit note payout (request and response) fits the spec's Payments schema
+    note_id = make_credit_note(xero, contact_id, "CN-S")["CreditNoteID"]
+    payments = xero_validator("Payments", SPEC)
+    payout_body = {"Payments": [payout(note_id, "5.00")]}
+    assert payments(json.loads(dumps(payout_body))) == []
+    paid_out = xero.put("Payments", payout_body)
+    assert paid_out.status_code == 200
+    assert payments(paid_out.json()) == []
+    assert xero_validator("CreditNotes", SPEC)(xero.get(f"CreditNotes/{note_id}").json()) == []
     # And the validator does catch a wrong shape
     assert validate({"Invoices": [{"Type": "BOGUS", "LineItems": [{"Quantity": "two"}]}]})

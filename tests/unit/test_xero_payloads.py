@@ -244,3 +244,74 @@ def test_credit_note_and_allocation_bodies_validate_against_the_xero_spec() -> N
     assert xero_validator("CreditNotes")(_wire({"CreditNotes": [body]})) == []
     allocation = payloads.allocation_body("i-1", Decimal("74.13"), date(2026, 11, 25))
     assert xero_validator("Allocations")(_wire({"Allocations": [allocation]})) == []
+
+
+def _payout(**changes: Any) -> PaymentDraft:
+    values: dict[str, Any] = {
+        "source_id": "re_1",
+        "customer_id": "c",
+        "invoice_id": "cn-1",
+        "amount": Decimal("25.50"),
+        "currency": "USD",
+        "paid_on": date(2026, 11, 26),
+        "private_note": marker("stripe", "re_1"),
+        "account": "090",
+    }
+    return PaymentDraft(**{**values, **changes})
+
+
+@needs_spec
+def test_credit_payout_payload_validates_against_the_xero_spec() -> None:
+    """Paying a credit note out (a refund) names the credit note, not an invoice, the bank account
+    the money leaves from and the marker as Reference (so a payout whose response was lost is
+    recognised); the body validates against Xero's Payments request schema."""
+    payload = payloads.credit_payout_payload(_payout())
+    assert xero_validator("Payments")(_wire(payload)) == []
+    (body,) = payload["Payments"]
+    assert body == {
+        "CreditNote": {"CreditNoteID": "cn-1"},
+        "Account": {"Code": "090"},
+        "Date": "2026-11-26",
+        "Amount": Decimal("25.50"),
+        "Reference": "invoice-sync: stripe re_1",
+    }
+    assert "Invoice" not in body
+
+
+def test_credit_payout_without_account_is_refused() -> None:
+    """Xero needs the account refunds leave from; without one the payout is refused before any call."""
+    with pytest.raises(LedgerValidation, match="refund account"):
+        payloads.credit_payout_payload(_payout(account=None))
+
+
+def test_credit_note_document_lists_payouts_and_remaining_credit() -> None:
+    """A credit note's balance is Xero's RemainingCredit and its payouts are its linked payments;
+    a payout read back is a payment whose private note is its Reference, in the credit note's currency."""
+    note = payloads.credit_note_document(
+        {
+            "CreditNoteID": "cn-1",
+            "CreditNoteNumber": "CN-9",
+            "Total": Decimal("30.00"),
+            "RemainingCredit": Decimal("4.50"),
+            "CurrencyCode": "USD",
+            "Status": "AUTHORISED",
+            "Payments": [{"PaymentID": "p-1", "Amount": Decimal("25.50")}],
+        }
+    )
+    assert (note.balance, note.linked_payment_ids) == (Decimal("4.50"), ("p-1",))
+    payout = payloads.payment_document(
+        {
+            "PaymentID": "p-1",
+            "Amount": Decimal("25.50"),
+            "Reference": "invoice-sync: stripe re_1",
+            "Status": "AUTHORISED",
+            "PaymentType": "ARCREDITPAYMENT",
+            "CreditNote": {"CreditNoteID": "cn-1", "CurrencyCode": "USD"},
+        }
+    )
+    assert (payout.id, payout.total, payout.private_note, payout.currency) == (
+        "p-1",
+        Decimal("25.50"),
+        "invoice-sync: stripe re_1",
+        "USD",
+    )

@@ -406,6 +406,34 @@ class _Priced:
     discount: Decimal
 
 
+@dataclass(frozen=True)
+class _Payable:
+    """A kind of document a payment settles: an invoice (money in) or a credit note (money paid
+    out, Xero's refund). One payment path serves both; this says where each keeps its figures."""
+
+    collection: str
+    ref: str  # the payment's field that names the document
+    id_field: str
+    number_field: str
+    outstanding: str  # what a payment lowers: AmountDue, RemainingCredit
+    paid: str | None  # what a payment raises (Xero's credit notes keep no AmountPaid)
+    label: str
+
+
+INVOICE = _Payable("Invoices", "Invoice", "InvoiceID", "InvoiceNumber", "AmountDue", "AmountPaid", "Invoice")
+CREDIT_NOTE = _Payable(
+    "CreditNotes", "CreditNote", "CreditNoteID", "CreditNoteNumber", "RemainingCredit", None, "Credit note"
+)
+PAYABLES = (INVOICE, CREDIT_NOTE)
+# Xero's PaymentType follows the document paid: a sales credit note paid out is ARCREDITPAYMENT.
+PAYMENT_TYPES = {
+    "ACCREC": "ACCRECPAYMENT",
+    "ACCPAY": "ACCPAYPAYMENT",
+    "ACCRECCREDIT": "ARCREDITPAYMENT",
+    "ACCPAYCREDIT": "APCREDITPAYMENT",
+}
+
+
 _Writer = Callable[[_Org, dict[str, Any], _Write], dict[str, Any]]
 
 
@@ -1557,13 +1585,14 @@ class XeroSandbox(SandboxServer[_Org]):
         requested = element.get("Status")
         if existing is not None:
             current = existing["Status"]
-            allocated = bool(existing.get("Allocations"))
+            # Credit that was allocated or paid out is used: Xero refuses to void or edit it.
+            used = bool(existing.get("Allocations") or existing.get("Payments"))
             if current in ("PAID", *CLOSED_STATUSES) or requested == "PAID":
                 raise _Invalid("Credit note not of valid status for modification")  # sandbox wording
             if requested in CLOSED_STATUSES and requested != current:
-                if requested == "VOIDED" and (current != "AUTHORISED" or allocated):
+                if requested == "VOIDED" and (current != "AUTHORISED" or used):
                     raise _Invalid(
-                        "A credit note can only be voided when it is AUTHORISED and not allocated"
+                        "A credit note can only be voided when it is AUTHORISED and not allocated or paid out"
                     )  # sandbox wording
                 if requested == "DELETED" and current not in ("DRAFT", "SUBMITTED"):
                     raise _Invalid("Credit note not of valid status for modification")  # sandbox wording
@@ -1571,7 +1600,7 @@ class XeroSandbox(SandboxServer[_Org]):
                 existing["RemainingCredit"] = Decimal("0.00")
                 self._stamp(existing)
                 return existing
-            if allocated:
+            if used:
                 raise _Invalid("Credit note not of valid status for modification")  # sandbox wording
         errors: list[str] = []
         doc_type, status, currency, contact, day, due, amounts, priced = self._doc_common(
@@ -1673,7 +1702,7 @@ class XeroSandbox(SandboxServer[_Org]):
                     "LineItems": [],
                 }
             )
-            self._settle(invoice, day)
+            self._settle(INVOICE, invoice, day)
             note["RemainingCredit"] -= amount
             note["Allocations"].append(
                 {
@@ -1683,11 +1712,7 @@ class XeroSandbox(SandboxServer[_Org]):
                     "Invoice": {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber": invoice["InvoiceNumber"]},
                 }
             )
-            if note["RemainingCredit"] == 0:
-                note["Status"] = "PAID"
-                note.update(_date_fields("FullyPaidOnDate", day))
-                note.pop("FullyPaidOnDateString", None)
-            self._stamp(note)
+            self._settle(CREDIT_NOTE, note, day)
             return {
                 "AllocationID": allocation_id,
                 "Amount": amount,
@@ -1709,18 +1734,19 @@ class XeroSandbox(SandboxServer[_Org]):
 
         return self._write_many(org, request, "Allocations", elements, one)
 
-    def _settle(self, invoice: dict[str, Any], day: date) -> None:
-        """PAID once nothing is due (and back to AUTHORISED when a payment is deleted)."""
-        if invoice["AmountDue"] == 0 and invoice["Status"] == "AUTHORISED":
-            invoice["Status"] = "PAID"
-            invoice["FullyPaidOnDate"] = _date_fields("Date", day)["Date"]
-        elif invoice["AmountDue"] > 0 and invoice["Status"] == "PAID":
-            invoice["Status"] = "AUTHORISED"
-            invoice.pop("FullyPaidOnDate", None)
-        self._stamp(invoice)
+    def _settle(self, payable: _Payable, doc: dict[str, Any], day: date) -> None:
+        """PAID once nothing is outstanding (and back to AUTHORISED when a payment is deleted)."""
+        outstanding = doc[payable.outstanding]
+        if outstanding == 0 and doc["Status"] == "AUTHORISED":
+            doc["Status"] = "PAID"
+            doc["FullyPaidOnDate"] = _date_fields("Date", day)["Date"]
+        elif outstanding > 0 and doc["Status"] == "PAID":
+            doc["Status"] = "AUTHORISED"
+            doc.pop("FullyPaidOnDate", None)
+        self._stamp(doc)
 
     # ---------------------------------------------------------------------------------------------
-    # Payments
+    # Payments: money in on an invoice, or out of a credit note (a refund), through one path
 
     def _write_payment(self, org: _Org, element: dict[str, Any], write: _Write) -> dict[str, Any]:
         method, target = write.method, write.target
@@ -1731,18 +1757,18 @@ class XeroSandbox(SandboxServer[_Org]):
             if existing is None:
                 raise _Invalid(f"Payment {element['PaymentID']} could not be found")  # sandbox wording
             return self._delete_payment(org, element, existing)
-        invoice = self._payment_invoice(org, element)
+        payable, doc = self._payment_document(org, element)
         account = self._payment_account(org, element)
         if element.get("Amount") is None:
             raise _Invalid("Amount must be specified")  # sandbox wording
         amount = money(_dec(element["Amount"], "Amount"))
         day = _parse_date(element["Date"], "Date") if element.get("Date") else self._today()
         errors: list[str] = []
-        if invoice["Status"] != "AUTHORISED":
-            errors.append("Invoice not of valid status for payment")  # sandbox wording
+        if doc["Status"] != "AUTHORISED":
+            errors.append(f"{payable.label} not of valid status for payment")  # sandbox wording
         if amount <= 0:
             errors.append("Payment amount must be greater than zero")  # sandbox wording
-        elif amount > invoice["AmountDue"]:
+        elif amount > doc[payable.outstanding]:
             errors.append("Payment amount exceeds the amount outstanding on this document")
         if errors:
             raise _Invalid(*errors)
@@ -1757,31 +1783,19 @@ class XeroSandbox(SandboxServer[_Org]):
             "Amount": amount,
             "Reference": reference,
             "CurrencyRate": rate,
-            "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC" else "ACCPAYPAYMENT",
+            "PaymentType": PAYMENT_TYPES[doc["Type"]],
             "Status": "AUTHORISED",
             "UpdatedDateUTC": self._updated(),
             "HasAccount": True,
             "IsReconciled": bool(element.get("IsReconciled", False)),
             "Account": {"AccountID": account["AccountID"], "Code": account["Code"]},
-            "Invoice": {
-                "Type": invoice["Type"],
-                "InvoiceID": invoice["InvoiceID"],
-                "InvoiceNumber": invoice["InvoiceNumber"],
-                "Payments": [],
-                "CreditNotes": [],
-                "Prepayments": [],
-                "Overpayments": [],
-                "HasErrors": False,
-                "IsDiscounted": False,
-                "Contact": {"ContactID": invoice["Contact"]["ContactID"], "Name": invoice["Contact"]["Name"]},
-                "LineItems": [],
-                "CurrencyCode": invoice["CurrencyCode"],
-            },
+            payable.ref: self._paid_summary(payable, doc),
             "HasValidationErrors": False,
         }
-        invoice["AmountPaid"] += amount
-        invoice["AmountDue"] -= amount
-        invoice["Payments"].append(
+        if payable.paid is not None:
+            doc[payable.paid] += amount
+        doc[payable.outstanding] -= amount
+        doc["Payments"].append(
             {
                 "PaymentID": payment_id,
                 "Date": dates["Date"],
@@ -1792,35 +1806,60 @@ class XeroSandbox(SandboxServer[_Org]):
                 "HasValidationErrors": False,
             }
         )
-        self._settle(invoice, day)
+        self._settle(payable, doc, day)
         org.table("Payments")[payment_id] = payment
         return payment
 
-    def _payment_invoice(self, org: _Org, element: dict[str, Any]) -> dict[str, Any]:
-        ref = element.get("Invoice")
+    @staticmethod
+    def _paid_summary(payable: _Payable, doc: dict[str, Any]) -> dict[str, Any]:
+        """The document as a payment shows it (``Invoice`` or ``CreditNote``): a summary, no lines."""
+        summary: dict[str, Any] = {
+            "Type": doc["Type"],
+            payable.id_field: doc[payable.id_field],
+            payable.number_field: doc[payable.number_field],
+            "Payments": [],
+        }
+        if payable is INVOICE:
+            summary |= {"CreditNotes": [], "Prepayments": [], "Overpayments": [], "IsDiscounted": False}
+        else:
+            summary["Allocations"] = []
+        return summary | {
+            "HasErrors": False,
+            "Contact": {"ContactID": doc["Contact"]["ContactID"], "Name": doc["Contact"]["Name"]},
+            "LineItems": [],
+            "CurrencyCode": doc["CurrencyCode"],
+        }
+
+    def _payment_document(self, org: _Org, element: dict[str, Any]) -> tuple[_Payable, dict[str, Any]]:
+        """The invoice or credit note a payment names, by id or number (nested or top-level)."""
+        named = [p for p in PAYABLES if isinstance(element.get(p.ref), dict) or element.get(p.number_field)]
+        if not named:
+            raise _Invalid("Invoice or CreditNote must be specified")  # sandbox wording
+        if len(named) > 1:
+            raise _Invalid("A payment applies to an Invoice or a CreditNote, not both")  # sandbox wording
+        (payable,) = named
+        ref = element.get(payable.ref)
         if not isinstance(ref, dict):
-            ref = {"InvoiceNumber": element["InvoiceNumber"]} if element.get("InvoiceNumber") else {}
-        if element.get("CreditNote") or element.get("CreditNoteNumber"):
-            raise _Invalid("Payments against credit notes are not supported by the sandbox")  # sandbox
-        invoices = org.table("Invoices")
-        invoice: dict[str, Any] | None = None
-        if ref.get("InvoiceID"):
-            invoice = invoices.get(str(ref["InvoiceID"]))
-        elif ref.get("InvoiceNumber"):
-            invoice = next(
+            ref = {payable.number_field: element[payable.number_field]}
+        table = org.table(payable.collection)
+        doc: dict[str, Any] | None = None
+        if ref.get(payable.id_field):
+            doc = table.get(str(ref[payable.id_field]))
+        elif ref.get(payable.number_field):
+            doc = next(
                 (
-                    inv
-                    for inv in invoices.values()
-                    if inv.get("InvoiceNumber") == ref["InvoiceNumber"]
-                    and inv["Status"] not in CLOSED_STATUSES
+                    obj
+                    for obj in table.values()
+                    if obj.get(payable.number_field) == ref[payable.number_field]
+                    and obj["Status"] not in CLOSED_STATUSES
                 ),
                 None,
             )
         else:
             raise _Invalid("Invoice or CreditNote must be specified")  # sandbox wording
-        if invoice is None:
-            raise _Invalid("Invoice could not be found")  # sandbox wording
-        return invoice
+        if doc is None:
+            raise _Invalid(f"{payable.label} could not be found")  # sandbox wording
+        return payable, doc
 
     def _payment_account(self, org: _Org, element: dict[str, Any]) -> dict[str, Any]:
         ref = element.get("Account")
@@ -1848,12 +1887,14 @@ class XeroSandbox(SandboxServer[_Org]):
             raise _Invalid("The payment has already been deleted")  # sandbox wording
         payment["Status"] = "DELETED"
         self._stamp(payment)
-        invoice = org.table("Invoices").get(payment["Invoice"]["InvoiceID"])
-        if invoice is not None:
-            invoice["AmountPaid"] -= payment["Amount"]
-            invoice["AmountDue"] += payment["Amount"]
-            invoice["Payments"] = [p for p in invoice["Payments"] if p["PaymentID"] != payment["PaymentID"]]
-            self._settle(invoice, self._today())
+        payable = next(p for p in PAYABLES if p.ref in payment)
+        doc = org.table(payable.collection).get(payment[payable.ref][payable.id_field])
+        if doc is not None:
+            if payable.paid is not None:
+                doc[payable.paid] -= payment["Amount"]
+            doc[payable.outstanding] += payment["Amount"]
+            doc["Payments"] = [p for p in doc["Payments"] if p["PaymentID"] != payment["PaymentID"]]
+            self._settle(payable, doc, self._today())
         return payment
 
 

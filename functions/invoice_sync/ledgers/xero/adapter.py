@@ -140,6 +140,7 @@ class XeroLedger:
             raise StaleObject(f"Xero invoice {ledger_id} changed since {version} (now {current.version})")
 
     def get_payment(self, ledger_id: str) -> LedgerDocument:
+        """A payment into an invoice or a payout of a credit note: GET /Payments/{id} serves both."""
         (payment,) = self._get(f"Payments/{ledger_id}", "Payments")
         return payloads.payment_document(payment)
 
@@ -183,3 +184,26 @@ class XeroLedger:
         return payloads.credit_note_document(
             self._write("POST", f"CreditNotes/{ledger_id}", "CreditNotes", body, idempotency_key)
         )
+
+    # A refund in Xero is an ACCRECCREDIT credit note, then paid out by a refund Payment: the
+    # refund document is the credit note itself, found and read as one.
+    def find_refund(self, number: str) -> LedgerDocument | None:
+        return self.find_credit_note(number)
+
+    def get_refund(self, ledger_id: str) -> LedgerDocument:
+        return self.get_credit_note(ledger_id)
+
+    def create_refund(
+        self,
+        draft: InvoiceDraft,
+        paid_from: str | None,  # noqa: ARG002 - the account is named when the credit is paid out
+        idempotency_key: str,
+    ) -> LedgerDocument:
+        return self.create_credit_note(draft, idempotency_key)
+
+    def pay_out_credit(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
+        """``PUT /Payments`` naming the credit note; Xero refuses more than its RemainingCredit
+        ("Payment amount exceeds the amount outstanding on this document"), which comes back as
+        ``LedgerValidation`` in those words."""
+        (body,) = payloads.credit_payout_payload(draft)["Payments"]
+        return payloads.payment_document(self._write("PUT", "Payments", "Payments", body, idempotency_key))

@@ -91,16 +91,40 @@ def allocation_body(invoice_id: str, amount: Decimal, on: date) -> dict[str, Any
     return {"Invoice": {"InvoiceID": invoice_id}, "Amount": amount, "Date": on.isoformat()}
 
 
-def payment_body(draft: PaymentDraft) -> dict[str, Any]:
+def _payment_element(
+    draft: PaymentDraft, target: dict[str, dict[str, str]], missing_account: str
+) -> dict[str, Any]:
+    """One Payment element: money into or out of the document ``target`` names, through the bank
+    account code ``draft.account``. Its Reference carries the marker, so a payment whose response
+    was lost is recognised by it."""
     if not draft.account:
-        raise LedgerValidation("set the connection's payment account (a Xero bank or clearing account code)")
+        raise LedgerValidation(missing_account)
     return {
-        "Invoice": {"InvoiceID": draft.invoice_id},
+        **target,
         "Account": {"Code": draft.account},
         "Date": draft.paid_on.isoformat(),
         "Amount": draft.amount,
         "Reference": draft.private_note[:REFERENCE_MAX],
     }
+
+
+def payment_body(draft: PaymentDraft) -> dict[str, Any]:
+    return _payment_element(
+        draft,
+        {"Invoice": {"InvoiceID": draft.invoice_id}},
+        "set the connection's payment account (a Xero bank or clearing account code)",
+    )
+
+
+def credit_payout_payload(draft: PaymentDraft) -> dict[str, Any]:
+    """``PUT /Payments`` paying a credit note out (a refund): Xero names the credit note instead
+    of an invoice, and ``draft.account`` is the bank account the money leaves from."""
+    body = _payment_element(
+        draft,
+        {"CreditNote": {"CreditNoteID": draft.invoice_id}},
+        "set the connection's refund account (the Xero bank account code refunds are paid from)",
+    )
+    return {"Payments": [body]}
 
 
 def invoice_document(obj: dict[str, Any]) -> LedgerDocument:
@@ -113,9 +137,7 @@ def invoice_document(obj: dict[str, Any]) -> LedgerDocument:
         currency=str(obj.get("CurrencyCode", "")),
         private_note=obj.get("Reference"),
         voided=obj.get("Status") in {"VOIDED", "DELETED"},
-        linked_payment_ids=tuple(
-            str(p["PaymentID"]) for p in obj.get("Payments") or () if p.get("PaymentID")
-        ),
+        linked_payment_ids=_payment_ids(obj),
     )
 
 
@@ -129,18 +151,26 @@ def credit_note_document(obj: dict[str, Any]) -> LedgerDocument:
         currency=str(obj.get("CurrencyCode", "")),
         private_note=obj.get("Reference"),
         voided=obj.get("Status") in {"VOIDED", "DELETED"},
+        linked_payment_ids=_payment_ids(obj),
     )
 
 
+def _payment_ids(obj: dict[str, Any]) -> tuple[str, ...]:
+    """The payments an invoice lists (money in) or a credit note lists (payouts)."""
+    return tuple(str(p["PaymentID"]) for p in obj.get("Payments") or () if p.get("PaymentID"))
+
+
 def payment_document(obj: dict[str, Any]) -> LedgerDocument:
-    invoice = obj.get("Invoice") or {}
+    """A payment into an invoice or out of a credit note (a refund): Xero names whichever it
+    settles, and the Reference is the marker either way."""
+    paid = obj.get("Invoice") or obj.get("CreditNote") or {}
     return LedgerDocument(
         id=str(obj["PaymentID"]),
         version=obj.get("UpdatedDateUTC"),
         number=obj.get("Reference"),
         total=as_decimal(obj.get("Amount")),
         balance=Decimal(0),
-        currency=str(invoice.get("CurrencyCode", "")),
+        currency=str(paid.get("CurrencyCode", "")),
         private_note=obj.get("Reference"),
         voided=obj.get("Status") == "DELETED",
     )
