@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
 
+from invoice_sync.errors import DuplicateNumber, Unsupported
+from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
+from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft, marker
+from invoice_sync.ledgers.registry import LedgerRegistry
+from invoice_sync.models.mapping import Connection, Mappings
+from invoice_sync.models.tokens import TokenSet
+from invoice_sync.settings import Settings
+from invoice_sync_ops.local.ledgers import LEDGERS
 from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
 
 ACCOUNT = "zDmNq"
@@ -464,6 +473,138 @@ def test_credit_note_create_search_and_send(fb: Fb) -> None:
     assert (missing_client.status_code, error(missing_client)["errno"]) == (422, 1001)
     result(fb.put(path, {"credit_note": {"vis_state": 1}}), "credit_note")
     assert fb.get("credit_notes/credit_notes").json()["response"]["result"]["total"] == 0
+
+
+# ------------------------------------------------------------------------------------------------ Refunds
+
+
+def test_credit_is_only_drawn_on_invoices_never_paid_out(fb: Fb, sandbox: FreshBooksSandbox) -> None:
+    """FreshBooks' API has no refund of a credit note: a payment that draws on a credit note without an
+    invoice is refused (errno 1001, invoiceid) whatever its type, nothing is stored, and the whole credit
+    is still there to apply to an invoice, but not a cent more."""
+    client_id = make_client(fb)
+    note = {"clientid": client_id, "create_date": "2026-01-21", "lines": [line("Credit", "50.00")]}
+    credit = result(fb.post("credit_notes/credit_notes", {"credit_note": note}), "credit_note")
+    payout = {"creditid": credit["id"], "from_credit": True, "amount": {"amount": "20.00"}}
+    for kind in ("Credit", "Refund", "Bank Transfer"):
+        refused = fb.post("payments/payments", {"payment": payout | {"type": kind, "date": "2026-01-22"}})
+        assert refused.status_code == 422, kind
+        assert (error(refused)["errno"], error(refused)["field"]) == (1001, "invoiceid")
+    assert sandbox.documents(ACCOUNT, "payments") == []
+    invoice = make_invoice(fb, client_id)  # 100.00
+    drawn = {"invoiceid": invoice["id"], "creditid": credit["id"], "from_credit": True, "type": "Credit"}
+    too_much = fb.post("payments/payments", {"payment": drawn | {"amount": {"amount": "50.01"}}})
+    assert (too_much.status_code, error(too_much)["errno"]) == (422, 1004)
+    applied = result(
+        fb.post("payments/payments", {"payment": drawn | {"amount": {"amount": "50.00"}}}), "payment"
+    )
+    assert (applied["creditid"], applied["from_credit"]) == (credit["id"], True)
+    assert money(result(fb.get(f"invoices/invoices/{invoice['id']}"), "invoice"), "outstanding") == 50
+
+
+def _adapter(url: str, account: str) -> FreshBooksLedger:
+    """The FreshBooks adapter as production builds it (``LedgerRegistry``), pointed at the sandbox."""
+    environment = {
+        **dict.fromkeys(
+            ["SYNC_TABLE", "MAPPINGS_TABLE", "SYNC_QUEUE_URL", "ARCHIVE_BUCKET", "ALERTS_TOPIC_ARN"], "-"
+        ),
+        **LEDGERS["freshbooks"].environment(url),
+        "LEDGER_MAX_ATTEMPTS": "1",
+    }
+    tokens = TokenSet.model_validate(
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": SEEDED_REFRESH_TOKEN}
+    )
+    registry = LedgerRegistry(Settings.from_env(environment), _Lease(), _Vault(tokens))
+    connection = Connection(connection_id="refunds", ledger="freshbooks", tenant_id=account)
+    ledger = registry(Mappings(connection=connection))
+    assert isinstance(ledger, FreshBooksLedger)
+    return ledger
+
+
+class _Vault:
+    def __init__(self, tokens: TokenSet) -> None:
+        self.tokens = tokens
+
+    def ledger_tokens(self, connection_id: str) -> TokenSet:
+        return self.tokens
+
+    def save_ledger_tokens(self, connection_id: str, tokens: TokenSet) -> None:
+        self.tokens = tokens
+
+
+class _Lease:
+    def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool:
+        return True
+
+    def release_lock(self, name: str, owner: str) -> None:
+        return None
+
+
+def _refund_draft(customer_id: str, number: str) -> InvoiceDraft:
+    return InvoiceDraft(
+        source_id="re_1",
+        customer_id=customer_id,
+        number=number,
+        issued_on=date(2026, 1, 21),
+        due_on=None,
+        currency="USD",
+        lines=(
+            LineDraft(
+                item_id="Consulting",
+                description="Consulting refunded",
+                quantity=1,
+                amount=Decimal("50.00"),
+                tax_code="Sales Tax",
+                tax=Decimal("4.13"),
+            ),
+        ),
+        discount=Decimal(0),
+        tax=Decimal("4.13"),
+        total=Decimal("54.13"),
+        memo=None,
+        private_note=marker("stripe", "re_1"),
+    )
+
+
+def test_adapter_books_a_refund_as_a_credit_note_and_parks_its_payout(sandbox: FreshBooksSandbox) -> None:
+    """Over HTTP, a refund becomes a goodwill credit note whose unpaid balance is its total, found again
+    by number and id; a second refund with that number is refused even after a cold start; and paying it
+    out raises Unsupported, naming what to record by hand, without sending FreshBooks any request."""
+    ledger = _adapter(sandbox.start(), ACCOUNT)
+    customer = ledger.create_customer("Refund Co", None, "USD", "cus_1", "cust-1").id
+    refund = ledger.create_refund(_refund_draft(customer, "RF-1"), None, "refund-1")
+    assert (refund.total, refund.balance, refund.number) == (Decimal("54.13"), Decimal("54.13"), "RF-1")
+    (stored,) = sandbox.documents(ACCOUNT, "credit_notes")
+    assert (stored["id"], stored["credit_type"], stored["status"]) == (int(refund.id), "goodwill", "sent")
+    found = ledger.find_refund("RF-1")
+    assert found is not None
+    assert (found.id, found.balance, found.private_note) == (
+        refund.id,
+        Decimal("54.13"),
+        marker("stripe", "re_1"),
+    )
+    assert ledger.get_refund(refund.id).balance == Decimal("54.13")
+    ledger.forget_replays()
+    with pytest.raises(DuplicateNumber):
+        ledger.create_refund(_refund_draft(customer, "RF-1"), None, "refund-1")
+    calls = len(sandbox.request_log)
+    payout = PaymentDraft(
+        source_id="re_1",
+        customer_id=customer,
+        invoice_id=refund.id,
+        amount=Decimal("54.13"),
+        currency="USD",
+        paid_on=date(2026, 1, 22),
+        private_note=marker("stripe", "re_1:payout"),
+        account="Checking",
+    )
+    with pytest.raises(Unsupported) as parked:
+        ledger.pay_out_credit(payout, "payout-1")
+    assert len(sandbox.request_log) == calls
+    assert f"credit note {refund.id}" in str(parked.value)
+    assert "debit Customer Credit 54.13 USD, credit account Checking 54.13 USD" in str(parked.value)
+    assert ledger.get_refund(refund.id).balance == Decimal("54.13")
+    assert len(sandbox.documents(ACCOUNT, "credit_notes")) == 1
 
 
 # ------------------------------------------------------------------------------------------------ Errors

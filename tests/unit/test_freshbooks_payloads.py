@@ -192,6 +192,34 @@ def test_payment_and_client_bodies() -> None:
     }
 
 
+def test_refund_payout_by_hand_names_every_figure_a_person_needs() -> None:
+    """FreshBooks cannot pay a credit note out, so the message is the whole record: exact amount and
+    currency (Decimal as written, trailing zeros kept), date, credit note, client, the account the
+    money left (or where to look when none is configured), and the marker to put in the description."""
+    payout = PaymentDraft(
+        source_id="re_1",
+        customer_id="100006",
+        invoice_id="100042",
+        amount=Decimal("1000.10"),
+        currency="USD",
+        paid_on=date(2026, 11, 21),
+        private_note=marker("stripe", "re_1"),
+        account="Checking",
+    )
+    text = payloads.payout_by_hand(payout)
+    assert "cannot pay money out of a credit note" in text
+    assert "Accounting > Journal Entries > Create Journal Entry" in text
+    assert "dated 2026-11-21, currency USD" in text
+    assert "debit Customer Credit 1000.10 USD, credit account Checking 1000.10 USD" in text
+    assert '"invoice-sync: stripe re_1: refund to client 100006 out of credit note 100042"' in text
+    assert "do not apply credit note 100042 to an invoice" in text
+    jpy = payloads.payout_by_hand(
+        replace(payout, amount=Decimal("5000"), currency="JPY", account=None, customer_id="")
+    )
+    assert "debit Customer Credit 5000 JPY, credit the bank account the refund was paid from 5000 JPY" in jpy
+    assert '"invoice-sync: stripe re_1: refund out of credit note 100042"' in jpy  # no empty client id
+
+
 def test_marker_is_read_back_from_the_notes() -> None:
     assert marker("stripe", "x").startswith(payloads.MARKER_PREFIX)
     assert payloads.marker_of(f"Thank you\n\n{NOTE}") == NOTE

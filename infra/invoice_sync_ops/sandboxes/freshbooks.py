@@ -19,6 +19,10 @@ What it models, and where a choice had to be made (see the FreshBooks section of
   invoice discount is applied before tax, and ``discount_total`` is echoed as a negative amount.
 * There are no idempotency keys in FreshBooks: an ``Idempotency-Key`` header is ignored, so a retried
   create makes a second document. ``invoice_number`` is not unique either.
+* Credit is only ever drawn by a payment on an invoice (``creditid``/``from_credit``), never past what
+  the credit note has left. There is no refund of a credit note back to the client, because FreshBooks'
+  API has none (the adapter's ``pay_out_credit`` gives the evidence): a payment without an
+  ``invoiceid`` is refused (errno 1001), whatever its ``type``.
 * Over-payments are refused with errno 1004 by default; ``allow_overpayment=True`` models what the
   real service does instead (the surplus becomes an ``overpayment`` credit note).
 

@@ -16,6 +16,9 @@ adapter supplies what the port promises:
   409 (``StaleObject``) if the invoice changes in between.
 * **Void.** FreshBooks cannot void; the invoice is deleted (``vis_state`` 1), which keeps it in the
   trash, and reported as ``voided``.
+* **Refunds.** A refund is a credit note (booked exactly as ``create_credit_note`` books one) whose
+  credit is then paid out. FreshBooks' API has no way to pay a credit out (see ``pay_out_credit``), so
+  that step raises ``Unsupported`` and the refund is parked for a person with what to record by hand.
 * **Items.** FreshBooks lines take any name, so a mapping that names an item the account does not
   have would go through unnoticed; lines are checked against the account's items (listed once per
   warm process, again when a name is missing) and refused with ``LedgerValidation`` instead.
@@ -29,7 +32,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from invoice_sync.errors import DuplicateName, DuplicateNumber, LedgerError, LedgerValidation, StaleObject
+from invoice_sync.errors import (
+    DuplicateName,
+    DuplicateNumber,
+    LedgerError,
+    LedgerValidation,
+    StaleObject,
+    Unsupported,
+)
 from invoice_sync.ledgers.freshbooks import payloads
 from invoice_sync.ledgers.freshbooks.client import FreshBooksClient
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, one_by_one
@@ -259,6 +269,40 @@ class FreshBooksLedger:
         return self._credit_document(
             self.client.write("PUT", f"{CREDIT_NOTES}/{ledger_id}", "credit_note", body)
         )
+
+    # --- refunds ----------------------------------------------------------------------------------
+    # A refund's document is a plain credit note: FreshBooks has no refund document, and the credit
+    # note's lines are what take the revenue back. Its ``balance`` is the credit not drawn on yet.
+
+    def find_refund(self, number: str) -> LedgerDocument | None:
+        return self.find_credit_note(number)
+
+    def get_refund(self, ledger_id: str) -> LedgerDocument:
+        return self.get_credit_note(ledger_id)
+
+    def create_refund(
+        self,
+        draft: InvoiceDraft,
+        paid_from: str | None,  # noqa: ARG002 - a credit note names no account; see pay_out_credit
+        idempotency_key: str,
+    ) -> LedgerDocument:
+        # The same create as a credit note, so the same protection: the number is searched first and
+        # a POST is never retried blindly (FreshBooks has no idempotency keys).
+        return self.create_credit_note(draft, idempotency_key)
+
+    def pay_out_credit(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:  # noqa: ARG002
+        # FreshBooks' API records no money paid out of a credit note, so nothing is sent. Evidence:
+        # - freshbooks-sdk 1.3.0 (freshbooks/client.py) has no refund resource; credit notes are
+        #   create/get/list/update/delete only.
+        # - https://www.freshbooks.com/api/credits: a credit note's fields (credit_number, currency_code,
+        #   create_date, notes, credit_type goodwill/prepayment, terms, language, lines, clientid) carry
+        #   no refund or paid-out amount.
+        # - https://www.freshbooks.com/api/payments: "a record of the payments made on your invoices";
+        #   a payment needs an invoiceid, and creditid/from_credit only apply credit to an invoice.
+        # - https://support.freshbooks.com/hc/en-us/articles/115011722588: refunds are made from online
+        #   (gateway) payments on invoices; a manual refund is recorded by editing a payment.
+        # The hand-made record is a journal entry (payloads.payout_by_hand says which).
+        raise Unsupported(payloads.payout_by_hand(draft), code="unsupported")
 
     # --- payments ---------------------------------------------------------------------------------
 

@@ -189,6 +189,30 @@ def payment_body(draft: PaymentDraft) -> dict[str, Any]:
     }
 
 
+def payout_by_hand(draft: PaymentDraft) -> str:
+    """What a person records in FreshBooks for a refund paid out of a credit note (its API cannot).
+
+    FreshBooks keeps what it owes clients in its "Customer Credit" liability account, and money paid
+    back leaves a bank account, so the record is a manual journal entry between the two. The default
+    chart of accounts and how to make one: https://support.freshbooks.com/hc/en-us/articles/360001212251
+    """
+    amount = f"{format(draft.amount, 'f')} {draft.currency}"
+    source = f"account {draft.account}" if draft.account else "the bank account the refund was paid from"
+    # The credit note names its client already; the client id is extra help when the draft has it.
+    client = f" to client {draft.customer_id}" if draft.customer_id else ""
+    description = f"{draft.private_note}: refund{client} out of credit note {draft.invoice_id}"
+    return (
+        f"FreshBooks' API cannot pay money out of a credit note, so the refund of {amount}{client} out of "
+        f"credit note {draft.invoice_id} is not recorded in FreshBooks. Record it by "
+        "hand: Accounting > Journal Entries > Create Journal Entry (Plus, Premium or Select plan, with "
+        f"Advanced Accounting or as an invited accountant), dated {draft.paid_on.isoformat()}, currency "
+        f"{draft.currency}: debit Customer Credit {amount}, credit {source} {amount}, description "
+        f'"{description}". '
+        f"FreshBooks still lists that credit as the client's to use: do not apply credit note "
+        f"{draft.invoice_id} to an invoice"
+    )
+
+
 def client_body(name: str, email: str | None, currency: str, reference: str) -> dict[str, Any]:
     # A client's "note" is kept by FreshBooks and shown only to the business: the source customer id.
     body: dict[str, Any] = {"organization": name, "currency_code": currency, "note": reference}
