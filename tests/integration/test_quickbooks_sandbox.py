@@ -640,3 +640,129 @@ def test_http_control_endpoints(sandbox: QuickBooksSandbox) -> None:
         } in log
         # And an unknown realm is a 404 on the control API
         assert http.get("/_sandbox/companies/nope/Invoice").status_code == 404
+
+
+# ------------------------------------------------------------------------------------------ Refunds
+
+
+def refund_body(customer_id: str, doc_number: str = "RR-1", paid_from: str | None = "35") -> dict[str, Any]:
+    body = invoice_body(customer_id, doc_number, "52.38")
+    if paid_from is not None:
+        body["DepositToAccountRef"] = {"value": paid_from}
+    return body
+
+
+def test_refund_receipt_is_priced_like_a_credit_memo_and_paid_out(
+    qbo: Qbo, sandbox: QuickBooksSandbox
+) -> None:
+    """A RefundReceipt is created over HTTP with QBO's totals (subtotal line, discount, TotalTax
+    override), paid from the seeded Checking bank account and left with Balance 0; it reads back by
+    id, by DocNumber and on the control API."""
+    # Given a customer and the seeded bank account
+    customer_id = make_customer(qbo)
+    banks = qbo.query("select * from Account where AccountType = 'Bank'")["Account"]
+    assert [(a["Id"], a["Name"], a["AccountSubType"], a["Classification"]) for a in banks] == [
+        ("35", "Checking", "Checking", "Asset")
+    ]
+    # When a refund receipt with two lines, a discount and a tax override is paid from it
+    body = {
+        **refund_body(customer_id, "RR-1001"),
+        "Line": [
+            sales_line("40.00", qty="2", price="20.00"),
+            sales_line("10.00", item="3"),
+            {
+                "DetailType": "DiscountLineDetail",
+                "Amount": Decimal("5.00"),
+                "DiscountLineDetail": {"PercentBased": False},
+            },
+        ],
+        "TxnTaxDetail": {"TotalTax": Decimal("3.38")},
+        "PrivateNote": "invoice-sync: stripe re_1",
+    }
+    created = qbo.post("refundreceipt", body)
+    # Then QBO's computed fields are there, exact to the cent, and nothing is left to pay out
+    assert created.status_code == 200, created.text
+    refund = decimal_json(created)["RefundReceipt"]
+    assert refund["SyncToken"] == "0"
+    assert [ln["Amount"] for ln in refund["Line"] if ln["DetailType"] == "SubTotalLineDetail"] == [
+        Decimal("50.00")
+    ]
+    assert refund["TxnTaxDetail"]["TotalTax"] == Decimal("3.38")
+    assert refund["TotalAmt"] == Decimal("48.38")  # 50.00 - 5.00 + 3.38
+    assert refund["Balance"] == Decimal(0)
+    assert "RemainingCredit" not in refund  # that is a credit memo's, not a refund's
+    assert refund["DepositToAccountRef"] == {"value": "35", "name": "Checking"}
+    assert refund["DocNumber"] == "RR-1001"
+    # And it reads back by id, by DocNumber and through the sandbox's control API
+    read = decimal_json(qbo.get(f"refundreceipt/{refund['Id']}"))["RefundReceipt"]
+    assert read == refund
+    found = qbo.query("select * from RefundReceipt where DocNumber = 'RR-1001'")
+    assert [row["Id"] for row in found["RefundReceipt"]] == [refund["Id"]]
+    assert qbo.query("select * from RefundReceipt where DocNumber = 'RR-nope'") == {}
+    with httpx.Client(base_url=str(qbo.http.base_url), timeout=10) as http:
+        listed = http.get(f"/_sandbox/companies/{REALM}/RefundReceipt").json()
+    assert [row["Id"] for row in listed] == [refund["Id"]]
+    assert sandbox.documents(REALM, "RefundReceipt")[0]["TotalAmt"] == Decimal("48.38")
+
+
+def test_refund_receipt_requestid_replays_the_original(qbo: Qbo, sandbox: QuickBooksSandbox) -> None:
+    """A refund receipt sent again with the same requestid gets the original answer byte for byte
+    and no second receipt is created (so a retried push pays the customer back once)."""
+    # Given a refund receipt created with a requestid
+    customer_id = make_customer(qbo)
+    first = qbo.post("refundreceipt", refund_body(customer_id), requestid="refund-abc-1")
+    assert first.status_code == 200, first.text
+    # When the same request is retried with the same requestid
+    again = qbo.post("refundreceipt", refund_body(customer_id), requestid="refund-abc-1")
+    # Then the answer is the original and there is still one receipt
+    assert again.status_code == 200
+    assert again.content == first.content
+    assert len(sandbox.documents(REALM, "RefundReceipt")) == 1
+
+
+@pytest.mark.parametrize(
+    ("paid_from", "code", "detail"),
+    [
+        (None, "2020", "Required parameter DepositToAccountRef is missing"),
+        ("999", "2500", "Account assigned to this transaction does not exist (Id=999)"),
+        ("1", "6000", "Services (Id=1) is Income"),  # an income account: money cannot leave it
+    ],
+)
+def test_refund_receipt_needs_an_account_money_can_leave(
+    qbo: Qbo, sandbox: QuickBooksSandbox, paid_from: str | None, code: str, detail: str
+) -> None:
+    """A refund receipt without DepositToAccountRef, with an unknown account, or with an account
+    that is not Bank / Credit Card / Other Current Asset is refused with a QBO fault and stores
+    nothing."""
+    # Given a customer
+    customer_id = make_customer(qbo)
+    # When a refund receipt names no account, a missing one, or an income account
+    refused = qbo.post("refundreceipt", refund_body(customer_id, paid_from=paid_from))
+    # Then QBO's fault says which, and no receipt exists
+    assert refused.status_code == 400
+    assert fault_code(refused) == code
+    assert detail in refused.json()["Fault"]["Error"][0]["Detail"]
+    assert sandbox.documents(REALM, "RefundReceipt") == []
+
+
+def test_refund_receipt_duplicate_number_is_6140(qbo: Qbo) -> None:
+    """With custom transaction numbers on, a refund receipt's DocNumber must be unused by any sales
+    form: a second RR-7, or a refund numbered like an existing invoice, is 6140 naming the holder."""
+    # Given a refund receipt RR-7 and an invoice INV-7
+    customer_id = make_customer(qbo)
+    refund = qbo.post("refundreceipt", refund_body(customer_id, "RR-7")).json()["RefundReceipt"]
+    invoice = qbo.post("invoice", invoice_body(customer_id, "INV-7")).json()["Invoice"]
+    # When another refund receipt reuses either number
+    again = qbo.post("refundreceipt", refund_body(customer_id, "RR-7"))
+    clash = qbo.post("refundreceipt", refund_body(customer_id, "INV-7"))
+    # Then both are 6140 with QBO's Detail naming the document that holds the number
+    assert [again.status_code, clash.status_code] == [400, 400]
+    assert [fault_code(again), fault_code(clash)] == ["6140", "6140"]
+    assert again.json()["Fault"]["Error"][0]["Detail"].endswith(
+        f"DocNumber=RR-7 is assigned to TxnType=Refund Receipt with TxnId={refund['Id']}"
+    )
+    assert clash.json()["Fault"]["Error"][0]["Detail"].endswith(
+        f"DocNumber=INV-7 is assigned to TxnType=Invoice with TxnId={invoice['Id']}"
+    )
+    # And an invoice cannot take the refund's number either
+    assert fault_code(qbo.post("invoice", invoice_body(customer_id, "RR-7"))) == "6140"

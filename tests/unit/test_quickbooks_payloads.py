@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,10 +20,12 @@ from invoice_sync.errors import (
     StaleObject,
     TokenExpired,
     TransientError,
+    Unsupported,
 )
 from invoice_sync.ledgers.http import dumps, loads
 from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft
-from invoice_sync.ledgers.quickbooks.client import fault_error
+from invoice_sync.ledgers.quickbooks.adapter import QuickBooksLedger
+from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
 from invoice_sync.ledgers.quickbooks.payloads import (
     DOC_NUMBER_MAX,
     credit_application_payload,
@@ -32,6 +34,7 @@ from invoice_sync.ledgers.quickbooks.payloads import (
     invoice_payload,
     payment_payload,
     quote,
+    refund_receipt_payload,
 )
 
 
@@ -365,3 +368,117 @@ def test_credit_application_is_a_zero_payment_linking_invoice_and_memo() -> None
     qb_payment = pytest.importorskip("quickbooks.objects.payment")
     back = json.loads(qb_payment.Payment.from_json(sent).to_json())
     assert [ln["LinkedTxn"][0]["TxnId"] for ln in back["Line"]] == ["130", "140"]
+
+
+def _kept(sent: Any, back: Any, path: str = "$") -> list[str]:
+    """Where ``back`` lost or changed something of ``sent`` (extra keys in ``back`` are the SDK's
+    defaults and do not count): every key we send, at every depth, with an equal value."""
+    if isinstance(sent, dict):
+        if not isinstance(back, dict):
+            return [path]
+        return [lost for key, value in sent.items() for lost in _kept(value, back.get(key), f"{path}.{key}")]
+    if isinstance(sent, list):
+        if not isinstance(back, list) or len(back) != len(sent):
+            return [path]
+        return [
+            lost
+            for i, (a, b) in enumerate(zip(sent, back, strict=True))
+            for lost in _kept(a, b, f"{path}[{i}]")
+        ]
+    return [] if sent == back else [f"{path}: {sent!r} != {back!r}"]
+
+
+# --- refund receipts -------------------------------------------------------------------------------
+
+
+def test_refund_receipt_payload_is_a_credit_memo_paid_from_an_account() -> None:
+    """A RefundReceipt takes a credit memo's lines, tax override, currency, number and notes (one
+    shared builder), no due date, plus DepositToAccountRef naming the account the money leaves."""
+    payload = refund_receipt_payload(draft(), "35")
+    assert payload == {**credit_memo_payload(draft()), "DepositToAccountRef": {"value": "35"}}
+    assert "DueDate" not in payload
+    assert payload["TxnTaxDetail"] == {"TotalTax": Decimal("61.56")}
+    assert payload["DocNumber"] == "BETA-0042"
+    assert payload["CustomerMemo"] == {"value": "PO 4471"}
+
+
+@pytest.mark.parametrize("paid_from", [None, ""])
+def test_refund_receipt_without_an_account_is_refused(paid_from: str | None) -> None:
+    """QBO requires DepositToAccountRef: without an account the payload is refused as a validation
+    error (parked with a reason) saying what to configure, before anything is sent."""
+    with pytest.raises(LedgerValidation, match="account the refund is paid from"):
+        refund_receipt_payload(draft(), paid_from)
+
+
+def test_refund_receipt_payload_loads_into_the_community_sdk_model_without_loss() -> None:
+    """Given our RefundReceipt payload, python-quickbooks' RefundReceipt.from_json(...).to_json()
+    keeps every field we send at every depth with its exact value (so our names and nesting are
+    QBO's), including DepositToAccountRef."""
+    qb_refund = pytest.importorskip("quickbooks.objects.refundreceipt")
+    text = dumps(refund_receipt_payload(draft(), "35"))
+    sent = json.loads(text, parse_float=Decimal)
+    # The SDK model is fed what a JSON client would parse (floats), read back exactly as Decimals.
+    back = json.loads(qb_refund.RefundReceipt.from_json(json.loads(text)).to_json(), parse_float=Decimal)
+    assert _kept(sent, back) == []
+    assert back["DepositToAccountRef"]["value"] == "35"
+
+
+def test_document_reads_a_refund_receipt() -> None:
+    """Given a RefundReceipt as QBO returns it (Balance 0: paid out as it is created), document()
+    gives its number and total and nothing left to pay out."""
+    doc = document(
+        loads(
+            b'{"Id": "150", "SyncToken": "0", "DocNumber": "CN-0007", "TotalAmt": 52.38, "Balance": 0,'
+            b' "DepositToAccountRef": {"value": "35", "name": "Checking"}, "CurrencyRef": {"value": "USD"},'
+            b' "PrivateNote": "invoice-sync: stripe re_1"}'
+        )
+    )
+    assert (doc.id, doc.version, doc.number) == ("150", "0", "CN-0007")
+    assert doc.total == Decimal("52.38")
+    assert doc.balance == Decimal(0)
+    assert doc.private_note == "invoice-sync: stripe re_1"
+    assert doc.voided is False
+
+
+class _NoRequests:
+    """A QBO client that fails the test if the adapter sends anything."""
+
+    def request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError(f"unexpected QBO request {args} {kwargs}")
+
+    def query(self, statement: str) -> dict[str, Any]:
+        raise AssertionError(f"unexpected QBO query {statement}")
+
+
+def _offline_ledger() -> QuickBooksLedger:
+    return QuickBooksLedger(cast(QuickBooksClient, _NoRequests()))
+
+
+def test_create_refund_without_an_account_sends_nothing() -> None:
+    """create_refund with no paid_from is refused by the payload before any request reaches QBO."""
+    with pytest.raises(LedgerValidation):
+        _offline_ledger().create_refund(draft(), None, "refund-key-1")
+
+
+def test_pay_out_credit_is_unsupported_and_tells_a_person_what_to_do() -> None:
+    """QBO's API cannot pay a credit memo out: pay_out_credit sends nothing and raises Unsupported
+    (parked for a person) naming the memo, the amount and the steps in QBO."""
+    payout = PaymentDraft(
+        source_id="re_1",
+        customer_id="58",
+        invoice_id="140",
+        amount=Decimal("52.38"),
+        currency="USD",
+        paid_on=date(2026, 1, 5),
+        private_note="invoice-sync: stripe re_1",
+        account="35",
+    )
+    with pytest.raises(Unsupported) as raised:
+        _offline_ledger().pay_out_credit(payout, "payout-key-1")
+    message = str(raised.value)
+    assert "credit memo 140" in message
+    assert "52.38 USD" in message
+    assert "by hand" in message
+    assert "customer 58" in message
+    assert "account 35" in message
+    assert "Receive payment" in message

@@ -65,14 +65,15 @@ ENTITIES = {
     "item": "Item",
     "invoice": "Invoice",
     "creditmemo": "CreditMemo",
+    "refundreceipt": "RefundReceipt",
     "payment": "Payment",
     "taxcode": "TaxCode",
     "account": "Account",
     "companyinfo": "CompanyInfo",
 }
-WRITABLE = {"Customer", "Item", "Invoice", "CreditMemo", "Payment"}
+WRITABLE = {"Customer", "Item", "Invoice", "CreditMemo", "RefundReceipt", "Payment"}
 VOIDABLE = {"Invoice", "Payment", "CreditMemo"}
-DELETABLE = {"Invoice", "CreditMemo", "Payment"}
+DELETABLE = {"Invoice", "CreditMemo", "RefundReceipt", "Payment"}
 # Name-list entities: like QBO, a query without an Active condition only returns active ones.
 NAME_LISTS = {"Customer", "Item", "Account", "TaxCode"}
 QUERYABLE_FIELDS = {
@@ -91,7 +92,11 @@ QUERYABLE_FIELDS = {
     "country",
 }
 HOME_CURRENCY = {"US": "USD", "GB": "GBP", "AU": "AUD", "CA": "CAD", "NZ": "NZD", "IE": "EUR", "IN": "INR"}
-TXN_TYPE_LABEL = {"Invoice": "Invoice", "CreditMemo": "Credit Memo"}
+# Sales forms (priced from lines by _build_sales_doc, numbered from one custom-number space) and
+# how QBO names each in a 6140 Detail.
+TXN_TYPE_LABEL = {"Invoice": "Invoice", "CreditMemo": "Credit Memo", "RefundReceipt": "Refund Receipt"}
+# The account types QBO lets a refund receipt be paid from (its DepositToAccountRef).
+REFUND_FROM_ACCOUNT_TYPES = {"Bank", "Credit Card", "Other Current Asset"}
 
 
 @dataclass
@@ -447,6 +452,7 @@ class QuickBooksSandbox(SandboxServer[_Company]):
             ("1", "Services", "Income", "ServiceFeeIncome", "Revenue"),
             ("79", "Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
             ("4", "Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
+            ("35", "Checking", "Bank", "Checking", "Asset"),
         ]
         for acc_id, name, acc_type, sub_type, classification in accounts:
             company.table("Account")[acc_id] = {
@@ -822,6 +828,7 @@ class QuickBooksSandbox(SandboxServer[_Company]):
             "Item": self._build_item,
             "Invoice": self._build_sales_doc,
             "CreditMemo": self._build_sales_doc,
+            "RefundReceipt": self._build_sales_doc,
             "Payment": self._build_payment,
         }
         merged["_entity"] = entity
@@ -918,13 +925,31 @@ class QuickBooksSandbox(SandboxServer[_Company]):
             )
         return {"value": customer_id, "name": customer["DisplayName"]}
 
+    def _refund_from_ref(self, company: _Company, body: dict[str, Any]) -> dict[str, Any]:
+        """A refund receipt's DepositToAccountRef: required, an active account money can leave from."""
+        account_id = _ref_value(body.get("DepositToAccountRef"))
+        if account_id is None:
+            raise _required("DepositToAccountRef")
+        account = company.table("Account").get(account_id)
+        if account is None or account.get("Active") is False:
+            raise _invalid_ref(
+                f"Account assigned to this transaction does not exist (Id={account_id})",
+                "DepositToAccountRef",
+            )
+        if account["AccountType"] not in REFUND_FROM_ACCOUNT_TYPES:
+            raise _business(
+                f"A refund can only be paid from a Bank, Credit Card or Other Current Asset account; "
+                f"{account['Name']} (Id={account_id}) is {account['AccountType']}"
+            )
+        return {"value": account_id, "name": account["Name"]}
+
     def _check_doc_number(self, company: _Company, entity: str, doc_number: Any, self_id: str | None) -> None:
         if not isinstance(doc_number, str) or not doc_number:
             return
         if len(doc_number) > MAX_DOC_NUMBER:
             raise _business(f"DocNumber {doc_number} is longer than {MAX_DOC_NUMBER} characters")
         # Custom numbers collide across sales forms, not only within one type.
-        for txn_type in ("Invoice", "CreditMemo"):
+        for txn_type, label in TXN_TYPE_LABEL.items():
             for other in company.table(txn_type).values():
                 if other.get("DocNumber") == doc_number and not (
                     txn_type == entity and other["Id"] == self_id
@@ -935,7 +960,7 @@ class QuickBooksSandbox(SandboxServer[_Company]):
                         "Duplicate Document Number Error",
                         "Duplicate Document Number Error : You must specify a different number. "
                         f"This number has already been used. DocNumber={doc_number} is assigned to "
-                        f"TxnType={TXN_TYPE_LABEL[txn_type]} with TxnId={other['Id']}",
+                        f"TxnType={label} with TxnId={other['Id']}",
                         element="DocNumber",
                     )
 
@@ -1097,6 +1122,9 @@ class QuickBooksSandbox(SandboxServer[_Company]):
         entity = body["_entity"]
         obj = dict(body)
         obj["CustomerRef"] = self._customer_ref(company, body)
+        if entity == "RefundReceipt":
+            # Checked before numbering, so a refused receipt does not use up an automatic number.
+            obj["DepositToAccountRef"] = self._refund_from_ref(company, body)
         raw_lines = body.get("Line")
         if not isinstance(raw_lines, list) or not any(
             isinstance(line, dict) and line.get("DetailType") != "SubTotalLineDetail" for line in raw_lines
@@ -1117,6 +1145,8 @@ class QuickBooksSandbox(SandboxServer[_Company]):
         if entity == "Invoice":
             obj["LinkedTxn"] = []
             obj["Balance"] = obj["TotalAmt"]  # payments are applied by _relink_invoices
+        elif entity == "RefundReceipt":
+            obj["Balance"] = Decimal(0)  # paid out as it is saved: nothing stays open on it
         else:
             obj["Balance"] = obj["TotalAmt"]
             obj["RemainingCredit"] = obj["TotalAmt"]

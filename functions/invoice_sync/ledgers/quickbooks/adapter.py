@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
-from invoice_sync.errors import LedgerError, LedgerUnavailable
+from invoice_sync.errors import LedgerError, LedgerUnavailable, Unsupported
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
 from invoice_sync.ledgers.quickbooks import payloads
 from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
@@ -151,3 +151,33 @@ class QuickBooksLedger:
             payload={"Id": ledger_id, "SyncToken": version or "0"},
         )
         return payloads.document(response["CreditMemo"])
+
+    def find_refund(self, number: str) -> LedgerDocument | None:
+        rows = self.client.query(f"select * from RefundReceipt where DocNumber = {payloads.quote(number)}")  # noqa: S608
+        found = rows.get("RefundReceipt") or []
+        return payloads.document(found[0]) if found else None
+
+    def get_refund(self, ledger_id: str) -> LedgerDocument:
+        return payloads.document(self.client.request("GET", f"refundreceipt/{ledger_id}")["RefundReceipt"])
+
+    def create_refund(
+        self, draft: InvoiceDraft, paid_from: str | None, idempotency_key: str
+    ) -> LedgerDocument:
+        # The payload is built first so a missing account is refused before any request.
+        payload = payloads.refund_receipt_payload(draft, paid_from)
+        response = self.client.request(
+            "POST", "refundreceipt", params={"requestid": idempotency_key}, payload=payload
+        )
+        return payloads.document(response["RefundReceipt"])
+
+    def pay_out_credit(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:  # noqa: ARG002
+        # QBO's API has no call that pays a credit memo out (a RefundReceipt books its own lines and
+        # cannot draw on a memo's credit), so nothing is sent: the record is parked for a person.
+        source = f"account {draft.account}" if draft.account else "the bank account the money left"
+        customer = f"customer {draft.customer_id}" if draft.customer_id else "the credit memo's customer"
+        raise Unsupported(
+            f"QBO's API cannot pay out credit memo {draft.invoice_id}: pay {draft.amount} "
+            f"{draft.currency} out by hand in QuickBooks. Write a cheque (or expense) to {customer} "
+            f"from {source}, then open Receive payment for that customer and tick both the credit memo "
+            "and the cheque, so the cheque uses up the credit"
+        )

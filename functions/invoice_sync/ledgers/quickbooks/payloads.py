@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from invoice_sync.errors import LedgerValidation
 from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, as_decimal
 
 DOC_NUMBER_MAX = 21  # QBO's limit on DocNumber and PaymentRefNum
@@ -28,6 +29,15 @@ def customer_payload(name: str, email: str | None, currency: str, reference: str
 
 
 def invoice_payload(draft: InvoiceDraft) -> dict[str, Any]:
+    payload = _sales_form(draft)
+    if draft.due_on:
+        payload["DueDate"] = draft.due_on.isoformat()
+    return payload
+
+
+def _sales_form(draft: InvoiceDraft) -> dict[str, Any]:
+    """What every QBO sales form (Invoice, CreditMemo, RefundReceipt) takes from a draft: customer,
+    lines, discount, tax override, currency, number and notes."""
     lines: list[dict[str, Any]] = []
     for index, line in enumerate(draft.lines, start=1):
         quantity, unit_price = line.priced(UNIT_PRICE_PLACES)
@@ -65,8 +75,6 @@ def invoice_payload(draft: InvoiceDraft) -> dict[str, Any]:
     }
     if draft.number:
         payload["DocNumber"] = draft.number
-    if draft.due_on:
-        payload["DueDate"] = draft.due_on.isoformat()
     if draft.memo:
         payload["CustomerMemo"] = {"value": draft.memo[:1000]}
     return payload
@@ -74,9 +82,22 @@ def invoice_payload(draft: InvoiceDraft) -> dict[str, Any]:
 
 def credit_memo_payload(draft: InvoiceDraft) -> dict[str, Any]:
     """A CreditMemo has an invoice's shape, without a due date."""
-    payload = invoice_payload(draft)
-    payload.pop("DueDate", None)
-    return payload
+    return _sales_form(draft)
+
+
+def refund_receipt_payload(draft: InvoiceDraft, paid_from: str | None) -> dict[str, Any]:
+    """A RefundReceipt: a credit memo's shape plus the account the money is paid out of.
+
+    QBO requires ``DepositToAccountRef`` on a refund receipt, so a connection without a refund
+    account is refused here, with what to configure, rather than by QBO with a bare 2020 fault.
+    """
+    if not paid_from:
+        raise LedgerValidation(
+            "A QBO refund receipt needs the account the refund is paid from: set the connection's "
+            "refund-from account to a QBO Bank, Credit Card or Other Current Asset account id, then "
+            "re-drive the refund"
+        )
+    return {**_sales_form(draft), "DepositToAccountRef": {"value": paid_from}}
 
 
 def credit_application_payload(
@@ -108,14 +129,15 @@ def payment_payload(draft: PaymentDraft) -> dict[str, Any]:
 
 
 def document(obj: dict[str, Any]) -> LedgerDocument:
-    """An Invoice or Payment object as QBO returns it."""
+    """An Invoice, CreditMemo, RefundReceipt or Payment object as QBO returns it."""
     total = as_decimal(obj.get("TotalAmt"))
     return LedgerDocument(
         id=str(obj["Id"]),
         version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
         number=obj.get("DocNumber") or obj.get("PaymentRefNum"),
         total=total,
-        # Invoices: what is still owed; credit memos: credit not yet applied; payments: unapplied.
+        # Invoices: what is still owed; credit memos: credit not yet applied; payments: unapplied;
+        # refund receipts: 0, as QBO pays them out as they are created.
         balance=as_decimal(
             obj["RemainingCredit"]
             if "RemainingCredit" in obj
