@@ -229,7 +229,7 @@ def freshbooks_case() -> Iterator[LedgerCase]:
         no_tax_code="",
         payment_account=None,
         refund_from=None,
-        pays_out_credit=True,
+        pays_out_credit=False,  # FreshBooks' API records no refund out of a credit note
         inject_status=lambda status, count: sandbox.inject_status(account, status, count),
         expire_access_tokens=lambda: sandbox.expire_access_tokens(account),
         # FreshBooks keeps no keys: the adapter's own replay memory is the window that lapses.
