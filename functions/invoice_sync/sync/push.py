@@ -869,7 +869,10 @@ class PushService:
         )
         if document.balance > Decimal(0):
             # A credit note (Xero, FreshBooks): the money leaves by paying it out. Its only payout
-            # is this one, so a zero balance means an earlier attempt paid it.
+            # is this one, so a zero balance means an earlier attempt paid it. The record names the
+            # credit note first, so that a payout the ledger cannot make is parked pointing at it.
+            record.ledger_id, record.ledger_number = document.id, document.number
+            revision = self.state.save(record, revision)
             self._pay_out(
                 ledger,
                 document,

@@ -91,13 +91,33 @@ class LocalLedger:
             )
 
     def documents(self, sandbox: Sandbox, kind: str) -> list[dict[str, Any]]:
-        """Stored documents of one kind (``customer``, ``invoice``, ``payment``) as the sandbox holds them."""
+        """Stored documents of one kind (``customer``, ``invoice``, ``payment`` on invoices,
+        ``refund``) as the sandbox holds them."""
         names = {
-            "quickbooks": {"customer": "Customer", "invoice": "Invoice", "payment": "Payment"},
-            "xero": {"customer": "Contacts", "invoice": "Invoices", "payment": "Payments"},
-            "freshbooks": {"customer": "clients", "invoice": "invoices", "payment": "payments"},
+            "quickbooks": {
+                "customer": "Customer",
+                "invoice": "Invoice",
+                "payment": "Payment",
+                "refund": "RefundReceipt",
+            },
+            "xero": {
+                "customer": "Contacts",
+                "invoice": "Invoices",
+                "payment": "Payments",
+                "refund": "CreditNotes",
+            },
+            "freshbooks": {
+                "customer": "clients",
+                "invoice": "invoices",
+                "payment": "payments",
+                "refund": "credit_notes",
+            },
         }[self.kind]
-        return sandbox.documents(self.tenant_id, names[kind])
+        found = sandbox.documents(self.tenant_id, names[kind])
+        if self.kind == "xero" and kind == "payment":
+            # Xero pays a refund out as a Payment on its credit note: shown with the refund.
+            return [d for d in found if d.get("Invoice")]
+        return found
 
     def rows(self, sandbox: Sandbox) -> list[Row]:
         """The ledger's customers, invoices and payments as one table, for people to read."""
@@ -119,6 +139,14 @@ class LocalLedger:
                     str(d["CustomerRef"]["value"]),
                     str(d["TotalAmt"]),
                     str(d.get("UnappliedAmt", "")),
+                ),
+                "refund": lambda d: (
+                    "RefundReceipt",
+                    d["Id"],
+                    str(d.get("DocNumber", "")),
+                    str(d["CustomerRef"]["value"]),
+                    str(d["TotalAmt"]),
+                    str(d["Balance"]),
                 ),
             }
             if self.kind == "quickbooks"
@@ -147,13 +175,21 @@ class LocalLedger:
                     str(d["Amount"]),
                     "",
                 ),
+                "refund": lambda d: (
+                    "Credit note (refund)",
+                    d["CreditNoteID"][:8],
+                    str(d.get("CreditNoteNumber", "")),
+                    str(d["Contact"].get("Name", "")),
+                    str(d["Total"]),
+                    str(d["RemainingCredit"]),
+                ),
             }
         )
         if self.kind == "freshbooks":
             view = self._freshbooks_view()
         return [
             view[kind](doc)
-            for kind in ("customer", "invoice", "payment")
+            for kind in ("customer", "invoice", "payment", "refund")
             for doc in self.documents(sandbox, kind)
         ]
 
@@ -182,6 +218,14 @@ class LocalLedger:
                 str(d["id"]),
                 str(d.get("note") or "").removeprefix(MARKER),
                 str(d.get("invoiceid", "")),
+                str(d["amount"]["amount"]),
+                "",
+            ),
+            "refund": lambda d: (
+                "Credit note (refund)",
+                str(d["id"]),
+                str(d.get("credit_number", "")),
+                str(d.get("organization", "")),
                 str(d["amount"]["amount"]),
                 "",
             ),
