@@ -168,6 +168,34 @@ def marker(source: str, source_id: str) -> str:
     return f"invoice-sync: {source} {source_id}"
 
 
+class _CreditNotes(Protocol):
+    def find_credit_note(self, number: str) -> LedgerDocument | None: ...
+
+    def get_credit_note(self, ledger_id: str) -> LedgerDocument: ...
+
+    def create_credit_note(self, draft: InvoiceDraft, idempotency_key: str) -> LedgerDocument: ...
+
+
+class RefundIsCreditNote:
+    """Refunds for a ledger with no refund document (Xero, FreshBooks): the refund is a credit note,
+    created, found and read as one (so with the same protection against a second copy), whose
+    lines take the revenue back; ``pay_out_credit`` then names the account the money leaves."""
+
+    def find_refund(self: _CreditNotes, number: str) -> LedgerDocument | None:
+        return self.find_credit_note(number)
+
+    def get_refund(self: _CreditNotes, ledger_id: str) -> LedgerDocument:
+        return self.get_credit_note(ledger_id)
+
+    def create_refund(
+        self: _CreditNotes,
+        draft: InvoiceDraft,
+        paid_from: str | None,  # noqa: ARG002 - named when the credit is paid out
+        idempotency_key: str,
+    ) -> LedgerDocument:
+        return self.create_credit_note(draft, idempotency_key)
+
+
 def one_by_one(
     create: Callable[[InvoiceDraft, str], LedgerDocument], items: Sequence[tuple[InvoiceDraft, str]]
 ) -> list[LedgerDocument | LedgerError]:

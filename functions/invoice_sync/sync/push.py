@@ -92,6 +92,18 @@ def _kind(document: Document | None) -> DocumentKind:
     return "invoice"
 
 
+def _holds(
+    record: SyncRecord, document: LedgerDocument, currency: str, customer_id: str | None, mappings: Mappings
+) -> None:
+    """Records what the ledger now holds for this source document, and which mapping made it."""
+    record.ledger_id = document.id
+    record.ledger_version = document.version
+    record.ledger_number = document.number
+    record.ledger_total = Money.from_decimal(document.total, currency).minor
+    record.ledger_customer_id = customer_id
+    record.mapping_version = mappings.connection.mapping_version
+
+
 def _describe_refund(refund: Refund) -> str:
     invoice = f", invoice {refund.invoice_source_id}" if refund.invoice_source_id else ""
     return (
@@ -413,13 +425,8 @@ class PushService:
         """The ledger holds the invoice: record what it says, alert on a total that differs, then
         bring its payments in."""
         invoice, record = item.invoice, item.record
-        record.ledger_id = document.id
-        record.ledger_version = document.version
-        record.ledger_number = document.number
-        record.ledger_total = Money.from_decimal(document.total, invoice.currency).minor
-        record.ledger_customer_id = item.draft.customer_id
+        _holds(record, document, invoice.currency, item.draft.customer_id, item.mappings)
         record.line_products = json.dumps({line.source_id: line.product_id for line in invoice.lines})
-        record.mapping_version = item.mappings.connection.mapping_version
         differs = record.ledger_total != invoice.total
         if differs and record.alerted_reason != TOTAL_DIFFERS:
             # The document exists and stays: a person decides whether the ledger's figure stands.
@@ -661,12 +668,7 @@ class PushService:
             marker_text=resolved.draft.private_note,
             request=resolved.draft,
         )
-        record.ledger_id = document.id
-        record.ledger_version = document.version
-        record.ledger_number = document.number
-        record.ledger_total = Money.from_decimal(document.total, note.currency).minor
-        record.ledger_customer_id = invoice_record.ledger_customer_id
-        record.mapping_version = mappings.connection.mapping_version
+        _holds(record, document, note.currency, invoice_record.ledger_customer_id, mappings)
         self._apply_credit(message, note, record, invoice_record, ledger)
         if note.refunded > 0:
             connection = mappings.connection
@@ -805,12 +807,7 @@ class PushService:
         document, revision = self._book_refund(
             message, refund, record, revision, mappings, invoice_record, amount
         )
-        record.ledger_id = document.id
-        record.ledger_version = document.version
-        record.ledger_number = document.number
-        record.ledger_total = Money.from_decimal(document.total, refund.currency).minor
-        record.ledger_customer_id = invoice_record.ledger_customer_id
-        record.mapping_version = mappings.connection.mapping_version
+        _holds(record, document, refund.currency, invoice_record.ledger_customer_id, mappings)
         record.alerted_reason = None
         return self._finish(record, revision, message, content_hash, SyncStatus.SYNCED, None)
 

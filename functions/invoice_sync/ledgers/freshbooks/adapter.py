@@ -42,7 +42,14 @@ from invoice_sync.errors import (
 )
 from invoice_sync.ledgers.freshbooks import payloads
 from invoice_sync.ledgers.freshbooks.client import FreshBooksClient
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, one_by_one
+from invoice_sync.ledgers.port import (
+    InvoiceDraft,
+    LedgerContact,
+    LedgerDocument,
+    PaymentDraft,
+    RefundIsCreditNote,
+    one_by_one,
+)
 
 CLIENTS = "users/clients"
 INVOICES = "invoices/invoices"
@@ -52,7 +59,7 @@ CREDIT_NOTES = "credit_notes/credit_notes"
 REPLAY_MEMORY = 1024
 
 
-class FreshBooksLedger:
+class FreshBooksLedger(RefundIsCreditNote):
     batch_size = 1  # FreshBooks has no batch call
 
     def __init__(self, client: FreshBooksClient) -> None:
@@ -269,26 +276,6 @@ class FreshBooksLedger:
         return self._credit_document(
             self.client.write("PUT", f"{CREDIT_NOTES}/{ledger_id}", "credit_note", body)
         )
-
-    # --- refunds ----------------------------------------------------------------------------------
-    # A refund's document is a plain credit note: FreshBooks has no refund document, and the credit
-    # note's lines are what take the revenue back. Its ``balance`` is the credit not drawn on yet.
-
-    def find_refund(self, number: str) -> LedgerDocument | None:
-        return self.find_credit_note(number)
-
-    def get_refund(self, ledger_id: str) -> LedgerDocument:
-        return self.get_credit_note(ledger_id)
-
-    def create_refund(
-        self,
-        draft: InvoiceDraft,
-        paid_from: str | None,  # noqa: ARG002 - a credit note names no account; see pay_out_credit
-        idempotency_key: str,
-    ) -> LedgerDocument:
-        # The same create as a credit note, so the same protection: the number is searched first and
-        # a POST is never retried blindly (FreshBooks has no idempotency keys).
-        return self.create_credit_note(draft, idempotency_key)
 
     def pay_out_credit(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:  # noqa: ARG002
         # FreshBooks' API records no money paid out of a credit note, so nothing is sent. Evidence:

@@ -15,7 +15,13 @@ from typing import Any
 
 from invoice_sync.errors import LedgerError, LedgerUnavailable, StaleObject
 from invoice_sync.ledgers.http import LedgerHttp
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+from invoice_sync.ledgers.port import (
+    InvoiceDraft,
+    LedgerContact,
+    LedgerDocument,
+    PaymentDraft,
+    RefundIsCreditNote,
+)
 from invoice_sync.ledgers.xero import payloads
 from invoice_sync.ledgers.xero.client import classify, validation_messages
 
@@ -34,7 +40,7 @@ def _invoice_outcome(element: dict[str, Any]) -> LedgerDocument | LedgerError:
     return classify(validation_messages(element)) if _failed(element) else payloads.invoice_document(element)
 
 
-class XeroLedger:
+class XeroLedger(RefundIsCreditNote):
     # Xero takes many invoices per request; 50 keeps a request well inside its size limits.
     batch_size = 50
 
@@ -184,22 +190,6 @@ class XeroLedger:
         return payloads.credit_note_document(
             self._write("POST", f"CreditNotes/{ledger_id}", "CreditNotes", body, idempotency_key)
         )
-
-    # A refund in Xero is an ACCRECCREDIT credit note, then paid out by a refund Payment: the
-    # refund document is the credit note itself, found and read as one.
-    def find_refund(self, number: str) -> LedgerDocument | None:
-        return self.find_credit_note(number)
-
-    def get_refund(self, ledger_id: str) -> LedgerDocument:
-        return self.get_credit_note(ledger_id)
-
-    def create_refund(
-        self,
-        draft: InvoiceDraft,
-        paid_from: str | None,  # noqa: ARG002 - the account is named when the credit is paid out
-        idempotency_key: str,
-    ) -> LedgerDocument:
-        return self.create_credit_note(draft, idempotency_key)
 
     def pay_out_credit(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
         """``PUT /Payments`` naming the credit note; Xero refuses more than its RemainingCredit
