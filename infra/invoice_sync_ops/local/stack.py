@@ -27,6 +27,7 @@ from invoice_sync.store.secrets import SecretStore
 from invoice_sync_ops.local.api_gateway import LocalHttpApi
 from invoice_sync_ops.local.event_source import SqsEventSource
 from invoice_sync_ops.local.ledgers import LEDGERS, Credentials, LocalLedger, Sandbox
+from invoice_sync_ops.target import Target
 from invoice_sync_ops.template import StackResources, create_stack_resources
 
 REGION = "us-east-1"
@@ -189,6 +190,23 @@ class LocalStack:
     def seed(self) -> None:
         assert self.resources is not None
         seed_demo(self.resources, self.ledger, self.sandbox, self.company, self.client)
+
+    def target(self) -> Target:
+        """What the operator CLI needs to work on this stack (``--local``)."""
+        assert self.resources is not None
+        return Target(
+            name="local",
+            region=REGION,
+            aws_endpoint=self.aws_endpoint,
+            sync_table=self.resources.sync_table,
+            mappings_table=self.resources.mappings_table,
+            sync_queue_url=self.resources.sync_queue_url,
+            dead_letter_queue_url=self.resources.dead_letter_queue_url,
+            archive_bucket=self.resources.archive_bucket,
+            alerts_topic_arn=self.resources.alerts_topic_arn,
+            secrets_prefix=SECRETS_PREFIX,
+            ledger_environment=self.ledger.environment(self.ledger_url),
+        )
 
     def webhook_url(self, source: str = "stripe", connection_id: str | None = None) -> str:
         return f"{self.api_url}/webhooks/{source}/{connection_id or self.company.connection_id}"

@@ -1,0 +1,81 @@
+"""The operator CLI's commands: one module each, sharing one way to find the deployment, print
+and fail.
+
+A command module has ``register(commands)``, which adds its parser (built with ``parent=COMMON``
+where it works on a deployment) and sets ``func`` to a ``run(args, ctx) -> int``. It prints
+through ``ctx`` (a table for people, ``--json`` for scripts: stable keys, one JSON document on
+stdout) and fails by raising ``CliError``: ``main`` turns that (and any AWS, ledger or file
+error) into one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from invoice_sync_ops.target import Target, resolve
+
+
+class CliError(Exception):
+    """What went wrong, in one line a person can act on. ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Options every deployment command takes: where the deployment is, and the output form."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("deployment (first match: --target, --stack, --local)")
+    where.add_argument("--stack", help="a deployed stack's name (or INVOICE_SYNC_STACK)")
+    where.add_argument("--region", help="its AWS region (default: the AWS configuration's)")
+    where.add_argument("--local", action="store_true", help="the stack `invoice-sync local up` is running")
+    where.add_argument("--target", help="a target file (or INVOICE_SYNC_TARGET), as `local up` writes")
+    common.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
+    return common
+
+
+COMMON = common_parser()
+
+
+@dataclass
+class Context:
+    """What a command gets: the deployment (resolved on first use) and the two output streams."""
+
+    args: argparse.Namespace
+    console: Console
+    errors: Console
+    _target: Target | None = field(default=None, repr=False)
+
+    @cached_property
+    def target(self) -> Target:
+        if self._target is not None:
+            return self._target
+        return resolve(
+            target_file=getattr(self.args, "target", None),
+            stack=getattr(self.args, "stack", None),
+            local=getattr(self.args, "local", False),
+            region=getattr(self.args, "region", None),
+        )
+
+    @property
+    def json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
+    def emit(self, data: Any, table: Table | None = None) -> None:
+        """``data`` as JSON with ``--json``, else the table (or nothing when there is none)."""
+        if self.json:
+            print(json.dumps(data, indent=2, sort_keys=True, default=str))
+        elif table is not None:
+            self.console.print(table)
+
+    def say(self, text: str) -> None:
+        """A line for people; kept off stdout with ``--json`` so scripts read JSON only."""
+        (self.errors if self.json else self.console).print(text)
