@@ -2,6 +2,7 @@
 
 Items:
 - ``pk=CONN#{id}, sk=CONNECTION``: the connection;
+- ``pk=CONNECTIONS, sk={id}``: the directory of connections;
 - ``pk=CONN#{id}, sk=RULE#{kind}#{source value}``: a product or tax-rate rule (a few hundred at
   most, read together);
 - ``pk=CUST#{id}, sk={source customer id}``: a customer rule, set by an operator or learned when
@@ -126,7 +127,26 @@ class MappingsStore:
                 **_typed(connection.model_dump(mode="json")),
             },
         )
+        # The directory of connections, one small item each, so operators can list them with a
+        # query instead of scanning every rule and customer.
+        self._client.put_item(
+            TableName=self.table,
+            Item={"pk": {"S": "CONNECTIONS"}, "sk": {"S": connection.connection_id}},
+        )
         self.forget(connection.connection_id)
+
+    def connections(self) -> list[Connection]:
+        """Every registered connection, in id order (one query and a GetItem each: few of them)."""
+        ids: list[str] = []
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "CONNECTIONS"}},
+        ):
+            ids.extend(item["sk"]["S"] for item in page["Items"])
+        found = (self.connection(connection_id) for connection_id in sorted(ids))
+        return [connection for connection in found if connection is not None]
 
     def put_rule(self, connection_id: str, rule: MappingRule) -> None:
         if rule.kind is RuleKind.CUSTOMER:

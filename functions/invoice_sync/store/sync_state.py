@@ -164,6 +164,29 @@ class SyncStateStore:
                 return str(response["Item"]["invoice_source_id"]["S"])
         return None
 
+    # --- ledger use: requests per connection and day --------------------------------------------
+
+    def add_ledger_use(self, connection_id: str, day: str, requests: int, throttled: int) -> None:
+        """Adds to the day's count of ledger requests (and 429s) for a connection: one atomic
+        update per push batch, kept 35 days."""
+        self._client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"USE#{connection_id}"}, "sk": {"S": day}},
+            UpdateExpression="ADD requests :r, throttled :t SET expires_at = :e",
+            ExpressionAttributeValues={
+                ":r": {"N": str(requests)},
+                ":t": {"N": str(throttled)},
+                ":e": {"N": str(int(time.time()) + 35 * 24 * 3600)},
+            },
+        )
+
+    def ledger_use(self, connection_id: str, day: str) -> tuple[int, int]:
+        """(requests, throttled) the connection's ledger saw on ``day`` (YYYY-MM-DD, UTC)."""
+        item = self._client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"USE#{connection_id}"}, "sk": {"S": day}}
+        ).get("Item", {})
+        return int(item.get("requests", {}).get("N", "0")), int(item.get("throttled", {}).get("N", "0"))
+
     # --- markers: event de-duplication, alert de-duplication ------------------------------------
 
     def _marked(self, pk: str) -> bool:
