@@ -9,9 +9,13 @@ is only worth having if it speaks its ledger's wire format, and those formats do
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
+import html
 import json
 import math
 import re
+import secrets
 import signal
 import threading
 import time
@@ -21,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
+from urllib.parse import urlencode, urlsplit
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -32,9 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CENT",
+    "CODE_TTL_SECONDS",
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
     "DemoCredentials",
+    "GrantRefused",
     "SandboxServer",
     "TokenReader",
     "Traffic",
@@ -45,6 +52,7 @@ __all__ = [
     "loads",
     "money",
     "parse_number",
+    "pkce_challenge",
     "retry_after",
     "run_foreground",
     "seed_demo",
@@ -188,6 +196,39 @@ def retry_after(window: deque[float], now: float, span: float = MINUTE) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# The OAuth 2.0 authorization-code grant (RFC 6749 section 4.1, PKCE per RFC 7636)
+
+# All three ledgers let an authorization code live a few minutes; FreshBooks documents 5.
+CODE_TTL_SECONDS = 300.0
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 code challenge of a PKCE verifier: BASE64URL(SHA256(verifier)) without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class _Code:
+    """What an issued authorization code is bound to: the code is worth nothing anywhere else."""
+
+    client_id: str
+    redirect_uri: str
+    tenants: tuple[str, ...]
+    expires_at: float
+    challenge: str | None  # PKCE S256 challenge, for ledgers that take one
+
+
+class GrantRefused(Exception):
+    """The token endpoint's OAuth error for an authorization code it will not exchange."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+# --------------------------------------------------------------------------------------------------
 # The server
 
 TenantT = TypeVar("TenantT", bound=Traffic)
@@ -213,6 +254,12 @@ class SandboxServer(ABC, Generic[TenantT]):
     injectable: ClassVar[tuple[int, ...]] = (429,)
     # What the ledger calls a tenant (a QBO realm, a FreshBooks account), for KeyError messages.
     tenant_noun: ClassVar[str]
+    # Where the ledger's consent page is (its path on the real authorization host).
+    authorize_path: ClassVar[str]
+    # Whether the ledger verifies a PKCE code_challenge (Xero does); others ignore one.
+    supports_pkce: ClassVar[bool] = False
+    # How many companies one authorization may cover (QBO: the one the person picks; Xero: several).
+    tenants_per_grant: ClassVar[int | None] = 1
 
     def __init__(self, *, clock: Callable[[], float], latency_seconds: float, rules: list[Rule]) -> None:
         self.latency_seconds = latency_seconds
@@ -223,7 +270,18 @@ class SandboxServer(ABC, Generic[TenantT]):
         self.base_url = ""
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._url_map = Map([*rules, *self._control_rules()], strict_slashes=False)
+        self._codes: dict[str, _Code] = {}
+        # No person clicks "Allow" here: the consent page answers at once, granting unless told not to.
+        self._refuse_consent = False
+        self._consent_tenants: tuple[str, ...] | None = None  # None: every tenant of the client
+        self._url_map = Map(
+            [
+                Rule(self.authorize_path, endpoint="oauth_authorize", methods=["GET"]),
+                *rules,
+                *self._control_rules(),
+            ],
+            strict_slashes=False,
+        )
 
     # ---------------------------------------------------------------------------------------------
     # Lifecycle
@@ -274,6 +332,86 @@ class SandboxServer(ABC, Generic[TenantT]):
     @abstractmethod
     def _route(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         """Answer a matched non-control endpoint."""
+
+    # ---------------------------------------------------------------------------------------------
+    # The consent page and authorization codes
+
+    def set_consent(self, *, refuse: bool = False, tenants: Iterable[str] | None = None) -> None:
+        """What the next visits to the consent page answer: ``error=access_denied`` when ``refuse``,
+        else a code for ``tenants`` (default: every tenant seeded with the visiting client id)."""
+        with self._lock:
+            self._refuse_consent = refuse
+            self._consent_tenants = tuple(tenants) if tenants is not None else None
+
+    def _authorize(self, request: Request) -> Response:
+        query = request.args
+        client_id = query.get("client_id", "")
+        redirect_uri = query.get("redirect_uri", "")
+        with self._lock:
+            mine = [
+                tenant_id
+                for tenant_id, tenant in self._tenants.items()
+                if client_id and secrets.compare_digest(str(getattr(tenant, "client_id", "")), client_id)
+            ]
+            # As the real consent pages do, an unknown client or a missing or odd redirect address gets
+            # an error page, never a redirect: the address is not known to belong to the client.
+            if not mine or urlsplit(redirect_uri).scheme not in ("http", "https"):
+                page = "<html><body><h1>Invalid request</h1><p>unknown client_id or bad redirect_uri</p>"
+                return Response(page, 400, content_type="text/html")
+            answer: dict[str, str] = {}
+            if query.get("response_type") != "code":
+                answer["error"] = "unsupported_response_type"
+            elif self._refuse_consent:
+                answer["error"] = "access_denied"
+            else:
+                chosen = [t for t in mine if self._consent_tenants is None or t in self._consent_tenants]
+                if self.tenants_per_grant is not None:
+                    chosen = chosen[: self.tenants_per_grant]
+                challenge = query.get("code_challenge") if self.supports_pkce else None
+                if challenge and query.get("code_challenge_method", "plain") != "S256":
+                    answer["error"] = "invalid_request"  # the sandbox only takes S256, as Xero advises
+                elif not chosen:
+                    answer["error"] = "access_denied"
+                else:
+                    code = secrets.token_urlsafe(24)
+                    self._codes[code] = _Code(
+                        client_id=client_id,
+                        redirect_uri=redirect_uri,
+                        tenants=tuple(chosen),
+                        expires_at=self._clock() + CODE_TTL_SECONDS,
+                        challenge=challenge or None,
+                    )
+                    answer = {"code": code, **self._redirect_extras(chosen)}
+        if "state" in query:
+            answer["state"] = query["state"]
+        separator = "&" if urlsplit(redirect_uri).query else "?"
+        location = f"{redirect_uri}{separator}{urlencode(answer)}"
+        body = f'<html><body><a href="{html.escape(location)}">continue</a></body></html>'
+        return Response(body, 302, headers={"Location": location}, content_type="text/html")
+
+    # The tenants are unused here; QBO names its company on the redirect (realmId).
+    def _redirect_extras(self, tenants: list[str]) -> dict[str, str]:  # noqa: ARG002
+        return {}
+
+    def _redeem_code(self, params: Any, client_id: str) -> list[TenantT]:
+        """The tenants an authorization code grants, once: under the lock, client already
+        authenticated. Raises ``GrantRefused`` for a code that is unknown, used, expired, issued to
+        another client or redirect address, or whose PKCE verifier does not match."""
+        code = self._codes.pop(str(params.get("code") or ""), None)  # single use, even when refused
+        if code is None or code.expires_at <= self._clock():
+            raise GrantRefused("invalid_grant", "authorization code is invalid, expired or already used")
+        if not secrets.compare_digest(code.client_id, client_id):
+            raise GrantRefused("invalid_grant", "authorization code was issued to another client")
+        if code.redirect_uri != str(params.get("redirect_uri") or ""):
+            raise GrantRefused("invalid_grant", "redirect_uri does not match the authorization request")
+        if code.challenge is not None:
+            verifier = str(params.get("code_verifier") or "")
+            if not verifier or not secrets.compare_digest(pkce_challenge(verifier), code.challenge):
+                raise GrantRefused("invalid_grant", "code_verifier does not match the code_challenge")
+        tenants = [self._tenants[t] for t in code.tenants if t in self._tenants]
+        if not tenants:
+            raise GrantRefused("invalid_grant", "the authorized company no longer exists")
+        return tenants
 
     # ---------------------------------------------------------------------------------------------
     # Tenants and faults
@@ -348,6 +486,8 @@ class SandboxServer(ABC, Generic[TenantT]):
             return self._unrouted(request, exc)
         if str(endpoint).startswith("ctl_"):
             return self._control(request, str(endpoint), {key: str(value) for key, value in args.items()})
+        if endpoint == "oauth_authorize":
+            return self._authorize(request)
         return self._route(request, str(endpoint), dict(args))
 
     # The request is unused here, but an override may answer by path (Xero's API 404s are plain text).
@@ -365,6 +505,7 @@ class SandboxServer(ABC, Generic[TenantT]):
         root = f"/_sandbox/{self.control_root}"
         return [
             Rule(root, endpoint="ctl_seed", methods=["POST"]),
+            Rule("/_sandbox/consent", endpoint="ctl_consent", methods=["POST"]),
             Rule(f"{root}/<tenant>/faults", endpoint="ctl_faults", methods=["POST"]),
             *(
                 Rule(f"{root}/<tenant>/{action}", endpoint=f"ctl_{action}", methods=["POST"])
@@ -386,6 +527,13 @@ class SandboxServer(ABC, Generic[TenantT]):
         if not isinstance(body, dict):
             return self._json({"error": "body must be a JSON object"}, 400)
         try:
+            if endpoint == "ctl_consent":
+                tenants = body.get("tenants")
+                self.set_consent(
+                    refuse=bool(body.get("refuse", False)),
+                    tenants=[str(t) for t in tenants] if isinstance(tenants, list) else None,
+                )
+                return self._json({"ok": True})
             if endpoint == "ctl_seed":
                 tenant_id = str(body.pop(self.seed_key))
                 self._seed_tenant(tenant_id, body)

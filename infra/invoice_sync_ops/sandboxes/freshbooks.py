@@ -50,6 +50,7 @@ from werkzeug.wrappers import Request, Response
 from invoice_sync_ops.sandboxes.base import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    GrantRefused,
     SandboxServer,
     Traffic,
     decimal_string,
@@ -301,6 +302,8 @@ class FreshBooksSandbox(SandboxServer[_Account]):
     control_root = "accounts"
     seed_key = "account_id"
     tenant_noun = "account"
+    authorize_path = "/oauth/authorize"  # https://auth.freshbooks.com/oauth/authorize
+    tenants_per_grant = None  # a token is the person's: every business they are a member of
     injectable = (409, 429)
 
     def __init__(
@@ -424,16 +427,17 @@ class FreshBooksSandbox(SandboxServer[_Account]):
     def _dumps(self, payload: Any) -> str:
         return dumps(payload)
 
-    def _token_account(self, request: Request) -> _Account | None:
+    def _token_accounts(self, request: Request) -> list[_Account]:
+        """The accounts the bearer token is good for (one identity can be a member of several)."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return None
+            return []
         now = self._clock()
-        for account in self._tenants.values():
-            expiry = account.access_tokens.get(token.strip())
-            if expiry is not None and expiry > now:
-                return account
-        return None
+        return [
+            account
+            for account in self._tenants.values()
+            if (expiry := account.access_tokens.get(token.strip())) is not None and expiry > now
+        ]
 
     # ---------------------------------------------------------------------------------------------
     # Routing
@@ -465,8 +469,14 @@ class FreshBooksSandbox(SandboxServer[_Account]):
                 for a in self._tenants.values()
             ):
                 return self._json({"error": "invalid_client", "error_description": INVALID_CLIENT}, 401)
-            if params.get("grant_type") != "refresh_token":
-                # The authorization_code leg needs a browser; the sandbox starts from a seeded refresh token.
+            grant_type = params.get("grant_type")
+            if grant_type == "authorization_code":
+                try:
+                    granted = self._redeem_code(params, client_id)
+                except GrantRefused as refused:
+                    return self._json({"error": refused.error, "error_description": refused.description}, 400)
+                return self._json(self._issue_tokens(granted))
+            if grant_type != "refresh_token":
                 return self._json(
                     {
                         "error": "unsupported_grant_type",
@@ -476,39 +486,41 @@ class FreshBooksSandbox(SandboxServer[_Account]):
                     400,
                 )
             presented = str(params.get("refresh_token") or "")
-            account = next(
-                (
-                    a
-                    for a in self._tenants.values()
-                    if a.refresh_token is not None
-                    and presented
-                    and secrets.compare_digest(a.refresh_token, presented)
-                ),
-                None,
-            )
-            if account is None or account.client_id != client_id:
+            holders = [
+                a
+                for a in self._tenants.values()
+                if a.refresh_token is not None
+                and presented
+                and secrets.compare_digest(a.refresh_token, presented)
+            ]
+            if not holders or any(a.client_id != client_id for a in holders):
                 return self._json({"error": "invalid_grant", "error_description": INVALID_GRANT}, 400)
-            # Single use: the presented token dies the moment its successor is issued, so a client that
-            # loses the response (or fails to persist the new token) is locked out until re-authorised.
-            account.refresh_token = secrets.token_hex(32)
-            access = secrets.token_hex(32)
-            now = self._clock()
+            return self._json(self._issue_tokens(holders))
+
+    def _issue_tokens(self, accounts: list[_Account]) -> dict[str, Any]:
+        """One token set for the identity, good for each of its accounts; under the lock. Single use:
+        the presented refresh token dies the moment its successor is issued, so a client that loses
+        the response (or fails to persist the new token) is locked out until re-authorised."""
+        refresh = secrets.token_hex(32)
+        access = secrets.token_hex(32)
+        now = self._clock()
+        for account in accounts:
+            account.refresh_token = refresh
             account.access_tokens[access] = now + ACCESS_TOKEN_TTL
-            return self._json(
-                {
-                    "access_token": access,
-                    "token_type": "Bearer",
-                    "expires_in": ACCESS_TOKEN_TTL,
-                    "refresh_token": account.refresh_token,
-                    "scope": SCOPE,
-                    "created_at": int(now),
-                }
-            )
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL,
+            "refresh_token": refresh,
+            "scope": SCOPE,
+            "created_at": int(now),
+        }
 
     # ---------------------------------------------------------------------------------------------
     # The API (identity + accounting)
 
-    def _me(self, account: _Account) -> dict[str, Any]:
+    def _me(self, account: _Account, accounts: list[_Account]) -> dict[str, Any]:
+        """The identity of ``account``'s owner, a member of each of ``accounts``."""
         return {
             "response": {
                 "id": account.identity_id,
@@ -519,29 +531,34 @@ class FreshBooksSandbox(SandboxServer[_Account]):
                 "language": "en",
                 "business_memberships": [
                     {
-                        "id": account.identity_id + 1,
+                        "id": member.identity_id + 1,
                         "role": "owner",
                         "unacknowledged_change": False,
                         "business": {
-                            "id": account.business_id,
-                            "name": account.business_name,
-                            "account_id": account.account_id,
+                            "id": member.business_id,
+                            "name": member.business_name,
+                            "account_id": member.account_id,
                             "date_format": "mm/dd/yyyy",
                         },
                     }
+                    for member in accounts
                 ],
-                "roles": [{"role": "admin", "accountid": account.account_id}],
+                "roles": [{"role": "admin", "accountid": member.account_id} for member in accounts],
             }
         }
 
     def _api(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         with self._lock:
-            account = self._token_account(request)
+            accounts = self._token_accounts(request)
             if endpoint == "me":
-                if account is None:
+                if not accounts:
                     return self._json(UNAUTHENTICATED_ME, 401)
-            elif account is None or account.account_id != args["account_id"]:
-                return self._json(_unauthenticated_accounting_body(), 401)
+                account = accounts[0]  # /users/me counts against the first membership's limits
+            else:
+                named = [a for a in accounts if a.account_id == args["account_id"]]
+                if not named:
+                    return self._json(_unauthenticated_accounting_body(), 401)
+                account = named[0]
             if account.injected:
                 return self._injected(account.injected.popleft())
             now = self._clock()
@@ -554,7 +571,7 @@ class FreshBooksSandbox(SandboxServer[_Account]):
 
         def respond() -> Response:
             if endpoint == "me":
-                return self._json(self._me(account))
+                return self._json(self._me(account, accounts))
             try:
                 status, payload = 200, self._handle(account, request, endpoint, args)
             except _Fault as fault:

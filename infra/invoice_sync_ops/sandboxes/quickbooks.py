@@ -27,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 from invoice_sync_ops.sandboxes.base import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    GrantRefused,
     SandboxServer,
     TokenReader,
     Traffic,
@@ -400,6 +401,7 @@ class QuickBooksSandbox(SandboxServer[_Company]):
     control_root = "companies"
     seed_key = "realm_id"
     tenant_noun = "realm"
+    authorize_path = "/connect/oauth2"  # https://appcenter.intuit.com/connect/oauth2
 
     def __init__(
         self,
@@ -581,9 +583,9 @@ class QuickBooksSandbox(SandboxServer[_Company]):
         if auth is None or auth.type != "basic" or not auth.username:
             return self._json({"error": "invalid_client"}, 401)
         client_id, client_secret = auth.username, auth.password or ""
-        if request.form.get("grant_type") != "refresh_token":
+        grant_type = request.form.get("grant_type")
+        if grant_type not in ("refresh_token", "authorization_code"):
             return self._json({"error": "unsupported_grant_type"}, 400)
-        presented = request.form.get("refresh_token", "")
         with self._lock:
             if not any(
                 secrets.compare_digest(c.client_id, client_id)
@@ -591,7 +593,14 @@ class QuickBooksSandbox(SandboxServer[_Company]):
                 for c in self._tenants.values()
             ):
                 return self._json({"error": "invalid_client"}, 401)
-            company = next(
+            if grant_type == "authorization_code":
+                try:
+                    (company,) = self._redeem_code(request.form, client_id)
+                except GrantRefused as refused:
+                    return self._json({"error": refused.error, "error_description": refused.description}, 400)
+                return self._json(self._issue_tokens(company))
+            presented = request.form.get("refresh_token", "")
+            found = next(
                 (
                     c
                     for c in self._tenants.values()
@@ -599,22 +608,28 @@ class QuickBooksSandbox(SandboxServer[_Company]):
                 ),
                 None,
             )
-            if company is None or company.client_id != client_id:
+            if found is None or found.client_id != client_id:
                 return self._json({"error": "invalid_grant"}, 400)
-            # Rotation: the presented token dies as soon as its successor is issued, so a client that
-            # fails to save the new one is locked out, which is exactly what the adapter must survive.
-            company.refresh_token = "RT1-" + secrets.token_urlsafe(32)
-            access = "eyJ-" + secrets.token_urlsafe(48)
-            company.access_tokens[access] = self._clock() + ACCESS_TOKEN_TTL
-            return self._json(
-                {
-                    "token_type": "bearer",
-                    "access_token": access,
-                    "expires_in": ACCESS_TOKEN_TTL,
-                    "refresh_token": company.refresh_token,
-                    "x_refresh_token_expires_in": REFRESH_TOKEN_TTL,
-                }
-            )
+            return self._json(self._issue_tokens(found))
+
+    def _issue_tokens(self, company: _Company) -> dict[str, Any]:
+        """A new token set; under the lock. Rotation: the refresh token before it dies as soon as its
+        successor is issued, so a client that fails to save the new one is locked out, which is
+        exactly what the adapter must survive. A new authorization likewise ends the old token."""
+        company.refresh_token = "RT1-" + secrets.token_urlsafe(32)
+        access = "eyJ-" + secrets.token_urlsafe(48)
+        company.access_tokens[access] = self._clock() + ACCESS_TOKEN_TTL
+        return {
+            "token_type": "bearer",
+            "access_token": access,
+            "expires_in": ACCESS_TOKEN_TTL,
+            "refresh_token": company.refresh_token,
+            "x_refresh_token_expires_in": REFRESH_TOKEN_TTL,
+        }
+
+    def _redirect_extras(self, tenants: list[str]) -> dict[str, str]:
+        # QBO names the company the person picked on the redirect; every API path carries it.
+        return {"realmId": tenants[0]}
 
     # ---------------------------------------------------------------------------------------------
     # The v3 API

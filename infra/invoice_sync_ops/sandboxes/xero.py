@@ -41,6 +41,7 @@ from invoice_sync_ops.sandboxes.base import (
     CENT,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    GrantRefused,
     SandboxServer,
     TokenReader,
     Traffic,
@@ -446,6 +447,9 @@ class XeroSandbox(SandboxServer[_Org]):
     control_root = "organisations"
     seed_key = "tenant_id"
     tenant_noun = "tenant"
+    authorize_path = "/identity/connect/authorize"  # https://login.xero.com/identity/connect/authorize
+    supports_pkce = True
+    tenants_per_grant = None  # the person ticks every organisation the app may reach
 
     def __init__(
         self,
@@ -463,7 +467,8 @@ class XeroSandbox(SandboxServer[_Org]):
         self.calls_per_day = calls_per_day
         self.app_calls_per_minute = app_calls_per_minute
         self.idempotency_window_seconds = idempotency_window_seconds
-        self._access: dict[str, tuple[str, float]] = {}  # access token -> (tenant id, expiry)
+        # access token -> (the tenants it was granted for, expiry): one token can cover several orgs
+        self._access: dict[str, tuple[tuple[str, ...], float]] = {}
         self._app_minute: deque[float] = deque()
         api = "/api.xro/2.0"
         super().__init__(
@@ -637,9 +642,9 @@ class XeroSandbox(SandboxServer[_Org]):
         with self._lock:
             self._tenant(tenant_id)
             now = self._clock()
-            for token, (tenant, expiry) in list(self._access.items()):
-                if tenant == tenant_id:
-                    self._access[token] = (tenant, min(expiry, now))
+            for token, (tenants, expiry) in list(self._access.items()):
+                if tenant_id in tenants:
+                    self._access[token] = (tenants, min(expiry, now))
 
     def forget_idempotency_keys(self, tenant_id: str) -> None:
         """Empties the ``Idempotency-Key`` cache, as if Xero's window had passed for every key."""
@@ -701,9 +706,9 @@ class XeroSandbox(SandboxServer[_Org]):
         else:
             client_id = request.form.get("client_id", "")
             client_secret = request.form.get("client_secret", "")
-        if request.form.get("grant_type") != "refresh_token":
+        grant_type = request.form.get("grant_type")
+        if grant_type not in ("refresh_token", "authorization_code"):
             return self._json({"error": "unsupported_grant_type"}, 400)
-        presented = request.form.get("refresh_token", "")
         with self._lock:
             orgs = [
                 org
@@ -712,14 +717,25 @@ class XeroSandbox(SandboxServer[_Org]):
                 and secrets.compare_digest(org.client_id, client_id)
                 and secrets.compare_digest(org.client_secret, client_secret)
             ]
-            if not orgs:
+            # A PKCE client has no secret to present: the verifier stands in for it.
+            public = (
+                grant_type == "authorization_code" and not client_secret and "code_verifier" in request.form
+            )
+            if not orgs and not public:
                 return self._json({"error": "invalid_client"}, 400)
             now = self._clock()
+            if grant_type == "authorization_code":
+                try:
+                    granted = self._redeem_code(request.form, client_id)
+                except GrantRefused as refused:
+                    return self._json({"error": refused.error, "error_description": refused.description}, 400)
+                return self._json(self._issue_tokens(granted, now))
+            presented = request.form.get("refresh_token", "")
             for org in orgs:
                 if org.refresh_token is not None and secrets.compare_digest(org.refresh_token, presented):
                     if now - org.refresh_issued_at > REFRESH_TOKEN_TTL:
                         return self._json({"error": "invalid_grant"}, 400)
-                    return self._json(self._rotate(org, presented, now))
+                    return self._json(self._rotate(presented, now))
                 grace = org.rotated.get(presented)
                 if grace is not None and now - grace[0] <= REFRESH_GRACE_SECONDS:
                     # Within the grace window the old token answers with the very token set it produced,
@@ -727,47 +743,55 @@ class XeroSandbox(SandboxServer[_Org]):
                     return self._json(grace[1])
             return self._json({"error": "invalid_grant"}, 400)
 
-    def _rotate(self, org: _Org, presented: str, now: float) -> dict[str, Any]:
+    def _issue_tokens(self, orgs: list[_Org], now: float) -> dict[str, Any]:
+        """One token set for every organisation of the grant (Xero's tokens are the person's, not an
+        organisation's); under the lock."""
         access = "xero-at-" + secrets.token_urlsafe(48)
-        self._access[access] = (org.tenant_id, now + ACCESS_TOKEN_TTL)
+        self._access[access] = (tuple(org.tenant_id for org in orgs), now + ACCESS_TOKEN_TTL)
         refresh = "xero-rt-" + secrets.token_urlsafe(32)
-        body = {
+        for org in orgs:
+            org.refresh_token = refresh
+            org.refresh_issued_at = now
+        return {
             "access_token": access,
             "expires_in": ACCESS_TOKEN_TTL,
             "token_type": "Bearer",
             "refresh_token": refresh,
             "scope": SCOPE,
         }
-        org.rotated = {
-            token: entry for token, entry in org.rotated.items() if now - entry[0] <= REFRESH_GRACE_SECONDS
-        }
-        org.rotated[presented] = (now, body)
-        org.refresh_token = refresh
-        org.refresh_issued_at = now
+
+    def _rotate(self, presented: str, now: float) -> dict[str, Any]:
+        orgs = [org for org in self._tenants.values() if org.refresh_token == presented]
+        body = self._issue_tokens(orgs, now)
+        for org in orgs:
+            org.rotated = {
+                token: entry
+                for token, entry in org.rotated.items()
+                if now - entry[0] <= REFRESH_GRACE_SECONDS
+            }
+            org.rotated[presented] = (now, body)
         return body
 
-    def _bearer(self, request: Request) -> tuple[str | None, Response | None]:
-        """The tenant the bearer token was issued for, or a 401 response."""
+    def _bearer(self, request: Request) -> tuple[tuple[str, ...], Response | None]:
+        """The tenants the bearer token was issued for, or a 401 response."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         entry = self._access.get(token.strip()) if scheme.lower() == "bearer" else None
         if entry is None:
             body = _problem(401, "TokenInvalid: the access token is not valid", "Unauthorized")
-            return None, self._json(body, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        tenant, expiry = entry
+            return (), self._json(body, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        tenants, expiry = entry
         if expiry <= self._clock():
             stamp = datetime.fromtimestamp(expiry, tz=UTC).strftime("%m/%d/%Y %H:%M:%S")
             body = _problem(401, f"TokenExpired: token expired at {stamp}", "Unauthorized")
-            return None, self._json(body, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return tenant, None
+            return (), self._json(body, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return tenants, None
 
     def _connections(self, request: Request) -> Response:
         with self._lock:
-            tenant, failure = self._bearer(request)
+            tenants, failure = self._bearer(request)
             if failure is not None:
                 return failure
-            org = self._tenants.get(tenant or "")
-            if org is None:
-                return self._json([])
+            orgs = [self._tenants[tenant] for tenant in tenants if tenant in self._tenants]
             return self._json(
                 [
                     {
@@ -779,6 +803,7 @@ class XeroSandbox(SandboxServer[_Org]):
                         "createdDateUtc": org.connected_at,
                         "updatedDateUtc": org.connected_at,
                     }
+                    for org in orgs
                 ]
             )
 
@@ -809,12 +834,12 @@ class XeroSandbox(SandboxServer[_Org]):
 
     def _api(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
         with self._lock:
-            tenant, failure = self._bearer(request)
+            tenants, failure = self._bearer(request)
             if failure is not None:
                 return failure
             header = request.headers.get("xero-tenant-id", "").strip()
             org = self._tenants.get(header)
-            if org is None or header != tenant:
+            if org is None or header not in tenants:
                 return self._json(_problem(403, "AuthenticationUnsuccessful", "Forbidden"), 403)
             if org.injected:
                 status = org.injected.popleft()
