@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,6 +20,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from invoice_sync.ledgers.port import LedgerPort
+from invoice_sync.ledgers.registry import LedgerRegistry
+from invoice_sync.models.mapping import Connection, Mappings
+from invoice_sync.store.mappings import MappingsStore
+from invoice_sync.store.secrets import SecretStore
+from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.target import Target, resolve
 
 
@@ -38,6 +45,10 @@ def common_parser() -> argparse.ArgumentParser:
     where.add_argument("--region", help="its AWS region (default: the AWS configuration's)")
     where.add_argument("--local", action="store_true", help="the stack `invoice-sync local up` is running")
     where.add_argument("--target", help="a target file (or INVOICE_SYNC_TARGET), as `local up` writes")
+    common.add_argument(
+        "--connection",
+        help="the connection to work on (or INVOICE_SYNC_CONNECTION; default: the only one registered)",
+    )
     common.add_argument("--json", action="store_true", help="one JSON document on stdout, for scripts")
     return common
 
@@ -64,6 +75,58 @@ class Context:
             local=getattr(self.args, "local", False),
             region=getattr(self.args, "region", None),
         )
+
+    # --- the deployment's stores, built as the functions build them ----------------------------
+
+    @cached_property
+    def mappings(self) -> MappingsStore:
+        # No cache: an operator reads what is there now, right after changing it.
+        return MappingsStore(self.target.mappings_table, self.target.client("dynamodb"), cache_seconds=0)
+
+    @cached_property
+    def state(self) -> SyncStateStore:
+        return SyncStateStore(self.target.sync_table, self.target.client("dynamodb"))
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        return SecretStore(self.target.secrets_prefix, self.target.client("secretsmanager"), cache_seconds=0)
+
+    @cached_property
+    def ledgers(self) -> LedgerRegistry:
+        """Adapters built exactly as push builds them (same limits, same token lease and vault)."""
+        return LedgerRegistry(self.target.settings(), self.state, self.secrets)
+
+    @cached_property
+    def connection_id(self) -> str:
+        """The connection the command works on: ``--connection``, the environment, or the only one."""
+        chosen = getattr(self.args, "connection", None) or os.environ.get("INVOICE_SYNC_CONNECTION")
+        if chosen:
+            return str(chosen)
+        registered = [c.connection_id for c in self.mappings.connections()]
+        if len(registered) == 1:
+            return registered[0]
+        if not registered:
+            raise CliError("no connection registered yet: run `invoice-sync connect LEDGER` first")
+        raise CliError(f"several connections ({', '.join(registered)}): pass --connection ID")
+
+    def connection(self, connection_id: str) -> Connection:
+        """A registered connection, or one line saying it is not there and how to list them."""
+        connection = self.mappings.connection(connection_id)
+        if connection is None:
+            known = ", ".join(c.connection_id for c in self.mappings.connections()) or "none yet"
+            raise CliError(f"unknown connection {connection_id!r} (registered: {known})")
+        return connection
+
+    def connection_mappings(self, connection_id: str) -> Mappings:
+        """The connection with its product and tax-rate rules, as push reads them."""
+        self.connection(connection_id)  # the one-line error for an unknown id
+        mappings = self.mappings.mappings(connection_id)
+        assert mappings is not None
+        return mappings
+
+    def ledger(self, connection_id: str) -> LedgerPort:
+        """The connection's ledger adapter: its tokens refreshed and saved as push would."""
+        return self.ledgers(self.connection_mappings(connection_id))
 
     @property
     def json(self) -> bool:
