@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from invoice_sync.errors import (
     LedgerError,
@@ -203,49 +204,73 @@ def oauth_refresher(
     """
 
     def refresh(tokens: TokenSet) -> TokenSet:
-        secret = tokens.client_secret.get_secret_value()
-        refresh_token = tokens.refresh_token.get_secret_value()
-        try:
-            if json_body:
-                response = http.post(
-                    token_url,
-                    json={
-                        "grant_type": "refresh_token",
-                        "refresh_token": refresh_token,
-                        "client_id": tokens.client_id,
-                        "client_secret": secret,
-                    },
-                    headers={"Accept": "application/json"},
-                )
-            else:
-                response = http.post(
-                    token_url,
-                    data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                    auth=(tokens.client_id, secret),
-                    headers={"Accept": "application/json"},
-                )
-        except httpx.TransportError as exc:
-            raise LedgerUnavailable(f"{name} token endpoint unreachable: {exc.__class__.__name__}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        error = body.get("error") if isinstance(body, dict) else None
-        if response.status_code in {400, 401} and error in {"invalid_grant", "invalid_client"}:
-            raise TokenRevoked(f"{name} token refresh refused: {error}", code=error)
-        if response.status_code == 429:
-            raise LedgerThrottled(f"{name} token endpoint throttled")
-        if response.status_code >= 400 or "access_token" not in body:
-            raise LedgerUnavailable(f"{name} token endpoint answered HTTP {response.status_code}")
-        now = clock()
-        return TokenSet(
+        return token_grant(
+            http,
+            token_url,
+            {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.get_secret_value()},
             client_id=tokens.client_id,
             client_secret=tokens.client_secret,
-            access_token=body["access_token"],
-            access_expires_at=expires_in(now, body.get("expires_in", 1800)),
-            refresh_token=body.get("refresh_token") or tokens.refresh_token,
-            refresh_expires_at=expires_in(now, body.get("x_refresh_token_expires_in")),
-            refreshed_at=now,
+            name=name,
+            json_body=json_body,
+            previous_refresh=tokens.refresh_token,
+            clock=clock,
         )
 
     return refresh
+
+
+def token_grant(
+    http: httpx.Client,
+    token_url: str,
+    grant: Mapping[str, str],
+    *,
+    client_id: str,
+    client_secret: SecretStr,
+    name: str,
+    json_body: bool = False,
+    previous_refresh: SecretStr | None = None,
+    what: str = "token refresh",
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> TokenSet:
+    """One grant at the token endpoint (``refresh_token``, or the CLI's ``authorization_code``),
+    its answer parsed into the token set to store. Error messages name the OAuth error code only,
+    never a token, code or secret."""
+    secret = client_secret.get_secret_value()
+    try:
+        if json_body:
+            response = http.post(
+                token_url,
+                json={**grant, "client_id": client_id, "client_secret": secret},
+                headers={"Accept": "application/json"},
+            )
+        else:
+            response = http.post(
+                token_url, data=dict(grant), auth=(client_id, secret), headers={"Accept": "application/json"}
+            )
+    except httpx.TransportError as exc:
+        raise LedgerUnavailable(f"{name} token endpoint unreachable: {exc.__class__.__name__}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    error = body.get("error") if isinstance(body, dict) else None
+    if response.status_code in {400, 401} and error in {"invalid_grant", "invalid_client"}:
+        raise TokenRevoked(f"{name} {what} refused: {error}", code=error)
+    if response.status_code == 429:
+        raise LedgerThrottled(f"{name} token endpoint throttled")
+    if response.status_code >= 400 or not isinstance(body, dict) or "access_token" not in body:
+        detail = f": {error}" if isinstance(error, str) and error.isidentifier() else ""
+        raise LedgerUnavailable(f"{name} token endpoint answered HTTP {response.status_code}{detail}")
+    refresh_token = body.get("refresh_token") or previous_refresh
+    if refresh_token is None:
+        raise LedgerUnavailable(f"{name} token endpoint gave no refresh token (is offline access granted?)")
+    now = clock()
+    return TokenSet(
+        client_id=client_id,
+        client_secret=client_secret,
+        access_token=body["access_token"],
+        access_expires_at=expires_in(now, body.get("expires_in", 1800)),
+        refresh_token=refresh_token,
+        refresh_expires_at=expires_in(now, body.get("x_refresh_token_expires_in")),
+        refreshed_at=now,
+    )
