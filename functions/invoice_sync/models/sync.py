@@ -60,5 +60,8 @@ class SyncRecord(BaseModel):
     last_error: str | None = None
     alerted_reason: str | None = None
     event_id: str | None = None
+    # The raw archive's key of the event that last brought this record's snapshot (for a payment:
+    # its invoice's event), so the operator CLI can re-drive a parked record from its source.
+    archive_key: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -1,14 +1,76 @@
-"""SQS sync queue."""
+"""SQS sync queue: sending snapshots (one, or ten to a request), its depth, and the dead-letter
+queue's redrive back onto it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from invoice_sync.errors import TransientError
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.store import aws
 
 # SQS allows 256 KiB per message; leave room for attributes and the envelope.
 MAX_INLINE_BYTES = 240_000
+# SendMessageBatch takes at most 10 entries and 256 KiB in all.
+BATCH_ENTRIES = 10
+BATCH_BYTES = 250_000
+
+
+class QueueSendFailed(TransientError):
+    """SQS refused some entries of a batch; ``failed`` says which messages and why."""
+
+    def __init__(self, failed: list[tuple[SyncMessage, str]]) -> None:
+        super().__init__(f"SQS refused {len(failed)} message(s): {failed[0][1]}")
+        self.failed = failed
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """SQS's approximate counts: waiting, being worked on (in flight), and delayed."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+
+def _body(message: SyncMessage) -> str:
+    # Every field is written, None included: a snapshot must read back as exactly itself.
+    body = message.model_dump_json()
+    if len(body.encode()) > MAX_INLINE_BYTES:
+        # Too big to travel: push re-reads the raw archive instead.
+        body = message.model_copy(
+            update={"invoice": None, "credit_note": None, "refund": None}
+        ).model_dump_json()
+    return body
+
+
+def _attributes(message: SyncMessage) -> dict[str, Any]:
+    return {
+        "connection": {"DataType": "String", "StringValue": message.connection_id},
+        "event_type": {"DataType": "String", "StringValue": message.event_type},
+    }
+
+
+def depth_of(client: Any, queue_url: str) -> QueueDepth:
+    attributes = client.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return QueueDepth(
+        visible=int(attributes.get("ApproximateNumberOfMessages", 0)),
+        in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+    )
 
 
 class SyncQueue:
@@ -17,17 +79,124 @@ class SyncQueue:
         self._client = client or aws.client("sqs")
 
     def send(self, message: SyncMessage) -> None:
-        # Every field is written, None included: a snapshot must read back as exactly itself.
-        body = message.model_dump_json()
-        if len(body.encode()) > MAX_INLINE_BYTES:
-            body = message.model_copy(
-                update={"invoice": None, "credit_note": None, "refund": None}
-            ).model_dump_json()
         self._client.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=body,
-            MessageAttributes={
-                "connection": {"DataType": "String", "StringValue": message.connection_id},
-                "event_type": {"DataType": "String", "StringValue": message.event_type},
-            },
+            QueueUrl=self.queue_url, MessageBody=_body(message), MessageAttributes=_attributes(message)
         )
+
+    def send_batch(
+        self, messages: Sequence[SyncMessage], *, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Sends ``messages`` ten to a request (fewer when their bodies would pass SQS's 256 KiB
+        per request); returns how many were sent. Raises ``QueueSendFailed`` naming the entries
+        SQS refused, after sending every other one. ``progress`` gets each request's count."""
+        failed: list[tuple[SyncMessage, str]] = []
+        sent = 0
+        for chunk in _chunks([(m, _body(m)) for m in messages]):
+            response = self._client.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "MessageBody": body, "MessageAttributes": _attributes(message)}
+                    for i, (message, body) in enumerate(chunk)
+                ],
+            )
+            for entry in response.get("Failed", []):
+                failed.append(
+                    (chunk[int(entry["Id"])][0], f"{entry.get('Code')}: {entry.get('Message', '')}")
+                )
+            done = len(response.get("Successful", []))
+            sent += done
+            if progress is not None:
+                progress(done)
+        if failed:
+            raise QueueSendFailed(failed)
+        return sent
+
+    def depth(self) -> QueueDepth:
+        return depth_of(self._client, self.queue_url)
+
+
+def _chunks(items: list[tuple[SyncMessage, str]]) -> list[list[tuple[SyncMessage, str]]]:
+    chunks: list[list[tuple[SyncMessage, str]]] = []
+    size = 0
+    for item in items:
+        length = len(item[1].encode())
+        if not chunks or len(chunks[-1]) == BATCH_ENTRIES or size + length > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += length
+    return chunks
+
+
+class DeadLetterQueue:
+    """The sync queue's dead-letter queue: what push failed ``maxReceiveCount`` times."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client or aws.client("sqs")
+
+    def depth(self) -> QueueDepth:
+        return depth_of(self._client, self.queue_url)
+
+    def redrive(
+        self,
+        target_url: str,
+        *,
+        limit: int | None = None,
+        visibility_seconds: int = 60,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Moves dead letters back onto ``target_url`` (the sync queue), body and attributes as
+        they are, ten at a time; returns how many moved.
+
+        A message is deleted from here only after SQS accepted its copy there: a crash in between
+        leaves a duplicate at worst, which push (state, not operations) turns into a no-op; never a
+        loss. What the receive hides stays hidden ``visibility_seconds``, so one pass never sees a
+        message twice. (moto's server has no StartMessageMoveTask, so the move is done by hand,
+        and the same code runs on AWS.)
+        """
+        moved = 0
+        while limit is None or moved < limit:
+            wanted = BATCH_ENTRIES if limit is None else min(BATCH_ENTRIES, limit - moved)
+            received = self._client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=wanted,
+                WaitTimeSeconds=0,
+                VisibilityTimeout=visibility_seconds,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not received:
+                break
+            response = self._client.send_message_batch(
+                QueueUrl=target_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": m["Body"],
+                        **(
+                            {"MessageAttributes": m["MessageAttributes"]}
+                            if m.get("MessageAttributes")
+                            else {}
+                        ),
+                    }
+                    for i, m in enumerate(received)
+                ],
+            )
+            copied = [received[int(entry["Id"])] for entry in response.get("Successful", [])]
+            if copied:
+                self._client.delete_message_batch(
+                    QueueUrl=self.queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(copied)
+                    ],
+                )
+            moved += len(copied)
+            if progress is not None:
+                progress(len(copied))
+            if response.get("Failed"):
+                first = response["Failed"][0]
+                raise TransientError(
+                    f"SQS refused {len(response['Failed'])} dead letter(s) after {moved} moved: "
+                    f"{first.get('Code')}: {first.get('Message', '')}"
+                )
+        return moved

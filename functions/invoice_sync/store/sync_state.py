@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, get_args
 
 from botocore.exceptions import ClientError
 
@@ -135,6 +137,58 @@ class SyncStateStore:
             for item in page["Items"]:
                 yield _from_item(item)[0]
 
+    def find(self, connection_id: str, source_id: str) -> builtins.list[SyncRecord]:
+        """Every record of one source id, whatever its kind (one GetItem per kind)."""
+        found = (self.get(connection_id, kind, source_id)[0] for kind in get_args(DocumentKind))
+        return [record for record in found if record is not None]
+
+    def by_day(
+        self,
+        connection_id: str,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        newest_first: bool = True,
+    ) -> Iterator[SyncRecord]:
+        """The records last written between ``since`` and ``until`` (default: now), over the day
+        index: one query per UTC day, page by page, newest first unless told otherwise. Each record
+        appears once, on the day it was last written."""
+        since = since.astimezone(UTC)
+        until = (until or utcnow()).astimezone(UTC)
+        if since > until:
+            return
+        days = [since.date() + timedelta(days=n) for n in range((until.date() - since.date()).days + 1)]
+        if newest_first:
+            days.reverse()
+        paginator = self._client.get_paginator("query")
+        for day in days:
+            # Second precision in the key condition; the exact bounds are checked below.
+            low = max(since, datetime.combine(day, datetime.min.time(), UTC)).strftime("%Y-%m-%dT%H:%M:%S")
+            high = until.strftime("%Y-%m-%dT%H:%M:%S") + "~" if day == until.date() else f"{day.isoformat()}U"
+            for page in paginator.paginate(
+                TableName=self.table,
+                IndexName="by_day",
+                KeyConditionExpression="day_pk = :pk AND day_sk BETWEEN :low AND :high",
+                ExpressionAttributeValues={
+                    ":pk": {"S": f"{connection_id}#{day.isoformat()}"},
+                    ":low": {"S": low},
+                    ":high": {"S": high},
+                },
+                ScanIndexForward=not newest_first,
+            ):
+                for item in page["Items"]:
+                    record = _from_item(item)[0]
+                    if record.updated_at is None or since <= record.updated_at <= until:
+                        yield record
+
+    def last_synced(self, connection_id: str, days: int = 7) -> SyncRecord | None:
+        """The most recently written synced record of the last ``days`` days, if any."""
+        now = utcnow()
+        for record in self.by_day(connection_id, now - timedelta(days=days), now):
+            if record.status is SyncStatus.SYNCED:
+                return record
+        return None
+
     # --- payment links: which invoice a charge paid ---------------------------------------------
 
     def link_charges(self, connection_id: str, charges: Sequence[str], invoice_source_id: str) -> None:
@@ -217,6 +271,16 @@ class SyncStateStore:
     def mark_event_seen(self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int) -> None:
         """Written only after the event is archived and queued, so a crash before it loses nothing."""
         self._mark(f"EVENT#{connection_id}#{event_id}", ttl_seconds, {"archive_key": archive_key})
+
+    def event_archive_key(self, connection_id: str, event_id: str) -> str | None:
+        """Where an accepted event was archived, from its de-duplication marker (expired or not,
+        while DynamoDB still holds it)."""
+        item = self._client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"EVENT#{connection_id}#{event_id}"}, "sk": {"S": "MARK"}},
+            ProjectionExpression="archive_key",
+        ).get("Item")
+        return str(item["archive_key"]["S"]) if item and "archive_key" in item else None
 
     def alert_sent(self, key: str) -> bool:
         return self._marked(f"ALERT#{key}")

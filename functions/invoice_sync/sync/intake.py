@@ -17,6 +17,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from invoice_sync.errors import PayloadTooLarge, UnknownConnection
+from invoice_sync.models.documents import SourceEvent
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.sources import SOURCES
@@ -58,6 +59,22 @@ class EventLog(Protocol):
     def mark_event_seen(
         self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int
     ) -> None: ...
+
+
+def sync_message(event: SourceEvent, *, source: str, connection_id: str, archive_key: str) -> SyncMessage:
+    """The queue message of one accepted event: what intake sends, and what a re-drive or a
+    replay rebuilds from the archived body (``invoice_sync.sync.replay``)."""
+    return SyncMessage(
+        connection_id=connection_id,
+        source=source,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        version=event.version,
+        archive_key=archive_key,
+        invoice=event.invoice,
+        credit_note=event.credit_note,
+        refund=event.refund,
+    )
 
 
 class IntakeService:
@@ -117,18 +134,6 @@ class IntakeService:
             body,
             {"event-id": event.event_id, "event-type": event.event_type, "connection": connection_id},
         )
-        self.queue.send(
-            SyncMessage(
-                connection_id=connection_id,
-                source=source,
-                event_id=event.event_id,
-                event_type=event.event_type,
-                version=event.version,
-                archive_key=key,
-                invoice=event.invoice,
-                credit_note=event.credit_note,
-                refund=event.refund,
-            )
-        )
+        self.queue.send(sync_message(event, source=source, connection_id=connection_id, archive_key=key))
         self.events.mark_event_seen(connection_id, event.event_id, key, self.dedupe_ttl_seconds)
         return IntakeResult(IntakeOutcome.QUEUED, event.event_id, event.event_type)

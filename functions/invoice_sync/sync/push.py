@@ -309,6 +309,7 @@ class PushService:
             record.currency = document.currency
             record.source_total = document.total
             record.event_id = message.event_id
+            record.archive_key = message.archive_key
             mappings = self.mappings.mappings(message.connection_id)
             if mappings is None or not mappings.connection.active:
                 raise ParkError(
@@ -341,6 +342,8 @@ class PushService:
             or record
             or SyncRecord(connection_id=message.connection_id, kind=kind, source_id=source_id)
         )
+        if message.version >= parked.source_version:
+            parked.archive_key = message.archive_key
         self._park(parked, current_revision, message.version, park)
         return PushResult(Outcome.PARKED, source_id, parked.ledger_id, park.reason)
 
@@ -916,6 +919,7 @@ class PushService:
             record = record or SyncRecord(
                 connection_id=invoice_record.connection_id, kind="payment", source_id=payment.source_id
             )
+            record.archive_key = invoice_record.archive_key
             record.currency = payment.currency
             record.source_total = payment.amount
             record.source_number = invoice.number
