@@ -1,7 +1,8 @@
 """Wires the use cases to their stores and ledgers, once per process (cold start).
 
 Handlers ask here for a service; tests call ``reset()`` after changing the environment, or build
-services directly with fakes.
+services directly with fakes. ``build_push`` is the one recipe for the push use case: the push
+Lambda calls it with the stores built here, the operator CLI with the stores of its target.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import timedelta
 from functools import cache
 
 from invoice_sync.ledgers.registry import LedgerRegistry
-from invoice_sync.settings import get_settings
+from invoice_sync.settings import Settings, get_settings
 from invoice_sync.store import aws
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.archive import RawArchive
@@ -19,7 +20,7 @@ from invoice_sync.store.queue import SyncQueue
 from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.intake import IntakeService
-from invoice_sync.sync.push import PushService
+from invoice_sync.sync.push import Alerts, Archive, LedgerFactory, MappingSource, PushService
 
 
 @cache
@@ -58,18 +59,39 @@ def ledgers() -> LedgerRegistry:
     return LedgerRegistry(get_settings(), _state(), _secrets())
 
 
+def build_push(
+    settings: Settings,
+    *,
+    state: SyncStateStore,
+    mappings: MappingSource,
+    archive: Archive,
+    alerts: Alerts,
+    ledger_for: LedgerFactory,
+) -> PushService:
+    """The push use case on the given stores, tuned by ``settings``: the one way it is built, for
+    the push Lambda (``push()``) and for the operator CLI (``try --push``, ``backfill``)."""
+    return PushService(
+        state=state,
+        mappings=mappings,
+        archive=archive,
+        alerts=alerts,
+        ledger_for=ledger_for,
+        intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
+        refund_settle=timedelta(seconds=settings.refund_settle_seconds),
+        reserve_seconds=settings.push_reserve_seconds,
+    )
+
+
 @cache
 def push() -> PushService:
     settings = get_settings()
-    return PushService(
+    return build_push(
+        settings,
         state=_state(),
         mappings=_mappings(),
         archive=RawArchive(settings.archive_bucket),
         alerts=AlertPublisher(settings.alerts_topic_arn),
         ledger_for=ledgers(),
-        intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
-        refund_settle=timedelta(seconds=settings.refund_settle_seconds),
-        reserve_seconds=settings.push_reserve_seconds,
     )
 
 

@@ -2,7 +2,9 @@
 
 Names: ``{prefix}/{connection}/webhook`` holds ``{"secrets": ["whsec_new", "whsec_old"]}`` (two
 while an operator rotates); ``{prefix}/{connection}/ledger-oauth`` holds the OAuth client and
-token set. Values never leave this module except as ``SecretStr``.
+token set; ``{prefix}/{connection}/stripe-api`` holds ``{"api_key": "rk_..."}``, the Stripe key the
+operator CLI reads invoices with (``try``, ``backfill``). Values never leave this module except as
+``SecretStr``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,36 @@ class SecretStore:
 
     def save_ledger_tokens(self, connection_id: str, tokens: TokenSet) -> None:
         self._put(self._name(connection_id, "ledger-oauth"), tokens.to_secret_json())
+
+    def stripe_secret_name(self, connection_id: str) -> str:
+        return self._name(connection_id, "stripe-api")
+
+    def stripe_api_key(self, connection_id: str) -> SecretStr:
+        """The connection's Stripe API key (a restricted key with invoice read access will do).
+        ``ConnectionBroken`` when none is stored or the secret holds no key; never the value."""
+        name = self.stripe_secret_name(connection_id)
+        try:
+            raw = self._client.get_secret_value(SecretId=name)["SecretString"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise ConnectionBroken(
+                    "Stripe API key missing", f"no Stripe API key stored for connection {connection_id}"
+                ) from None
+            raise
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw.strip()  # a bare key is accepted too
+        key = value.get("api_key") if isinstance(value, dict) else value
+        if not isinstance(key, str) or not key.startswith(("sk_", "rk_")):
+            raise ConnectionBroken(
+                "Stripe API key malformed",
+                f'secret {name} holds no Stripe key (expected {{"api_key": "sk_... or rk_..."}})',
+            )
+        return SecretStr(key)
+
+    def put_stripe_api_key(self, connection_id: str, api_key: str) -> None:
+        self._put(self.stripe_secret_name(connection_id), json.dumps({"api_key": api_key}))
 
     def _put(self, name: str, value: str) -> None:
         try:
