@@ -3,6 +3,8 @@
 - AWS is moto's server, over HTTP, on a free loopback port; the resources come from template.yaml.
 - The ledger (QuickBooks Online, Xero or FreshBooks) is played by its sandbox in
   ``invoice_sync_ops.sandboxes``, over HTTP.
+- Stripe's API (what ``invoice-sync try`` and ``backfill`` read) is the stand-in in
+  ``invoice_sync_ops.sandboxes.stripe``, seeded with the demo's invoices and a few more.
 - API Gateway is ``LocalHttpApi``; Lambda's SQS event source is ``SqsEventSource``.
 - The functions run in this process, with the environment template.yaml would give them, pointed
   at the local endpoints through ``AWS_ENDPOINT_URL`` (boto3 reads it itself).
@@ -27,11 +29,16 @@ from invoice_sync.store.secrets import SecretStore
 from invoice_sync_ops.local.api_gateway import LocalHttpApi
 from invoice_sync_ops.local.event_source import SqsEventSource
 from invoice_sync_ops.local.ledgers import LEDGERS, Credentials, LocalLedger, Sandbox
+from invoice_sync_ops.sandboxes.stripe import StripeSandbox, fixture_invoices, generate_invoices
 from invoice_sync_ops.target import Target
 from invoice_sync_ops.template import StackResources, create_stack_resources
 
 REGION = "us-east-1"
 SECRETS_PREFIX = "invoice-sync/local"
+# The generated history the Stripe stand-in holds besides the fixtures' invoices: a dozen
+# finalized invoices, one a day from 2025-06-01 (HIST-0001 ...), for `backfill --since 2025-06-01`.
+HISTORY_START = 1_748_736_000
+HISTORY_COUNT = 12
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class DemoCompany:
 
     connection_id: str = "acme"
     webhook_secret: str = "whsec_local_demo"  # noqa: S105 - a local demo value, printed by local up
+    stripe_account: str = "acct_1LocalAcme0001"
+    stripe_api_key: str = "sk_test_local_demo_acme"
     credentials: Credentials = field(default_factory=Credentials)
 
 
@@ -67,6 +76,7 @@ def seed_demo(
         mappings.put_rule(company.connection_id, rule)
     secrets = SecretStore(SECRETS_PREFIX, client("secretsmanager"))
     secrets.put_webhook_secrets(company.connection_id, [company.webhook_secret])
+    secrets.put_stripe_api_key(company.connection_id, company.stripe_api_key)
     credentials = company.credentials
     secrets.save_ledger_tokens(
         company.connection_id,
@@ -89,6 +99,8 @@ class LocalStack:
         self._retry_seconds = retry_seconds
         self._moto: ThreadedMotoServer | None = None
         self.sandbox = self.ledger.sandbox()
+        self.stripe = StripeSandbox()
+        self.stripe_url = ""
         self.api: LocalHttpApi | None = None
         self.event_source: SqsEventSource | None = None
         self.resources: StackResources | None = None
@@ -108,6 +120,7 @@ class LocalStack:
         host, port = self._moto.get_host_and_port()
         self.aws_endpoint = f"http://{host}:{port}"
         self.ledger_url = self.sandbox.start()
+        self.stripe_url = self.stripe.start()
         self._environment(
             {
                 "AWS_ENDPOINT_URL": self.aws_endpoint,
@@ -160,6 +173,7 @@ class LocalStack:
         if self.api:
             self.api.stop()
         self.sandbox.stop()
+        self.stripe.stop()
         if self._moto:
             self._moto.stop()
         for name, value in self._saved_env.items():
@@ -190,6 +204,11 @@ class LocalStack:
     def seed(self) -> None:
         assert self.resources is not None
         seed_demo(self.resources, self.ledger, self.sandbox, self.company, self.client)
+        self.stripe.seed_account(
+            self.company.stripe_account,
+            api_key=self.company.stripe_api_key,
+            invoices=fixture_invoices() + generate_invoices(HISTORY_COUNT, start=HISTORY_START),
+        )
 
     def target(self) -> Target:
         """What the operator CLI needs to work on this stack (``--local``)."""
@@ -206,6 +225,7 @@ class LocalStack:
             alerts_topic_arn=self.resources.alerts_topic_arn,
             secrets_prefix=SECRETS_PREFIX,
             ledger_environment=self.ledger.environment(self.ledger_url),
+            stripe_api_base=self.stripe_url,
         )
 
     def webhook_url(self, source: str = "stripe", connection_id: str | None = None) -> str:
