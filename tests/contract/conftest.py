@@ -67,6 +67,7 @@ class LedgerCase:
     forget_idempotency: Callable[[], None]
     lose_responses: Callable[[int], None]  # the next writes commit but their answers are lost
     invalid_item_id: str  # a reference the ledger refuses
+    inactive_item_id: str | None = None  # an item the ledger keeps but marks inactive
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def draft(
@@ -181,6 +182,7 @@ def quickbooks_case() -> Iterator[LedgerCase]:
         forget_idempotency=lambda: sandbox.forget_request_ids(realm),
         lose_responses=lambda count: sandbox.lose_responses(realm, count),
         invalid_item_id="9",  # inactive in the sandbox company
+        inactive_item_id="9",  # "Old plan"
     )
     sandbox.stop()
 

@@ -317,3 +317,43 @@ def test_credit_note_credit_is_paid_out_only_up_to_what_is_left(case: LedgerCase
     assert note.strip() == marker("stripe", "cn_ct1:payout")
     with pytest.raises(LedgerValidation):
         case.ledger.pay_out_credit(_payout(case, credit, Decimal("30.00"), "cn_ct2"), "po-2")
+
+
+def test_chart_names_what_mappings_point_at(case: LedgerCase) -> None:
+    """Given the sandbox company's seeded chart, the port's chart lists its items, tax codes and (where
+    the ledger has them) accounts under the references mapping rules use, with what ``mappings check``
+    relies on: the mapped item and taxable code active, the revenue account usable for sales, the
+    payment and refund accounts able to take money, an inactive item listed as inactive, and a
+    reference the ledger refuses absent."""
+    chart = case.ledger.chart()
+    items = {entry.id: entry for entry in chart.items}
+    taxes = {entry.id: entry for entry in chart.tax_codes}
+    assert items[case.item_id].active
+    assert taxes[case.tax_code].active
+    assert taxes[case.tax_code].sales
+    if case.no_tax_code:
+        assert taxes[case.no_tax_code].active
+    if case.inactive_item_id is not None:
+        assert not items[case.inactive_item_id].active
+    else:
+        assert case.invalid_item_id not in items
+    if chart.accounts is None:
+        assert (case.account, case.payment_account, case.refund_from) == (None, None, None)
+        return
+    accounts = {entry.id: entry for entry in chart.accounts}
+    if case.account is not None:
+        assert accounts[case.account].active
+        assert accounts[case.account].sales
+    for money_account in (case.payment_account, case.refund_from):
+        if money_account is not None:
+            assert accounts[money_account].payments
+            assert not accounts[money_account].sales
+
+
+def test_chart_reads_every_page(case: LedgerCase) -> None:
+    """Given a page size of one row, the chart is read page by page to the end and lists exactly what
+    one large page lists (Xero does not page these lists, so there it is one request either way)."""
+    whole = case.ledger.chart()
+    assert len(whole.items) >= 2
+    setattr(case.ledger, "chart_page_size", 1)  # noqa: B010 - not every adapter pages (Xero)
+    assert case.ledger.chart() == whole

@@ -93,6 +93,37 @@ class LedgerContact:
     reference: str | None = None
 
 
+@dataclass(frozen=True)
+class ChartEntry:
+    """One item, account or tax code of the ledger, named as a mapping rule names it."""
+
+    id: str  # QBO: the Id; Xero: the item/account code or the TaxType; FreshBooks: the name
+    name: str
+    active: bool
+    type: str | None = None  # account type (QBO AccountType, Xero Type), item type
+    # Usable on a sales document: a revenue account, an item that is sold, a tax for sales.
+    sales: bool = True
+    # Money can be received into or paid out of it (a bank account, or payments enabled).
+    payments: bool = False
+
+
+@dataclass(frozen=True)
+class Chart:
+    """What mapping rules may point at. ``accounts`` is None for a ledger whose API has no chart of
+    accounts to name (FreshBooks: lines name items and taxes only)."""
+
+    items: tuple[ChartEntry, ...]
+    tax_codes: tuple[ChartEntry, ...]
+    accounts: tuple[ChartEntry, ...] | None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "items": len(self.items),
+            "tax_codes": len(self.tax_codes),
+            "accounts": len(self.accounts or ()),
+        }
+
+
 class LedgerPort(Protocol):
     """Every call may raise the ``LedgerError`` family; writes carry an idempotency key."""
 
@@ -104,6 +135,10 @@ class LedgerPort(Protocol):
     ) -> list[LedgerDocument | LedgerError]:
         """Creates several invoices in one request; each item's outcome is its document or its own
         error (the request as a whole fails only by raising)."""
+        ...
+
+    def chart(self) -> Chart:
+        """Every item, account and tax code, inactive ones included (all pages)."""
         ...
 
     def find_customer(self, name: str) -> LedgerContact | None: ...

@@ -41,8 +41,10 @@ from invoice_sync.errors import (
     Unsupported,
 )
 from invoice_sync.ledgers.freshbooks import payloads
-from invoice_sync.ledgers.freshbooks.client import FreshBooksClient
+from invoice_sync.ledgers.freshbooks.client import PER_PAGE, FreshBooksClient
 from invoice_sync.ledgers.port import (
+    Chart,
+    ChartEntry,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
@@ -56,11 +58,13 @@ INVOICES = "invoices/invoices"
 PAYMENTS = "payments/payments"
 ITEMS = "items/items"
 CREDIT_NOTES = "credit_notes/credit_notes"
+TAXES = "taxes/taxes"
 REPLAY_MEMORY = 1024
 
 
 class FreshBooksLedger(RefundIsCreditNote):
     batch_size = 1  # FreshBooks has no batch call
+    chart_page_size = PER_PAGE
 
     def __init__(self, client: FreshBooksClient) -> None:
         self.client = client
@@ -85,6 +89,30 @@ class FreshBooksLedger(RefundIsCreditNote):
     def forget_replays(self) -> None:
         """Forget every key, as a cold start does (the contract's "after the idempotency window")."""
         self._replays.clear()
+
+    # --- chart -------------------------------------------------------------------------------------
+
+    def chart(self) -> Chart:
+        """The account's items (archived ones inactive; deleted ones are not listed) and taxes, all
+        pages, by name: lines name them so. FreshBooks lines post to no account a mapping names."""
+        size = self.chart_page_size
+        items = self.client.list(ITEMS, "items", per_page=size)
+        taxes = self.client.list(TAXES, "taxes", per_page=size)
+        return Chart(
+            items=tuple(
+                ChartEntry(
+                    id=str(i.get("name", "")), name=str(i.get("name", "")), active=i.get("vis_state", 0) == 0
+                )
+                for i in items
+            ),
+            tax_codes=tuple(
+                ChartEntry(
+                    id=str(t.get("name", "")), name=f"{t.get('name', '')} {t.get('amount', '')}%", active=True
+                )
+                for t in taxes
+            ),
+            accounts=None,
+        )
 
     # --- customers --------------------------------------------------------------------------------
 

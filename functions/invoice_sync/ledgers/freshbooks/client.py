@@ -103,7 +103,12 @@ class FreshBooksClient:
         return result
 
     def list(
-        self, path: str, collection: str, search: Mapping[str, str] | None = None
+        self,
+        path: str,
+        collection: str,
+        search: Mapping[str, str] | None = None,
+        *,
+        per_page: int = PER_PAGE,
     ) -> list[dict[str, Any]]:
         """Every page of a list, filtered by ``search[...]`` (deleted objects are left out by FreshBooks)."""
         params = {f"search[{name}]": value for name, value in (search or {}).items()}
@@ -112,7 +117,7 @@ class FreshBooksClient:
         while True:
             result = self._result(
                 self.http.request(
-                    "GET", path, params={**params, "page": str(page), "per_page": str(PER_PAGE)}
+                    "GET", path, params={**params, "page": str(page), "per_page": str(per_page)}
                 )
             )
             found.extend(result.get(collection) or ())

@@ -5,19 +5,82 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from invoice_sync.errors import LedgerError, LedgerUnavailable, Unsupported
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft
+from invoice_sync.ledgers.port import (
+    Chart,
+    ChartEntry,
+    InvoiceDraft,
+    LedgerContact,
+    LedgerDocument,
+    PaymentDraft,
+)
 from invoice_sync.ledgers.quickbooks import payloads
 from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
+
+# Accounts money can be received into or paid out from (QBO's DepositToAccountRef on payments and
+# refund receipts takes these types).
+PAYMENT_ACCOUNT_TYPES = {"Bank", "Other Current Asset", "Credit Card"}
+
+
+def _item_entry(row: dict[str, Any]) -> ChartEntry:
+    return ChartEntry(
+        id=str(row["Id"]),
+        name=str(row.get("Name", "")),
+        active=row.get("Active", True) is True,
+        type=row.get("Type"),
+        sales=row.get("Type") != "Category",
+    )
+
+
+def _account_entry(row: dict[str, Any]) -> ChartEntry:
+    kind = row.get("AccountType")
+    return ChartEntry(
+        id=str(row["Id"]),
+        name=str(row.get("FullyQualifiedName") or row.get("Name", "")),
+        active=row.get("Active", True) is True,
+        type=kind,
+        sales=row.get("Classification") == "Revenue" or kind in {"Income", "Other Income"},
+        payments=kind in PAYMENT_ACCOUNT_TYPES,
+    )
+
+
+def _tax_code_entry(row: dict[str, Any]) -> ChartEntry:
+    return ChartEntry(
+        id=str(row["Id"]), name=str(row.get("Name", "")), active=row.get("Active", True) is True
+    )
 
 
 class QuickBooksLedger:
     # Intuit recommends at most 30 operations per batch request (python-quickbooks splits at 30).
     batch_size = 30
+    # QBO answers at most 1,000 rows per query; the chart is read page by page.
+    chart_page_size = 1000
 
     def __init__(self, client: QuickBooksClient) -> None:
         self.client = client
+
+    def _all(self, entity: str) -> list[dict[str, Any]]:
+        """Every row of a name list, inactive ones too (QBO leaves those out unless asked)."""
+        rows: list[dict[str, Any]] = []
+        size = self.chart_page_size
+        while True:
+            statement = (
+                f"select * from {entity} where Active in (true, false) "  # noqa: S608 - no user input
+                f"ORDERBY Id STARTPOSITION {len(rows) + 1} MAXRESULTS {size}"
+            )
+            page = self.client.query(statement).get(entity) or []
+            rows.extend(page)
+            if len(page) < size:
+                return rows
+
+    def chart(self) -> Chart:
+        return Chart(
+            items=tuple(_item_entry(row) for row in self._all("Item")),
+            tax_codes=tuple(_tax_code_entry(row) for row in self._all("TaxCode")),
+            accounts=tuple(_account_entry(row) for row in self._all("Account")),
+        )
 
     def create_invoices(
         self, items: Sequence[tuple[InvoiceDraft, str]]

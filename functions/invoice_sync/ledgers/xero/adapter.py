@@ -16,6 +16,8 @@ from typing import Any
 from invoice_sync.errors import LedgerError, LedgerUnavailable, StaleObject
 from invoice_sync.ledgers.http import LedgerHttp
 from invoice_sync.ledgers.port import (
+    Chart,
+    ChartEntry,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
@@ -38,6 +40,37 @@ def _failed(element: dict[str, Any]) -> bool:
 
 def _invoice_outcome(element: dict[str, Any]) -> LedgerDocument | LedgerError:
     return classify(validation_messages(element)) if _failed(element) else payloads.invoice_document(element)
+
+
+def _account_entry(row: dict[str, Any]) -> ChartEntry:
+    return ChartEntry(
+        id=str(row.get("Code") or ""),
+        name=str(row.get("Name", "")),
+        active=row.get("Status") == "ACTIVE",
+        type=row.get("Type"),
+        sales=row.get("Class") == "REVENUE",
+        payments=row.get("Type") == "BANK" or bool(row.get("EnablePaymentsToAccount")),
+    )
+
+
+def _tax_rate_entry(row: dict[str, Any]) -> ChartEntry:
+    return ChartEntry(
+        id=str(row.get("TaxType", "")),
+        name=str(row.get("Name", "")),
+        active=row.get("Status") == "ACTIVE",
+        type=row.get("ReportTaxType"),
+        sales=bool(row.get("CanApplyToRevenue", True)),
+    )
+
+
+def _item_entry(row: dict[str, Any]) -> ChartEntry:
+    # Xero items have no status: one that exists can be used, and ``IsSold`` says whether for sales.
+    return ChartEntry(
+        id=str(row.get("Code", "")),
+        name=str(row.get("Name", "")),
+        active=True,
+        sales=bool(row.get("IsSold", True)),
+    )
 
 
 class XeroLedger(RefundIsCreditNote):
@@ -95,6 +128,17 @@ class XeroLedger(RefundIsCreditNote):
     def _get(self, path: str, collection: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.http.request("GET", path, params=params).get(collection) or []
         return found
+
+    def chart(self) -> Chart:
+        """Xero does not page Accounts, TaxRates or Items: one GET each returns every row,
+        archived accounts and deleted tax rates included. Accounts without a code (some bank
+        accounts) cannot be named by a mapping and are left out."""
+        accounts = [_account_entry(row) for row in self._get("Accounts", "Accounts")]
+        return Chart(
+            items=tuple(_item_entry(row) for row in self._get("Items", "Items")),
+            tax_codes=tuple(_tax_rate_entry(row) for row in self._get("TaxRates", "TaxRates")),
+            accounts=tuple(account for account in accounts if account.id),
+        )
 
     def find_customer(self, name: str) -> LedgerContact | None:
         found = self._get("Contacts", "Contacts", {"where": f"Name=={payloads.quote(name)}"})
