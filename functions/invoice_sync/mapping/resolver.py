@@ -40,6 +40,21 @@ def check_totals(invoice: Billed) -> None:
         raise InvalidSnapshot("totals do not add up", "; ".join(problems))
 
 
+def _currency(currency: str, mappings: Mappings, missing: dict[str, str]) -> str:
+    """The ledger's code for the invoice's currency. A connection that maps currencies accepts only
+    those: an invoice in another currency waits for a rule instead of reaching a ledger company
+    that may not hold it. One without currency rules accepts every currency as it is."""
+    accepted = mappings.of_kind(RuleKind.CURRENCY)
+    if not accepted:
+        return currency
+    rule = mappings.lookup(RuleKind.CURRENCY, currency)
+    if rule is None:
+        known = ", ".join(sorted(r.source_value for r in accepted))
+        missing["currency"] = f"currency {currency} (the connection accepts {known})"
+        return currency
+    return rule.ledger_id.upper()
+
+
 def resolve(invoice: Billed, mappings: Mappings, customer_rule: MappingRule | None = None) -> Resolved:
     connection = mappings.connection
     # Keyed by what is missing, so a product on five lines is reported once.
@@ -98,6 +113,7 @@ def resolve(invoice: Billed, mappings: Mappings, customer_rule: MappingRule | No
                     account=account,
                 )
             )
+    currency = _currency(invoice.currency, mappings, missing)
     customer_id: str | None = None
     if customer_rule:
         customer_id = customer_rule.ledger_id
@@ -112,7 +128,7 @@ def resolve(invoice: Billed, mappings: Mappings, customer_rule: MappingRule | No
         number=invoice.number,
         issued_on=invoice.issued_on,
         due_on=invoice.due_on if isinstance(invoice, Invoice) else None,
-        currency=invoice.currency,
+        currency=currency,
         lines=tuple(lines),
         discount=invoice.money(invoice.discount).to_decimal(),
         tax=invoice.money(all_tax).to_decimal(),

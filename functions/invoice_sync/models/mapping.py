@@ -16,6 +16,9 @@ class RuleKind(StrEnum):
     CUSTOMER = "customer"
     PRODUCT = "product"
     TAX_RATE = "tax_rate"
+    # Source currency -> the ledger's code for it. A connection with any currency rule accepts
+    # only the currencies it maps; one without accepts every currency.
+    CURRENCY = "currency"
 
 
 class CustomerPolicy(StrEnum):
@@ -36,6 +39,10 @@ class MappingRule(BaseModel):
     # Xero: the revenue account code a product's lines post to (``ledger_id`` is then the item
     # code, or empty for none). QBO items carry their income account, so it is unused there.
     ledger_account: str | None = None
+    # Customer rules only: True when push found or created the customer and remembered it, False
+    # when an operator set it; None for rules stored before this was recorded (treated as learned,
+    # so an import never deletes what it cannot tell apart).
+    learned: bool | None = None
 
 
 class Connection(BaseModel):
@@ -64,6 +71,9 @@ class Connection(BaseModel):
     # The account refunded money leaves from (QBO: a bank account id; Xero: a bank account code);
     # unset, payment_account.
     refund_from_account: str | None = None
+    # Reserved: the account a rounding adjustment line would post to. Mapping files carry it and
+    # ``mappings check`` checks it, but push adds no rounding line yet (it sends the source's tax).
+    rounding_account: str | None = None
     active: bool = True
 
 
@@ -81,3 +91,22 @@ class Mappings(BaseModel):
 
     def lookup(self, kind: RuleKind, source_value: str) -> MappingRule | None:
         return self._index.get((kind, source_value))
+
+    def of_kind(self, kind: RuleKind) -> tuple[MappingRule, ...]:
+        return tuple(rule for rule in self.rules if rule.kind is kind)
+
+
+class MappingVersion(BaseModel):
+    """The record of one imported mapping version: who, when, from which file, what changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    at: str  # ISO 8601, UTC
+    actor: str
+    file: str
+    file_sha256: str
+    counts: dict[str, int]  # rules per section in the imported file
+    changes: dict[str, int]  # added / changed / removed rules, changed settings
+    # The imported document (gzip of its canonical YAML), when small enough to keep in the item.
+    snapshot: bytes | None = None

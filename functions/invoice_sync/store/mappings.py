@@ -7,7 +7,9 @@ Items:
   most, read together);
 - ``pk=CUST#{id}, sk={source customer id}``: a customer rule, set by an operator or learned when
   push found or created the customer. One per customer, so they are read one at a time, never
-  with the rules.
+  with the rules;
+- ``pk=CONN#{id}, sk=VERSION#{n:06d}``: the record of mapping version n as an import made it
+  (``MappingVersion``); ``mappings`` skips these.
 
 A warm Lambda keeps what it read for ``cache_seconds``: webhooks must not pay a DynamoDB read each
 to learn that a connection exists.
@@ -16,10 +18,33 @@ to learn that a connection exists.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from invoice_sync.models.mapping import Connection, MappingRule, Mappings, RuleKind
+from invoice_sync.models.mapping import Connection, MappingRule, Mappings, MappingVersion, RuleKind
 from invoice_sync.store import aws
+
+# The connection fields a mapping import sets (the rest of the item belongs to `connect`).
+SETTING_FIELDS = (
+    "customer_policy",
+    "no_tax_code",
+    "default_item_id",
+    "default_account",
+    "payment_account",
+    "refund_item_id",
+    "refund_account",
+    "refund_from_account",
+    "rounding_account",
+)
+BATCH_WRITE = 25  # DynamoDB's most requests per BatchWriteItem
+
+
+class MappingWriteError(Exception):
+    """An import could not be written completely; running it again converges (state, not operations)."""
+
+
+class VersionConflict(MappingWriteError):
+    """The mapping version moved while an import was being written (another import ran)."""
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +200,142 @@ class MappingsStore:
         self.forget(connection_id)
         return int(response["Attributes"]["mapping_version"]["N"])
 
+    def _rule_key(self, connection_id: str, rule: MappingRule) -> dict[str, Any]:
+        if rule.kind is RuleKind.CUSTOMER:
+            return {"pk": {"S": f"CUST#{connection_id}"}, "sk": {"S": rule.source_value}}
+        return {
+            "pk": {"S": f"CONN#{connection_id}"},
+            "sk": {"S": f"RULE#{rule.kind.value}#{rule.source_value}"},
+        }
+
+    def _query(self, pk: str, prefix: str | None = None) -> Iterator[dict[str, Any]]:
+        condition = "pk = :pk" + (" AND begins_with(sk, :prefix)" if prefix else "")
+        values = {":pk": {"S": pk}, **({":prefix": {"S": prefix}} if prefix else {})}
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ConsistentRead=True,
+        ):
+            yield from page["Items"]
+
+    def customer_rules(self, connection_id: str) -> list[MappingRule]:
+        """Every customer rule, set or learned (a paged query: thousands, for operators only)."""
+        rules = []
+        for item in self._query(f"CUST#{connection_id}"):
+            data = _plain(item)
+            rules.append(MappingRule.model_validate({k: v for k, v in data.items() if k not in {"pk", "sk"}}))
+        return rules
+
+    def all_rules(self, connection_id: str) -> list[MappingRule]:
+        """Product, tax-rate, currency and customer rules together, as a mapping export shows them."""
+        mappings = self.mappings(connection_id)
+        return [*(mappings.rules if mappings else ()), *self.customer_rules(connection_id)]
+
+    def write_rules(
+        self, connection_id: str, puts: Sequence[MappingRule], deletes: Sequence[MappingRule]
+    ) -> None:
+        """Puts and deletes in batches of 25, retrying what DynamoDB leaves unprocessed."""
+        requests: list[dict[str, Any]] = [
+            {
+                "PutRequest": {
+                    "Item": {**self._rule_key(connection_id, rule), **_typed(rule.model_dump(mode="json"))}
+                }
+            }
+            for rule in puts
+        ]
+        requests += [{"DeleteRequest": {"Key": self._rule_key(connection_id, rule)}} for rule in deletes]
+        for start in range(0, len(requests), BATCH_WRITE):
+            pending: dict[str, Any] = {self.table: requests[start : start + BATCH_WRITE]}
+            for attempt in range(8):
+                unprocessed = (
+                    self._client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                )
+                if not unprocessed:
+                    break
+                pending = unprocessed
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            else:
+                raise RuntimeError(
+                    "DynamoDB left mapping rules unwritten after 8 attempts; run the import again"
+                )
+        self.forget(connection_id)
+        for rule in (*puts, *deletes):
+            self._cache.pop(f"customer#{connection_id}#{rule.source_value}", None)
+
+    def commit_version(self, connection: Connection, expected_version: int, record: MappingVersion) -> int:
+        """Sets the connection's settings and moves it to ``record.version`` (which must be
+        ``expected_version + 1``), and keeps the version record, in one transaction: conditional on
+        the version still being ``expected_version``, so two imports never share a number."""
+        assert record.version == expected_version + 1
+        key = {"pk": {"S": f"CONN#{connection.connection_id}"}, "sk": {"S": "CONNECTION"}}
+        values = connection.model_dump(mode="json")
+        present = [name for name in SETTING_FIELDS if values.get(name) is not None]
+        absent = [name for name in SETTING_FIELDS if values.get(name) is None]
+        expression = "SET mapping_version = :new, " + ", ".join(f"#{name} = :{name}" for name in present)
+        if absent:
+            expression += " REMOVE " + ", ".join(f"#{name}" for name in absent)
+        names = {f"#{name}": name for name in (*present, *absent)}
+        attribute_values = {
+            ":new": {"N": str(record.version)},
+            ":old": {"N": str(expected_version)},
+            **{f":{name}": {"S": str(values[name])} for name in present},
+        }
+        item = {
+            "pk": {"S": f"CONN#{connection.connection_id}"},
+            "sk": {"S": f"VERSION#{record.version:06d}"},
+            **_typed(record.model_dump(mode="json", exclude={"snapshot", "counts", "changes"})),
+            "counts": {"M": {k: {"N": str(v)} for k, v in record.counts.items()}},
+            "changes": {"M": {k: {"N": str(v)} for k, v in record.changes.items()}},
+        }
+        if record.snapshot is not None:
+            item["snapshot"] = {"B": record.snapshot}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": key,
+                            "UpdateExpression": expression,
+                            "ConditionExpression": "mapping_version = :old",
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": attribute_values,
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                ]
+            )
+        except self._client.exceptions.TransactionCanceledException as exc:
+            raise VersionConflict(
+                f"the mapping version of {connection.connection_id} moved from {expected_version} "
+                "while this import was written (another import?); run it again"
+            ) from exc
+        self.forget(connection.connection_id)
+        return record.version
+
+    def versions(self, connection_id: str, *, with_snapshots: bool = False) -> list[MappingVersion]:
+        """The recorded versions, oldest first (only versions made by an import have a record)."""
+        return [
+            _version(item, with_snapshots=with_snapshots)
+            for item in self._query(f"CONN#{connection_id}", "VERSION#")
+        ]
+
+    def version(self, connection_id: str, number: int) -> MappingVersion | None:
+        response = self._client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": f"VERSION#{number:06d}"}},
+            ConsistentRead=True,
+        )
+        return _version(response["Item"], with_snapshots=True) if "Item" in response else None
+
     def learned_customer(self, connection_id: str, source_id: str, ledger_id: str, name: str) -> None:
         """Remembers a customer found or created in the ledger, so the next invoice skips the lookup.
 
@@ -183,6 +344,23 @@ class MappingsStore:
         self.put_rule(
             connection_id,
             MappingRule(
-                kind=RuleKind.CUSTOMER, source_value=source_id, ledger_id=ledger_id, ledger_name=name
+                kind=RuleKind.CUSTOMER,
+                source_value=source_id,
+                ledger_id=ledger_id,
+                ledger_name=name,
+                learned=True,
             ),
         )
+
+
+def _version(item: dict[str, Any], *, with_snapshots: bool) -> MappingVersion:
+    snapshot = item.get("snapshot", {}).get("B") if with_snapshots else None
+    data = _plain({k: v for k, v in item.items() if k not in {"pk", "sk", "snapshot", "counts", "changes"}})
+    return MappingVersion.model_validate(
+        {
+            **data,
+            "counts": {k: int(v["N"]) for k, v in item.get("counts", {}).get("M", {}).items()},
+            "changes": {k: int(v["N"]) for k, v in item.get("changes", {}).get("M", {}).items()},
+            "snapshot": bytes(snapshot) if snapshot is not None else None,
+        }
+    )

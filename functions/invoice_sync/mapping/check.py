@@ -1,0 +1,113 @@
+"""Checks a connection's mapping against the ledger's chart: every rule and setting that points at
+an item, account or tax code that does not exist, is inactive, or cannot be used where push uses it.
+
+Pure: the mapping and the chart in, the problems out (``mappings check`` prints them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from invoice_sync.ledgers.port import Chart, ChartEntry
+from invoice_sync.models.mapping import Connection, LedgerKind, MappingRule, RuleKind
+
+Need = Literal["item", "tax code", "revenue account", "money account", "account"]
+NOT_CHECKED = ("customer", "currency")  # the chart holds neither customers nor currencies
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # a rule kind, or "setting"
+    source_value: str  # the rule's source value, or the setting's name
+    ledger_id: str
+    problem: str
+
+    def as_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+# Settings, what each must point at, and whether the ledger needs it set.
+SETTINGS: tuple[tuple[str, Need], ...] = (
+    ("default_item_id", "item"),
+    ("default_account", "revenue account"),
+    ("no_tax_code", "tax code"),
+    ("payment_account", "money account"),
+    ("refund_item_id", "item"),
+    ("refund_account", "revenue account"),
+    ("refund_from_account", "money account"),
+    ("rounding_account", "account"),
+)
+
+
+def _find(chart: Chart, need: Need) -> tuple[dict[str, ChartEntry], str] | None:
+    if need == "item":
+        return {e.id: e for e in chart.items}, "item"
+    if need == "tax code":
+        return {e.id: e for e in chart.tax_codes}, "tax code"
+    if chart.accounts is None:
+        return None
+    return {e.id: e for e in chart.accounts}, "account"
+
+
+def _problem(chart: Chart, ledger: LedgerKind, need: Need, ledger_id: str) -> str | None:
+    found = _find(chart, need)
+    if found is None:
+        return f"{ledger} has no chart of accounts to post to: this account is not used"
+    entries, noun = found
+    entry = entries.get(ledger_id)
+    if entry is None:
+        return f"no {noun} {ledger_id} in the ledger"
+    label = f"{noun} {ledger_id} ({entry.name})"
+    if not entry.active:
+        return f"{label} is inactive"
+    if need in {"item", "tax code"} and not entry.sales:
+        return f"{label} cannot be used on sales"
+    if need == "revenue account" and not entry.sales:
+        return f"{label} is {entry.type or 'not revenue'}: not a revenue account"
+    if need == "money account" and not entry.payments:
+        return f"{label} is {entry.type or 'not a bank account'}: payments cannot be made to or from it"
+    return None
+
+
+def check(connection: Connection, rules: Iterable[MappingRule], chart: Chart) -> tuple[list[Problem], int]:
+    """The problems, and how many rules and settings were checked."""
+    ledger = connection.ledger
+    problems: list[Problem] = []
+    checked = 0
+    for rule in sorted(rules, key=lambda r: (r.kind.value, r.source_value)):
+        needs: list[tuple[Need, str]] = []
+        if rule.kind is RuleKind.PRODUCT:
+            if rule.ledger_id:
+                needs.append(("item", rule.ledger_id))
+            if rule.ledger_account:
+                needs.append(("revenue account", rule.ledger_account))
+            elif ledger == "xero":
+                problems.append(
+                    Problem(
+                        rule.kind.value, rule.source_value, rule.ledger_id, "no revenue account code (Xero)"
+                    )
+                )
+        elif rule.kind is RuleKind.TAX_RATE:
+            needs.append(("tax code", rule.ledger_id))
+        else:
+            continue
+        checked += 1
+        for need, ledger_id in needs:
+            text = _problem(chart, ledger, need, ledger_id)
+            if text is not None:
+                problems.append(Problem(rule.kind.value, rule.source_value, ledger_id, text))
+    for name, need in SETTINGS:
+        value = getattr(connection, name)
+        if not value:
+            if ledger == "xero" and name == "payment_account":
+                problems.append(
+                    Problem("setting", name, "", "not set: Xero payments need a bank account code")
+                )
+            continue
+        checked += 1
+        text = _problem(chart, ledger, need, value)
+        if text is not None:
+            problems.append(Problem("setting", name, value, text))
+    return problems, checked
