@@ -84,18 +84,28 @@ class SyncQueue:
         )
 
     def send_batch(
-        self, messages: Sequence[SyncMessage], *, progress: Callable[[int], None] | None = None
+        self,
+        messages: Sequence[SyncMessage],
+        *,
+        delay_seconds: int = 0,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Sends ``messages`` ten to a request (fewer when their bodies would pass SQS's 256 KiB
         per request); returns how many were sent. Raises ``QueueSendFailed`` naming the entries
-        SQS refused, after sending every other one. ``progress`` gets each request's count."""
+        SQS refused, after sending every other one. ``delay_seconds`` (at most 900) holds them back
+        that long; ``progress`` gets each request's count."""
         failed: list[tuple[SyncMessage, str]] = []
         sent = 0
         for chunk in _chunks([(m, _body(m)) for m in messages]):
             response = self._client.send_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
-                    {"Id": str(i), "MessageBody": body, "MessageAttributes": _attributes(message)}
+                    {
+                        "Id": str(i),
+                        "MessageBody": body,
+                        "MessageAttributes": _attributes(message),
+                        **({"DelaySeconds": delay_seconds} if delay_seconds else {}),
+                    }
                     for i, (message, body) in enumerate(chunk)
                 ],
             )
