@@ -340,3 +340,35 @@ def test_incomplete_lines_are_invalid(raw_event: RawEvent) -> None:
     invoice = invoice_of(raw_event, "a1").model_copy(update={"lines_complete": False})
     with pytest.raises(InvalidSnapshot, match="incomplete"):
         resolve(invoice, mappings(*FULL_RULES))
+
+
+# --- currency rules --------------------------------------------------------------------------------
+
+
+def currency(code: str) -> MappingRule:
+    return rule(RuleKind.CURRENCY, code, code)
+
+
+def test_without_currency_rules_every_currency_is_accepted() -> None:
+    """Given a connection with no currency rule, a EUR invoice resolves in EUR, as before currency rules."""
+    invoice = make_invoice([line("l1", 1000)], currency="EUR")
+    assert resolve(invoice, mappings(*FULL_RULES), ACME).draft.currency == "EUR"
+
+
+def test_a_mapped_currency_resolves_to_its_ledger_code() -> None:
+    """Given currency rules for USD and EUR, a EUR invoice resolves with the rule's ledger code."""
+    invoice = make_invoice([line("l1", 1000)], currency="EUR")
+    resolved = resolve(invoice, mappings(*FULL_RULES, currency("USD"), currency("EUR")), ACME)
+    assert resolved.draft.currency == "EUR"
+
+
+def test_an_unmapped_currency_parks_with_the_accepted_ones_named() -> None:
+    """Given a connection that maps only USD, a JPY invoice is parked needs_mapping naming JPY and
+    what the connection accepts, together with any other missing rule (one pass for the operator)."""
+    invoice = make_invoice([line("l1", 1000, product="prod_Unknown")], currency="JPY")
+    with pytest.raises(MappingMissing) as caught:
+        resolve(invoice, mappings(*FULL_RULES, currency("USD")), ACME)
+    assert caught.value.missing == [
+        "product prod_Unknown (Line l1)",
+        "currency JPY (the connection accepts USD)",
+    ]
