@@ -4,6 +4,9 @@ loopback interface, the ``state`` that ties the redirect to this run, and PKCE.
 ``invoice-sync connect`` uses it. The listener hands the
 redirect's query to the waiting command and holds the browser's request open until the command
 says how it ended, so the tab shows the real outcome ("connected" only once the tokens are saved).
+
+Where no listener can be reached (a redirect URI on https, or on another machine), the person
+pastes the address the browser landed on instead: ``parse_redirect`` reads it.
 """
 
 from __future__ import annotations
@@ -18,15 +21,42 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 CALLBACK_PATH = "/callback"
 # How long a browser's request is held open for the verdict (the token exchange and the saves).
 VERDICT_SECONDS = 60.0
+# How long closing the listener waits for an answered browser to get its page.
+DELIVERY_SECONDS = 3.0
 
 
 def new_state() -> str:
     return secrets.token_urlsafe(32)
+
+
+def state_matches(expected: str, returned: str | None) -> bool:
+    """Whether the redirect carries this run's ``state``, compared in constant time."""
+    if not returned:
+        return False
+    return secrets.compare_digest(expected.encode("utf-8"), returned.encode("utf-8"))
+
+
+def authorize_url(base: str, params: dict[str, str]) -> str:
+    """The consent page's address with the request's parameters added to any it already has."""
+    separator = "&" if urlsplit(base).query else "?"
+    return f"{base}{separator}{urlencode(params)}"
+
+
+def parse_redirect(address: str) -> dict[str, str]:
+    """The query of a redirect address a person pasted (first value of each parameter).
+
+    Raises ``ValueError`` when it is not an address with a query: the person pasted something
+    else, and the message says so without repeating what was pasted (it may hold the code).
+    """
+    url = urlsplit(address.strip())
+    if not url.scheme or not url.query:
+        raise ValueError("that is not the address the browser landed on (no ?code=... or ?error=...)")
+    return {name: values[0] for name, values in parse_qs(url.query, keep_blank_values=True).items()}
 
 
 @dataclass(frozen=True)
@@ -47,11 +77,18 @@ class Callback:
 
     params: dict[str, str]
     _verdict: queue.Queue[tuple[bool, str]] = field(default_factory=lambda: queue.Queue(maxsize=1))
+    _delivered: threading.Event = field(default_factory=threading.Event)
+    _answered: threading.Event = field(default_factory=threading.Event)
 
     def answer(self, ok: bool, message: str) -> None:
         """What the browser tab shows; only the first answer counts."""
         with contextlib.suppress(queue.Full):
             self._verdict.put_nowait((ok, message))
+            self._answered.set()
+
+    def delivered(self, timeout: float) -> bool:
+        """Waits until the browser has been sent its page (True), or ``timeout`` (False)."""
+        return self._delivered.wait(timeout)
 
 
 def _page(ok: bool, message: str) -> bytes:
@@ -64,26 +101,38 @@ def _page(ok: bool, message: str) -> bytes:
 
 
 class RedirectListener:
-    """``http://127.0.0.1:PORT/callback``, serving until closed; ``wait`` gives the first redirect."""
+    """``http://HOST:PORT/PATH`` served on 127.0.0.1 until closed; ``wait`` gives the first redirect.
 
-    def __init__(self, port: int) -> None:
+    ``host`` is only what the redirect URI says: ledgers that refuse IP addresses in redirect
+    URIs (Intuit) are given ``localhost``, which the browser resolves to this loopback listener.
+    Port 0 takes any free port (then the redirect URI cannot have been registered in advance).
+    """
+
+    def __init__(self, port: int, *, host: str = "127.0.0.1", path: str = CALLBACK_PATH) -> None:
         self._callbacks: queue.Queue[Callback] = queue.Queue()
-        callbacks = self._callbacks
+        self._seen: list[Callback] = []
+        self._host = host
+        self._path = path
+        callbacks, seen = self._callbacks, self._seen
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
-                if url.path != CALLBACK_PATH:
+                if url.path != path:
                     self._reply(404, _page(False, "Nothing here."))
                     return
                 query = parse_qs(url.query, keep_blank_values=True)
                 callback = Callback({name: values[0] for name, values in query.items()})
+                seen.append(callback)
                 callbacks.put(callback)
                 try:
                     ok, message = callback._verdict.get(timeout=VERDICT_SECONDS)
                 except queue.Empty:
                     ok, message = False, "invoice-sync stopped waiting; see the terminal."
-                self._reply(200 if ok else 400, _page(ok, message))
+                try:
+                    self._reply(200 if ok else 400, _page(ok, message))
+                finally:
+                    callback._delivered.set()
 
             def _reply(self, status: int, body: bytes) -> None:
                 self.send_response(status)
@@ -106,8 +155,12 @@ class RedirectListener:
         self._thread.start()
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def redirect_uri(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{CALLBACK_PATH}"
+        return f"http://{self._host}:{self.port}{self._path}"
 
     def wait(self, timeout: float) -> Callback | None:
         try:
@@ -116,6 +169,11 @@ class RedirectListener:
             return None
 
     def close(self) -> None:
+        # An answered browser gets its page before the process that answered it goes away.
+        deadline = DELIVERY_SECONDS
+        for callback in list(self._seen):
+            if callback._answered.is_set() and not callback.delivered(deadline):
+                break
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

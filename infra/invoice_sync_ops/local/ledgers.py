@@ -56,12 +56,27 @@ class LocalLedger:
         return QuickBooksSandbox() if self.kind == "quickbooks" else XeroSandbox()
 
     def environment(self, url: str) -> dict[str, str]:
-        """Where push finds this ledger: the variables template.yaml sets for the real one."""
+        """Where push finds this ledger: the variables template.yaml sets for the real one; and
+        where ``invoice-sync connect`` finds its consent page (``*_AUTHORIZE_URL``, CLI only) and,
+        for Xero, the list of organisations a token reaches (``XERO_CONNECTIONS_URL``)."""
         if self.kind == "quickbooks":
-            return {"QUICKBOOKS_API_BASE": url, "QUICKBOOKS_TOKEN_URL": f"{url}/oauth2/v1/tokens/bearer"}
+            return {
+                "QUICKBOOKS_API_BASE": url,
+                "QUICKBOOKS_TOKEN_URL": f"{url}/oauth2/v1/tokens/bearer",
+                "QUICKBOOKS_AUTHORIZE_URL": f"{url}/connect/oauth2",
+            }
         if self.kind == "freshbooks":
-            return {"FRESHBOOKS_API_BASE": url, "FRESHBOOKS_TOKEN_URL": f"{url}/auth/oauth/token"}
-        return {"XERO_API_BASE": f"{url}/api.xro/2.0", "XERO_TOKEN_URL": f"{url}/connect/token"}
+            return {
+                "FRESHBOOKS_API_BASE": url,
+                "FRESHBOOKS_TOKEN_URL": f"{url}/auth/oauth/token",
+                "FRESHBOOKS_AUTHORIZE_URL": f"{url}/oauth/authorize",
+            }
+        return {
+            "XERO_API_BASE": f"{url}/api.xro/2.0",
+            "XERO_TOKEN_URL": f"{url}/connect/token",
+            "XERO_AUTHORIZE_URL": f"{url}/identity/connect/authorize",
+            "XERO_CONNECTIONS_URL": f"{url}/connections",
+        }
 
     def seed(self, sandbox: Sandbox, credentials: Credentials) -> None:
         if isinstance(sandbox, QuickBooksSandbox):
