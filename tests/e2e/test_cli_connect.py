@@ -479,3 +479,49 @@ def test_a_grant_of_several_tenants_needs_tenant_to_choose(
     assert (chosen.json()["tenant_id"], chosen.json()["company"]) == (ids[1], "South Ltd")
     assert ctx.connection(own(ledger_stack, "multi")).tenant_id == ids[1]
     assert ctx.ledger(own(ledger_stack, "multi")).find_invoice("NO-SUCH-0003") is None
+
+
+@pytest.mark.parametrize("ledger_stack", ["quickbooks"], indirect=True)
+def test_an_https_redirect_uri_is_completed_by_pasting_the_address(
+    ledger_stack: LocalStack, target_path: Path, run: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a redirect URI on https (Intuit's production apps and FreshBooks take no http one), no
+    listener can receive the redirect; when the person pastes the address the browser landed on,
+    then `connect` checks its state, exchanges its code for that redirect URI and connects."""
+    landed: list[str] = []
+
+    def browser(url: str) -> bool:
+        assert parse_qs(urlsplit(url).query)["redirect_uri"] == ["https://books.example.test/oauth/done"]
+        landed.append(httpx.get(url, timeout=10).headers["Location"])  # the page it lands on
+        return True
+
+    prompts: list[str] = []
+
+    def paste(prompt: str) -> str:
+        prompts.append(prompt)
+        return landed[-1] + "\n"
+
+    monkeypatch.setattr(connect, "open_browser", browser)
+    monkeypatch.setattr(connect, "read_pasted", paste)
+    pasted = own(ledger_stack, "pasted")
+    result = run(
+        *connect_args("quickbooks", pasted, "--redirect-uri", "https://books.example.test/oauth/done")
+    )
+
+    assert result.code == 0, result.err
+    assert prompts and "paste" in prompts[0]
+    assert context(target_path).connection(pasted).tenant_id == ledger_stack.ledger.tenant_id
+    assert code_of(landed[-1]) not in result.out + result.err
+
+
+@pytest.mark.parametrize("ledger_stack", ["quickbooks"], indirect=True)
+def test_a_local_stack_without_the_ledgers_sandbox_never_opens_the_real_consent_page(
+    run: Callable[..., Run],
+) -> None:
+    """Given the local stack plays QuickBooks, when `connect freshbooks` runs against it, then it
+    fails in one line naming `local up --ledger freshbooks`, and no browser opens on FreshBooks."""
+    result = run(*connect_args("freshbooks", "elsewhere"))
+
+    assert result.code == 1
+    assert "local up --ledger freshbooks" in result.err
+    assert result.browser.opened == []

@@ -59,8 +59,17 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 
 # What a browser stand-in (tests) or the person's browser does with the consent page's address.
 open_browser: Callable[[str], bool] = webbrowser.open
+
+
+def ask(prompt: str) -> str:
+    """One line typed by the person; the prompt goes to stderr so ``--json`` keeps stdout clean."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline()
+
+
 # How a pasted redirect address is read (``--redirect-uri`` that is not a loopback listener).
-read_pasted: Callable[[str], str] = input
+read_pasted: Callable[[str], str] = ask
 
 
 @dataclass(frozen=True)
@@ -279,7 +288,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             params.update(code_challenge=pkce.challenge, code_challenge_method="S256")
         url = authorize_url(authorize_base, params)
         ctx.say(f"Redirect URI (register it in the {spec.title} developer portal): {redirect.redirect_uri}")
-        if args.no_browser or redirect.pasted:
+        if args.no_browser:
             ctx.say(f"Open this address in a browser to allow access:\n{url}")
         else:
             ctx.say(
@@ -385,7 +394,7 @@ def _credentials(
             return stored.client_id, stored.client_secret
     interactive = sys.stdin.isatty()
     if client_id is None and interactive:
-        client_id = input("OAuth client id: ").strip() or None
+        client_id = ask("OAuth client id: ").strip() or None
     if secret is None and interactive:
         secret = getpass.getpass("OAuth client secret (not shown): ").strip() or None
     if client_id is None or secret is None:
@@ -403,16 +412,12 @@ class Redirect(Protocol):
     @property
     def redirect_uri(self) -> str: ...
 
-    @property
-    def pasted(self) -> bool: ...
-
     def wait(self, timeout: float) -> Callback: ...
 
 
 @dataclass
 class _Listening:
     listener: RedirectListener
-    pasted: bool = False
 
     @property
     def redirect_uri(self) -> str:
@@ -431,7 +436,6 @@ class _Listening:
 @dataclass
 class _Pasting:
     redirect_uri: str
-    pasted: bool = True
 
     def wait(self, timeout: float) -> Callback:  # noqa: ARG002 - a person pastes at their own pace
         address = read_pasted("After allowing access, paste the address the browser landed on: ")
