@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -525,3 +528,48 @@ def test_a_local_stack_without_the_ledgers_sandbox_never_opens_the_real_consent_
     assert result.code == 1
     assert "local up --ledger freshbooks" in result.err
     assert result.browser.opened == []
+
+
+@pytest.mark.parametrize("ledger_stack", ["quickbooks"], indirect=True)
+def test_the_installed_command_prints_the_address_on_one_line_with_no_browser(
+    ledger_stack: LocalStack, target_path: Path
+) -> None:
+    """Given `invoice-sync connect --no-browser` run as a person runs it (the installed script,
+    output to a pipe, the secret in INVOICE_SYNC_CLIENT_SECRET), when the printed consent address is
+    opened, then it is whole on one line (not wrapped), the browser tab says "Connected", the command
+    exits 0, and the secret appears nowhere in its output."""
+    connection = own(ledger_stack, "piped")
+    env = {**os.environ, "INVOICE_SYNC_CLIENT_SECRET": CLIENT_SECRET}
+    command = [
+        *(str(Path(sys.executable).with_name("invoice-sync")),),
+        "connect",
+        "quickbooks",
+        "--connection",
+        connection,
+        "--client-id",
+        CLIENT_ID,
+        "--no-browser",
+        "--port",
+        "0",
+        "--timeout",
+        "30",
+        "--target",
+        str(target_path),
+    ]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        assert process.stdout is not None
+        printed: list[str] = []
+        while not (printed and printed[-1].startswith("http")):
+            line = process.stdout.readline()
+            assert line, "the command ended before printing the consent address"
+            printed.append(line)
+        page = httpx.get(printed[-1].strip(), follow_redirects=True, timeout=30)
+        out, err = process.communicate(timeout=30)
+
+    assert process.returncode == 0, err
+    assert "Connected" in page.text
+    assert "state=" in printed[-1]
+    assert CLIENT_SECRET not in "".join(printed) + out + err
+    assert context(target_path).connection(connection).tenant_id == ledger_stack.ledger.tenant_id

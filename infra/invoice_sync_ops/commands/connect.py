@@ -33,6 +33,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
+from rich.text import Text
 
 from invoice_sync.errors import ConnectionBroken, TokenRevoked
 from invoice_sync.ledgers.http import token_grant
@@ -287,15 +288,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if pkce is not None:
             params.update(code_challenge=pkce.challenge, code_challenge_method="S256")
         url = authorize_url(authorize_base, params)
-        ctx.say(f"Redirect URI (register it in the {spec.title} developer portal): {redirect.redirect_uri}")
+        _say(ctx, f"Redirect URI (register it in the {spec.title} developer portal): {redirect.redirect_uri}")
         if args.no_browser:
-            ctx.say(f"Open this address in a browser to allow access:\n{url}")
+            _say(ctx, f"Open this address in a browser to allow access:\n{url}")
         else:
-            ctx.say(
-                f"Opening the {spec.title} consent page in your browser. If it does not open, visit:\n{url}"
+            _say(
+                ctx,
+                f"Opening the {spec.title} consent page in your browser. If it does not open, visit:\n{url}",
             )
             if not open_browser(url):
-                ctx.say("No browser could be opened: open the address above by hand.")
+                _say(ctx, "No browser could be opened: open the address above by hand.")
         callback = redirect.wait(args.timeout)
         try:
             with httpx.Client(timeout=settings.ledger_timeout_seconds) as http:
@@ -327,18 +329,24 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for column in ("connection", "ledger", "company", "tenant", "access token until", "refresh token until"):
         table.add_column(column)
     table.add_row(
-        outcome["connection"],
-        spec.kind,
-        outcome["company"],
-        outcome["tenant_id"],
-        outcome["access_expires_at"] or "",
-        outcome["refresh_expires_at"] or "no expiry given",
+        *(
+            Text(str(cell))
+            for cell in (
+                outcome["connection"],
+                spec.kind,
+                outcome["company"],
+                outcome["tenant_id"],
+                outcome["access_expires_at"] or "",
+                outcome["refresh_expires_at"] or "no expiry given",
+            )
+        )
     )
     ctx.emit(outcome, table)
     if outcome["created"]:
-        ctx.say(
+        _say(
+            ctx,
             "Next: store the connection's webhook signing secret and add its mapping rules "
-            "(docs/cli-connect.md)."
+            "(docs/cli-connect.md).",
         )
     return 0
 
@@ -535,9 +543,10 @@ def _complete(
                 f"books. Name a new --connection, or pass --force to switch (its mapping rules name "
                 f"the old {spec.noun}'s items and accounts)"
             )
-        ctx.say(
+        _say(
+            ctx,
             f"Switching {connection_id} from {spec.noun} {existing.tenant_id} to {tenant.tenant_id} "
-            "(--force): review its mapping rules, they name the old books' items and accounts."
+            "(--force): review its mapping rules, they name the old books' items and accounts.",
         )
     # Saved before the connection points at it and before the browser hears "connected": a
     # connection registered without working tokens would park every document it receives.
@@ -679,6 +688,13 @@ def _choose(
     raise CliError(f"the grant covers {len(tenants)} {spec.noun}s: run again with --tenant ID ({listed})")
 
 
+def _say(ctx: Context, text: str) -> None:
+    """``ctx.say`` for text holding addresses and ledger-given names: never wrapped (a consent
+    address must survive copying from a log) and never read as rich markup."""
+    console = ctx.errors if ctx.json else ctx.console
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def _browser_text(exc: BaseException) -> str:
     if isinstance(exc, CliError):
         return f"{exc} (see the terminal)."
@@ -718,16 +734,10 @@ def run_connections(args: argparse.Namespace, ctx: Context) -> int:  # noqa: ARG
     for column in ("connection", "source", "ledger", "tenant", "active", "mapping version"):
         table.add_column(column)
     for c in connections:
-        table.add_row(
-            c.connection_id,
-            c.source,
-            c.ledger,
-            c.tenant_id,
-            "yes" if c.active else "no",
-            str(c.mapping_version),
-        )
+        cells = (c.connection_id, c.source, c.ledger, c.tenant_id, "yes" if c.active else "no")
+        table.add_row(*(Text(cell) for cell in (*cells, str(c.mapping_version))))
     if not rows and not ctx.json:
-        ctx.say("No connection registered yet: run `invoice-sync connect LEDGER --connection ID`.")
+        _say(ctx, "No connection registered yet: run `invoice-sync connect LEDGER --connection ID`.")
         return 0
     ctx.emit(rows, table)
     return 0
