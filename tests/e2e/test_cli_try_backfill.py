@@ -11,6 +11,7 @@ import pytest
 
 from invoice_sync.sources.stripe import parse_event
 from invoice_sync.store.sync_state import SyncStateStore
+from invoice_sync_ops.cli import main
 from invoice_sync_ops.local.stack import LocalStack
 from invoice_sync_ops.sandboxes.stripe import generate_invoices
 
@@ -227,3 +228,22 @@ def test_backfill_refuses_drafts_and_bad_dates_as_usage_errors(
             cli("backfill", *args)
         assert exited.value.code == 2
         assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_unreachable_ledger_is_one_line_and_exit_1(
+    stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the ledger's API and token endpoint on a port nobody listens on, try (which looks the
+    customer up) ends with one line on stderr and exit 1, not a traceback."""
+    dead = "http://127.0.0.1:9"
+    target = stack.target().model_copy(
+        update={"ledger_environment": {"QUICKBOOKS_API_BASE": dead, "QUICKBOOKS_TOKEN_URL": f"{dead}/token"}}
+    )
+    path = tmp_path / "dead-ledger.json"
+    target.write(path)
+    capsys.readouterr()
+    code = main(["try", str(EVENTS / "a1_invoice.finalized.current.json"), "--target", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("invoice-sync: ") and err.count("\n") == 1
+    assert "Traceback" not in err
