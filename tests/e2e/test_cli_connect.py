@@ -541,7 +541,7 @@ def test_the_installed_command_prints_the_address_on_one_line_with_no_browser(
     connection = own(ledger_stack, "piped")
     env = {**os.environ, "INVOICE_SYNC_CLIENT_SECRET": CLIENT_SECRET}
     command = [
-        *(str(Path(sys.executable).with_name("invoice-sync")),),
+        str(Path(sys.executable).with_name("invoice-sync")),
         "connect",
         "quickbooks",
         "--connection",
