@@ -59,7 +59,9 @@ def clock() -> FakeClock:
 @pytest.fixture
 def sandbox(clock: FakeClock) -> Iterator[StripeSandbox]:
     server = StripeSandbox(clock=clock)
-    server.seed_account(ACCOUNT, api_key=KEY, invoices=generate_invoices(250, start=START, step_seconds=3600))
+    server.seed_account(
+        ACCOUNT, api_key=KEY, invoices=generate_invoices(250, start=START, step_seconds=3600), sdk_check=True
+    )
     server.start()
     yield server
     server.stop()
@@ -210,7 +212,7 @@ def test_seeding_refuses_what_the_parser_or_sdk_could_not_read(sandbox: StripeSa
     """The stand-in only serves invoices invoice-sync's parser and the stripe SDK both read: one
     without lines, or of another object type, is refused at seeding."""
     (good,) = generate_invoices(1, start=START)
-    assert validate_invoice(good) is good
+    assert validate_invoice(good, sdk=True) is good
     with pytest.raises(ValueError, match="lines"):
         validate_invoice({k: v for k, v in good.items() if k != "lines"})
     with pytest.raises(ValueError, match="not an invoice"):
