@@ -233,8 +233,9 @@ def test_backfill_refuses_drafts_and_bad_dates_as_usage_errors(
 def test_an_unreachable_ledger_is_one_line_and_exit_1(
     stack: LocalStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With the ledger's API and token endpoint on a port nobody listens on, try (which looks the
-    customer up) ends with one line on stderr and exit 1, not a traceback."""
+    """With the ledger's API and token endpoint on a port nobody listens on, try on an invoice whose
+    customer has no rule yet (so it must be looked up in the ledger) ends with one line on stderr
+    and exit 1, not a traceback."""
     dead = "http://127.0.0.1:9"
     target = stack.target().model_copy(
         update={"ledger_environment": {"QUICKBOOKS_API_BASE": dead, "QUICKBOOKS_TOKEN_URL": f"{dead}/token"}}
@@ -242,7 +243,7 @@ def test_an_unreachable_ledger_is_one_line_and_exit_1(
     path = tmp_path / "dead-ledger.json"
     target.write(path)
     capsys.readouterr()
-    code = main(["try", str(EVENTS / "a1_invoice.finalized.current.json"), "--target", str(path)])
+    code = main(["try", str(EVENTS / "d3_invoice.finalized.jpy.current.json"), "--target", str(path)])
     err = capsys.readouterr().err
     assert code == 1
     assert err.startswith("invoice-sync: ") and err.count("\n") == 1
