@@ -20,7 +20,7 @@ from invoice_sync.store.queue import SyncQueue
 from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.intake import IntakeService
-from invoice_sync.sync.push import Alerts, Archive, LedgerFactory, MappingSource, PushService
+from invoice_sync.sync.push import Alerts, Archive, MappingSource, PushService
 
 
 @cache
@@ -66,7 +66,7 @@ def build_push(
     mappings: MappingSource,
     archive: Archive,
     alerts: Alerts,
-    ledger_for: LedgerFactory,
+    ledger_for: LedgerRegistry,
 ) -> PushService:
     """The push use case on the given stores, tuned by ``settings``: the one way it is built, for
     the push Lambda (``push()``) and for the operator CLI (``try --push``, ``backfill``)."""
@@ -79,6 +79,7 @@ def build_push(
         intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
         refund_settle=timedelta(seconds=settings.refund_settle_seconds),
         reserve_seconds=settings.push_reserve_seconds,
+        ledger_usage=ledger_for.usage_since_last,
     )
 
 

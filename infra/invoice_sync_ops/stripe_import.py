@@ -21,6 +21,7 @@ from invoice_sync.models.messages import SyncMessage
 from invoice_sync.sources import SOURCES
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.archive import RawArchive, archive_key
+from invoice_sync.sync.intake import sync_message
 from invoice_sync.sync.push import PushService
 from invoice_sync_ops.commands import Context
 from invoice_sync_ops.stripe_api import StripeApi, api_key
@@ -82,17 +83,7 @@ def archived_message(
             "imported-by": "invoice-sync-cli",
         },
     )
-    return SyncMessage(
-        connection_id=connection_id,
-        source=source,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        version=event.version,
-        archive_key=key,
-        invoice=event.invoice,
-        credit_note=event.credit_note,
-        refund=event.refund,
-    )
+    return sync_message(event, source=source, connection_id=connection_id, archive_key=key)
 
 
 def archive(ctx: Context) -> RawArchive:

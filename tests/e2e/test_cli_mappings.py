@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from moto.moto_api._internal.models import moto_api_backend
 
 from invoice_sync_ops import demo
 from invoice_sync_ops.cli import main
@@ -19,26 +18,9 @@ from tests.e2e.conftest import CliResult
 Cli = Callable[..., CliResult]
 
 
-def _clean_moto() -> None:
-    # moto keeps its backends per process, not per server: a local stack's tables outlive it and the
-    # next stack (same table names) would find this module's mapping versions. Start and end clean.
-    moto_api_backend.reset()
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    """The conftest's QuickBooks stack, on a clean moto state and leaving one behind."""
-    _clean_moto()
-    with LocalStack() as running:
-        yield running
-    _clean_moto()
-
-
 @pytest.fixture(scope="class")
 def xero_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    """A Xero local stack of this module's own, and the CLI pointed at it; stopped (and moto left
-    clean) before the QuickBooks stack starts, since both would share moto's tables."""
-    _clean_moto()
+    """A Xero local stack of this module's own, and the CLI pointed at it."""
     with LocalStack(ledger="xero") as xero:
         target = tmp_path_factory.mktemp("xero") / "target.json"
         xero.target().write(target)
@@ -50,7 +32,6 @@ def xero_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
             return CliResult(code, captured.out, captured.err)
 
         yield run
-    _clean_moto()
 
 
 def exported(cli: Cli, path: Path, *extra: str) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -987,3 +988,18 @@ def test_invoice_and_credit_note_sharing_an_id_in_one_batch_are_both_kept(harnes
     assert harness.drain() == 0
     assert len(harness.documents("Invoice")) == 1
     assert len(harness.documents("CreditMemo")) == 1
+
+
+def test_push_counts_the_days_ledger_requests_as_the_ledger_saw_them(harness: Harness) -> None:
+    """Given invoices and a payment pushed by the push Lambda, then the connection's tally for
+    the day (what ``status`` shows against the ledger's limit) equals the requests the QBO sandbox
+    answered on the API (token refreshes are not API calls), and a second drain of an empty
+    queue adds nothing."""
+    _sync(harness, "a1", "a2")
+    store = SyncStateStore(harness.resources.sync_table, harness.client("dynamodb"))
+    today = datetime.now(UTC).date().isoformat()
+    api_calls = [r for r in harness.sandbox.request_log if r[1].startswith("/v3/")]
+    assert api_calls
+    assert store.ledger_use("acme", today) == (len(api_calls), 0)
+    harness.drain()
+    assert store.ledger_use("acme", today) == (len(api_calls), 0)

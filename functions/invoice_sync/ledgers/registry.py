@@ -37,10 +37,23 @@ class LedgerRegistry:
         self._http = httpx.Client(timeout=settings.ledger_timeout_seconds)
         self._ledgers: dict[str, LedgerPort] = {}
         self._quotas: dict[str, Quota] = {}
+        self._counted: dict[str, tuple[int, int]] = {}  # (requests, throttled) already handed out
 
     def quotas(self) -> dict[str, Quota]:
         """Per connection: requests made, throttled answers and what the ledger says is left."""
         return dict(self._quotas)
+
+    def usage_since_last(self) -> dict[str, tuple[int, int]]:
+        """Per connection, the (requests, throttled) made since the last call: what to add to the
+        day's tally of ledger use. Connections with nothing new are left out."""
+        fresh: dict[str, tuple[int, int]] = {}
+        for connection_id, quota in self._quotas.items():
+            requests, throttled = self._counted.get(connection_id, (0, 0))
+            delta = (quota.requests - requests, quota.throttled - throttled)
+            if delta != (0, 0):
+                fresh[connection_id] = delta
+                self._counted[connection_id] = (quota.requests, quota.throttled)
+        return fresh
 
     def __call__(self, mappings: Mappings) -> LedgerPort:
         connection = mappings.connection

@@ -222,17 +222,21 @@ class SyncStateStore:
 
     def add_ledger_use(self, connection_id: str, day: str, requests: int, throttled: int) -> None:
         """Adds to the day's count of ledger requests (and 429s) for a connection: one atomic
-        update per push batch, kept 35 days."""
-        self._client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"USE#{connection_id}"}, "sk": {"S": day}},
-            UpdateExpression="ADD requests :r, throttled :t SET expires_at = :e",
-            ExpressionAttributeValues={
-                ":r": {"N": str(requests)},
-                ":t": {"N": str(throttled)},
-                ":e": {"N": str(int(time.time()) + 35 * 24 * 3600)},
-            },
-        )
+        update per push batch, kept 35 days. ``TransientError`` when DynamoDB refuses it."""
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"USE#{connection_id}"}, "sk": {"S": day}},
+                UpdateExpression="ADD requests :r, throttled :t SET expires_at = :e",
+                ExpressionAttributeValues={
+                    ":r": {"N": str(requests)},
+                    ":t": {"N": str(throttled)},
+                    ":e": {"N": str(int(time.time()) + 35 * 24 * 3600)},
+                },
+            )
+        except ClientError as exc:
+            code = exc.response["Error"].get("Code", "")
+            raise TransientError(f"ledger use of {connection_id} not counted: {code}") from exc
 
     def ledger_use(self, connection_id: str, day: str) -> tuple[int, int]:
         """(requests, throttled) the connection's ledger saw on ``day`` (YYYY-MM-DD, UTC)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -170,6 +170,8 @@ class Alerts(Protocol):
 
 
 LedgerFactory = Callable[[Mappings], LedgerPort]
+# Per connection, the (requests, throttled) ledger calls made since it was last asked.
+LedgerUsage = Callable[[], Mapping[str, tuple[int, int]]]
 
 
 class PushService:
@@ -184,6 +186,7 @@ class PushService:
         intent_timeout: timedelta = timedelta(seconds=120),
         reserve_seconds: float = 20.0,
         refund_settle: timedelta = timedelta(seconds=300),
+        ledger_usage: LedgerUsage | None = None,
     ) -> None:
         self.state = state
         self.mappings = mappings
@@ -198,6 +201,7 @@ class PushService:
         # Stripe sends a credit note's refund as charge.refunded too, in any order: cash that no
         # credit note covers yet is booked only once the refund is this old.
         self.refund_settle = refund_settle
+        self.ledger_usage = ledger_usage
 
     def handle_batch(
         self, messages: Sequence[SyncMessage], *, time_left: Callable[[], float] | None = None
@@ -242,7 +246,23 @@ class PushService:
             size = max(group[0][1].ledger.batch_size, 1)
             for start in range(0, len(group), size):
                 self._create_batch(group[start : start + size], results)
+        self.count_ledger_use()
         return results
+
+    def count_ledger_use(self) -> None:
+        """Adds the batch's ledger requests to each connection's day (what ``status`` shows against
+        the ledger's daily limit). A tally, not a record: a failed write loses a few counts and
+        must not send finished work back to the queue, so it is only logged."""
+        if self.ledger_usage is None:
+            return
+        day = utcnow().date().isoformat()
+        for connection_id, (requests, throttled) in self.ledger_usage().items():
+            try:
+                self.state.add_ledger_use(connection_id, day, requests, throttled)
+            except TransientError as error:
+                logger.warning(
+                    "ledger use not counted", extra={"connection_id": connection_id, "error": str(error)}
+                )
 
     def _create_batch(
         self, chunk: list[tuple[int, _InvoiceWork]], results: list[PushResult | Exception]

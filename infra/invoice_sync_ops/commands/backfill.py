@@ -114,7 +114,6 @@ class Report:
     batches: int = 0
     invoices: list[dict[str, Any]] = field(default_factory=list)
     quota_before: tuple[int, int] = (0, 0)  # the adapter's counts when this run began
-    recorded: tuple[int, int] = (0, 0)  # ... and when they were last added to the day's use
 
     def document(
         self, stripe: StripeApi, quota: Quota | None, use_today: tuple[str, int, int]
@@ -208,7 +207,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
     quotas = ctx.ledgers.quotas()
     if connection_id in quotas:
         report.quota_before = (quotas[connection_id].requests, quotas[connection_id].throttled)
-    report.recorded = report.quota_before
     service = None if args.dry_run else push_service(ctx)
     raw_archive = None if args.dry_run else archive(ctx)
     one_status = report.statuses[0] if len(report.statuses) == 1 else None
@@ -267,7 +265,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
             f"Stripe: {exc} ({len(report.invoices)} invoices handled before it; re-run to go on)"
         ) from None
     finally:
-        _record_use(ctx, connection_id, report)
+        if service is not None:
+            service.count_ledger_use()  # push counts each batch; this adds any request outside one
     quota = ctx.ledgers.quotas().get(connection_id)
     today = datetime.now(UTC).date().isoformat()
     requests, throttled = ctx.state.ledger_use(connection_id, today)
@@ -283,19 +282,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
 
 def _counts_text(report: Report) -> str:
     return " ".join(f"{name} {report.counts[name]}" for name in OUTCOMES if report.counts.get(name))
-
-
-def _record_use(ctx: Context, connection_id: str, report: Report) -> None:
-    """This run's ledger requests count against the connection's day, as push's do."""
-    quota = ctx.ledgers.quotas().get(connection_id)
-    if quota is None or report.dry_run:
-        return
-    requests = quota.requests - report.recorded[0]
-    throttled = quota.throttled - report.recorded[1]
-    if requests or throttled:
-        today = datetime.now(UTC).date().isoformat()
-        ctx.state.add_ledger_use(connection_id, today, requests, throttled)
-        report.recorded = (quota.requests, quota.throttled)
 
 
 def _show(ctx: Context, data: dict[str, Any]) -> None:

@@ -467,7 +467,11 @@ def _push(ctx: Context, connection_id: str, loaded: Loaded, adapter: LedgerPort)
         _, body = synthetic_event(loaded.raw_invoice)
     message = archived_message(archive(ctx), connection_id, loaded.source, body)
     assert message is not None  # a handled event, or one made up for the invoice's status
-    result = push_service(ctx).handle(message)
+    service = push_service(ctx)
+    # Through handle_batch, as the push Lambda runs it: one invoice is a batch of one.
+    (result,) = service.handle_batch([message])
+    if isinstance(result, Exception):
+        raise result
     pushed: dict[str, Any] = {
         "outcome": result.outcome.value,
         "ledger_id": result.ledger_id,

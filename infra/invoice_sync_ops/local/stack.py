@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import httpx
 from moto.server import ThreadedMotoServer
 
 from invoice_sync.models.mapping import Connection
@@ -119,6 +120,10 @@ class LocalStack:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.aws_endpoint = f"http://{host}:{port}"
+        # moto keeps its accounts per process, not per server: without a reset, a stack started
+        # after another in the same process would find the last one's tables, items and secrets.
+        # A new local stack is a new, empty AWS account (moto's documented reset endpoint).
+        httpx.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
         self.ledger_url = self.sandbox.start()
         self.stripe_url = self.stripe.start()
         self._environment(
