@@ -231,3 +231,49 @@ def _target_path(tmp_path: Path, stack: LocalStack) -> Path:
     data["aws_endpoint"] = "http://127.0.0.1:9"
     path.write_text(json.dumps(data))
     return path
+
+
+def test_replay_rewrites_only_the_invoices_a_new_mapping_changes(stack: LocalStack, cli: Cli) -> None:
+    """Given ACME-0001 synced with Hosting on item 3 and an operator who then maps Hosting to
+    item 2, a plain redelivery leaves the ledger alone, the dry run calls ACME-0001 an update
+    (and an invoice the change does not touch unchanged), and the replay rewrites the one QBO
+    invoice in place: its Hosting line now on item 2, still one document, with the new mapping
+    version recorded; replaying again writes nothing more."""
+    assert post(stack, (EVENTS / "a1_invoice.finalized.current.json").read_bytes()) in {"queued", "duplicate"}
+    assert stack.drain()
+    (invoice,) = invoices(stack, "ACME-0001")
+
+    def hosting_items(document: dict[str, object]) -> set[str]:
+        lines = document["Line"]
+        assert isinstance(lines, list)
+        return {
+            str(line["SalesItemLineDetail"]["ItemRef"]["value"])
+            for line in lines
+            if line.get("DetailType") == "SalesItemLineDetail"
+            and "Hosting" in str(line.get("Description", ""))
+        }
+
+    assert hosting_items(invoice) == {"3"}
+    version = add_rule(stack, "prod_Hosting", item="2")
+
+    today = datetime.now(UTC).date().isoformat()
+    dry = cli("replay", "--from", today, "--to", today, "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    verdicts = {e["source_number"]: e["verdict"] for e in dry.json()["events"] if e["kind"] == "invoice"}
+    assert verdicts["ACME-0001"] == "update"
+    assert (invoices(stack, "ACME-0001")[0]) == invoice  # the dry run wrote nothing
+
+    replayed = cli("replay", "--from", today, "--to", today, "--yes", "--json")
+    assert replayed.code == 0, replayed.err
+    assert stack.drain()
+    (rewritten,) = invoices(stack, "ACME-0001")
+    assert rewritten["Id"] == invoice["Id"]
+    assert hosting_items(rewritten) == {"2"}
+    record, _ = state(stack).get("acme", "invoice", "in_1QaCurrentAcme01")
+    assert record is not None and (record.status, record.mapping_version) == (SyncStatus.SYNCED, version)
+
+    writes = len([r for r in stack.sandbox.request_log if r[0] == "POST"])  # type: ignore[attr-defined]
+    again = cli("replay", "--from", today, "--to", today, "--yes", "--json")
+    assert again.code == 0, again.err
+    assert stack.drain()
+    assert len([r for r in stack.sandbox.request_log if r[0] == "POST"]) == writes  # type: ignore[attr-defined]

@@ -47,6 +47,9 @@ class SyncRecord(BaseModel):
     # Invoices: their lines' products ({"il_…": "prod_…"} as JSON), so a credit note crediting a
     # line posts to the same item.
     line_products: str | None = None
+    # Invoices: a digest of the ledger draft last written, so that a replay with a newer mapping
+    # rewrites only the invoices today's mapping would write differently.
+    draft_hash: str | None = None
     # Invoices: the refunds on them as JSON ({"charges": {"ch_…": refunded so far}, "credit":
     # {"cn_…": refunded through that credit note}, "booked": refunded cash booked as refund
     # documents}), so that money a credit note already gives back is never refunded twice.

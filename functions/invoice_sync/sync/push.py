@@ -112,6 +112,26 @@ def _describe_refund(refund: Refund) -> str:
     )
 
 
+def draft_digest(draft: InvoiceDraft) -> str:
+    """What a ledger draft says, as a short digest (its fields are all plain values)."""
+    return hashlib.sha256(repr(draft).encode()).hexdigest()[:32]
+
+
+def remapped_draft(
+    invoice: Invoice, record: SyncRecord, mappings: Mappings, customer_rule: MappingRule | None
+) -> InvoiceDraft | None:
+    """The draft today's mapping gives an invoice synced under an older mapping version, on the
+    customer it was synced to; None when the version is the same, the invoice is void, or today's
+    mapping cannot map it (a replay then leaves the ledger's document as it is)."""
+    if invoice.status is InvoiceStatus.VOID or record.mapping_version == mappings.connection.mapping_version:
+        return None
+    try:
+        resolved = resolve(invoice, mappings, customer_rule)
+    except ParkError:
+        return None
+    return replace(resolved.draft, customer_id=resolved.customer_id or record.ledger_customer_id or "")
+
+
 @dataclass
 class RefundTally:
     """The refunds on one invoice, kept on its sync record (``refunds``): what Stripe refunded per
@@ -384,7 +404,12 @@ class PushService:
                 record, revision, message, content_hash, SyncStatus.SKIPPED, "draft: not in the books"
             )
         ledger = self.ledger_for(mappings)
-        if record.status is SyncStatus.SYNCED and record.content_hash == content_hash and record.ledger_id:
+        if (
+            record.status is SyncStatus.SYNCED
+            and record.content_hash == content_hash
+            and record.ledger_id
+            and not (message.remap and self._remaps(message.connection_id, invoice, record, mappings))
+        ):
             # Same snapshot again (a duplicate delivery, a retry): the invoice is done, but a crash
             # may have come between it and its payments, so those are still checked.
             if message.version > record.source_version:
@@ -444,12 +469,20 @@ class PushService:
             _InvoiceWork(message, invoice, record, revision, mappings, ledger, draft, content_hash), document
         )
 
+    def _remaps(self, connection_id: str, invoice: Invoice, record: SyncRecord, mappings: Mappings) -> bool:
+        """Whether a replay with today's mapping writes this synced invoice again: only when a newer
+        mapping version maps its very snapshot onto a different document."""
+        customer_rule = self.mappings.customer_rule(connection_id, invoice.customer.source_id)
+        draft = remapped_draft(invoice, record, mappings, customer_rule)
+        return draft is not None and draft_digest(draft) != record.draft_hash
+
     def _record_invoice(self, item: _InvoiceWork, document: LedgerDocument) -> PushResult:
         """The ledger holds the invoice: record what it says, alert on a total that differs, then
         bring its payments in."""
         invoice, record = item.invoice, item.record
         _holds(record, document, invoice.currency, item.draft.customer_id, item.mappings)
         record.line_products = json.dumps({line.source_id: line.product_id for line in invoice.lines})
+        record.draft_hash = draft_digest(item.draft)
         differs = record.ledger_total != invoice.total
         if differs and record.alerted_reason != TOTAL_DIFFERS:
             # The document exists and stays: a person decides whether the ledger's figure stands.

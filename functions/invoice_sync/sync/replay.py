@@ -37,6 +37,7 @@ from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus
 from invoice_sync.sources import SOURCES
 from invoice_sync.store.archive import ArchivedEvent, parse_archive_key
 from invoice_sync.sync.intake import sync_message
+from invoice_sync.sync.push import draft_digest, remapped_draft
 
 
 class ArchiveReader(Protocol):
@@ -246,10 +247,11 @@ def _join(*parts: str) -> str:
 
 def _unchanged(record: SyncRecord, verdict: _Verdict, remap: str, extra: str = "") -> Difference:
     if remap:
-        # Push compares snapshots, not mappings: a synced document whose snapshot is the same is
-        # left as it is, whichever mapping version made it.
+        # Only invoices are rewritten with a newer mapping, and only where it maps them differently:
+        # a credit note or refund in the ledger may be applied or paid out, which ledgers lock.
         return verdict(
-            Verdict.UNCHANGED, _join(f"same snapshot; {remap}: push leaves the document as it is", extra)
+            Verdict.UNCHANGED,
+            _join(f"same snapshot; {remap}: the ledger's document stays as it is", extra),
         )
     return verdict(Verdict.UNCHANGED, _join(f"same snapshot as ledger {record.ledger_id}", extra))
 
@@ -288,7 +290,15 @@ def _invoice(
         and record.ledger_id
         and record.content_hash == invoice.content_hash()
     ):
-        return _unchanged(record, verdict, remap, extra)
+        # Replayed with today's mapping: push rewrites it only where that gives another document.
+        customer = customers.customer_rule(message.connection_id, invoice.customer.source_id)
+        draft = remapped_draft(invoice, record, mappings, customer)
+        if draft is None or draft_digest(draft) == record.draft_hash:
+            return _unchanged(record, verdict, remap, extra)
+        return verdict(
+            Verdict.UPDATE,
+            _join(f"same snapshot; {remap}: ledger {record.ledger_id} rewritten with today's mapping", extra),
+        )
     check_totals(invoice)
     if invoice.status is InvoiceStatus.VOID:
         if record is not None and record.ledger_id:

@@ -96,7 +96,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             differences.append(found)
     # In the order they arrived (S3 keeps seconds; snapshot versions order the rest).
     differences.sort(key=lambda d: (d.archived.stored_at, d.message.version if d.message else 0))
-    messages = [d.message for d in differences if d.message is not None]
+    # Replayed "with today's mapping": push rewrites a synced invoice whose mapping version is older.
+    messages = [d.message.model_copy(update={"remap": True}) for d in differences if d.message is not None]
     summary = Counter(d.verdict.value for d in differences)
     queued = 0
     if not args.dry_run and messages:
