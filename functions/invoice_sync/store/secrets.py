@@ -58,16 +58,11 @@ class SecretStore:
 
     def ledger_tokens(self, connection_id: str) -> TokenSet:
         """Always read fresh: another worker may have rotated the refresh token a moment ago."""
-        name = self._name(connection_id, "ledger-oauth")
+        raw = self._read(self._name(connection_id, "ledger-oauth"))
+        if raw is None:
+            raise ConnectionBroken("ledger not connected", f"no OAuth tokens for {connection_id}")
         try:
-            raw = self._client.get_secret_value(SecretId=name)["SecretString"]
             return TokenSet.model_validate_json(raw)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-                raise ConnectionBroken(
-                    "ledger not connected", f"no OAuth tokens for {connection_id}"
-                ) from exc
-            raise
         except ValidationError:
             raise ConnectionBroken(
                 "ledger not connected", f"OAuth tokens of {connection_id} are malformed"
@@ -83,14 +78,11 @@ class SecretStore:
         """The connection's Stripe API key (a restricted key with invoice read access will do).
         ``ConnectionBroken`` when none is stored or the secret holds no key; never the value."""
         name = self.stripe_secret_name(connection_id)
-        try:
-            raw = self._client.get_secret_value(SecretId=name)["SecretString"]
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-                raise ConnectionBroken(
-                    "Stripe API key missing", f"no Stripe API key stored for connection {connection_id}"
-                ) from None
-            raise
+        raw = self._read(name)
+        if raw is None:
+            raise ConnectionBroken(
+                "Stripe API key missing", f"no Stripe API key stored for connection {connection_id}"
+            )
         try:
             value = json.loads(raw)
         except ValueError:
@@ -105,6 +97,16 @@ class SecretStore:
 
     def put_stripe_api_key(self, connection_id: str, api_key: str) -> None:
         self._put(self.stripe_secret_name(connection_id), json.dumps({"api_key": api_key}))
+
+    def _read(self, name: str) -> str | None:
+        """A secret's current value, read fresh; None when there is no such secret."""
+        try:
+            value: str = self._client.get_secret_value(SecretId=name)["SecretString"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return None
+            raise
+        return value
 
     def _put(self, name: str, value: str) -> None:
         try:

@@ -345,8 +345,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if outcome["created"]:
         _say(
             ctx,
-            "Next: store the connection's webhook signing secret and add its mapping rules "
-            "(docs/cli-connect.md).",
+            f"Next: `invoice-sync secret webhook --connection {outcome['connection']}` (the signing "
+            "secret, on stdin), `invoice-sync mappings import FILE`, `mappings check`, then `try` "
+            "one invoice (docs/cli-connect.md).",
         )
     return 0
 
