@@ -41,6 +41,7 @@ def _local_up(args: argparse.Namespace, ctx: Context) -> int:
         console.print(f"  ledger                  {stack.ledger.title}, tenant {stack.ledger.tenant_id}")
         console.print(f"  ledger sandbox          {stack.ledger_url}")
         console.print(f"  Stripe webhooks         {stack.webhook_url()}")
+        console.print(f"  Stripe API (stand-in)   {stack.stripe_url}  (try, backfill)")
         console.print(f"  webhook secret          {stack.company.webhook_secret}  (local demo value)")
         console.print(f"  CLI target              {target_file}  (use --local)")
         try:
