@@ -69,7 +69,14 @@ class Target(BaseModel):
 
     def client(self, service: str) -> Any:
         """A boto3 client for this deployment's account and region (moto's server when local)."""
-        return boto3.session.Session(region_name=self.region).client(service, endpoint_url=self.aws_endpoint)
+        if self.aws_endpoint:
+            # moto's server takes any credentials: a shell with no AWS configuration must still
+            # reach the local stack, and must never send its real keys there.
+            session = boto3.session.Session(
+                region_name=self.region, aws_access_key_id="local", aws_secret_access_key="local"
+            )
+            return session.client(service, endpoint_url=self.aws_endpoint)
+        return boto3.session.Session(region_name=self.region).client(service)
 
     def settings(self) -> Settings:
         """The settings push would run with here: for building ledger adapters the same way."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,31 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["no-such-command"])
     assert exited.value.code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_shell_with_no_aws_configuration_reaches_the_local_stack(target_file: Path, tmp_path: Path) -> None:
+    """Given a terminal with no AWS credentials or configuration at all (a laptop that never ran
+    `aws configure`), the installed CLI still works against the local stack's target file: moto's
+    server takes any key, and no real key is ever sent there."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AWS_") and name != "INVOICE_SYNC_TARGET"
+    }
+    env["HOME"] = str(tmp_path)  # no ~/.aws either
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("invoice-sync")),
+            "connections",
+            "--target",
+            str(target_file),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [c["connection"] for c in json.loads(result.stdout)] == ["acme"]
