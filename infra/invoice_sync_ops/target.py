@@ -73,7 +73,9 @@ class Target(BaseModel):
             # moto's server takes any credentials: a shell with no AWS configuration must still
             # reach the local stack, and must never send its real keys there.
             session = boto3.session.Session(
-                region_name=self.region, aws_access_key_id="local", aws_secret_access_key="local"
+                region_name=self.region,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",  # noqa: S106 - moto's placeholder, not a secret
             )
             return session.client(service, endpoint_url=self.aws_endpoint)
         return boto3.session.Session(region_name=self.region).client(service)

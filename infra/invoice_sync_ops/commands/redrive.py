@@ -27,8 +27,6 @@ from invoice_sync_ops.commands.log import KINDS, record_json, records_table
 PARKED = [s.value for s in SyncStatus if s.parked]
 # Above this many messages, a run that writes asks first (or needs --yes when nobody can answer).
 CONFIRM_ABOVE = 25
-# How long a warm push worker keeps a connection's mapping (MappingsStore's cache).
-MAPPING_CACHE_SECONDS = 60
 
 
 def confirm(ctx: Context, args: argparse.Namespace, count: int, what: str) -> None:
@@ -121,11 +119,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 f"[yellow]no archived event found for {record.kind} {record.source_id}[/]: "
                 "re-drive it with `invoice-sync replay` over the days it arrived"
             )
-        if any(r.status is SyncStatus.NEEDS_MAPPING for r in plan.records) and not args.delay:
-            ctx.say(
-                f"note: push workers keep mappings up to {MAPPING_CACHE_SECONDS} s; if rules changed in "
-                f"the last minute, what parks again needs --delay {MAPPING_CACHE_SECONDS} (no new alert)"
-            )
         if args.dry_run:
             ctx.say(
                 f"dry run: {len(plan.messages)} event(s) for {len(plan.records)} parked record(s), "
@@ -176,8 +169,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=_delay,
         default=0,
         metavar="SECONDS",
-        help="hold the re-driven events back this long (0-900): push workers keep mappings for "
-        f"{MAPPING_CACHE_SECONDS} s, so right after changing rules use --delay {MAPPING_CACHE_SECONDS}",
+        help="hold the re-driven events back this long (0-900), e.g. while a ledger outage ends",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
     parser.add_argument("--yes", action="store_true", help=f"no question when more than {CONFIRM_ABOVE}")
