@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from typing import Any
 
 from invoice_sync.ledgers.registry import LedgerRegistry
 from invoice_sync.settings import Settings, get_settings
 from invoice_sync.store import aws
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.archive import RawArchive
+from invoice_sync.store.exports import MIB, ExportBucket
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.store.queue import SyncQueue
 from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
+from invoice_sync.sync.daily_report import DailyReport
+from invoice_sync.sync.export import ExportService
 from invoice_sync.sync.intake import IntakeService
 from invoice_sync.sync.push import Alerts, Archive, MappingSource, PushService
 
@@ -36,7 +40,11 @@ def _state() -> SyncStateStore:
 @cache
 def _secrets() -> SecretStore:
     settings = get_settings()
-    return SecretStore(settings.secrets_prefix, cache_seconds=settings.secret_cache_seconds)
+    return SecretStore(
+        settings.secrets_prefix,
+        cache_seconds=settings.secret_cache_seconds,
+        on_tokens_saved=_state().record_token_dates,
+    )
 
 
 @cache
@@ -96,7 +104,55 @@ def push() -> PushService:
     )
 
 
+def build_export(
+    settings: Settings,
+    *,
+    state: SyncStateStore,
+    s3_client: Any | None = None,
+    alerts: AlertPublisher,
+) -> tuple[ExportService, DailyReport]:
+    """The export use case and its report on the given stores: for the nightly_export Lambda
+    (``nightly_export()``) and for the operator CLI (``invoice-sync export``)."""
+    bucket = ExportBucket(settings.archive_bucket, s3_client, part_bytes=settings.export_part_mib * MIB)
+    exporter = ExportService(
+        records=state,
+        bucket=bucket,
+        alerts=alerts,
+        marks=state,
+        time_zone=settings.export_time_zone,
+        tmpdir=settings.export_tmpdir,
+    )
+    report = DailyReport(facts=state, bucket=bucket, alerts=alerts, link_seconds=settings.export_link_seconds)
+    return exporter, report
+
+
+def mappings() -> MappingsStore:
+    """The process's Mappings table store (connections and rules)."""
+    return _mappings()
+
+
+def state() -> SyncStateStore:
+    """The process's SyncState table store."""
+    return _state()
+
+
+@cache
+def nightly_export() -> tuple[ExportService, DailyReport]:
+    settings = get_settings()
+    return build_export(settings, state=_state(), alerts=AlertPublisher(settings.alerts_topic_arn))
+
+
 def reset() -> None:
     """Forget every wired object (tests change the environment between cases)."""
-    for function in (_mappings, _state, _secrets, intake, ledgers, push, get_settings, aws.client):
+    for function in (
+        _mappings,
+        _state,
+        _secrets,
+        intake,
+        ledgers,
+        push,
+        nightly_export,
+        get_settings,
+        aws.client,
+    ):
         function.cache_clear()

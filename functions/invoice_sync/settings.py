@@ -47,6 +47,16 @@ class Settings(BaseModel):
     ledger_max_attempts: int = Field(default=4, alias="LEDGER_MAX_ATTEMPTS", ge=1)
     ledger_backoff_seconds: float = Field(default=0.5, alias="LEDGER_BACKOFF_SECONDS", ge=0)
     ledger_max_backoff_seconds: float = Field(default=8.0, alias="LEDGER_MAX_BACKOFF_SECONDS", ge=0)
+    # The nightly export: the time zone its days are calendar days of (the schedule's), the size
+    # of its multipart upload parts (S3's minimum is 5 MiB), how long the report's links are
+    # signed for (SigV4's maximum is 7 days; a role's session credentials end sooner), and where
+    # the workbook is assembled (Lambda's /tmp).
+    export_time_zone: str = Field(default="UTC", alias="EXPORT_TIME_ZONE")
+    export_part_mib: int = Field(default=8, alias="EXPORT_PART_MIB", ge=5, le=512)
+    export_link_seconds: int = Field(
+        default=7 * 24 * 3600, alias="EXPORT_LINK_SECONDS", gt=0, le=7 * 24 * 3600
+    )
+    export_tmpdir: str | None = Field(default=None, alias="EXPORT_TMPDIR")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

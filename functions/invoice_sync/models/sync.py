@@ -66,5 +66,9 @@ class SyncRecord(BaseModel):
     # The raw archive's key of the event that last brought this record's snapshot (for a payment:
     # its invoice's event), so the operator CLI can re-drive a parked record from its source.
     archive_key: str | None = None
+    # What the nightly export writes for this document (dates, customer, amounts, lines with their
+    # ledger item, account and tax code), as compact JSON (``invoice_sync.models.summary``). None
+    # on records written before the export existed: they export with blanks.
+    summary: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -10,6 +10,7 @@ operator CLI reads invoices with (``try``, ``backfill``). Values never leave thi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -19,12 +20,23 @@ from pydantic import SecretStr, ValidationError
 
 from invoice_sync.errors import ConnectionBroken, UnknownConnection
 from invoice_sync.models.tokens import TokenSet
+from invoice_sync.observability import logger
 from invoice_sync.store import aws
 
 
 class SecretStore:
-    def __init__(self, prefix: str, client: Any | None = None, *, cache_seconds: int = 300) -> None:
+    def __init__(
+        self,
+        prefix: str,
+        client: Any | None = None,
+        *,
+        cache_seconds: int = 300,
+        on_tokens_saved: Callable[[str, TokenSet], None] | None = None,
+    ) -> None:
         self.prefix = prefix.rstrip("/")
+        # Told after new tokens are saved (push: their dates go to the SyncState table for the
+        # daily report, which then needs no access to the token secrets).
+        self._on_tokens_saved = on_tokens_saved
         self._client = client or aws.client("secretsmanager")
         self._provider = SecretsProvider(boto3_client=self._client)
         self._cache_seconds = cache_seconds
@@ -70,6 +82,13 @@ class SecretStore:
 
     def save_ledger_tokens(self, connection_id: str, tokens: TokenSet) -> None:
         self._put(self._name(connection_id, "ledger-oauth"), tokens.to_secret_json())
+        if self._on_tokens_saved is not None:
+            try:
+                self._on_tokens_saved(connection_id, tokens)
+            except Exception as error:  # noqa: BLE001 - the tokens are saved; a lost date is a report gap
+                logger.warning(
+                    "token dates not recorded", extra={"connection_id": connection_id, "error": str(error)}
+                )
 
     def stripe_secret_name(self, connection_id: str) -> str:
         return self._name(connection_id, "stripe-api")

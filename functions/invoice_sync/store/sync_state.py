@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -12,7 +13,17 @@ from botocore.exceptions import ClientError
 
 from invoice_sync.errors import TransientError
 from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
+from invoice_sync.models.tokens import TokenSet
 from invoice_sync.store import aws
+
+
+@dataclass(frozen=True)
+class TokenDates:
+    """When a connection's tokens were refreshed and when they expire: dates only, no secret."""
+
+    refreshed_at: datetime | None
+    access_expires_at: datetime | None
+    refresh_expires_at: datetime | None
 
 
 class ConcurrentUpdate(TransientError):
@@ -244,6 +255,56 @@ class SyncStateStore:
             TableName=self.table, Key={"pk": {"S": f"USE#{connection_id}"}, "sk": {"S": day}}
         ).get("Item", {})
         return int(item.get("requests", {}).get("N", "0")), int(item.get("throttled", {}).get("N", "0"))
+
+    # --- token dates and reconciliation: what the daily report reads --------------------------
+
+    def record_token_dates(self, connection_id: str, tokens: TokenSet) -> None:
+        """Keeps a connection's token dates (never a token) beside its records, written whenever
+        its tokens are saved, so the daily report shows token health without reading secrets."""
+        item: dict[str, Any] = {"pk": {"S": f"TOKENS#{connection_id}"}, "sk": {"S": "DATES"}}
+        item["recorded_at"] = {"S": utcnow().isoformat()}
+        for name in ("refreshed_at", "access_expires_at", "refresh_expires_at"):
+            value = getattr(tokens, name)
+            if value is not None:
+                item[name] = {"S": value.isoformat()}
+        self._client.put_item(TableName=self.table, Item=item)
+
+    def token_dates(self, connection_id: str) -> TokenDates | None:
+        """The token dates last recorded for a connection; None before its tokens were first saved
+        through push (or since this version)."""
+        item = self._client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"TOKENS#{connection_id}"}, "sk": {"S": "DATES"}}
+        ).get("Item")
+        if item is None:
+            return None
+
+        def moment(name: str) -> datetime | None:
+            return datetime.fromisoformat(item[name]["S"]) if name in item else None
+
+        return TokenDates(moment("refreshed_at"), moment("access_expires_at"), moment("refresh_expires_at"))
+
+    def record_reconciliation(self, connection_id: str, day: str, status: str, detail: str) -> None:
+        """Where reconciliation (issue 6) leaves its verdict on a connection's day for the report."""
+        self._client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"RECON#{connection_id}"},
+                "sk": {"S": day},
+                "status": {"S": status},
+                "detail": {"S": detail},
+                "recorded_at": {"S": utcnow().isoformat()},
+                "expires_at": {"N": str(int(time.time()) + 400 * 24 * 3600)},
+            },
+        )
+
+    def reconciliation(self, connection_id: str, day: str) -> tuple[str, str] | None:
+        """(status, detail) reconciliation recorded for the day (YYYY-MM-DD); None when not run."""
+        item = self._client.get_item(
+            TableName=self.table, Key={"pk": {"S": f"RECON#{connection_id}"}, "sk": {"S": day}}
+        ).get("Item")
+        if item is None:
+            return None
+        return str(item["status"]["S"]), str(item.get("detail", {}).get("S", ""))
 
     # --- markers: event de-duplication, alert de-duplication ------------------------------------
 

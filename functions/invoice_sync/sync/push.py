@@ -56,6 +56,12 @@ from invoice_sync.models.documents import (
 from invoice_sync.models.mapping import MappingRule, Mappings, RuleKind
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.money import Money
+from invoice_sync.models.summary import (
+    credit_note_summary,
+    invoice_summary,
+    payment_summary,
+    refund_summary,
+)
 from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
 from invoice_sync.observability import logger
 from invoice_sync.sources import SOURCES
@@ -102,6 +108,14 @@ def _holds(
     record.ledger_total = Money.from_decimal(document.total, currency).minor
     record.ledger_customer_id = customer_id
     record.mapping_version = mappings.connection.mapping_version
+
+
+def _summary(document: Document) -> str:
+    if isinstance(document, Refund):
+        return refund_summary(document)
+    if isinstance(document, CreditNote):
+        return credit_note_summary(document)
+    return invoice_summary(document)
 
 
 def _describe_refund(refund: Refund) -> str:
@@ -179,6 +193,8 @@ class MappingSource(Protocol):
     def customer_rule(self, connection_id: str, source_id: str) -> MappingRule | None: ...
 
     def learned_customer(self, connection_id: str, source_id: str, ledger_id: str, name: str) -> None: ...
+
+    def forget(self, connection_id: str) -> None: ...
 
 
 class Archive(Protocol):
@@ -348,8 +364,16 @@ class PushService:
             record.source_number = document.number
             record.currency = document.currency
             record.source_total = document.total
+            # What the nightly export writes, kept whether the document syncs or parks; the
+            # ledger codes are added once the mapping has resolved them.
+            record.summary = _summary(document)
             record.event_id = message.event_id
             record.archive_key = message.archive_key
+            if record.status is SyncStatus.NEEDS_MAPPING or message.remap:
+                # Parked for a rule someone has likely just added (a re-drive after an import), or
+                # replayed to apply today's mapping: read the rules afresh, not through the warm
+                # cache, which could still hold the version before the change.
+                self.mappings.forget(message.connection_id)
             mappings = self.mappings.mappings(message.connection_id)
             if mappings is None or not mappings.connection.active:
                 raise ParkError(
@@ -384,6 +408,8 @@ class PushService:
         )
         if message.version >= parked.source_version:
             parked.archive_key = message.archive_key
+            if record is not None and record.summary:
+                parked.summary = record.summary
         self._park(parked, current_revision, message.version, park)
         return PushResult(Outcome.PARKED, source_id, parked.ledger_id, park.reason)
 
@@ -483,6 +509,7 @@ class PushService:
         _holds(record, document, invoice.currency, item.draft.customer_id, item.mappings)
         record.line_products = json.dumps({line.source_id: line.product_id for line in invoice.lines})
         record.draft_hash = draft_digest(item.draft)
+        record.summary = invoice_summary(invoice, item.draft)
         differs = record.ledger_total != invoice.total
         if differs and record.alerted_reason != TOTAL_DIFFERS:
             # The document exists and stays: a person decides whether the ledger's figure stands.
@@ -711,6 +738,7 @@ class PushService:
             ledger_id=invoice_record.ledger_customer_id or "",
         )
         resolved = resolve(note.model_copy(update={"lines": lines}), mappings, customer)
+        record.summary = credit_note_summary(note, resolved.draft)
         if note.refunded > 0:
             self._count_credit_refund(message.connection_id, note)
         document, revision, _ = self._create_once(
@@ -976,6 +1004,7 @@ class PushService:
             record.currency = payment.currency
             record.source_total = payment.amount
             record.source_number = invoice.number
+            record.summary = payment_summary(payment, invoice)
             try:
                 ledger_invoice = ledger_invoice or ledger.get_invoice(invoice_record.ledger_id)
                 ledger_invoice = self._book_payment(

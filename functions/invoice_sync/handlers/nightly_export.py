@@ -1,0 +1,45 @@
+"""EventBridge Scheduler -> the night's exports and the daily report.
+
+The schedule's input may name a day (``{"date": "2026-11-25"}``) to export that day instead of
+the one before now in the export's time zone (a manual re-run from the console). A failed export
+raises, so Lambda's asynchronous retries (then the dead-letter queue) take it from there; the
+connections already exported and reported that night are not done again.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from invoice_sync import bootstrap
+from invoice_sync.models.sync import utcnow
+from invoice_sync.observability import logger, metrics
+from invoice_sync.sync.daily_report import run_night
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+    day = date.fromisoformat(event["date"]) if isinstance(event, dict) and event.get("date") else None
+    exporter, report = bootstrap.nightly_export()
+    outcomes = run_night(
+        exporter=exporter,
+        report=report,
+        connections=bootstrap.mappings(),
+        marks=bootstrap.state(),
+        now=utcnow(),
+        day=day,
+    )
+    documents = sum(o.result.tally.count for o in outcomes if o.result)
+    metrics.add_metric(name="ExportedConnections", unit=MetricUnit.Count, value=len(outcomes))
+    metrics.add_metric(name="ExportedDocuments", unit=MetricUnit.Count, value=documents)
+    return {
+        "exported": [
+            {"connection_id": o.connection_id, "location": f"s3://{o.result.bucket}/{o.result.prefix}"}
+            for o in outcomes
+            if o.result
+        ]
+    }

@@ -1,0 +1,502 @@
+"""The nightly export: a connection's day of sync records as files in S3, and the daily report.
+
+The day is the calendar day in the export's time zone; its records are read through the
+SyncState day index (page by page, never a scan) and each one becomes its rows at once, written
+into every file as it goes: the document CSVs, the ledgers' own import layouts, and one workbook.
+CSVs stream into S3 multipart uploads; the workbook is built by XlsxWriter in constant-memory mode
+on local disk and streamed up when it is closed. So memory stays flat, whatever the day holds.
+
+Files are staged, then published under ``exports/<connection>/<yyyy>/<mm>/<dd>/`` (the manifest
+last, naming every file's SHA-256), and a re-run replaces them whole. A run that fails aborts
+its uploads, removes what it staged or published, alerts once for the day, and raises so the
+scheduler's retry runs it again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import xlsxwriter
+
+from invoice_sync.models.mapping import Connection
+from invoice_sync.models.summary import DocumentSummary
+from invoice_sync.models.sync import SyncRecord, utcnow
+from invoice_sync.observability import logger
+from invoice_sync.store.exports import STAGING, ExportBucket, MultipartWriter, WrittenFile, day_prefix
+from invoice_sync.sync import export_rows as rows
+
+CSV_TYPE = "text/csv; charset=utf-8"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+WORKBOOK = "export.xlsx"
+MANIFEST = "manifest.json"
+FAILURE_ALERT_SECONDS = 24 * 3600
+XLSX_MAX_ROWS = 1_048_576  # rows per worksheet, the header included; more go on a continuation sheet
+
+# name -> (columns, workbook sheet or None for the import layouts)
+FILES: dict[str, tuple[list[str], str | None]] = {
+    "invoices.csv": (rows.INVOICE_COLUMNS, "invoices"),
+    "invoice_lines.csv": (rows.LINE_COLUMNS, "invoice_lines"),
+    "payments.csv": (rows.PAYMENT_COLUMNS, "payments"),
+    "credit_notes.csv": (rows.CREDIT_NOTE_COLUMNS, "credit_notes"),
+    "refunds.csv": (rows.REFUND_COLUMNS, "refunds"),
+    "xero_sales_invoices.csv": (rows.XERO_COLUMNS, None),
+    "quickbooks_invoices.csv": (rows.QUICKBOOKS_COLUMNS, None),
+}
+NUMBERS = {"quantity", "mapping_version", "lines", "lines_not_stored"}
+
+
+class DayRecords(Protocol):
+    def by_day(
+        self, connection_id: str, since: datetime, until: datetime | None = None, *, newest_first: bool = True
+    ) -> Iterator[SyncRecord]: ...
+
+
+class Connections(Protocol):
+    def connections(self) -> list[Connection]: ...
+
+
+class Alerts(Protocol):
+    def publish(self, subject: str, text: str, details: dict[str, object]) -> None: ...
+
+
+class AlertMarks(Protocol):
+    def alert_sent(self, key: str) -> bool: ...
+
+    def mark_alert_sent(self, key: str, ttl_seconds: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Window:
+    """A calendar day in a time zone, as the UTC instants it runs between (end excluded)."""
+
+    day: date
+    time_zone: str
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(cls, day: date, time_zone: str) -> Window:
+        zone = ZoneInfo(time_zone)
+        start = datetime.combine(day, time.min, zone)
+        end = datetime.combine(day + timedelta(days=1), time.min, zone)
+        return cls(day, time_zone, start.astimezone(UTC), end.astimezone(UTC))
+
+    def json(self) -> dict[str, str]:
+        zone = ZoneInfo(self.time_zone)
+        return {
+            "date": self.day.isoformat(),
+            "time_zone": self.time_zone,
+            "start_utc": self.start.isoformat(),
+            "end_utc": self.end.isoformat(),
+            "start_local": self.start.astimezone(zone).isoformat(),
+            "end_local": self.end.astimezone(zone).isoformat(),
+        }
+
+
+def previous_day(now: datetime, time_zone: str) -> date:
+    """The day before ``now``'s date in the time zone: what a run after midnight exports."""
+    return now.astimezone(ZoneInfo(time_zone)).date() - timedelta(days=1)
+
+
+@dataclass
+class Tally:
+    """What the manifest and the report say about a day: counts, totals, reasons, versions."""
+
+    documents: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    totals: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    synced_totals: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    parked: Counter[str] = field(default_factory=Counter)
+    mapping_versions: set[int] = field(default_factory=set)
+    without_summary: int = 0
+    lines_not_stored: int = 0
+
+    def add(self, record: SyncRecord, summary: DocumentSummary | None) -> None:
+        self.documents[record.kind][record.status.value] += 1
+        if record.currency and record.source_total is not None:
+            self.totals[record.kind][record.currency] += record.source_total
+            if record.status.value == "synced":
+                self.synced_totals[record.kind][record.currency] += record.source_total
+        if record.status.parked:
+            self.parked[rows.parked_reason(record)] += 1
+        if record.mapping_version is not None:
+            self.mapping_versions.add(record.mapping_version)
+        if summary is None:
+            self.without_summary += 1
+        elif summary.lines_dropped:
+            self.lines_not_stored += 1
+
+    @property
+    def count(self) -> int:
+        return sum(sum(c.values()) for c in self.documents.values())
+
+    def json(self) -> dict[str, Any]:
+        def amounts(table: dict[str, dict[str, int]]) -> dict[str, dict[str, str]]:
+            return {
+                kind: {currency: rows.money(minor, currency) for currency, minor in sorted(by.items())}
+                for kind, by in sorted(table.items())
+            }
+
+        return {
+            "documents": {kind: dict(sorted(c.items())) for kind, c in sorted(self.documents.items())},
+            "totals": amounts(self.totals),
+            "synced_totals": amounts(self.synced_totals),
+            "parked": dict(sorted(self.parked.items())),
+            "mapping_versions": sorted(self.mapping_versions),
+            "records_without_summary": self.without_summary,
+            "documents_with_lines_not_stored": self.lines_not_stored,
+        }
+
+
+class CsvFile:
+    """One CSV streamed into an upload: rows gather as text and go up a megabyte at a time."""
+
+    FLUSH_CHARS = 1 << 20
+
+    def __init__(self, name: str, columns: Sequence[str], upload: MultipartWriter) -> None:
+        self.name = name
+        self.rows = 0
+        self._upload = upload
+        self._text = io.StringIO()
+        # RFC 4180 line ends; every field quoted only where it must be.
+        self._writer = csv.writer(self._text, lineterminator="\r\n")
+        self._writer.writerow(columns)
+
+    def write(self, row: Sequence[str]) -> None:
+        self._writer.writerow(row)
+        self.rows += 1
+        if self._text.tell() >= self.FLUSH_CHARS:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._upload.write(self._text.getvalue().encode())
+        self._text.seek(0)
+        self._text.truncate()
+
+    def close(self) -> WrittenFile:
+        self._flush()
+        return self._upload.close(self.name)
+
+    def abort(self) -> None:
+        self._upload.abort()
+
+
+class _Sheet:
+    def __init__(self, book: Workbook, name: str, columns: Sequence[str]) -> None:
+        self.book = book
+        self.name = name
+        self.columns = list(columns)
+        self.kinds = [
+            "amount" if c in rows.AMOUNTS else "number" if c in NUMBERS else "text" for c in self.columns
+        ]
+        self.currency = self.columns.index("currency") if "currency" in self.columns else None
+        self.parts = 0
+        self.row = XLSX_MAX_ROWS  # the first write opens the first worksheet
+        self.rows = 0
+        self.worksheet: Any = None
+
+    def _open(self) -> None:
+        self.parts += 1
+        title = self.name if self.parts == 1 else f"{self.name} ({self.parts})"
+        self.worksheet = self.book.book.add_worksheet(title)
+        for column, name in enumerate(self.columns):
+            self.worksheet.write_string(0, column, name, self.book.header)
+        self.row = 1
+
+    def write(self, values: Sequence[str]) -> None:
+        if self.row >= XLSX_MAX_ROWS:
+            self._open()
+        sheet, row, kinds = self.worksheet, self.row, self.kinds
+        money = self.book.money_format(values[self.currency] if self.currency is not None else "")
+        for column, value in enumerate(values):
+            if not value:
+                continue
+            kind = kinds[column]
+            if kind == "text":
+                # write_string: a description that starts with "=" stays text, never a formula.
+                sheet.write_string(row, column, value)
+            elif kind == "amount":
+                # A number for Excel to add up (exact in a double below 15 significant digits).
+                sheet.write_number(row, column, float(value), money)
+            else:
+                sheet.write_number(row, column, int(value))
+        self.row += 1
+        self.rows += 1
+
+
+class Workbook:
+    """The day's sheets in one .xlsx, built row by row in XlsxWriter's constant-memory mode: each
+    row goes to a temporary file as it is written, so memory does not grow with the day."""
+
+    def __init__(self, directory: str | None) -> None:
+        handle, self.path = tempfile.mkstemp(suffix=".xlsx", dir=directory)
+        os.close(handle)
+        self.book = xlsxwriter.Workbook(
+            self.path,
+            {"constant_memory": True, "tmpdir": directory or tempfile.gettempdir(), "use_zip64": True},
+        )
+        self.header = self.book.add_format({"bold": True})
+        self._formats = {
+            places: self.book.add_format({"num_format": "0" if places == 0 else "0." + "0" * places})
+            for places in range(5)
+        }
+        self.sheets: dict[str, _Sheet] = {}
+
+    def sheet(self, name: str, columns: Sequence[str]) -> _Sheet:
+        self.sheets[name] = _Sheet(self, name, columns)
+        return self.sheets[name]
+
+    def money_format(self, currency: str) -> Any:
+        return self._formats[min(rows._exponent(currency), 4)] if currency else self._formats[2]
+
+    def close(self) -> str:
+        for sheet in self.sheets.values():
+            if sheet.worksheet is None:
+                sheet._open()  # an empty day still has every sheet, with its header
+        self.book.close()
+        return self.path
+
+    def discard(self) -> None:
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    key: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    connection_id: str
+    window: Window
+    bucket: str
+    prefix: str
+    files: dict[str, FileInfo]
+    tally: Tally
+    manifest: dict[str, Any]
+
+    @property
+    def workbook_key(self) -> str:
+        return self.prefix + WORKBOOK
+
+    @property
+    def manifest_key(self) -> str:
+        return self.prefix + MANIFEST
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "connection_id": self.connection_id,
+            "window": self.window.json(),
+            "location": f"s3://{self.bucket}/{self.prefix}",
+            "files": {
+                name: {"key": f.key, "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256}
+                for name, f in self.files.items()
+            },
+            **self.tally.json(),
+        }
+
+
+class ExportFailed(Exception):
+    """An export did not complete; nothing of it is left under the day's key."""
+
+
+class _Run:
+    """One export's open files, so that a failure can take every one of them back."""
+
+    def __init__(self, bucket: ExportBucket, staging: str, tmpdir: str | None) -> None:
+        self.bucket = bucket
+        self.staging = staging
+        self.csv = {
+            name: CsvFile(name, columns, bucket.writer(staging + name, CSV_TYPE))
+            for name, (columns, _) in FILES.items()
+        }
+        self.workbook = Workbook(tmpdir)
+        self.sheets = {
+            name: self.workbook.sheet(sheet, columns)
+            for name, (columns, sheet) in FILES.items()
+            if sheet is not None
+        }
+        self.staged: list[WrittenFile] = []
+
+    def write(self, name: str, row: Sequence[str]) -> None:
+        self.csv[name].write(row)
+        sheet = self.sheets.get(name)
+        if sheet is not None:
+            sheet.write(row)
+
+    def close(self) -> list[WrittenFile]:
+        for file in self.csv.values():
+            self.staged.append(file.close())
+        path = self.workbook.close()
+        with open(path, "rb") as handle:
+            self.staged.append(self.bucket.upload_file(handle, self.staging + WORKBOOK, WORKBOOK, XLSX_TYPE))
+        self.workbook.discard()
+        return self.staged
+
+    def abort(self) -> None:
+        for file in self.csv.values():
+            try:
+                file.abort()
+            except Exception as error:  # noqa: BLE001 - the lifecycle rule aborts what is left
+                logger.warning("upload not aborted", extra={"file": file.name, "error": str(error)})
+        self.workbook.discard()
+
+
+class ExportService:
+    def __init__(
+        self,
+        *,
+        records: DayRecords,
+        bucket: ExportBucket,
+        alerts: Alerts,
+        marks: AlertMarks,
+        time_zone: str = "UTC",
+        tmpdir: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        ZoneInfo(time_zone)  # an unknown zone fails here, at cold start, not at midnight
+        self.records = records
+        self.bucket = bucket
+        self.alerts = alerts
+        self.marks = marks
+        self.time_zone = time_zone
+        self.tmpdir = tmpdir
+        self.clock = clock
+
+    def export(self, connection_id: str, day: date, time_zone: str | None = None) -> ExportResult:
+        """Writes the day's files and publishes them; ``ExportFailed`` (alerted) when it cannot."""
+        window = Window.of(day, time_zone or self.time_zone)
+        try:
+            return self._export(connection_id, window)
+        except Exception as error:
+            self._alert_failure(connection_id, window, error)
+            raise ExportFailed(f"export of {connection_id} for {day} failed: {error}") from error
+
+    def _export(self, connection_id: str, window: Window) -> ExportResult:
+        run = uuid.uuid4().hex
+        staging = f"{STAGING}/{run}/{day_prefix(connection_id, window.day).removeprefix('exports/')}"
+        prefix = day_prefix(connection_id, window.day)
+        files = _Run(self.bucket, staging, self.tmpdir)
+        tally = Tally()
+        published: list[str] = []
+        try:
+            # ``by_day`` takes inclusive bounds; the window's end belongs to the next day.
+            until = window.end - timedelta(microseconds=1)
+            for record in self.records.by_day(connection_id, window.start, until, newest_first=False):
+                self._write(files, record, tally)
+            staged = files.close()
+            counts = {name: file.rows for name, file in files.csv.items()}
+            counts[WORKBOOK] = sum(counts[name] for name in files.sheets)
+            manifest = self._manifest(connection_id, window, staged, counts, tally)
+            body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+            writer = self.bucket.writer(staging + MANIFEST, "application/json")
+            writer.write(body)
+            staged.append(writer.close(MANIFEST))
+            # Whatever an earlier run of the day left (its manifest first: a folder without one
+            # is incomplete), then every file, then the manifest that names them.
+            old = list(self.bucket.keys(prefix))
+            self.bucket.delete([prefix + MANIFEST] if prefix + MANIFEST in old else [])
+            for file in staged:
+                self.bucket.publish(file, prefix + file.name)
+                published.append(prefix + file.name)
+            self.bucket.delete([key for key in old if key not in set(published)])
+        except BaseException:
+            files.abort()
+            self._clean(staging, published)
+            raise
+        self._clean(staging, [])
+        infos = {
+            file.name: FileInfo(prefix + file.name, counts.get(file.name, 0), file.size, file.sha256)
+            for file in staged
+        }
+        logger.info(
+            "exported",
+            extra={"connection_id": connection_id, "day": window.day.isoformat(), "documents": tally.count},
+        )
+        return ExportResult(connection_id, window, self.bucket.bucket, prefix, infos, tally, manifest)
+
+    @staticmethod
+    def _write(files: _Run, record: SyncRecord, tally: Tally) -> None:
+        summary = DocumentSummary.load(record.summary)
+        tally.add(record, summary)
+        if record.kind == "invoice":
+            files.write("invoices.csv", rows.invoice_row(record, summary))
+            for line in rows.line_rows(record, summary):
+                files.write("invoice_lines.csv", line)
+            if summary is not None and rows.importable(record, summary):
+                for row in rows.xero_rows(record, summary):
+                    files.csv["xero_sales_invoices.csv"].write(row)
+                for row in rows.quickbooks_rows(record, summary):
+                    files.csv["quickbooks_invoices.csv"].write(row)
+        elif record.kind == "payment":
+            files.write("payments.csv", rows.payment_row(record, summary))
+        elif record.kind == "credit_note":
+            files.write("credit_notes.csv", rows.credit_note_row(record, summary))
+        elif record.kind == "refund":
+            files.write("refunds.csv", rows.refund_row(record, summary))
+
+    def _manifest(
+        self,
+        connection_id: str,
+        window: Window,
+        staged: list[WrittenFile],
+        counts: dict[str, int],
+        tally: Tally,
+    ) -> dict[str, Any]:
+        return {
+            "connection_id": connection_id,
+            "window": window.json(),
+            "generated_at": self.clock().isoformat(),
+            "files": {
+                file.name: {"rows": counts.get(file.name, 0), "bytes": file.size, "sha256": file.sha256}
+                for file in staged
+            },
+            **tally.json(),
+        }
+
+    def _clean(self, staging: str, published: list[str]) -> None:
+        """Removes the run's staging copies (and, after a failure, what it had published)."""
+        try:
+            self.bucket.delete([*self.bucket.keys(staging), *published])
+        except Exception as error:  # noqa: BLE001 - the staging prefix expires by lifecycle rule anyway
+            logger.warning("staging not removed", extra={"prefix": staging, "error": str(error)})
+
+    def _alert_failure(self, connection_id: str, window: Window, error: BaseException) -> None:
+        """One alert per connection and day, however many retries fail."""
+        key = f"export#{connection_id}#{window.day.isoformat()}"
+        try:
+            if self.marks.alert_sent(key):
+                return
+            self.alerts.publish(
+                f"invoice-sync: export failed ({connection_id}, {window.day.isoformat()})",
+                f"The export of connection {connection_id} for {window.day.isoformat()} "
+                f"({window.time_zone}) failed: {type(error).__name__}: {error}.\nNothing of it was "
+                "published; the scheduler retries it, or run `invoice-sync export --date "
+                f"{window.day.isoformat()} --connection {connection_id}`.",
+                {
+                    "connection_id": connection_id,
+                    "kind": "export",
+                    "reason": "export failed",
+                    "date": window.day.isoformat(),
+                    "detail": f"{type(error).__name__}: {error}",
+                },
+            )
+            self.marks.mark_alert_sent(key, FAILURE_ALERT_SECONDS)
+        except Exception as failure:  # noqa: BLE001 - the export's own error is what must surface
+            logger.error("export failure not alerted", extra={"error": str(failure)})
