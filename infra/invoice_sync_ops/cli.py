@@ -20,8 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from invoice_sync.errors import InvoiceSyncError
+from invoice_sync.mapping.file import MappingFileError
 from invoice_sync_ops import commands
 from invoice_sync_ops.commands import CliError, Context
+from invoice_sync_ops.stripe_api import StripeApiError
 from invoice_sync_ops.target import TargetError, default_local_file
 
 LEDGER_CHOICES = ("quickbooks", "xero", "freshbooks")
@@ -104,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(errors, f"AWS refused: {error.get('Code', '')}: {error.get('Message', '')}", 1)
     except BotoCoreError as exc:
         return _fail(errors, f"AWS unreachable: {exc}", 1)
+    except StripeApiError as exc:
+        return _fail(errors, f"Stripe: {exc}", 1)
+    except MappingFileError as exc:
+        return _fail(errors, str(exc), 1)
     except InvoiceSyncError as exc:
         return _fail(errors, f"ledger: {exc}", 1)
     except httpx.HTTPError as exc:

@@ -78,9 +78,8 @@ def api_key(
         key = secrets.stripe_api_key(connection_id)
     except ConnectionBroken as exc:
         raise StripeAuthError(
-            f"{exc.detail}: store it with `aws secretsmanager create-secret --name "
-            f'{secrets.stripe_secret_name(connection_id)} --secret-string \'{{"api_key":"rk_..."}}\'`, '
-            f"or pass --stripe-key / set {KEY_ENV}"
+            f"{exc.detail}: store one with `invoice-sync secret stripe-api --connection "
+            f"{connection_id}` (read from stdin), or set {KEY_ENV}"
         ) from None
     return key, f"the secret {secrets.stripe_secret_name(connection_id)}"
 

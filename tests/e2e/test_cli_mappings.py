@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from invoice_sync.store.mappings import MappingsStore
+from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops import demo
 from invoice_sync_ops.cli import main
 from invoice_sync_ops.local.stack import LocalStack
@@ -292,3 +294,51 @@ def test_learned_customers_survive_an_import_that_does_not_name_them(
     again = cli("mappings", "export", str(tmp_path / "after.csv"), "--with-learned")
     assert again.code == 0
     assert [r for r in (tmp_path / "after.csv").read_text().splitlines() if r.startswith("customer,")] == rows
+
+
+def test_a_file_of_no_known_form_is_one_line_for_import_and_export(cli: Cli, tmp_path: Path) -> None:
+    """Given a file name whose extension is neither YAML nor CSV, import and export each exit 1
+    with one line saying so, no traceback, and nothing written."""
+    version = version_of(cli)
+    (tmp_path / "rules.txt").write_text("products: []\n")
+    for args in (("import", str(tmp_path / "rules.txt")), ("export", str(tmp_path / "out.txt"))):
+        result = cli("mappings", *args)
+        assert result.code == 1, args
+        assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert not (tmp_path / "out.txt").exists()
+    assert version_of(cli) == version
+
+
+def test_an_import_waits_for_no_other_and_a_reconnect_keeps_its_version(
+    cli: Cli, stack: LocalStack, tmp_path: Path
+) -> None:
+    """Given another import of the connection holding its lease, an import is refused in one line
+    and writes nothing; once the lease is free it commits a new version, and pointing the
+    connection at its tenant again (what `connect` does on a reconnect) keeps that version and its
+    rules rather than putting back the connection as it was read before the import."""
+    assert stack.resources is not None
+    state = SyncStateStore(stack.resources.sync_table, stack.client("dynamodb"))
+    mappings = MappingsStore(stack.resources.mappings_table, stack.client("dynamodb"), cache_seconds=0)
+    read_before = mappings.connection("acme")
+    assert read_before is not None
+    path = tmp_path / "rules.yaml"
+    document = exported(cli, path)
+    products = document["products"]
+    assert isinstance(products, list)
+    products.append({"source_value": "prod_LeaseTest", "ledger_id": "2"})
+    path.write_text(yaml.safe_dump(document))
+
+    assert state.acquire_lock("mappings-import#acme", "someone-else", 60)
+    try:
+        refused = cli("mappings", "import", str(path))
+    finally:
+        state.release_lock("mappings-import#acme", "someone-else")
+    assert refused.code == 1 and "another mappings import of acme is running" in refused.err
+    assert version_of(cli) == read_before.mapping_version
+
+    assert cli("mappings", "import", str(path)).code == 0
+    mappings.set_tenant("acme", read_before.tenant_id)
+    after = mappings.mappings("acme")
+    assert after is not None
+    assert after.connection.mapping_version == read_before.mapping_version + 1
+    assert any(rule.source_value == "prod_LeaseTest" for rule in after.rules)

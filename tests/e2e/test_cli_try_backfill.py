@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from invoice_sync.sources.stripe import parse_event
+from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.cli import main
-from invoice_sync_ops.local.stack import LocalStack
+from invoice_sync_ops.local.stack import SECRETS_PREFIX, LocalStack
 from invoice_sync_ops.sandboxes.stripe import generate_invoices
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "stripe"
@@ -159,6 +160,7 @@ def test_backfill_imports_in_batches_and_a_rerun_creates_nothing(cli: Cli, stack
         "counts",
         "dry_run",
         "invoices",
+        "invoices_not_listed",
         "ledger",
         "ledger_quota",
         "ledger_use_today",
@@ -248,3 +250,22 @@ def test_an_unreachable_ledger_is_one_line_and_exit_1(
     assert code == 1
     assert err.startswith("invoice-sync: ") and err.count("\n") == 1
     assert "Traceback" not in err
+
+
+def test_backfill_without_a_stripe_key_is_one_line_naming_the_command_to_store_one(
+    cli: Cli, stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given no Stripe key anywhere (no option, no STRIPE_API_KEY, no stored secret), backfill exits
+    1 with one line that says how to store one, never a traceback; the stored key comes back."""
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    assert stack.resources is not None
+    client = stack.client("secretsmanager")
+    name = f"{SECRETS_PREFIX}/acme/stripe-api"
+    client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    try:
+        result = cli("backfill", "--since", "2025-06-01", "--dry-run")
+    finally:
+        SecretStore(SECRETS_PREFIX, client).put_stripe_api_key("acme", stack.company.stripe_api_key)
+    assert result.code == 1
+    assert result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert "invoice-sync secret stripe-api" in result.err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import socket
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -129,14 +131,16 @@ def test_demo_command_runs_and_exits_zero(ledger: str) -> None:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still answers"
 
 
-def test_local_up_serves_until_terminated() -> None:
+def test_local_up_serves_until_terminated(tmp_path: Path) -> None:
     """`invoice-sync local up` prints its endpoints, syncs a webhook posted to it, and stops cleanly
-    on SIGTERM with exit code 0."""
+    on SIGTERM with exit code 0. Its target file goes to this test's own runtime directory, so a
+    `local up` someone is using on this machine keeps its own."""
     process = subprocess.Popen(
         [sys.executable, "-m", "invoice_sync_ops.cli", "local", "up"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
     )
     try:
         assert process.stdout is not None

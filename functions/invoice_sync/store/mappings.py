@@ -160,6 +160,19 @@ class MappingsStore:
         )
         self.forget(connection.connection_id)
 
+    def set_tenant(self, connection_id: str, tenant_id: str) -> None:
+        """Points an existing connection at (the same or, by an operator's choice, another) ledger
+        company, and touches nothing else: a mapping import may have moved its settings and version
+        while the person was on the consent page."""
+        self._client.update_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"CONN#{connection_id}"}, "sk": {"S": "CONNECTION"}},
+            UpdateExpression="SET tenant_id = :tenant",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":tenant": {"S": tenant_id}},
+        )
+        self.forget(connection_id)
+
     def connections(self) -> list[Connection]:
         """Every registered connection, in id order (one query and a GetItem each: few of them)."""
         ids: list[str] = []
@@ -257,7 +270,7 @@ class MappingsStore:
                 pending = unprocessed
                 time.sleep(min(2.0, 0.05 * 2**attempt))
             else:
-                raise RuntimeError(
+                raise MappingWriteError(
                     "DynamoDB left mapping rules unwritten after 8 attempts; run the import again"
                 )
         self.forget(connection_id)

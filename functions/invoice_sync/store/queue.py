@@ -18,6 +18,10 @@ BATCH_ENTRIES = 10
 BATCH_BYTES = 250_000
 
 
+# A dead-letter redrive stops after this many empty long polls in a row.
+EMPTY_POLLS_TO_STOP = 2
+
+
 class QueueSendFailed(TransientError):
     """SQS refused some entries of a batch; ``failed`` says which messages and why."""
 
@@ -154,6 +158,7 @@ class DeadLetterQueue:
         *,
         limit: int | None = None,
         visibility_seconds: int = 60,
+        wait_seconds: int = 2,
         progress: Callable[[int], None] | None = None,
     ) -> int:
         """Moves dead letters back onto ``target_url`` (the sync queue), body and attributes as
@@ -166,17 +171,24 @@ class DeadLetterQueue:
         and the same code runs on AWS.)
         """
         moved = 0
+        empty = 0
         while limit is None or moved < limit:
             wanted = BATCH_ENTRIES if limit is None else min(BATCH_ENTRIES, limit - moved)
+            # Long polling: a short poll samples only some of SQS's servers and may come back empty
+            # while messages wait; two empty long polls in a row mean the queue is drained.
             received = self._client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=wanted,
-                WaitTimeSeconds=0,
+                WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=visibility_seconds,
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             if not received:
-                break
+                empty += 1
+                if empty >= EMPTY_POLLS_TO_STOP:
+                    break
+                continue
+            empty = 0
             response = self._client.send_message_batch(
                 QueueUrl=target_url,
                 Entries=[

@@ -150,6 +150,7 @@ class Verdict(StrEnum):
     UNMAPPED = "unmapped"  # today's mapping still misses rules: it would park (again)
     REJECTED = "rejected"  # the snapshot itself is refused (totals, no number, ...)
     SKIPPED = "skipped"  # older than what is recorded, or nothing for the books (a draft)
+    WAITS = "waits"  # needs a document not in the ledger yet: retried, then the dead-letter queue
     IGNORED = "ignored"  # not a document event: nothing is queued for it
 
 
@@ -330,9 +331,21 @@ def _credit_note(
         if note.invoice_source_id
         else None
     )
+    # As push decides (``_converge_credit_note``): a parked invoice parks its credit note; one not
+    # in the ledger yet sends it back to the queue until it is, or until the dead-letter queue.
+    if invoice is not None and invoice.status.parked:
+        return verdict(
+            Verdict.REJECTED,
+            f"parked with its invoice {invoice.source_number or note.invoice_source_id} "
+            f"({invoice.status.value}: {invoice.last_error}); re-drive it after the invoice",
+        )
     if invoice is None or invoice.status is not SyncStatus.SYNCED or not invoice.ledger_id:
         state = invoice.status.value if invoice else "not synced"
-        return verdict(Verdict.SKIPPED, f"waits for its invoice {note.invoice_source_id} ({state})")
+        return verdict(
+            Verdict.WAITS,
+            f"its invoice {note.invoice_source_id} is {state}: retried until it syncs, "
+            "else the dead-letter queue",
+        )
     check_totals(note)
     if note.status is CreditNoteStatus.VOID:
         return verdict(Verdict.SKIPPED, "void before it reached the ledger")

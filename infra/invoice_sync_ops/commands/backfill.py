@@ -41,6 +41,9 @@ from invoice_sync_ops.stripe_import import (
 
 EXIT_PARKED = 3
 OUTCOMES = ("synced", "unchanged", "stale", "skipped", "parked", "failed", "invalid")
+PROBLEMS = frozenset({"parked", "failed", "invalid"})
+SHOWN_PROBLEMS = 1000
+SHOWN_ROWS = 200
 
 
 def _day(text: str) -> datetime:
@@ -112,7 +115,19 @@ class Report:
     listed: int = 0  # what Stripe listed in the window (any status)
     counts: Counter[str] = field(default_factory=Counter)
     batches: int = 0
+    selected: int = 0  # invoices of the asked statuses handled so far
+    # The rows kept for the listing: every problem up to SHOWN_PROBLEMS, the rest up to SHOWN_ROWS,
+    # so a backfill of a million invoices does not hold a million rows.
     invoices: list[dict[str, Any]] = field(default_factory=list)
+    _shown: Counter[str] = field(default_factory=Counter)
+
+    def keep(self, row: dict[str, Any]) -> None:
+        """A row whose outcome is final: counted, and listed while there is room."""
+        problem = row["outcome"] in PROBLEMS
+        if self._shown[str(problem)] < (SHOWN_PROBLEMS if problem else SHOWN_ROWS):
+            self._shown[str(problem)] += 1
+            self.invoices.append(row)
+
     quota_before: tuple[int, int] = (0, 0)  # the adapter's counts when this run began
 
     def document(
@@ -127,7 +142,7 @@ class Report:
             "statuses": list(self.statuses),
             "dry_run": self.dry_run,
             "listed": self.listed,
-            "selected": len(self.invoices),
+            "selected": self.selected,
             "counts": {name: self.counts.get(name, 0) for name in OUTCOMES},
             "batch_size": self.batch_size,
             "batches": self.batches,
@@ -140,6 +155,7 @@ class Report:
             },
             "ledger_use_today": {"day": use_today[0], "requests": use_today[1], "throttled": use_today[2]},
             "invoices": self.invoices,
+            "invoices_not_listed": self.selected - len(self.invoices),
         }
 
 
@@ -172,6 +188,7 @@ def _settle(rows: list[dict[str, Any]], results: list[PushResult | Exception], r
         else:
             row.update(outcome=result.outcome.value, ledger_id=result.ledger_id, reason=result.reason)
         report.counts[str(row["outcome"])] += 1
+        report.keep(row)
 
 
 def _push_batch(
@@ -234,9 +251,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
                     if obj.get("status") not in report.statuses:
                         continue  # drafts, and statuses not asked for
                     row = _row(obj)
-                    report.invoices.append(row)
+                    report.selected += 1
                     if service is None or raw_archive is None:
                         row["outcome"] = "listed"
+                        report.keep(row)
                     else:
                         _, body = synthetic_event(obj)
                         try:
@@ -244,6 +262,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
                         except InvalidPayload as exc:
                             row.update(outcome="invalid", reason=str(exc))
                             report.counts["invalid"] += 1
+                            report.keep(row)
                             message = None
                         if message is not None:
                             pending.append((row, message))
@@ -251,7 +270,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
                             _push_batch(service, pending, report)
                             pending = []
                     progress.update(task, advance=1, counts=_counts_text(report))
-                    if args.limit is not None and len(report.invoices) >= args.limit:
+                    if args.limit is not None and report.selected >= args.limit:
                         done = True
                         break
                 if done:
@@ -259,10 +278,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
             if pending and service is not None:
                 _push_batch(service, pending, report)
                 pending = []
-            progress.update(task, total=len(report.invoices), counts=_counts_text(report))
+            progress.update(task, total=report.selected, counts=_counts_text(report))
     except StripeApiError as exc:
         raise CliError(
-            f"Stripe: {exc} ({len(report.invoices)} invoices handled before it; re-run to go on)"
+            f"Stripe: {exc} ({report.selected} invoices handled before it; re-run to go on)"
         ) from None
     finally:
         if service is not None:
@@ -303,6 +322,12 @@ def _show(ctx: Context, data: dict[str, Any]) -> None:
             str(row["reason"] or ""),
         )
     ctx.console.print(listing)
+    if data["invoices_not_listed"]:
+        ctx.console.print(
+            f"({data['invoices_not_listed']} more not listed: every problem up to {SHOWN_PROBLEMS} "
+            f"and {SHOWN_ROWS} others are; `invoice-sync log` has them all)",
+            highlight=False,
+        )
     counts = ", ".join(f"{name} {value}" for name, value in data["counts"].items() if value) or "nothing"
     ctx.console.print(
         f"{data['selected']} of {data['listed']} listed invoices selected "

@@ -562,9 +562,11 @@ def _complete(
                 **dict(spec.new_connection),
             }
         )
+        ctx.mappings.put_connection(connection)
     else:
+        # Only the tenant: rules, settings and the mapping version may have moved meanwhile.
+        ctx.mappings.set_tenant(connection_id, tenant.tenant_id)
         connection = existing.model_copy(update={"tenant_id": tenant.tenant_id})
-    ctx.mappings.put_connection(connection)
     return {
         "connection": connection_id,
         "created": existing is None,

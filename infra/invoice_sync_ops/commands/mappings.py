@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import os
 import sys
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from invoice_sync_ops.commands import COMMON, CliError, Context
 # (400 KB); a larger one (tens of thousands of customers) keeps only its hash and counts.
 SNAPSHOT_LIMIT = 300_000
 SHOWN_PER_CHANGE = 8
+# An import holds its connection's lease this long at most (a crash frees it after that).
+IMPORT_LEASE_SECONDS = 300
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +79,10 @@ def _current(ctx: Context, connection_id: str) -> MappingDocument:
 def run_export(args: argparse.Namespace, ctx: Context) -> int:
     connection_id = ctx.connection_id
     connection = ctx.connection(connection_id)
-    form = mapping_file.format_of(args.file if args.file != "-" else "-.yaml", args.format)
+    try:
+        form = mapping_file.format_of(args.file if args.file != "-" else "-.yaml", args.format)
+    except MappingFileError as exc:
+        raise CliError(str(exc)) from None
     if args.version is not None and args.version != connection.mapping_version:
         document = _recorded(ctx, connection_id, args.version)
         version = args.version
@@ -139,11 +145,32 @@ def _actor(ctx: Context) -> str:
 
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
     connection_id = ctx.connection_id
-    connection = ctx.connection(connection_id)
-    form = mapping_file.format_of(args.file, args.format)
-    data = Path(args.file).read_bytes()
+    ctx.connection(connection_id)
     try:
+        form = mapping_file.format_of(args.file, args.format)
+        data = Path(args.file).read_bytes()
         wanted = mapping_file.read(args.file, form, data)
+    except MappingFileError as exc:
+        raise CliError(str(exc)) from None
+    if args.dry_run:
+        return _import(args, ctx, connection_id, wanted, data)
+    # One import of a connection at a time, from reading what is there to committing the new
+    # version: two racing imports would otherwise leave the loser's rules live under the winner's
+    # version number.
+    lease, owner = f"mappings-import#{connection_id}", uuid.uuid4().hex
+    if not ctx.state.acquire_lock(lease, owner, IMPORT_LEASE_SECONDS):
+        raise CliError(f"another mappings import of {connection_id} is running; try again when it ends")
+    try:
+        return _import(args, ctx, connection_id, wanted, data)
+    finally:
+        ctx.state.release_lock(lease, owner)
+
+
+def _import(
+    args: argparse.Namespace, ctx: Context, connection_id: str, wanted: MappingDocument, data: bytes
+) -> int:
+    connection = ctx.connection(connection_id)  # read again under the lease
+    try:
         mapping_file.check_for(wanted, connection, args.file)
     except MappingFileError as exc:
         raise CliError(str(exc)) from None

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
+from itertools import groupby
 
 from rich.table import Table
 
 from invoice_sync.sources import SOURCES
-from invoice_sync.store.archive import RawArchive
+from invoice_sync.store.archive import ArchivedEvent, RawArchive
 from invoice_sync.store.queue import SyncQueue
 from invoice_sync.sync.replay import Difference, Verdict, archived_in, difference, kind_of
 from invoice_sync_ops.commands import COMMON, CliError, Context
@@ -25,6 +26,8 @@ from invoice_sync_ops.commands.log import KINDS, parse_when
 from invoice_sync_ops.commands.redrive import confirm, progress
 
 MAX_WINDOW = timedelta(days=366)
+# Events listed in the table and --json; the counts cover every one.
+SHOWN_EVENTS = 1000
 _STYLE = {
     Verdict.CREATE: "green",
     Verdict.UPDATE: "cyan",
@@ -32,6 +35,7 @@ _STYLE = {
     Verdict.REJECTED: "red",
     Verdict.UNCHANGED: "dim",
     Verdict.SKIPPED: "dim",
+    Verdict.WAITS: "yellow",
     Verdict.IGNORED: "dim",
 }
 
@@ -64,6 +68,10 @@ def _table(differences: list[Difference], title: str, *, dry_run: bool) -> Table
     return table
 
 
+def _day_of(archived: ArchivedEvent) -> date:
+    return archived.day
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     start = parse_when(args.start)
     end = parse_when(args.end, end_of_day=True)
@@ -78,35 +86,45 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError(f"unknown source {source!r}: expected one of {', '.join(sorted(SOURCES))}", code=2)
     target = ctx.target
     archive = RawArchive(target.archive_bucket, target.client("s3"))
+    queue = None if args.dry_run else SyncQueue(target.sync_queue_url, target.client("sqs"))
+    if queue is not None:
+        # Counted from the listing alone (no bodies read), to ask before anything is sent.
+        listed = sum(1 for _ in archived_in(archive, source, connection_id, start, end))
+        confirm(ctx, args, listed, f"this re-queues up to {listed} archived event(s)")
 
-    differences: list[Difference] = []
-    with progress(ctx) as bar:
-        task = bar.add_task("reading the archive", total=None)
-        for archived in archived_in(archive, source, connection_id, start, end):
-            found = difference(
-                archived,
-                archive.get(archived.key),
-                records=ctx.state,
-                mappings=mappings,
-                customers=ctx.mappings,
-            )
-            bar.advance(task, 1)
-            if args.kind and (found.message is None or kind_of(found.message) not in args.kind):
-                continue
-            differences.append(found)
-    # In the order they arrived (S3 keeps seconds; snapshot versions order the rest).
-    differences.sort(key=lambda d: (d.archived.stored_at, d.message.version if d.message else 0))
-    # Replayed "with today's mapping": push rewrites a synced invoice whose mapping version is older.
-    messages = [d.message.model_copy(update={"remap": True}) for d in differences if d.message is not None]
-    summary = Counter(d.verdict.value for d in differences)
+    # Day by day, so memory holds one day's events, not the window's: judged, sent in the order
+    # they arrived, then only counted (and the first SHOWN_EVENTS kept for the listing).
+    shown: list[Difference] = []
+    summary: Counter[str] = Counter()
     queued = 0
-    if not args.dry_run and messages:
-        confirm(ctx, args, len(messages), f"this re-queues {len(messages)} archived event(s)")
-        with progress(ctx) as bar:
-            sending = bar.add_task("re-queuing", total=len(messages))
-            queued = SyncQueue(target.sync_queue_url, target.client("sqs")).send_batch(
-                messages, progress=lambda n: bar.advance(sending, n)
-            )
+    with progress(ctx) as bar:
+        task = bar.add_task("reading the archive" if args.dry_run else "re-queuing", total=None)
+        for _, day in groupby(archived_in(archive, source, connection_id, start, end), key=_day_of):
+            found = [
+                d
+                for d in (
+                    difference(
+                        archived,
+                        archive.get(archived.key),
+                        records=ctx.state,
+                        mappings=mappings,
+                        customers=ctx.mappings,
+                    )
+                    for archived in day
+                )
+                if not args.kind or (d.message is not None and kind_of(d.message) in args.kind)
+            ]
+            # In the order they arrived (S3 keeps seconds; snapshot versions order the rest).
+            found.sort(key=lambda d: (d.archived.stored_at, d.message.version if d.message else 0))
+            if queue is not None:
+                # "With today's mapping": push rewrites a synced invoice a newer mapping maps anew.
+                queued += queue.send_batch(
+                    [d.message.model_copy(update={"remap": True}) for d in found if d.message is not None]
+                )
+            summary.update(d.verdict.value for d in found)
+            shown.extend(found[: max(0, SHOWN_EVENTS - len(shown))])
+            bar.advance(task, len(found))
+    events = sum(summary.values())
     window = f"{start:%Y-%m-%d %H:%M:%S} to {end:%Y-%m-%d %H:%M:%S} UTC"
     title = f"Replay of {connection_id}, {window}" + (" (dry run: what it would do)" if args.dry_run else "")
     ctx.emit(
@@ -117,14 +135,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "to": end.isoformat(),
             "dry_run": args.dry_run,
             "mapping_version": mappings.connection.mapping_version,
-            "events": [d.as_json() for d in differences],
+            "events": [d.as_json() for d in shown],
+            "events_not_listed": events - len(shown),
             "summary": {v.value: summary.get(v.value, 0) for v in Verdict},
             "queued": queued,
         },
-        _table(differences, title, dry_run=args.dry_run) if differences else None,
+        _table(shown, title, dry_run=args.dry_run) if shown else None,
     )
     if not ctx.json:
         counts = ", ".join(f"{n} {verdict}" for verdict, n in sorted(summary.items())) or "no archived events"
+        if events > len(shown):
+            ctx.say(f"({events - len(shown)} more events not listed; the counts cover all {events})")
         if args.dry_run:
             ctx.say(f"dry run: {counts}; nothing sent")
         else:
