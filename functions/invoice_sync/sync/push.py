@@ -36,6 +36,7 @@ from invoice_sync.errors import (
 )
 from invoice_sync.ledgers.port import (
     InvoiceDraft,
+    LedgerContact,
     LedgerDocument,
     LedgerPort,
     LineDraft,
@@ -124,6 +125,18 @@ def _describe_refund(refund: Refund) -> str:
         f"{refund.money(refund.total)} refunded so far on charge {refund.charge_id} "
         f"(customer {refund.customer_id or 'unknown'}{invoice})"
     )
+
+
+def find_customer(invoice: Invoice, ledger: LedgerPort) -> tuple[LedgerContact | None, str]:
+    """The ledger customer this invoice's customer is found as by name (read only), and the name it
+    has or would be created with. A same-named customer created for another source customer is
+    never reused: this one then goes by ``Name (cus_…)``."""
+    source_id, name = invoice.customer.source_id, invoice.customer.display_name
+    found = ledger.find_customer(name)
+    if found is not None and found.reference not in {None, "", source_id}:
+        name = f"{name} ({source_id})"
+        found = ledger.find_customer(name)
+    return found, name
 
 
 def draft_digest(draft: InvoiceDraft) -> str:
@@ -650,11 +663,7 @@ class PushService:
         this one gets its own, named with its source id.
         """
         source_id = invoice.customer.source_id
-        name = invoice.customer.display_name
-        found = ledger.find_customer(name)
-        if found is not None and found.reference not in {None, "", source_id}:
-            name = f"{name} ({source_id})"
-            found = ledger.find_customer(name)
+        found, name = find_customer(invoice, ledger)
         if found is None:
             key = idempotency_key(mappings.connection.connection_id, "customer", source_id, name)
             try:

@@ -37,7 +37,7 @@ from invoice_sync.models.documents import Invoice, InvoiceStatus
 from invoice_sync.models.mapping import CustomerPolicy, LedgerKind, MappingRule, Mappings
 from invoice_sync.sources import SOURCES
 from invoice_sync.sources.stripe import parse_invoice
-from invoice_sync.sync.push import Outcome
+from invoice_sync.sync.push import Outcome, find_customer
 from invoice_sync_ops.commands import COMMON, CliError, Context
 from invoice_sync_ops.stripe_api import StripeApiError
 from invoice_sync_ops.stripe_import import (
@@ -237,11 +237,7 @@ def _customer(
             **info,
             "resolution": "found by name or created (not looked up: another ledger)",
         }, NEW_CUSTOMER
-    found = ledger.find_customer(name)
-    if found is not None and found.reference not in {None, "", source_id}:
-        # As push does: a same-named customer made for another source customer is never reused.
-        name = f"{name} ({source_id})"
-        found = ledger.find_customer(name)
+    found, name = find_customer(invoice, ledger)  # push's own lookup, which only reads
     if found is None:
         return {**info, "resolution": "created by name", "ledger_name": name}, NEW_CUSTOMER
     return {**info, "resolution": "found by name", "ledger_id": found.id, "ledger_name": found.name}, found.id
