@@ -187,3 +187,24 @@ def test_an_older_record_finds_its_event_by_marker_then_by_listing(
     assert plan.messages[0] == rebuild(key, body)
     assert plan.messages[0].invoice is not None and plan.messages[0].invoice.number == "GAMMA-0007"
     assert [r.source_id for r in plan.missing] == ["ch_x"]
+
+
+def test_parked_records_come_newest_first_from_the_status_index(
+    aws: tuple[StackResources, boto3.session.Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given parked records written at different times, the status index gives them newest first
+    when asked (what `log --status` merges and stops reading at its limit), oldest first by
+    default, and never a synced record."""
+    resources, session = aws
+    store = SyncStateStore(resources.sync_table, session.client("dynamodb"))
+    for hours, source_id in ((3, "in_third"), (1, "in_first"), (2, "in_second")):
+        _saved_at(
+            store, monkeypatch, DAY + timedelta(hours=hours), source_id, status=SyncStatus.NEEDS_MAPPING
+        )
+    _saved_at(store, monkeypatch, DAY + timedelta(hours=4), "in_done", status=SyncStatus.SYNCED)
+    newest = [
+        r.source_id for r in store.needing_attention("acme", SyncStatus.NEEDS_MAPPING, newest_first=True)
+    ]
+    assert newest == ["in_third", "in_second", "in_first"]
+    oldest = [r.source_id for r in store.needing_attention("acme", SyncStatus.NEEDS_MAPPING)]
+    assert oldest == ["in_first", "in_second", "in_third"]

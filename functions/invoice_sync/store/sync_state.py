@@ -137,13 +137,18 @@ class SyncStateStore:
                     total += record.ledger_total or 0
         return total
 
-    def needing_attention(self, connection_id: str, status: SyncStatus) -> Iterator[SyncRecord]:
+    def needing_attention(
+        self, connection_id: str, status: SyncStatus, *, newest_first: bool = False
+    ) -> Iterator[SyncRecord]:
+        """The connection's records in one parked status, page by page, in the order they were last
+        written (the index sorts by that time), oldest or newest first."""
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table,
             IndexName="by_status",
             KeyConditionExpression="attention_pk = :pk",
             ExpressionAttributeValues={":pk": {"S": f"{connection_id}#{status.value}"}},
+            ScanIndexForward=not newest_first,
         ):
             for item in page["Items"]:
                 yield _from_item(item)[0]

@@ -10,6 +10,7 @@ command line and a record's stable JSON shape.
 from __future__ import annotations
 
 import argparse
+import heapq
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -146,9 +147,10 @@ def _selected(ctx: Context, args: argparse.Namespace, connection_id: str) -> Ite
         yield from sorted(filter(wanted, found), key=_newest_first)
         return
     if statuses and all(s.parked for s in statuses):
-        # The sparse status index holds exactly these, however old: no day window needed.
-        parked = [r for s in statuses for r in ctx.state.needing_attention(connection_id, s)]
-        yield from sorted(filter(wanted, parked), key=_newest_first)
+        # The sparse status index holds exactly these, however old, each status newest first:
+        # merged, the first --limit are read and no more.
+        newest = (ctx.state.needing_attention(connection_id, s, newest_first=True) for s in statuses)
+        yield from filter(wanted, heapq.merge(*newest, key=_newest_first))
         return
     start = since or utcnow() - timedelta(days=DEFAULT_DAYS)
     yield from filter(wanted, ctx.state.by_day(connection_id, start, until))
