@@ -57,6 +57,8 @@ class Settings(BaseModel):
         default=7 * 24 * 3600, alias="EXPORT_LINK_SECONDS", gt=0, le=7 * 24 * 3600
     )
     export_tmpdir: str | None = Field(default=None, alias="EXPORT_TMPDIR")
+    # Rows above which a day's workbook holds a note instead of its sheets (the CSVs hold all).
+    export_workbook_max_rows: int = Field(default=200_000, alias="EXPORT_WORKBOOK_MAX_ROWS", ge=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -182,6 +182,8 @@ class DailyReport:
         }
         data["links"] = links
         data["location"] = f"s3://{result.bucket}/{result.prefix}"
+        if result.manifest.get("workbook_sheets_omitted"):
+            lines.append("  The day is too large for a workbook: open the CSV files (the workbook says so).")
         hours = self.link_seconds // 3600
         lines.append(f"Files: s3://{result.bucket}/{result.prefix}")
         lines.append(f"  workbook ({hours} h link, or until the signing session ends): {links['workbook']}")

@@ -238,14 +238,26 @@ class _Sheet:
 
 class Workbook:
     """The day's sheets in one .xlsx, built row by row in XlsxWriter's constant-memory mode: each
-    row goes to a temporary file as it is written, so memory does not grow with the day."""
+    row goes to a temporary file as it is written, so memory does not grow with the day.
 
-    def __init__(self, directory: str | None) -> None:
-        handle, self.path = tempfile.mkstemp(suffix=".xlsx", dir=directory)
+    XlsxWriter spends about 25 times what a CSV row costs on a row (bench/export.py), so a day of
+    more than ``max_rows`` rows gets a workbook with a note instead of the sheets: the CSVs carry
+    every row, and the export stays inside Lambda's 15 minutes at a million invoices a day.
+    """
+
+    def __init__(self, directory: str | None, max_rows: int) -> None:
+        self.directory = directory
+        self.max_rows = max_rows
+        self.rows = 0
+        self.omitted = False
+        self._start()
+
+    def _start(self) -> None:
+        handle, self.path = tempfile.mkstemp(suffix=".xlsx", dir=self.directory)
         os.close(handle)
         self.book = xlsxwriter.Workbook(
             self.path,
-            {"constant_memory": True, "tmpdir": directory or tempfile.gettempdir(), "use_zip64": True},
+            {"constant_memory": True, "tmpdir": self.directory or tempfile.gettempdir(), "use_zip64": True},
         )
         self.header = self.book.add_format({"bold": True})
         self._formats = {
@@ -257,6 +269,30 @@ class Workbook:
     def sheet(self, name: str, columns: Sequence[str]) -> _Sheet:
         self.sheets[name] = _Sheet(self, name, columns)
         return self.sheets[name]
+
+    def write(self, sheet: _Sheet, row: Sequence[str]) -> None:
+        if self.omitted:
+            return
+        self.rows += 1
+        if self.rows > self.max_rows:
+            self._omit()
+            return
+        sheet.write(row)
+
+    def _omit(self) -> None:
+        """Drops the sheets written so far (their temporary files go with the workbook object)
+        and starts the note-only workbook the day gets instead."""
+        self.omitted = True
+        self.sheets = {}
+        self.discard()
+        self._start()
+        note = self.book.add_worksheet("about")
+        note.write_string(
+            0,
+            0,
+            f"This day has more than {self.max_rows} rows, the workbook's limit "
+            "(EXPORT_WORKBOOK_MAX_ROWS): the CSV files beside this workbook hold every row.",
+        )
 
     def money_format(self, currency: str) -> Any:
         return self._formats[min(rows._exponent(currency), 4)] if currency else self._formats[2]
@@ -319,14 +355,14 @@ class ExportFailed(Exception):
 class _Run:
     """One export's open files, so that a failure can take every one of them back."""
 
-    def __init__(self, bucket: ExportBucket, staging: str, tmpdir: str | None) -> None:
+    def __init__(self, bucket: ExportBucket, staging: str, tmpdir: str | None, workbook_rows: int) -> None:
         self.bucket = bucket
         self.staging = staging
         self.csv = {
             name: CsvFile(name, columns, bucket.writer(staging + name, CSV_TYPE))
             for name, (columns, _) in FILES.items()
         }
-        self.workbook = Workbook(tmpdir)
+        self.workbook = Workbook(tmpdir, workbook_rows)
         self.sheets = {
             name: self.workbook.sheet(sheet, columns)
             for name, (columns, sheet) in FILES.items()
@@ -338,7 +374,7 @@ class _Run:
         self.csv[name].write(row)
         sheet = self.sheets.get(name)
         if sheet is not None:
-            sheet.write(row)
+            self.workbook.write(sheet, row)
 
     def close(self) -> list[WrittenFile]:
         for file in self.csv.values():
@@ -368,6 +404,7 @@ class ExportService:
         marks: AlertMarks,
         time_zone: str = "UTC",
         tmpdir: str | None = None,
+        workbook_rows: int = 200_000,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         ZoneInfo(time_zone)  # an unknown zone fails here, at cold start, not at midnight
@@ -377,6 +414,7 @@ class ExportService:
         self.marks = marks
         self.time_zone = time_zone
         self.tmpdir = tmpdir
+        self.workbook_rows = workbook_rows
         self.clock = clock
 
     def export(self, connection_id: str, day: date, time_zone: str | None = None) -> ExportResult:
@@ -392,7 +430,7 @@ class ExportService:
         run = uuid.uuid4().hex
         staging = f"{STAGING}/{run}/{day_prefix(connection_id, window.day).removeprefix('exports/')}"
         prefix = day_prefix(connection_id, window.day)
-        files = _Run(self.bucket, staging, self.tmpdir)
+        files = _Run(self.bucket, staging, self.tmpdir, self.workbook_rows)
         tally = Tally()
         published: list[str] = []
         try:
@@ -402,8 +440,9 @@ class ExportService:
                 self._write(files, record, tally)
             staged = files.close()
             counts = {name: file.rows for name, file in files.csv.items()}
-            counts[WORKBOOK] = sum(counts[name] for name in files.sheets)
+            counts[WORKBOOK] = 0 if files.workbook.omitted else sum(counts[name] for name in files.sheets)
             manifest = self._manifest(connection_id, window, staged, counts, tally)
+            manifest["workbook_sheets_omitted"] = files.workbook.omitted
             body = json.dumps(manifest, indent=2, sort_keys=True).encode()
             writer = self.bucket.writer(staging + MANIFEST, "application/json")
             writer.write(body)

@@ -1,0 +1,590 @@
+"""The nightly export without AWS: rows, money per currency, the ledgers' import layouts, the
+summary push stores, the multipart writer's part sizes, the manifest, and failure handling, all
+against an in-memory S3 stand-in and a list of records."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from invoice_sync.ledgers.port import InvoiceDraft, LineDraft
+from invoice_sync.models.documents import Customer, Invoice, InvoiceStatus, LineItem, LineTax, Payment
+from invoice_sync.models.money import Money
+from invoice_sync.models.summary import MAX_SUMMARY_BYTES, DocumentSummary, invoice_summary, payment_summary
+from invoice_sync.models.sync import SyncRecord, SyncStatus
+from invoice_sync.store.exports import MIN_PART_BYTES, ExportBucket, MultipartWriter
+from invoice_sync.sync import export_rows as rows
+from invoice_sync.sync.daily_report import DailyReport, Outcome
+from invoice_sync.sync.export import ExportFailed, ExportService, Window, previous_day
+from tests.unit.fake_s3 import FakeS3
+
+DAY = date(2026, 11, 25)
+MIB = 1024 * 1024
+
+
+def _invoice(
+    source_id: str = "in_1",
+    *,
+    currency: str = "USD",
+    lines: tuple[LineItem, ...] | None = None,
+    discount: int = 1000,  # the lines' discounts (1000 on the first), and any on the invoice itself
+    status: InvoiceStatus = InvoiceStatus.OPEN,
+    amount_paid: int = 0,
+) -> Invoice:
+    lines = lines or (
+        LineItem(
+            source_id="il_1",
+            description="Pro plan",
+            product_id="prod_pro",
+            quantity=3,
+            amount=30000,
+            discount=1000,
+            taxes=(LineTax(rate_id="txr_1", amount=2320),),
+        ),
+        LineItem(source_id="il_2", description="Setup", product_id="prod_setup", quantity=1, amount=5000),
+    )
+    subtotal = sum(line.amount for line in lines)
+    tax = sum(t.amount for line in lines for t in line.taxes if not t.inclusive)
+    return Invoice(
+        source_id=source_id,
+        number=f"N-{source_id}",
+        currency=currency,
+        customer=Customer(source_id="cus_1", name="Acme, Inc.", email="ap@acme.test"),
+        issued_on=DAY,
+        due_on=DAY + timedelta(days=30),
+        lines=lines,
+        subtotal=subtotal,
+        discount=discount,
+        tax=tax,
+        total=subtotal - discount + tax,
+        status=status,
+        amount_paid=amount_paid,
+    )
+
+
+def _draft(invoice: Invoice) -> InvoiceDraft:
+    return InvoiceDraft(
+        source_id=invoice.source_id,
+        customer_id="58",
+        number=invoice.number,
+        issued_on=invoice.issued_on,
+        due_on=invoice.due_on,
+        currency=invoice.currency,
+        lines=tuple(
+            LineDraft(
+                item_id=f"item-{n}",
+                description="",
+                quantity=1,
+                amount=Decimal(0),
+                tax_code="TAX",
+                account="200",
+            )
+            for n, _ in enumerate(invoice.lines)
+        ),
+        discount=Decimal(0),
+        tax=Decimal(0),
+        total=Decimal(0),
+        memo=None,
+        private_note="",
+    )
+
+
+def _record(invoice: Invoice, *, status: SyncStatus = SyncStatus.SYNCED, summary: bool = True) -> SyncRecord:
+    return SyncRecord(
+        connection_id="acme",
+        kind="invoice",
+        source_id=invoice.source_id,
+        source_number=invoice.number,
+        currency=invoice.currency,
+        source_total=invoice.total,
+        status=status,
+        ledger_id="101" if status is SyncStatus.SYNCED else None,
+        ledger_total=invoice.total if status is SyncStatus.SYNCED else None,
+        mapping_version=3,
+        last_error="mapping missing: product prod_x" if status.parked else None,
+        alerted_reason="mapping missing" if status.parked else None,
+        summary=invoice_summary(invoice, _draft(invoice)) if summary else None,
+        updated_at=datetime(2026, 11, 25, 10, tzinfo=UTC),
+    )
+
+
+class Records:
+    """The day index stand-in: yields the records it holds (optionally failing after some)."""
+
+    def __init__(self, records: list[SyncRecord], fail_after: int | None = None) -> None:
+        self.records = records
+        self.fail_after = fail_after
+        self.asked: list[tuple[datetime, datetime | None]] = []
+
+    def by_day(
+        self, connection_id: str, since: datetime, until: datetime | None = None, *, newest_first: bool = True
+    ) -> Iterator[SyncRecord]:
+        self.asked.append((since, until))
+        assert not newest_first
+        for index, record in enumerate(self.records):
+            if self.fail_after is not None and index >= self.fail_after:
+                raise OSError("DynamoDB unavailable")
+            yield record
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, object]]] = []
+
+    def publish(self, subject: str, text: str, details: dict[str, object]) -> None:
+        self.sent.append((subject, text, details))
+
+
+class Marks:
+    def __init__(self) -> None:
+        self.marked: set[str] = set()
+
+    def alert_sent(self, key: str) -> bool:
+        return key in self.marked
+
+    def mark_alert_sent(self, key: str, ttl_seconds: int) -> None:
+        self.marked.add(key)
+
+
+class Facts:
+    def token_dates(self, connection_id: str) -> None:
+        return None
+
+    def reconciliation(self, connection_id: str, day: str) -> None:
+        return None
+
+
+def _service(
+    s3: FakeS3,
+    records: Records,
+    tmp_path: Any,
+    alerts: Alerts | None = None,
+    marks: Marks | None = None,
+    workbook_rows: int = 200_000,
+) -> ExportService:
+    return ExportService(
+        workbook_rows=workbook_rows,
+        records=records,
+        bucket=ExportBucket("archive", s3, part_bytes=5 * MIB),
+        alerts=alerts or Alerts(),
+        marks=marks or Marks(),
+        tmpdir=str(tmp_path),
+    )
+
+
+def _csv(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode())))
+
+
+PREFIX = "exports/acme/2026/11/25/"
+
+
+# --- money and rows -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "text"),
+    [
+        (167786, "USD", "1677.86"),
+        (5, "USD", "0.05"),
+        (-16238, "USD", "-162.38"),
+        (-5, "EUR", "-0.05"),
+        (12000, "JPY", "12000"),
+        (1234567, "KWD", "1234.567"),
+        (7, "KWD", "0.007"),
+        (10000, "CLF", "1.0000"),
+        (0, "USD", "0.00"),
+    ],
+)
+def test_money_has_the_currency_decimals_and_matches_money_model(
+    minor: int, currency: str, text: str
+) -> None:
+    """Proves amounts are written as exact decimals in the currency's own decimals (JPY 0, KWD 3),
+    the very figure ``Money.to_decimal`` gives, negative amounts included."""
+    assert rows.money(minor, currency) == text
+    assert rows.money(minor, currency) == str(Money(minor=minor, currency=currency).to_decimal())
+    assert rows.money(None, currency) == ""
+
+
+@pytest.mark.parametrize(
+    ("net", "quantity", "currency", "expected"),
+    [
+        (29000, 3, "USD", ("1", "290.00")),  # 96.666… a unit: no exact price, one unit of the amount
+        (30000, 3, "USD", ("3", "100.00")),
+        (1234, 1_000_000, "USD", ("1", "12.34")),
+        (10, 4, "USD", ("4", "0.025")),
+        (9000, 3, "JPY", ("3", "3000")),
+        (1001, 7, "KWD", ("7", "0.143")),
+    ],
+)
+def test_unit_price_multiplies_back_to_the_line_amount(
+    net: int, quantity: int, currency: str, expected: tuple[str, str]
+) -> None:
+    """Proves the import layouts' quantity times unit price is exactly the line's net amount, and
+    that a line with no exact unit price goes as one unit of its amount."""
+    assert rows.unit_price(net, quantity, currency) == expected
+    q, unit = expected
+    assert Decimal(q) * Decimal(unit) == Money(minor=net, currency=currency).to_decimal()
+
+
+def test_invoice_rows_carry_dates_customer_amounts_lines_and_ledger_codes() -> None:
+    """Proves an invoice's row and its line rows say what the accountant needs, from the summary
+    push stored: dates, customer, subtotal/discount/tax/total, amount due, ledger ids, mapping
+    version, sync status, and each line's ledger item, account and tax code."""
+    invoice = _invoice(amount_paid=10000)
+    record = _record(invoice)
+    summary = DocumentSummary.load(record.summary)
+    row = dict(zip(rows.INVOICE_COLUMNS, rows.invoice_row(record, summary), strict=True))
+    assert row["issued_on"] == "2026-11-25"
+    assert row["due_on"] == "2026-12-25"
+    assert (row["customer_name"], row["customer_email"]) == ("Acme, Inc.", "ap@acme.test")
+    assert (row["subtotal"], row["tax"], row["total"]) == ("350.00", "23.20", "363.20")
+    assert (row["amount_paid"], row["amount_due"]) == ("100.00", "263.20")
+    assert (row["ledger_id"], row["mapping_version"], row["sync_status"]) == ("101", "3", "synced")
+    lines = [dict(zip(rows.LINE_COLUMNS, line, strict=True)) for line in rows.line_rows(record, summary)]
+    assert [line["net_amount"] for line in lines] == ["290.00", "50.00"]
+    assert [(line["ledger_item"], line["ledger_account"], line["ledger_tax_code"]) for line in lines] == [
+        ("item-0", "200", "TAX"),
+        ("item-1", "200", "TAX"),
+    ]
+
+
+def test_a_record_written_before_summaries_exports_with_blanks() -> None:
+    """Proves a record without a summary (written before this version) gives a row with what the
+    record knows and blanks for the rest, and no line rows: never a crash."""
+    record = _record(_invoice(), status=SyncStatus.NEEDS_MAPPING, summary=False)
+    row = dict(zip(rows.INVOICE_COLUMNS, rows.invoice_row(record, None), strict=True))
+    assert (row["source_id"], row["total"], row["currency"]) == ("in_1", "363.20", "USD")
+    assert row["issued_on"] == row["customer_name"] == row["lines"] == ""
+    assert (row["sync_status"], row["parked_reason"]) == ("needs_mapping", "mapping missing")
+    assert rows.line_rows(record, None) == []
+    assert not rows.importable(record, None)
+    assert DocumentSummary.load("{not json") is None
+
+
+def test_a_huge_invoice_keeps_its_totals_and_drops_its_lines() -> None:
+    """Proves a summary too large for a DynamoDB item keeps the header and counts the lines it
+    could not store, and that such an invoice stays out of the import files (it cannot add up)."""
+    many = tuple(
+        LineItem(source_id=f"il_{n}", description="x" * 200, product_id="prod_a", quantity=1, amount=100)
+        for n in range(2000)
+    )
+    invoice = _invoice(lines=many, discount=0)
+    text = invoice_summary(invoice)
+    assert len(text.encode()) < MAX_SUMMARY_BYTES
+    summary = DocumentSummary.load(text)
+    assert summary is not None
+    assert (summary.lines, summary.lines_dropped, summary.total) == ((), 2000, 200000)
+    record = _record(invoice).model_copy(update={"summary": text})
+    assert not rows.importable(record, summary)
+    assert rows.invoice_row(record, summary)[rows.INVOICE_COLUMNS.index("lines_not_stored")] == "2000"
+
+
+def test_payment_summary_names_its_invoice_and_customer() -> None:
+    """Proves a payment's row carries its date, invoice and customer from the summary push stores."""
+    invoice = _invoice()
+    payment = Payment(
+        source_id="inpay_1",
+        invoice_source_id="in_1",
+        amount=36320,
+        currency="USD",
+        paid_on=DAY,
+        reference="ch_1",
+    )
+    record = SyncRecord(
+        connection_id="acme",
+        kind="payment",
+        source_id="inpay_1",
+        currency="USD",
+        source_total=36320,
+        status=SyncStatus.SYNCED,
+        summary=payment_summary(payment, invoice),
+    )
+    row = dict(
+        zip(rows.PAYMENT_COLUMNS, rows.payment_row(record, DocumentSummary.load(record.summary)), strict=True)
+    )
+    assert (row["invoice_source_id"], row["invoice_number"], row["paid_on"]) == (
+        "in_1",
+        "N-in_1",
+        "2026-11-25",
+    )
+    assert (row["customer_name"], row["amount"], row["reference"]) == ("Acme, Inc.", "363.20", "ch_1")
+
+
+# --- the ledgers' import layouts ------------------------------------------------------------------
+
+
+def _sums(parsed: list[dict[str, str]], number: str, amount: str, tax: str) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for row in parsed:
+        totals[row[number]] = totals.get(row[number], Decimal(0)) + Decimal(row[amount]) + Decimal(row[tax])
+    return totals
+
+
+@pytest.mark.parametrize("currency", ["USD", "JPY", "KWD"])
+def test_import_layouts_round_trip_to_the_invoice_totals(currency: str) -> None:
+    """Proves the Xero and QuickBooks Online import rows of an invoice add up to its total (lines
+    net of discounts, an undistributed invoice discount as its own line, tax per line), with the
+    templates' required columns filled and dates in each template's format."""
+    invoice = _invoice(currency=currency, discount=1500)  # 1000 on a line, 500 on the invoice
+    record = _record(invoice)
+    summary = DocumentSummary.load(record.summary)
+    assert summary is not None
+    assert rows.importable(record, summary)
+    xero = [dict(zip(rows.XERO_COLUMNS, r, strict=True)) for r in rows.xero_rows(record, summary)]
+    qbo = [dict(zip(rows.QUICKBOOKS_COLUMNS, r, strict=True)) for r in rows.quickbooks_rows(record, summary)]
+    total = Money(minor=invoice.total, currency=currency).to_decimal()
+    for row in xero:
+        row["LineAmount"] = str(Decimal(row["*Quantity"]) * Decimal(row["*UnitAmount"]))
+    assert _sums(xero, "*InvoiceNumber", "LineAmount", "TaxAmount") == {"N-in_1": total}
+    assert _sums(qbo, "InvoiceNo", "ItemAmount", "ItemTaxAmount") == {"N-in_1": total}
+    assert {row["Total"] for row in xero} == {str(total)}
+    assert [row["*Description"] for row in xero] == ["Pro plan", "Setup", "Discount"]
+    required = [c for c in rows.XERO_COLUMNS if c.startswith("*")]
+    assert all(row[c] for row in xero[:2] for c in required)
+    assert all(
+        row[c] for row in qbo for c in ("InvoiceNo", "Customer", "InvoiceDate", "DueDate", "ItemAmount")
+    )
+    assert (xero[0]["*InvoiceDate"], xero[0]["*DueDate"]) == ("25/11/2026", "25/12/2026")
+    assert (qbo[0]["InvoiceDate"], qbo[0]["DueDate"]) == ("11/25/2026", "12/25/2026")
+
+
+def test_drafts_and_void_invoices_stay_out_of_the_import_files() -> None:
+    """Proves only finalized invoices are importable: a draft or a void one is not."""
+    for status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+        record = _record(_invoice(status=status))
+        assert not rows.importable(record, DocumentSummary.load(record.summary))
+
+
+# --- the multipart writer -------------------------------------------------------------------------
+
+
+def test_multipart_parts_are_at_least_five_mib_except_the_last() -> None:
+    """Proves the writer sends parts of the configured size (never under S3's 5 MiB but for the
+    last), keeps at most one part in memory, and that the object is the bytes written."""
+    s3 = FakeS3()
+    writer = MultipartWriter(s3, "b", "k", "text/csv", part_bytes=MIN_PART_BYTES)
+    chunk = b"x" * 700_000
+    written = b""
+    for _ in range(20):
+        writer.write(chunk)
+        written += chunk
+        assert len(writer._buffer) < MIN_PART_BYTES  # one part at most waits in memory
+    file = writer.close("k")
+    assert s3.objects["k"] == written
+    sizes = s3.part_sizes[0]
+    assert len(sizes) == 3
+    assert all(size >= MIN_PART_BYTES for size in sizes[:-1])
+    assert sum(sizes) == len(written) == file.size
+    assert file.sha256 == hashlib.sha256(written).hexdigest()
+
+
+def test_a_small_file_is_one_put_and_an_aborted_upload_leaves_nothing() -> None:
+    """Proves a file under one part goes up with one PutObject, that parts below S3's minimum are
+    refused, and that abort drops an upload in progress."""
+    s3 = FakeS3()
+    small = MultipartWriter(s3, "b", "small", "text/csv", part_bytes=MIN_PART_BYTES)
+    small.write(b"a,b\r\n")
+    small.close("small")
+    assert s3.objects["small"] == b"a,b\r\n"
+    assert "create_multipart_upload" not in s3.calls
+    big = MultipartWriter(s3, "b", "big", "text/csv", part_bytes=MIN_PART_BYTES)
+    big.write(b"y" * (MIN_PART_BYTES + 1))
+    assert s3.uploads
+    big.abort()
+    assert not s3.uploads
+    assert "big" not in s3.objects
+    with pytest.raises(ValueError, match="at least"):
+        MultipartWriter(s3, "b", "k", "text/csv", part_bytes=MIN_PART_BYTES - 1)
+
+
+# --- the export use case --------------------------------------------------------------------------
+
+
+def test_export_writes_every_file_and_a_manifest_that_names_them(tmp_path: Any) -> None:
+    """Proves a day's records become the five document CSVs, two import layouts, a workbook whose
+    sheets hold the same rows, and a manifest with row counts, totals per currency and kind, every
+    file's SHA-256, the window and the mapping versions; nothing is left in staging."""
+    s3 = FakeS3()
+    jpy = _invoice("in_2", currency="JPY")
+    parked = _record(_invoice("in_3"), status=SyncStatus.NEEDS_MAPPING)
+    result = _service(s3, Records([_record(_invoice()), _record(jpy), parked]), tmp_path).export(
+        "acme", DAY, "Europe/London"
+    )
+    files = s3.under(PREFIX)
+    assert set(files) == {
+        PREFIX + name
+        for name in (
+            "invoices.csv",
+            "invoice_lines.csv",
+            "payments.csv",
+            "credit_notes.csv",
+            "refunds.csv",
+            "xero_sales_invoices.csv",
+            "quickbooks_invoices.csv",
+            "export.xlsx",
+            "manifest.json",
+        )
+    }
+    assert not s3.under("exports/_staging/")
+    assert not s3.uploads
+    invoices = _csv(files[PREFIX + "invoices.csv"])
+    assert [r["source_id"] for r in invoices] == ["in_1", "in_2", "in_3"]
+    assert [r["total"] for r in invoices] == ["363.20", "36320", "363.20"]
+    assert len(_csv(files[PREFIX + "invoice_lines.csv"])) == 6
+    assert _csv(files[PREFIX + "payments.csv"]) == []
+    assert files[PREFIX + "payments.csv"].startswith(b"source_id,invoice_source_id")
+    manifest = json.loads(files[PREFIX + "manifest.json"])
+    assert manifest == result.manifest
+    for name, entry in manifest["files"].items():
+        if name != "manifest.json":
+            assert entry["sha256"] == hashlib.sha256(files[PREFIX + name]).hexdigest(), name
+            assert entry["bytes"] == len(files[PREFIX + name])
+    assert manifest["files"]["invoices.csv"]["rows"] == 3
+    assert manifest["files"]["xero_sales_invoices.csv"]["rows"] == 6  # the parked one too: it has lines
+    assert manifest["totals"] == {"invoice": {"JPY": "36320", "USD": "726.40"}}
+    assert manifest["synced_totals"] == {"invoice": {"JPY": "36320", "USD": "363.20"}}
+    assert manifest["documents"] == {"invoice": {"needs_mapping": 1, "synced": 2}}
+    assert manifest["parked"] == {"mapping missing": 1}
+    assert manifest["mapping_versions"] == [3]
+    assert manifest["window"]["start_utc"] == "2026-11-25T00:00:00+00:00"
+    assert manifest["window"]["time_zone"] == "Europe/London"
+    with zipfile.ZipFile(io.BytesIO(files[PREFIX + "export.xlsx"])) as book:
+        names = book.namelist()
+        assert "xl/worksheets/sheet1.xml" in names
+        sheet = book.read("xl/worksheets/sheet1.xml").decode()
+        assert sheet.count("<row ") == 4  # header and three invoices
+        assert "Acme, Inc." in sheet
+        workbook = book.read("xl/workbook.xml").decode()
+        assert all(f'name="{n}"' in workbook for n in ("invoices", "invoice_lines", "refunds"))
+
+
+def test_the_window_is_the_calendar_day_in_the_schedule_time_zone() -> None:
+    """Proves a day in New York runs between its local midnights (05:00 UTC in winter), that the
+    day index is asked for exactly that window, and what "yesterday" is just after midnight."""
+    window = Window.of(DAY, "America/New_York")
+    assert (window.start, window.end) == (
+        datetime(2026, 11, 25, 5, tzinfo=UTC),
+        datetime(2026, 11, 26, 5, tzinfo=UTC),
+    )
+    assert previous_day(datetime(2026, 11, 26, 5, 30, tzinfo=UTC), "America/New_York") == DAY
+    assert previous_day(datetime(2026, 11, 26, 4, 30, tzinfo=UTC), "America/New_York") == date(2026, 11, 24)
+
+
+def test_a_failure_mid_way_publishes_nothing_alerts_once_and_a_retry_succeeds(tmp_path: Any) -> None:
+    """Proves an export whose upload fails part-way aborts its multipart uploads, leaves nothing
+    under the day's key or in staging, alerts once however often it fails, and succeeds when run
+    again."""
+    long = (LineItem(source_id="il_1", description="d" * 4000, product_id="p", quantity=1, amount=100),)
+    big = [_record(_invoice(f"in_{n}", lines=long, discount=0)) for n in range(2000)]  # 8 MB of lines
+    alerts, marks = Alerts(), Marks()
+    for attempt in range(2):
+        s3 = FakeS3(fail_on={"upload_part": 2})
+        with pytest.raises(ExportFailed, match="S3 unavailable"):
+            _service(s3, Records(big), tmp_path, alerts, marks, workbook_rows=0).export("acme", DAY)
+        assert not s3.under(PREFIX), attempt
+        assert not s3.under("exports/_staging/")
+        assert not s3.uploads
+        assert s3.calls["abort_multipart_upload"] >= 1
+    assert len(alerts.sent) == 1
+    assert "export failed" in alerts.sent[0][0]
+    s3 = FakeS3()
+    _service(s3, Records(big), tmp_path, alerts, marks, workbook_rows=0).export("acme", DAY)
+    assert len(_csv(s3.objects[PREFIX + "invoice_lines.csv"])) == 2000
+    assert any(len(sizes) > 1 for sizes in s3.part_sizes)
+
+
+def test_a_dynamodb_failure_mid_read_publishes_nothing(tmp_path: Any) -> None:
+    """Proves a day index read that fails after some records leaves the day's key empty."""
+    s3 = FakeS3()
+    with pytest.raises(ExportFailed, match="DynamoDB unavailable"):
+        _service(
+            s3, Records([_record(_invoice(f"in_{n}")) for n in range(5)], fail_after=3), tmp_path
+        ).export("acme", DAY)
+    assert not s3.under("exports/")
+    assert not s3.uploads
+
+
+def test_a_day_over_the_workbook_limit_gets_a_note_instead_of_sheets(tmp_path: Any) -> None:
+    """Proves a day with more rows than the workbook limit still writes every CSV row, and a
+    workbook holding only a note that says where the rows are (the manifest says so too)."""
+    s3 = FakeS3()
+    result = _service(
+        s3, Records([_record(_invoice(f"in_{n}")) for n in range(5)]), tmp_path, workbook_rows=4
+    ).export("acme", DAY)
+    assert len(_csv(s3.objects[PREFIX + "invoices.csv"])) == 5
+    assert result.manifest["workbook_sheets_omitted"] is True
+    with zipfile.ZipFile(io.BytesIO(s3.objects[PREFIX + "export.xlsx"])) as book:
+        assert 'name="about"' in book.read("xl/workbook.xml").decode()
+        assert "EXPORT_WORKBOOK_MAX_ROWS" in book.read("xl/worksheets/sheet1.xml").decode()
+
+
+def test_a_failure_while_publishing_takes_back_what_was_published(tmp_path: Any) -> None:
+    """Proves a run that fails while copying files to the day's key removes the files it had
+    published there, so the day holds no mixture of this run and nothing else."""
+    s3 = FakeS3(fail_on={"copy_object": 4})
+    with pytest.raises(ExportFailed):
+        _service(s3, Records([_record(_invoice())]), tmp_path).export("acme", DAY)
+    assert not s3.under(PREFIX)
+    assert not s3.under("exports/_staging/")
+
+
+def test_a_rerun_replaces_the_day_and_an_empty_day_has_headers(tmp_path: Any) -> None:
+    """Proves a second run of a day replaces its files (rows are not added twice) and that an empty
+    day writes every file with its header row only."""
+    s3 = FakeS3()
+    records = Records([_record(_invoice())])
+    _service(s3, records, tmp_path).export("acme", DAY)
+    _service(s3, records, tmp_path).export("acme", DAY)
+    assert len(_csv(s3.objects[PREFIX + "invoices.csv"])) == 1
+    empty = FakeS3()
+    result = _service(empty, Records([]), tmp_path).export("acme", DAY)
+    for name in ("invoices.csv", "payments.csv", "xero_sales_invoices.csv"):
+        assert empty.objects[PREFIX + name].count(b"\r\n") == 1, name
+    assert result.tally.count == 0
+    subject, text, _ = DailyReport(
+        facts=Facts(), bucket=ExportBucket("archive", empty), alerts=Alerts(), link_seconds=3600
+    ).build([Outcome("acme", result.window, result)], datetime(2026, 11, 26, tzinfo=UTC))
+    assert "0 synced, 0 parked" in subject
+    assert "No documents were synced or parked on this day" in text
+    assert "Reconciliation: not run yet" in text
+
+
+def test_report_counts_documents_parked_reasons_failures_and_links(tmp_path: Any) -> None:
+    """Proves the daily report says what synced by type, totals per currency, parked counts by
+    reason, failures, that reconciliation has not run, the token health it knows and presigned
+    links to the workbook and manifest."""
+    s3 = FakeS3()
+    rejected = _record(_invoice("in_4"), status=SyncStatus.REJECTED).model_copy(
+        update={"alerted_reason": "totals do not add up"}
+    )
+    records = Records(
+        [_record(_invoice()), _record(_invoice("in_3"), status=SyncStatus.NEEDS_MAPPING), rejected]
+    )
+    result = _service(s3, records, tmp_path).export("acme", DAY)
+    report = DailyReport(
+        facts=Facts(), bucket=ExportBucket("archive", s3), alerts=Alerts(), link_seconds=3600
+    )
+    subject, text, details = report.build(
+        [Outcome("acme", result.window, result), Outcome("beta", result.window, error="OSError: boom")],
+        datetime(2026, 11, 26, tzinfo=UTC),
+    )
+    assert subject == "invoice-sync daily report 2026-11-25: 1 synced, 2 parked, 1 export failed"
+    assert "invoice: 3 (needs_mapping 1, rejected 1, synced 1)" in text
+    assert "invoice: 363.20 USD" in text
+    assert "mapping missing: 1" in text
+    assert "totals do not add up: 1" in text
+    assert "Failures: 1 rejected" in text
+    assert "EXPORT FAILED: OSError: boom" in text
+    assert f"https://example.test/{PREFIX}export.xlsx?expires=3600" in text
+    assert "no token dates recorded yet" in text
+    assert details["connections"][0]["links"]["manifest"].startswith("https://example.test/")  # type: ignore[index]
