@@ -1147,8 +1147,9 @@ class PushService:
         self.alerts.publish(
             f"invoice-sync: connection {connection_id}: {error.reason}",
             f"Connection {connection_id} cannot sync: {error}.\nEvery document that arrives meanwhile is "
-            "parked, not lost. Reconnect the ledger (store fresh OAuth tokens for the connection), then "
-            "re-drive the parked records.",
+            "parked, not lost. Reconnect the ledger (`invoice-sync connect LEDGER --connection "
+            f"{connection_id}`), then re-drive the parked records (`invoice-sync redrive "
+            f"--connection {connection_id}`).",
             {
                 "connection_id": connection_id,
                 "reason": error.reason,
@@ -1161,7 +1162,8 @@ class PushService:
         self.alerts.publish(
             f"invoice-sync: {reason} ({record.source_number or record.source_id})",
             f"{record.kind} {record.source_number or record.source_id} of connection {record.connection_id}: "
-            f"{text}\nFix the cause, then re-drive parked records.",
+            f"{text}\nFix the cause (a missing rule: `invoice-sync mappings import`), then re-drive it: "
+            f"`invoice-sync redrive --connection {record.connection_id} --source-id {record.source_id}`.",
             {
                 "connection_id": record.connection_id,
                 "kind": record.kind,
