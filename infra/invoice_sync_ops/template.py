@@ -220,6 +220,38 @@ def _queue_arn(sqs: Any, url: str) -> str:
     return cast("str", attributes["QueueArn"])
 
 
+def lifecycle_rules(logical_id: str, template: Template | None = None) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules in the S3 API's shape (PutBucketLifecycleConfiguration).
+
+    CloudFormation writes ``Prefix``, ``ExpirationInDays``, ``TransitionInDays`` and
+    ``NoncurrentVersionExpiration.NoncurrentDays`` where the API takes a ``Filter``,
+    ``Expiration.Days``, ``Transitions[].Days`` and ``NoncurrentVersionExpiration.NoncurrentDays``.
+    """
+    props = resource_properties(logical_id, "AWS::S3::Bucket", template)
+    rules = []
+    for rule in props.get("LifecycleConfiguration", {}).get("Rules", []):
+        api: dict[str, Any] = {
+            "ID": rule["Id"],
+            "Status": rule["Status"],
+            "Filter": {"Prefix": rule.get("Prefix", "")},
+        }
+        if "ExpirationInDays" in rule:
+            api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+        if "Transitions" in rule:
+            api["Transitions"] = [
+                {"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]}
+                for t in rule["Transitions"]
+            ]
+        if "NoncurrentVersionExpiration" in rule:
+            days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+            api["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+        if "AbortIncompleteMultipartUpload" in rule:
+            days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+        rules.append(api)
+    return rules
+
+
 def _ensure_bucket(s3: Any, logical_id: str, name: str, region: str, template: Template) -> None:
     try:
         if region == "us-east-1":
@@ -248,6 +280,10 @@ def _ensure_bucket(s3: Any, logical_id: str, name: str, region: str, template: T
     block = props.get("PublicAccessBlockConfiguration")
     if block:
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)
+    # The export's staging clean-up among them: what a crashed export left behind expires.
+    rules = lifecycle_rules(logical_id, template)
+    if rules:
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
 
 
 def create_stack_resources(

@@ -16,6 +16,7 @@ from invoice_sync_ops.template import (
     DEFAULT_TEMPLATE,
     StackResources,
     create_stack_resources,
+    lifecycle_rules,
     load_template,
     table_create_kwargs,
     ttl_attribute,
@@ -42,6 +43,11 @@ EXPECTED_RESOURCES = {
     "ArchiveBucketPolicy": "AWS::S3::BucketPolicy",
     "AlertsTopic": "AWS::SNS::Topic",
     "AlertsSubscription": "AWS::SNS::Subscription",
+    "NightlyExportFunction": "AWS::Serverless::Function",
+    "NightlyExportLogGroup": "AWS::Logs::LogGroup",
+    "NightlyExportSchedule": "AWS::Scheduler::Schedule",
+    "NightlyExportScheduleRole": "AWS::IAM::Role",
+    "ExportDeadLetterQueue": "AWS::SQS::Queue",
 }
 EXPECTED_OUTPUTS = {
     "WebhookUrl",
@@ -276,3 +282,57 @@ def test_template_path_is_the_repository_root() -> None:
     """Proves the loader's default path is the template at the repository root (not a copy)."""
     assert Path(__file__).resolve().parents[2] / "template.yaml" == DEFAULT_TEMPLATE
     assert DEFAULT_TEMPLATE.is_file()
+
+
+def _statements(template: dict[str, Any], logical_id: str) -> dict[str, dict[str, Any]]:
+    policies = template["Resources"][logical_id]["Properties"]["Policies"]
+    return {st["Sid"]: st for policy in policies for st in policy["Statement"]}
+
+
+def test_nightly_export_reads_the_day_index_and_writes_only_exports(template: dict[str, Any]) -> None:
+    """Proves the export function's role reads records through the day index only (GetItem and
+    PutItem on the table are limited to token dates, reconciliation and marker items), writes,
+    reads and lists only exports/ of the archive bucket, publishes to the alerts topic, reads no
+    secret, and runs on the schedule's parameters with a retry policy and a dead-letter queue."""
+    statements = _statements(template, "NightlyExportFunction")
+    assert statements["ReadDayIndex"]["Action"] == "dynamodb:Query"
+    assert statements["ReadDayIndex"]["Resource"] == {"Fn::Sub": "${SyncStateTable.Arn}/index/by_day"}
+    keys = statements["ReportFactsAndMarkers"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert set(keys) == {"TOKENS#*", "RECON#*", "ALERT#*"}
+    for sid, statement in statements.items():
+        for action in _as_list(statement["Action"]):
+            assert not action.startswith("secretsmanager:"), sid
+            if action.startswith("s3:") and action != "s3:ListBucket":
+                assert statement["Resource"] == {"Fn::Sub": "${ArchiveBucket.Arn}/exports/*"}, sid
+    assert statements["ListExports"]["Condition"] == {"StringLike": {"s3:prefix": ["exports/*"]}}
+    assert statements["Report"]["Resource"] == {"Ref": "AlertsTopic"}
+    function = template["Resources"]["NightlyExportFunction"]["Properties"]
+    assert function["Timeout"] == 900
+    assert function["Environment"]["Variables"]["EXPORT_TIME_ZONE"] == {"Ref": "ExportTimeZone"}
+    assert function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["ExportDeadLetterQueue", "Arn"]
+    }
+    schedule = template["Resources"]["NightlyExportSchedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == {"Ref": "ExportScheduleTime"}
+    assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ExportTimeZone"}
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": ["NightlyExportFunction", "Arn"]}
+    assert schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert schedule["Target"]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ExportDeadLetterQueue", "Arn"]}
+    assert template["Parameters"]["ExportTimeZone"]["Default"] == "UTC"
+    assert template["Parameters"]["ExportScheduleTime"]["Default"].startswith("cron(")
+    role = template["Resources"]["NightlyExportScheduleRole"]["Properties"]
+    invoke = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {st["Action"] for st in invoke} == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_local_bucket_aborts_stale_export_staging(template: dict[str, Any], stack: StackResources) -> None:
+    """Proves the local bucket carries the template's lifecycle rules, the export staging rule
+    among them (stale multipart uploads aborted and staged files expired after a day)."""
+    rules = boto3.client("s3").get_bucket_lifecycle_configuration(Bucket=stack.archive_bucket)["Rules"]
+    staging = next(rule for rule in rules if rule["ID"] == "export-staging-cleanup")
+    assert staging["Filter"] == {"Prefix": "exports/_staging/"}
+    assert staging["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert staging["Expiration"] == {"Days": 1}
+    assert {rule["ID"] for rule in rules} == {
+        rule["ID"] for rule in lifecycle_rules("ArchiveBucket", template)
+    }
