@@ -21,7 +21,8 @@ class AlertPublisher:
             Message=f"{text}\n\n{json.dumps(details, indent=2, sort_keys=True, default=str)}",
             MessageAttributes={
                 key: {"DataType": "String", "StringValue": str(details[key])}
-                for key in ("connection_id", "reason")
+                # kind: "daily_report", "export", "connection", ... for subscription filter policies
+                for key in ("connection_id", "reason", "kind")
                 if details.get(key)
             },
         )
