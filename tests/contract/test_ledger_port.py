@@ -6,7 +6,7 @@ An adapter that behaves differently from the port fails here, not in a comment.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,7 +20,7 @@ from invoice_sync.errors import (
     StaleObject,
     Unsupported,
 )
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, PaymentDraft, marker
+from invoice_sync.ledgers.port import InvoiceDraft, LedgerDocument, PaymentDraft, marked, marker
 from tests.contract.conftest import LedgerCase
 
 
@@ -357,3 +357,61 @@ def test_chart_reads_every_page(case: LedgerCase) -> None:
     assert len(whole.items) >= 2
     setattr(case.ledger, "chart_page_size", 1)  # noqa: B010 - not every adapter pages (Xero)
     assert case.ledger.chart() == whole
+
+
+def _listed(case: LedgerCase, kind: str, since: datetime) -> list[LedgerDocument]:
+    return list(case.ledger.list_documents(kind, since))  # type: ignore[arg-type]
+
+
+def test_list_documents_pages_through_the_window_with_markers_and_voids(case: LedgerCase) -> None:
+    """Given three invoices (one voided), a credit note and a payment written now, when the
+    ledger is listed since a moment before them with a page of two, then every page is read:
+    each document is listed once with its marker, total, tax and change time, the void is flagged,
+    and a window that starts after them lists none of them."""
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    customer = _customer(case, "Listing Customer")
+    invoices = [case.ledger.create_invoice(case.draft(customer), f"list-{n}") for n in range(3)]
+    voided = case.ledger.void_invoice(invoices[2].id, invoices[2].version, "list-void")
+    note_draft = replace(
+        case.draft(customer), source_id="cn_listing", private_note=marker("stripe", "cn_listing")
+    )
+    note = case.ledger.create_credit_note(note_draft, "list-cn")
+    payment = case.ledger.create_payment(
+        case.payment(invoices[0].id, customer, Decimal("182.38"), "inpay_listing"), "list-pay"
+    )
+    case.ledger.list_page_size = 2  # type: ignore[attr-defined]
+
+    listed = {d.id: d for d in _listed(case, "invoice", before)}
+    assert {i.id for i in invoices} <= set(listed)
+    assert len(listed) == len(_listed(case, "invoice", before))  # no document twice across pages
+    first = listed[invoices[0].id]
+    assert marked(first.private_note) is not None
+    assert first.total == Decimal("182.38")
+    assert first.updated_at is not None and first.updated_at >= before
+    assert listed[voided.id].voided
+    assert note.id in {d.id for d in _listed(case, "credit_note", before)}
+    payments = {d.id: d for d in _listed(case, "payment", before)}
+    assert payments[payment.id].private_note == marker("stripe", "inpay_listing")
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert not _listed(case, "invoice", later)
+
+
+def test_list_documents_stops_at_the_window_end(case: LedgerCase) -> None:
+    """Given an invoice written now, a window that ended before it does not list it."""
+    start = datetime.now(UTC) - timedelta(days=2)
+    case.ledger.create_invoice(case.draft(_customer(case, "Window Customer")), "window-end")
+    assert not list(case.ledger.list_documents("invoice", start, start + timedelta(days=1)))
+
+
+def test_list_documents_reports_throttling_as_the_port_error(case: LedgerCase) -> None:
+    """Given a ledger that keeps answering 429 mid-listing, the listing raises LedgerThrottled
+    (which reconciliation turns into an incomplete report), never a short, clean-looking list."""
+    customer = _customer(case, "Throttle Customer")
+    for n in range(3):
+        case.ledger.create_invoice(case.draft(customer), f"thr-{n}")
+    case.ledger.list_page_size = 1  # type: ignore[attr-defined]
+    listing = case.ledger.list_documents("invoice", datetime.now(UTC) - timedelta(minutes=1))
+    next(listing)
+    case.inject_status(429, 10)
+    with pytest.raises(LedgerThrottled):
+        list(listing)

@@ -7,11 +7,11 @@ into its own payloads with pure functions and maps its errors onto ``invoice_syn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Literal, Protocol
 
 from invoice_sync.errors import LedgerError
 
@@ -82,6 +82,14 @@ class LedgerDocument:
     private_note: str | None = None
     voided: bool = False
     linked_payment_ids: tuple[str, ...] = field(default=())
+    # Filled by ``list_documents`` (reconciliation): the tax the ledger holds (None where its list
+    # does not say) and when the ledger last changed the document.
+    tax: Decimal | None = None
+    updated_at: datetime | None = None
+
+
+# The ledger's own kinds of sales document, as ``list_documents`` names them.
+ListedKind = Literal["invoice", "credit_note", "refund", "payment"]
 
 
 @dataclass(frozen=True)
@@ -197,10 +205,30 @@ class LedgerPort(Protocol):
         ``private_note``. A ledger with no such call raises ``Unsupported``."""
         ...
 
+    def list_documents(
+        self, kind: ListedKind, since: datetime, until: datetime | None = None
+    ) -> Iterator[LedgerDocument]:
+        """The documents of ``kind`` the ledger last changed between ``since`` and ``until`` (default:
+        now), voided ones included, read page by page through the ledger's query API within its
+        limits (the adapter's HTTP plumbing). ``tax`` and ``updated_at`` are filled. A ledger whose
+        refunds are credit notes (Xero, FreshBooks) lists them under ``credit_note`` and no document
+        under ``refund``."""
+        ...
+
 
 def marker(source: str, source_id: str) -> str:
     """The note that identifies a ledger document as invoice-sync's copy of one source document."""
     return f"invoice-sync: {source} {source_id}"
+
+
+def marked(note: str | None) -> tuple[str, str] | None:
+    """(source, source id) a ledger note's marker names; None for a note without one (a document
+    someone made in the ledger, or a QBO void that replaced the note)."""
+    text = (note or "").strip()
+    if not text.startswith("invoice-sync: "):
+        return None
+    parts = text[len("invoice-sync: ") :].split()
+    return (parts[0], parts[1]) if len(parts) >= 2 else None
 
 
 class _CreditNotes(Protocol):
@@ -229,6 +257,15 @@ class RefundIsCreditNote:
         idempotency_key: str,
     ) -> LedgerDocument:
         return self.create_credit_note(draft, idempotency_key)
+
+
+def in_window(document: LedgerDocument, since: datetime, until: datetime | None) -> bool:
+    """Whether a listed document's change time is inside the window (for a ledger whose query
+    takes only a lower bound, the upper one is checked here)."""
+    moment = document.updated_at
+    if moment is None:
+        return True
+    return since <= moment and (until is None or moment <= until)
 
 
 def one_by_one(

@@ -91,7 +91,12 @@ QUERYABLE_FIELDS = {
     "companyname",
     "fullyqualifiedname",
     "country",
+    # What reconciliation pages by: QBO's change time on every entity.
+    "metadata.lastupdatedtime",
+    "metadata.createtime",
 }
+# Comparisons QBO's query language takes besides = and IN (dates compare as moments).
+COMPARISONS = ("<", "<=", ">", ">=")
 HOME_CURRENCY = {"US": "USD", "GB": "GBP", "AU": "AUD", "CA": "CAD", "NZ": "NZD", "IE": "EUR", "IN": "INR"}
 # Sales forms (priced from lines by _build_sales_doc, numbered from one custom-number space) and
 # how QBO names each in a 6140 Detail.
@@ -239,6 +244,7 @@ class _Query:
     entity: str
     count: bool = False
     conditions: list[tuple[str, list[str | bool]]] = field(default_factory=list)
+    comparisons: list[tuple[str, str, str]] = field(default_factory=list)  # (property, operator, value)
     order_by: str | None = None
     descending: bool = False
     start: int = 1
@@ -293,6 +299,32 @@ class _QueryParser(TokenReader):
             raise _query_error(f"Expected a number but found '{text}'")
         return int(text)
 
+    def _conditions(self, query: _Query) -> None:
+        """``prop = v``, ``prop IN (...)``, ``prop < <= > >= v`` (QBO compares dates too), joined by AND."""
+        while True:
+            prop = self._field()
+            if self._keyword("in"):
+                self._expect_sym("(")
+                values = [self._value()]
+                while self._peek() == ("sym", ","):
+                    self.pos += 1
+                    values.append(self._value())
+                self._expect_sym(")")
+            else:
+                kind, op = self._next()
+                if kind == "sym" and op in COMPARISONS:
+                    value = self._value()
+                    query.comparisons.append((prop, op, str(value)))
+                    if not self._keyword("and"):
+                        break
+                    continue
+                if kind != "sym" or op != "=":
+                    raise _query_error(f"Expected '=' but found '{op}'")
+                values = [self._value()]
+            query.conditions.append((prop, values))
+            if not self._keyword("and"):
+                break
+
     def parse(self) -> _Query:
         self._expect_word("select")
         count = False
@@ -310,21 +342,7 @@ class _QueryParser(TokenReader):
             raise _query_error(f"Unsupported entity: {name}")
         query = _Query(entity=entity, count=count)
         if self._keyword("where"):
-            while True:
-                prop = self._field()
-                if self._keyword("in"):
-                    self._expect_sym("(")
-                    values = [self._value()]
-                    while self._peek() == ("sym", ","):
-                        self.pos += 1
-                        values.append(self._value())
-                    self._expect_sym(")")
-                else:
-                    self._expect_sym("=")
-                    values = [self._value()]
-                query.conditions.append((prop, values))
-                if not self._keyword("and"):
-                    break
+            self._conditions(query)
         if self._keyword("orderby") or (self._keyword("order") and self._keyword("by")):
             query.order_by = self._field()
             if self._keyword("desc"):
@@ -341,6 +359,10 @@ class _QueryParser(TokenReader):
 
 
 def _field_value(obj: dict[str, Any], prop: str) -> Any:
+    if "." in prop:  # MetaData.LastUpdatedTime
+        head, _, rest = prop.partition(".")
+        inner = next((v for k, v in obj.items() if k.lower() == head.lower()), None)
+        return _field_value(inner, rest) if isinstance(inner, dict) else None
     for key, value in obj.items():
         if key.lower() == prop.lower():
             return _ref_value(value) if isinstance(value, dict) else value
@@ -356,6 +378,32 @@ def _matches(obj: dict[str, Any], prop: str, values: list[str | bool]) -> bool:
         elif actual is not None and not isinstance(actual, bool) and str(actual) == wanted:
             return True
     return False
+
+
+def _compares(obj: dict[str, Any], prop: str, op: str, wanted: str) -> bool:
+    """``prop op wanted``: moments for date-times (any offset), numbers for numbers, else text."""
+    actual = _field_value(obj, prop)
+    if actual is None:
+        return False
+    left: Any
+    right: Any
+    try:
+        left = datetime.fromisoformat(str(actual).replace("Z", "+00:00"))
+        right = datetime.fromisoformat(wanted.replace("Z", "+00:00"))
+        if left.tzinfo is None or right.tzinfo is None:
+            left, right = left.replace(tzinfo=None), right.replace(tzinfo=None)
+    except ValueError:
+        try:
+            left, right = Decimal(str(actual)), Decimal(wanted)
+        except ArithmeticError:
+            left, right = str(actual), wanted
+    outcomes: dict[str, bool] = {
+        "<": left < right,
+        "<=": left <= right,
+        ">": left > right,
+        ">=": left >= right,
+    }
+    return outcomes[op]
 
 
 def _sort_key(value: Any) -> tuple[int, Decimal, str]:
@@ -743,6 +791,8 @@ class QuickBooksSandbox(SandboxServer[_Company]):
             rows = [row for row in rows if row.get("Active", True) is True]
         for prop, values in query.conditions:
             rows = [row for row in rows if _matches(row, prop, values)]
+        for prop, op, wanted in query.comparisons:
+            rows = [row for row in rows if _compares(row, prop, op, wanted)]
         if query.count:
             return {"totalCount": len(rows)}
         if query.order_by is not None:

@@ -8,6 +8,9 @@ be against ``https://api.stripe.com``:
   object ``{"error": {"type": "invalid_request_error", "message": ...}}``, the key masked as
   Stripe masks it (``sk_test_****abcd``).
 * ``GET /v1/invoices/{id}``: the invoice, or 404 ``resource_missing`` with ``param: "id"``.
+* ``GET /v1/credit_notes`` and ``GET /v1/refunds`` (and each object by id) list the account's credit
+  notes and refunds the same way (cursors, ``limit``, ``created[...]``; ``invoice`` for credit notes,
+  ``charge`` / ``payment_intent`` for refunds): what reconciliation reads.
 * ``GET /v1/invoices``: a list object (``object: "list"``, ``url``, ``has_more``, ``data``), newest
   first, ``limit`` 1 to 100 (default 10), ``starting_after`` / ``ending_before`` cursors,
   ``created[gte|gt|lte|lt]``, ``customer`` and ``status`` filters. A bad parameter answers 400
@@ -86,6 +89,13 @@ LIST_PARAMS = frozenset(
         "expand[]",
     }
 )
+# What each list takes besides the cursors, ``limit`` and ``created`` (Stripe's own filters).
+LIST_FILTERS: dict[str, frozenset[str]] = {
+    "invoices": frozenset({"status", "customer", "collection_method", "subscription"}),
+    "credit_notes": frozenset({"customer", "invoice"}),
+    "refunds": frozenset({"charge", "payment_intent"}),
+}
+OBJECT_NAMES = {"invoices": "invoice", "credit_notes": "credit note", "refunds": "refund"}
 CREATED_OPS: dict[str, Callable[[int, int], bool]] = {
     "gte": lambda value, bound: value >= bound,
     "gt": lambda value, bound: value > bound,
@@ -302,6 +312,8 @@ class _Account(Traffic):
     account_id: str
     api_key: str | None  # None once rolled (revoked)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    credit_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
     second: deque[float] = field(default_factory=deque)  # when the reads of the last second came in
 
     @property
@@ -334,8 +346,14 @@ class StripeSandbox(SandboxServer[_Account]):
             clock=clock,
             latency_seconds=latency_seconds,
             rules=[
-                Rule("/v1/invoices", endpoint="list", methods=["GET"]),
-                Rule("/v1/invoices/<invoice_id>", endpoint="retrieve", methods=["GET"]),
+                Rule(
+                    "/v1/<any(invoices, credit_notes, refunds):collection>", endpoint="list", methods=["GET"]
+                ),
+                Rule(
+                    "/v1/<any(invoices, credit_notes, refunds):collection>/<invoice_id>",
+                    endpoint="retrieve",
+                    methods=["GET"],
+                ),
             ],
         )
 
@@ -368,11 +386,26 @@ class StripeSandbox(SandboxServer[_Account]):
                 stored[obj["id"]] = obj
         return len(checked)
 
+    def add_objects(self, account_id: str, collection: str, objects: Iterable[dict[str, Any]]) -> int:
+        """Adds (or replaces, by id) credit notes or refunds (Stripe objects as the API lists
+        them: ``id``, ``created``, ``amount``, ``currency``, ...); returns how many."""
+        if collection not in ("credit_notes", "refunds"):
+            raise KeyError(collection)
+        copied = [copy.deepcopy(obj) for obj in objects]
+        for obj in copied:
+            if not isinstance(obj.get("id"), str) or not isinstance(obj.get("created"), int):
+                raise ValueError(f"a {OBJECT_NAMES[collection]} needs an id and a created time")
+        with self._lock:
+            stored: dict[str, dict[str, Any]] = getattr(self._tenant(account_id), collection)
+            for obj in copied:
+                stored[obj["id"]] = obj
+        return len(copied)
+
     def documents(self, account_id: str, kind: str) -> list[dict[str, Any]]:
-        if kind != "invoices":
+        if kind not in LIST_FILTERS:
             raise KeyError(kind)
         with self._lock:
-            return copy.deepcopy(list(self._tenant(account_id).invoices.values()))
+            return copy.deepcopy(list(getattr(self._tenant(account_id), kind).values()))
 
     def inject_status(self, account_id: str, status: int, count: int = 1) -> None:
         """The next ``count`` API calls answer ``status`` (429 or a 5xx)."""
@@ -400,18 +433,27 @@ class StripeSandbox(SandboxServer[_Account]):
         return [
             *super()._control_rules(),
             Rule(f"/_sandbox/{self.control_root}/<tenant>/invoices", endpoint="ctl_add", methods=["POST"]),
+            Rule(
+                f"/_sandbox/{self.control_root}/<tenant>/<any(credit_notes, refunds):collection>",
+                endpoint="ctl_add_objects",
+                methods=["POST"],
+            ),
         ]
 
     def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
-        if endpoint != "ctl_add":
+        if endpoint not in ("ctl_add", "ctl_add_objects"):
             return super()._control(request, endpoint, args)
+        collection = args.get("collection", "invoices")
         try:
             body = json.loads(request.get_data() or b"[]")
             if isinstance(body, dict):
-                body = body.get("invoices", [])
+                body = body.get(collection, [])
             if not isinstance(body, list):
-                raise ValueError("body must be a list of invoice objects")
-            added = self.add_invoices(args["tenant"], body, sdk_check=True)
+                raise ValueError(f"body must be a list of {OBJECT_NAMES[collection]} objects")
+            if collection == "invoices":
+                added = self.add_invoices(args["tenant"], body, sdk_check=True)
+            else:
+                added = self.add_objects(args["tenant"], collection, body)
         except KeyError as exc:
             return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
         except (TypeError, ValueError) as exc:
@@ -468,18 +510,22 @@ class StripeSandbox(SandboxServer[_Account]):
             account.second.append(now)
             self._admit(account, now)
 
+        collection = str(args.get("collection", "invoices"))
+
         def respond() -> Response:
             if endpoint == "retrieve":
-                found = account.invoices.get(str(args["invoice_id"]))
+                found = getattr(account, collection).get(str(args["invoice_id"]))
                 if found is None:
                     return self._json(
                         _error(
-                            f"No such invoice: '{args['invoice_id']}'", code="resource_missing", param="id"
+                            f"No such {OBJECT_NAMES[collection].replace(' ', '')}: '{args['invoice_id']}'",
+                            code="resource_missing",
+                            param="id",
                         ),
                         404,
                     )
                 return self._json(copy.deepcopy(found))
-            return self._list(account, request)
+            return self._list(account, request, collection)
 
         return self._serve(account, is_write=False, respond=respond)
 
@@ -499,10 +545,11 @@ class StripeSandbox(SandboxServer[_Account]):
         body = {"error": {"type": "api_error", "message": "An unknown error occurred"}}
         return self._json(body, status, {"Stripe-Should-Retry": "true"})
 
-    def _list(self, account: _Account, request: Request) -> Response:
+    def _list(self, account: _Account, request: Request, collection: str = "invoices") -> Response:
         query = request.args
+        allowed = (LIST_PARAMS - LIST_FILTERS["invoices"]) | LIST_FILTERS[collection]
         for name in query:
-            if name not in LIST_PARAMS:
+            if name not in allowed:
                 return self._json(
                     _error(f"Received unknown parameter: {name}", code="parameter_unknown", param=name), 400
                 )
@@ -553,21 +600,29 @@ class StripeSandbox(SandboxServer[_Account]):
                 return self._json(
                     _error("Invalid integer", code="parameter_invalid_integer", param="created"), 400
                 )
-        customer = query.get("customer")
+        equal = {
+            name: query[name] for name in LIST_FILTERS[collection] - {"status"} if query.get(name) is not None
+        }
+        pool: dict[str, dict[str, Any]] = getattr(account, collection)
         # Newest first, as Stripe lists; ties broken by id so the order (and the cursors) are stable.
-        ordered = sorted(account.invoices.values(), key=lambda i: (i["created"], i["id"]), reverse=True)
+        ordered = sorted(pool.values(), key=lambda i: (i["created"], i["id"]), reverse=True)
         matching = [
             i
             for i in ordered
-            if (status is None or i["status"] == status)
-            and (customer is None or i["customer"] == customer)
+            if (status is None or i.get("status") == status)
+            and all(i.get(name) == value for name, value in equal.items())
             and all(test(int(i["created"]), bound) for test, bound in bounds)
         ]
         after, before = query.get("starting_after"), query.get("ending_before")
         for cursor, param in ((after, "starting_after"), (before, "ending_before")):
-            if cursor is not None and cursor not in account.invoices:
+            if cursor is not None and cursor not in pool:
                 return self._json(
-                    _error(f"No such invoice: '{cursor}'", code="resource_missing", param=param), 404
+                    _error(
+                        f"No such {OBJECT_NAMES[collection]}: '{cursor}'",
+                        code="resource_missing",
+                        param=param,
+                    ),
+                    404,
                 )
         if after is not None:
             # A cursor outside the filtered list still marks a place in the full order.
@@ -583,7 +638,7 @@ class StripeSandbox(SandboxServer[_Account]):
         else:
             page, has_more = matching[:limit], len(matching) > limit
         return self._json(
-            {"object": "list", "data": copy.deepcopy(page), "has_more": has_more, "url": "/v1/invoices"}
+            {"object": "list", "data": copy.deepcopy(page), "has_more": has_more, "url": f"/v1/{collection}"}
         )
 
 

@@ -27,10 +27,12 @@ adapter supplies what the port promises:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from invoice_sync.errors import (
     DuplicateName,
@@ -48,8 +50,10 @@ from invoice_sync.ledgers.port import (
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
+    ListedKind,
     PaymentDraft,
     RefundIsCreditNote,
+    in_window,
     one_by_one,
 )
 
@@ -60,11 +64,14 @@ ITEMS = "items/items"
 CREDIT_NOTES = "credit_notes/credit_notes"
 TAXES = "taxes/taxes"
 REPLAY_MEMORY = 1024
+# FreshBooks' accounting timestamps ("updated") are US/Eastern wall-clock time.
+ACCOUNTING_TZ = ZoneInfo("America/New_York")
 
 
 class FreshBooksLedger(RefundIsCreditNote):
     batch_size = 1  # FreshBooks has no batch call
     chart_page_size = PER_PAGE
+    list_page_size = PER_PAGE
 
     def __init__(self, client: FreshBooksClient) -> None:
         self.client = client
@@ -89,6 +96,39 @@ class FreshBooksLedger(RefundIsCreditNote):
     def forget_replays(self) -> None:
         """Forget every key, as a cold start does (the contract's "after the idempotency window")."""
         self._replays.clear()
+
+    # --- listing (reconciliation) ------------------------------------------------------------
+
+    def list_documents(
+        self, kind: ListedKind, since: datetime, until: datetime | None = None
+    ) -> Iterator[LedgerDocument]:
+        """``search[updated_min]`` / ``search[updated_max]`` (Eastern wall-clock time, as FreshBooks
+        keeps ``updated``) and ``page`` / ``per_page`` pages of 100, deleted documents included
+        (``vis_state`` 1 is how invoice-sync voids). Refunds are credit notes here, listed under
+        ``credit_note``. An invoice's payments are not read one invoice at a time: ``payment``
+        lists them."""
+        if kind == "refund":
+            return
+        path, collection = {
+            "invoice": (INVOICES, "invoices"),
+            "credit_note": (CREDIT_NOTES, "credit_notes"),
+            "payment": (PAYMENTS, "payments"),
+        }[kind]
+        search = {"updated_min": since.astimezone(ACCOUNTING_TZ).strftime("%Y-%m-%d %H:%M:%S")}
+        if until is not None:
+            search["updated_max"] = until.astimezone(ACCOUNTING_TZ).strftime("%Y-%m-%d %H:%M:%S")
+        for state in ("0", "1"):  # live, then deleted (FreshBooks lists deleted ones only on request)
+            search_state = {**search, "vis_state": state}
+            for row in self.client.pages(path, collection, search_state, per_page=self.list_page_size):
+                if kind == "invoice":
+                    document = payloads.invoice_document(row)
+                elif kind == "credit_note":
+                    document = payloads.credit_note_document(row)
+                else:
+                    document = payloads.payment_document(row)
+                document = replace(document, updated_at=_eastern(row.get("updated")))
+                if in_window(document, since, until):
+                    yield document
 
     # --- chart -------------------------------------------------------------------------------------
 
@@ -331,3 +371,13 @@ class FreshBooksLedger(RefundIsCreditNote):
         created = self.client.write("POST", PAYMENTS, "payment", payloads.payment_body(draft))
         self._remember("payment", idempotency_key, str(created["id"]))
         return payloads.payment_document(created)
+
+
+def _eastern(value: object) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=ACCOUNTING_TZ) if moment.tzinfo is None else moment

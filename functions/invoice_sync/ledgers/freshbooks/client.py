@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from invoice_sync.errors import (
@@ -123,6 +123,23 @@ class FreshBooksClient:
             found.extend(result.get(collection) or ())
             if page >= int(result.get("pages") or 1):
                 return found
+            page += 1
+
+    def pages(
+        self, path: str, collection: str, search: Mapping[str, str] | None = None, *, per_page: int = PER_PAGE
+    ) -> Iterator[dict[str, Any]]:
+        """``list``, one page at a time: a listing of any length in bounded memory."""
+        params = {f"search[{name}]": value for name, value in (search or {}).items()}
+        page = 1
+        while True:
+            result = self._result(
+                self.http.request(
+                    "GET", path, params={**params, "page": str(page), "per_page": str(per_page)}
+                )
+            )
+            yield from result.get(collection) or ()
+            if page >= int(result.get("pages") or 1):
+                return
             page += 1
 
     @staticmethod

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +16,9 @@ from invoice_sync.ledgers.port import (
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
+    ListedKind,
     PaymentDraft,
+    as_decimal,
 )
 from invoice_sync.ledgers.quickbooks import payloads
 from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
@@ -22,6 +26,23 @@ from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
 # Accounts money can be received into or paid out from (QBO's DepositToAccountRef on payments and
 # refund receipts takes these types).
 PAYMENT_ACCOUNT_TYPES = {"Bank", "Other Current Asset", "Credit Card"}
+LISTED_ENTITIES: dict[str, str] = {
+    "invoice": "Invoice",
+    "credit_note": "CreditMemo",
+    "refund": "RefundReceipt",
+    "payment": "Payment",
+}
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _moment(value: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(UTC) if value else None
+    except ValueError:
+        return None
 
 
 def _item_entry(row: dict[str, Any]) -> ChartEntry:
@@ -57,6 +78,7 @@ class QuickBooksLedger:
     batch_size = 30
     # QBO answers at most 1,000 rows per query; the chart is read page by page.
     chart_page_size = 1000
+    list_page_size = 1000  # reconciliation's listing pages (QBO's most per query)
 
     def __init__(self, client: QuickBooksClient) -> None:
         self.client = client
@@ -74,6 +96,34 @@ class QuickBooksLedger:
             rows.extend(page)
             if len(page) < size:
                 return rows
+
+    def list_documents(
+        self, kind: ListedKind, since: datetime, until: datetime | None = None
+    ) -> Iterator[LedgerDocument]:
+        """``MetaData.LastUpdatedTime`` between the bounds, ``ORDERBY Id`` and ``STARTPOSITION`` /
+        ``MAXRESULTS`` pages of 1,000 (QBO's largest), one query per page."""
+        entity = LISTED_ENTITIES[kind]
+        bounds = f"MetaData.LastUpdatedTime >= '{_stamp(since)}'"
+        if until is not None:
+            bounds += f" and MetaData.LastUpdatedTime <= '{_stamp(until)}'"
+        size = self.list_page_size
+        start = 1
+        while True:
+            statement = (
+                f"select * from {entity} where {bounds} "  # noqa: S608 - no user input
+                f"ORDERBY Id STARTPOSITION {start} MAXRESULTS {size}"
+            )
+            page = self.client.query(statement).get(entity) or []
+            for row in page:
+                tax = (row.get("TxnTaxDetail") or {}).get("TotalTax")
+                yield replace(
+                    payloads.document(row),
+                    tax=as_decimal(tax) if tax is not None else None,
+                    updated_at=_moment((row.get("MetaData") or {}).get("LastUpdatedTime")),
+                )
+            if len(page) < size:
+                return
+            start += size
 
     def chart(self) -> Chart:
         return Chart(

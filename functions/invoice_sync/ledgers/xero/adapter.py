@@ -8,8 +8,9 @@ before an update, so a stale update fails as the port says it must. Writes carry
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,13 +22,23 @@ from invoice_sync.ledgers.port import (
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
+    ListedKind,
     PaymentDraft,
     RefundIsCreditNote,
+    as_decimal,
+    in_window,
 )
 from invoice_sync.ledgers.xero import payloads
 from invoice_sync.ledgers.xero.client import classify, validation_messages
 
 WRITE_PARAMS = {"summarizeErrors": "false", "unitdp": "4"}
+PAGE_SIZE = 100  # Xero's default page of invoices, credit notes and payments
+# kind -> (collection, a where filter keeping sales documents only, the parser of one element)
+LISTED: dict[str, tuple[str, str | None]] = {
+    "invoice": ("Invoices", 'Type=="ACCREC"'),
+    "credit_note": ("CreditNotes", 'Type=="ACCRECCREDIT"'),
+    "payment": ("Payments", None),
+}
 
 
 def _failed(element: dict[str, Any]) -> bool:
@@ -76,6 +87,7 @@ def _item_entry(row: dict[str, Any]) -> ChartEntry:
 class XeroLedger(RefundIsCreditNote):
     # Xero takes many invoices per request; 50 keeps a request well inside its size limits.
     batch_size = 50
+    list_page_size = PAGE_SIZE
 
     def __init__(self, http: LedgerHttp) -> None:
         self.http = http
@@ -128,6 +140,42 @@ class XeroLedger(RefundIsCreditNote):
     def _get(self, path: str, collection: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.http.request("GET", path, params=params).get(collection) or []
         return found
+
+    def list_documents(
+        self, kind: ListedKind, since: datetime, until: datetime | None = None
+    ) -> Iterator[LedgerDocument]:
+        """``If-Modified-Since`` (Xero's only bound: the upper one is checked here) and ``page=``
+        pages of 100 until a short page; sales documents only (``where Type``). Refunds are credit
+        notes in Xero, listed under ``credit_note``."""
+        if kind == "refund":
+            return
+        collection, where = LISTED[kind]
+        parse = {
+            "Invoices": payloads.invoice_document,
+            "CreditNotes": payloads.credit_note_document,
+            "Payments": payloads.payment_document,
+        }[collection]
+        page = 1
+        headers = {"If-Modified-Since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")}
+        while True:
+            params = {"page": str(page), "pageSize": str(self.list_page_size)}
+            if where:
+                params["where"] = where
+            rows: list[dict[str, Any]] = (
+                self.http.request("GET", collection, params=params, headers=headers).get(collection) or []
+            )
+            for row in rows:
+                tax = row.get("TotalTax")
+                document = replace(
+                    parse(row),
+                    tax=as_decimal(tax) if tax is not None else None,
+                    updated_at=payloads.moment(row.get("UpdatedDateUTC")),
+                )
+                if in_window(document, since, until):
+                    yield document
+            if len(rows) < self.list_page_size:
+                return
+            page += 1
 
     def chart(self) -> Chart:
         """Xero does not page Accounts, TaxRates or Items: one GET each returns every row,

@@ -6,8 +6,9 @@ tests validate every body built here against its request schemas.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -174,6 +175,12 @@ def payment_document(obj: dict[str, Any]) -> LedgerDocument:
         private_note=obj.get("Reference"),
         voided=obj.get("Status") == "DELETED",
     )
+
+
+def moment(value: Any) -> datetime | None:
+    """Xero's ``/Date(1700000000000+0000)/`` as a UTC datetime; None when absent or unreadable."""
+    match = re.fullmatch(r"/Date\((-?\d+)([+-]\d{4})?\)/", str(value or ""))
+    return datetime.fromtimestamp(int(match.group(1)) / 1000, UTC) if match else None
 
 
 def contact(obj: dict[str, Any]) -> LedgerContact:
