@@ -120,6 +120,10 @@ class StripeApi:
             raise StripeApiError(f"Stripe answered a {found.get('object')!r} for invoice {invoice_id}")
         return found
 
+    def get_object(self, collection: str, object_id: str) -> dict[str, Any]:
+        """One object of a list (``credit_notes``, ``refunds``) by id; ``StripeNotFound`` if none."""
+        return self._get(f"/v1/{collection}/{object_id}", {})
+
     def list_invoices(
         self,
         *,

@@ -1,0 +1,510 @@
+"""Reconciliation: proof, per connection and window, that the source, invoice-sync's records and the
+ledger agree, and precisely where they do not.
+
+Three streams go in, each read page by page by its own reader: the source's documents (Stripe's
+invoices, their payments, credit notes), the SyncState records of the window (the day index), and
+the ledger's documents (``LedgerPort.list_documents``). They are joined on one key, (kind, source
+id), by hash maps: the source's and the ledger's documents are held in slim form (a few fields,
+``__slots__``), the records are folded in as they stream. Every key is then judged once, so the
+work is linear in the documents, never a loop over one side per document of another.
+
+The ledger's documents are keyed by the marker invoice-sync writes in their note
+(``invoice-sync: stripe <id>``); one whose marker is gone (QBO replaces the note of a void) is
+found through the record's ledger id instead.
+
+A side that failed mid-read (a ledger or Stripe that kept failing or throttling) is named in
+``incomplete``: what could not be proven absent is then not reported as absent, and the run is
+marked incomplete rather than clean.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from invoice_sync.ledgers.port import LedgerDocument, marked
+from invoice_sync.models.money import Money, exponent
+from invoice_sync.models.sync import SyncRecord, SyncStatus
+
+SCHEMA = "invoice-sync.reconciliation/1"
+# A total that differs by at most this many minor units, with no tax difference to explain it, is
+# rounding (a ledger recomputing a line's tax), not a wrong amount.
+ROUNDING_MINOR_UNITS = 2
+
+
+class DifferenceClass(StrEnum):
+    MISSING_IN_LEDGER = "missing_in_ledger"
+    UNKNOWN_TO_SOURCE = "unknown_to_source"
+    DUPLICATE_IN_LEDGER = "duplicate_in_ledger"
+    AMOUNT_DIFFERS = "amount_differs"
+    TAX_OR_ROUNDING_DIFFERS = "tax_or_rounding_differs"
+    STATUS_DIFFERS = "status_differs"
+    CURRENCY_DIFFERS = "currency_differs"
+    PAYMENT_APPLIED_TWICE = "payment_applied_twice"
+    PAYMENT_NOT_APPLIED = "payment_not_applied"
+
+
+# What --repair re-queues: what push can put right by syncing the source's snapshot again.
+REPAIRABLE = frozenset(
+    {
+        DifferenceClass.MISSING_IN_LEDGER,
+        DifferenceClass.AMOUNT_DIFFERS,
+        DifferenceClass.TAX_OR_ROUNDING_DIFFERS,
+        DifferenceClass.STATUS_DIFFERS,
+        DifferenceClass.PAYMENT_NOT_APPLIED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDoc:
+    """One source document in the few fields reconciliation compares, amounts in minor units."""
+
+    kind: str  # invoice, credit_note, payment
+    source_id: str
+    number: str | None
+    currency: str
+    total: int
+    tax: int
+    status: str  # invoice: open/paid/void/uncollectible; credit note: issued/void; payment: paid
+    created: int  # Unix seconds
+    invoice_id: str | None = None  # a payment's invoice
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    kind: str
+    ledger_id: str
+    source_id: str | None  # from the marker; None without one
+    number: str | None
+    currency: str
+    total: int
+    tax: int | None
+    balance: int
+    voided: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEntry:
+    kind: str
+    source_id: str
+    status: str
+    ledger_id: str | None
+    created: datetime | None
+
+
+def minor(amount: Decimal, currency: str) -> int:
+    """A ledger decimal in minor units (rounded half-even past the currency's decimals: a ledger
+    keeping more decimals than the currency has is itself a difference the totals show)."""
+    return int(amount.scaleb(exponent(currency)).to_integral_value())
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Minor units as the currency writes them: ``12.30`` USD, ``1230`` JPY, ``1.230`` KWD."""
+    return str(Money(minor=amount, currency=currency).to_decimal())
+
+
+def ledger_entry(kind: str, document: LedgerDocument) -> LedgerEntry:
+    currency = (document.currency or "USD").upper()
+    mark = marked(document.private_note)
+    return LedgerEntry(
+        kind=kind,
+        ledger_id=document.id,
+        source_id=mark[1] if mark else None,
+        number=document.number,
+        currency=currency,
+        total=minor(document.total, currency),
+        tax=minor(document.tax, currency) if document.tax is not None else None,
+        balance=minor(document.balance, currency),
+        voided=document.voided,
+    )
+
+
+def record_entry(record: SyncRecord) -> RecordEntry:
+    return RecordEntry(
+        kind=record.kind,
+        source_id=record.source_id,
+        status=record.status.value,
+        ledger_id=record.ledger_id,
+        created=record.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class Difference:
+    cls: DifferenceClass
+    kind: str
+    source_id: str
+    currency: str | None
+    detail: str
+    number: str | None = None
+    source_amount: int | None = None
+    ledger_amount: int | None = None
+    ledger_ids: tuple[str, ...] = ()
+
+    @property
+    def difference(self) -> int | None:
+        if self.source_amount is None or self.ledger_amount is None:
+            return None
+        return self.ledger_amount - self.source_amount
+
+    def as_json(self, links: Links) -> dict[str, Any]:
+        def money(value: int | None) -> str | None:
+            return format_amount(value, self.currency) if value is not None and self.currency else None
+
+        return {
+            "class": self.cls.value,
+            "kind": self.kind,
+            "source_id": self.source_id,
+            "number": self.number,
+            "currency": self.currency,
+            "source_amount": money(self.source_amount),
+            "ledger_amount": money(self.ledger_amount),
+            "difference": money(self.difference),
+            "ledger_ids": list(self.ledger_ids),
+            "detail": self.detail,
+            "source_url": links.source(self.kind, self.source_id),
+            "ledger_urls": [links.ledger(self.kind, i) for i in self.ledger_ids],
+        }
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a bookkeeper opens each document: Stripe's dashboard and the ledger's web app."""
+
+    ledger_kind: str
+    tenant_id: str
+    livemode: bool = False
+
+    def source(self, kind: str, source_id: str) -> str:
+        base = "https://dashboard.stripe.com" + ("" if self.livemode else "/test")
+        path = {"invoice": "invoices", "credit_note": "credit_notes", "payment": "payments"}.get(
+            kind, "search?query="
+        )
+        object_id = source_id.split(":", 1)[0]
+        return f"{base}/{path}/{object_id}" if not path.endswith("=") else f"{base}/{path}{object_id}"
+
+    def ledger(self, kind: str, ledger_id: str) -> str:
+        if self.ledger_kind == "quickbooks":
+            page = {"invoice": "invoice", "credit_note": "creditmemo", "refund": "refundreceipt"}.get(
+                kind, "recvpayment"
+            )
+            return f"https://app.qbo.intuit.com/app/{page}?txnId={ledger_id}"
+        if self.ledger_kind == "xero":
+            if kind == "invoice":
+                return f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={ledger_id}"
+            if kind == "credit_note":
+                return f"https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={ledger_id}"
+            return f"https://go.xero.com/Bank/ViewTransaction.aspx?paymentID={ledger_id}"
+        page = {"invoice": "invoice", "credit_note": "credit-notes"}.get(kind, "payments")
+        return f"https://my.freshbooks.com/#/{page}/{self.tenant_id}-{ledger_id}"
+
+
+@dataclass
+class SideTally:
+    counts: Counter[str] = field(default_factory=Counter)  # by kind
+    totals: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # invoices, by currency
+
+    def add(self, kind: str, currency: str | None, total: int | None) -> None:
+        self.counts[kind] += 1
+        if kind == "invoice" and currency and total is not None:
+            self.totals[currency] += total
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "counts": dict(sorted(self.counts.items())),
+            "invoice_totals": {c: format_amount(v, c) for c, v in sorted(self.totals.items())},
+        }
+
+
+@dataclass
+class Comparison:
+    differences: list[Difference] = field(default_factory=list)
+    sides: dict[str, SideTally] = field(
+        default_factory=lambda: {"source": SideTally(), "records": SideTally(), "ledger": SideTally()}
+    )
+    incomplete: dict[str, str] = field(default_factory=dict)  # side -> what failed
+    unmarked: int = 0  # ledger documents invoice-sync did not write (no marker): not compared
+    synced: int = 0  # records synced in the window (the absence check's figure)
+
+    @property
+    def status(self) -> str:
+        if self.incomplete:
+            return "incomplete"
+        return "differences" if self.differences else "clean"
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(d.cls.value for d in self.differences)
+        return {cls.value: found.get(cls.value, 0) for cls in DifferenceClass}
+
+
+SourceLookup = Callable[[str, str], "SourceDoc | None"]
+
+
+class Reconciler:
+    """The keyed three-way join. Feed each side (``add_*``), then ``compare``."""
+
+    def __init__(self, window_start: datetime, lookup: SourceLookup | None = None) -> None:
+        self.window_start = window_start
+        self._lookup = lookup
+        self._sources: dict[tuple[str, str], SourceDoc] = {}
+        self._ledger: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
+        self._unmarked: dict[str, LedgerEntry] = {}
+        self._records: dict[tuple[str, str], RecordEntry] = {}
+        self.result = Comparison()
+
+    # --- feeding the sides, each a stream ------------------------------------------------------
+
+    def add_sources(self, documents: Iterable[SourceDoc]) -> None:
+        self._read("source", documents, self._add_source)
+
+    def add_records(self, records: Iterable[SyncRecord]) -> None:
+        self._read("records", records, self._add_record)
+
+    def add_ledger(self, documents: Iterable[LedgerEntry]) -> None:
+        self._read("ledger", documents, self._add_ledger)
+
+    def mark_incomplete(self, side: str, error: str) -> None:
+        self.result.incomplete.setdefault(side, error)
+
+    def _read(self, side: str, items: Iterable[Any], add: Callable[[Any], None]) -> None:
+        try:
+            for item in items:
+                add(item)
+        except Exception as exc:  # noqa: BLE001 - any failure of a side makes the run incomplete
+            self.mark_incomplete(side, f"{exc.__class__.__name__}: {exc}")
+
+    def _add_source(self, document: SourceDoc) -> None:
+        self._sources[(document.kind, document.source_id)] = document
+        self.result.sides["source"].add(document.kind, document.currency, document.total)
+
+    def _add_record(self, record: SyncRecord) -> None:
+        if record.kind not in {"invoice", "credit_note", "payment"}:
+            return
+        self._records[(record.kind, record.source_id)] = record_entry(record)
+        self.result.sides["records"].add(record.kind, record.currency, record.source_total)
+        if record.status is SyncStatus.SYNCED:
+            self.result.synced += 1
+
+    def _add_ledger(self, entry: LedgerEntry) -> None:
+        kind = "credit_note" if entry.kind == "refund" else entry.kind
+        self.result.sides["ledger"].add(kind, entry.currency, entry.total)
+        if entry.source_id is None:
+            self._unmarked[entry.ledger_id] = entry
+            return
+        self._ledger[(kind, entry.source_id)].append(entry)
+
+    # --- judging --------------------------------------------------------------------------------
+
+    def compare(self) -> Comparison:
+        keys = set(self._sources) | set(self._records) | set(self._ledger)
+        for key in sorted(keys):
+            self._judge(key)
+        claimed = {r.ledger_id for r in self._records.values() if r.ledger_id}
+        self.result.unmarked = sum(1 for ledger_id in self._unmarked if ledger_id not in claimed)
+        return self.result
+
+    def _judge(self, key: tuple[str, str]) -> None:
+        kind, source_id = key
+        source = self._sources.get(key)
+        record = self._records.get(key)
+        ledger = list(self._ledger.get(key, ()))
+        if record and record.ledger_id and record.ledger_id in self._unmarked:
+            ledger.append(self._unmarked[record.ledger_id])  # its marker is gone (a QBO void)
+        if source is None:
+            if record is not None and record.created is not None and record.created < self.window_start:
+                return  # an older document touched in the window: another window's subject
+            if self._lookup is None or "source" in self.result.incomplete:
+                return
+            source = self._lookup(kind, source_id)
+            if source is None:
+                if ledger:
+                    self._add(
+                        DifferenceClass.UNKNOWN_TO_SOURCE,
+                        kind,
+                        source_id,
+                        ledger[0].currency,
+                        "the ledger holds invoice-sync's copy of a document the source does not know",
+                        ledger=ledger,
+                    )
+                return
+            if source.created < int(self.window_start.timestamp()):
+                return
+        if kind == "payment":
+            self._judge_payment(source, ledger)
+            return
+        if record is not None and record.status == SyncStatus.SKIPPED.value:
+            return  # nothing to put in the books (a draft)
+        live = [e for e in ledger if not e.voided]
+        if not ledger:
+            if "ledger" in self.result.incomplete:
+                return
+            why = f"record {record.status}" if record else "never synced"
+            self._add(DifferenceClass.MISSING_IN_LEDGER, kind, source_id, source.currency, why, source=source)
+            return
+        if len(live) > 1:
+            self._add(
+                DifferenceClass.DUPLICATE_IN_LEDGER,
+                kind,
+                source_id,
+                source.currency,
+                f"{len(live)} live ledger documents for one source document: void all but one",
+                source=source,
+                ledger=live,
+            )
+        self._judge_document(source, live[0] if live else ledger[0])
+
+    def _judge_document(self, source: SourceDoc, entry: LedgerEntry) -> None:
+        def add(cls: DifferenceClass, detail: str, *, amounts: bool = False) -> None:
+            self._add(
+                cls,
+                source.kind,
+                source.source_id,
+                source.currency,
+                detail,
+                source=source,
+                ledger=[entry],
+                amounts=amounts,
+            )
+
+        if entry.currency != source.currency:
+            add(
+                DifferenceClass.CURRENCY_DIFFERS,
+                f"{source.currency} at the source, {entry.currency} in the ledger",
+            )
+            return
+        source_void = source.status == "void"
+        if source_void != entry.voided:
+            add(
+                DifferenceClass.STATUS_DIFFERS,
+                "void at the source, live in the ledger" if source_void else "void in the ledger only",
+            )
+            return
+        if source_void:
+            return
+        gap = entry.total - source.total
+        if gap:
+            tax_gap = None if entry.tax is None else entry.tax - source.tax
+            if (tax_gap and tax_gap == gap) or abs(gap) <= ROUNDING_MINOR_UNITS:
+                detail = (
+                    f"tax {format_amount(entry.tax or 0, source.currency)} in the ledger, "
+                    f"{format_amount(source.tax, source.currency)} at the source"
+                    if tax_gap
+                    else "rounding"
+                )
+                add(DifferenceClass.TAX_OR_ROUNDING_DIFFERS, detail, amounts=True)
+            else:
+                add(DifferenceClass.AMOUNT_DIFFERS, "totals differ", amounts=True)
+            return
+        if source.kind == "invoice":
+            if source.status == "paid" and entry.balance > 0:
+                add(DifferenceClass.STATUS_DIFFERS, "paid at the source, open in the ledger")
+            elif source.status == "open" and entry.balance == 0 and entry.total > 0:
+                add(DifferenceClass.STATUS_DIFFERS, "open at the source, paid in the ledger")
+
+    def _judge_payment(self, source: SourceDoc | None, ledger: list[LedgerEntry]) -> None:
+        if source is None:
+            return
+        live = [e for e in ledger if not e.voided]
+        if not live:
+            invoice_missing = source.invoice_id is not None and not self._ledger.get(
+                ("invoice", source.invoice_id)
+            )
+            if "ledger" in self.result.incomplete or invoice_missing:
+                return  # the invoice's own absence is the difference to report
+            self._add(
+                DifferenceClass.PAYMENT_NOT_APPLIED,
+                "payment",
+                source.source_id,
+                source.currency,
+                f"paid at the source on invoice {source.invoice_id}, no payment in the ledger",
+                source=source,
+            )
+            return
+        if len(live) > 1:
+            self._add(
+                DifferenceClass.PAYMENT_APPLIED_TWICE,
+                "payment",
+                source.source_id,
+                source.currency,
+                f"{len(live)} ledger payments for one source payment: void all but one",
+                source=source,
+                ledger=live,
+            )
+        elif live[0].total != source.total:
+            self._add(
+                DifferenceClass.AMOUNT_DIFFERS,
+                "payment",
+                source.source_id,
+                source.currency,
+                "payment amounts differ",
+                source=source,
+                ledger=live,
+                amounts=True,
+            )
+
+    def _add(
+        self,
+        cls: DifferenceClass,
+        kind: str,
+        source_id: str,
+        currency: str | None,
+        detail: str,
+        *,
+        source: SourceDoc | None = None,
+        ledger: list[LedgerEntry] | None = None,
+        amounts: bool = True,
+    ) -> None:
+        ledger = ledger or []
+        self.result.differences.append(
+            Difference(
+                cls=cls,
+                kind=kind,
+                source_id=source_id,
+                currency=currency,
+                detail=detail,
+                number=(source.number if source else None) or (ledger[0].number if ledger else None),
+                source_amount=source.total if source and amounts else None,
+                ledger_amount=sum(e.total for e in ledger) if ledger and amounts else None,
+                ledger_ids=tuple(e.ledger_id for e in ledger),
+            )
+        )
+
+
+# --- the absence check ---------------------------------------------------------------------------
+
+
+def usual_level(history: Iterable[dict[str, Any]], weekday: int, runs: int = 8) -> float | None:
+    """The usual number of records synced on a ``weekday`` (0 = Monday): the median of that weekday
+    over the last ``runs`` complete runs of it; None with fewer than three to go on."""
+    counts = [
+        int(h["synced"])
+        for h in history
+        if h.get("weekday") == weekday and h.get("status") != "incomplete" and "synced" in h
+    ][-runs:]
+    if len(counts) < 3:
+        return None
+    ordered = sorted(counts)
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def absence(synced: int, usual: float | None, ratio: float = 0.25) -> str | None:
+    """Why the day's count is an incident (far below its usual level), or None."""
+    if usual is None or usual < 4 or synced >= usual * ratio:
+        return None
+    return f"{synced} records synced, usually {usual:g} on this weekday (alert below {ratio:.0%})"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iterate(pages: Iterable[list[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
+    for page in pages:
+        yield from page

@@ -1,0 +1,248 @@
+"""The reconcile use case: read the three sides of one connection's window, compare them, write
+the report under ``reports/<connection>/<date>/``, keep the run in the history, leave the verdict
+for the daily report, and alert once when there are differences (or the day is far too quiet).
+
+Used by the reconcile Lambda (the schedule) and by ``invoice-sync reconcile`` (on demand)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
+
+from invoice_sync.errors import InvalidPayload
+from invoice_sync.ledgers.port import LedgerPort, ListedKind
+from invoice_sync.models.mapping import Connection
+from invoice_sync.models.sync import SyncRecord
+from invoice_sync.sources.stripe import parse_credit_note, parse_invoice
+from invoice_sync.sources.stripe_api import StripeApi, StripeNotFound
+from invoice_sync.store.reports import ReportBucket, report_prefix
+from invoice_sync.sync.reconcile import (
+    Comparison,
+    LedgerEntry,
+    Links,
+    Reconciler,
+    SourceDoc,
+    absence,
+    iterate,
+    ledger_entry,
+    usual_level,
+)
+from invoice_sync.sync.reconcile_report import report_csv, report_html, report_json
+
+LISTED_KINDS: tuple[ListedKind, ...] = ("invoice", "credit_note", "refund", "payment")
+
+
+class Records(Protocol):
+    def by_day(
+        self, connection_id: str, since: datetime, until: datetime | None = None, *, newest_first: bool = True
+    ) -> Iterator[SyncRecord]: ...
+
+    def record_reconciliation(self, connection_id: str, day: str, status: str, detail: str) -> None: ...
+
+
+class Alerts(Protocol):
+    def publish(self, subject: str, text: str, details: dict[str, Any]) -> None: ...
+
+
+def invoice_documents(invoice: dict[str, Any]) -> Iterator[SourceDoc]:
+    """A Stripe invoice and its payments as reconciliation compares them (drafts are not books)."""
+    parsed = parse_invoice(invoice)
+    if parsed.status.value == "draft":
+        return
+    created = int(invoice.get("created") or 0)
+    yield SourceDoc(
+        "invoice",
+        parsed.source_id,
+        parsed.number,
+        parsed.currency,
+        parsed.total,
+        parsed.tax,
+        parsed.status.value,
+        created,
+    )
+    for payment in parsed.payments:
+        yield SourceDoc(
+            "payment",
+            payment.source_id,
+            None,
+            payment.currency,
+            payment.amount,
+            0,
+            "paid",
+            created,
+            invoice_id=parsed.source_id,
+        )
+
+
+def credit_note_document(note: dict[str, Any]) -> SourceDoc:
+    parsed = parse_credit_note(note)
+    return SourceDoc(
+        "credit_note",
+        parsed.source_id,
+        parsed.number,
+        parsed.currency,
+        parsed.total,
+        parsed.tax,
+        parsed.status.value,
+        int(note.get("created") or 0),
+    )
+
+
+def stripe_documents(api: StripeApi, since: datetime, until: datetime) -> Iterator[SourceDoc]:
+    """Invoices (with their payments) and credit notes created in the window, Stripe's pages of
+    100. An object the parser cannot read is skipped here; push parks it when it arrives."""
+    low, high = int(since.timestamp()), int(until.timestamp())
+    for invoice in iterate(api.list_objects("invoices", created_gte=low, created_lte=high)):
+        try:
+            yield from invoice_documents(invoice)
+        except InvalidPayload:
+            continue
+    for note in iterate(api.list_objects("credit_notes", created_gte=low, created_lte=high)):
+        try:
+            yield credit_note_document(note)
+        except InvalidPayload:
+            continue
+
+
+def stripe_lookup(api: StripeApi) -> Any:
+    """One document by id, for the few keys only one side holds (a document from before the
+    window, touched in it, or one Stripe does not know: ``None``)."""
+
+    def lookup(kind: str, source_id: str) -> SourceDoc | None:
+        try:
+            if kind == "invoice":
+                return next(invoice_documents(api.get_invoice(source_id)), None)
+            if kind == "credit_note":
+                return credit_note_document(api.get_object("credit_notes", source_id))
+        except (StripeNotFound, InvalidPayload):
+            return None
+        return None  # a payment is judged with its invoice
+
+    return lookup
+
+
+def ledger_documents(ledger: LedgerPort, since: datetime) -> Iterator[LedgerEntry]:
+    for kind in LISTED_KINDS:
+        for document in ledger.list_documents(kind, since):
+            yield ledger_entry(kind, document)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    report: dict[str, Any]
+    prefix: str
+    link: str | None
+    alerted: bool
+    comparison: Comparison
+
+
+class ReconcileService:
+    def __init__(
+        self,
+        *,
+        records: Records,
+        reports: ReportBucket,
+        alerts: Alerts,
+        link_seconds: int = 7 * 24 * 3600,
+        absence_ratio: float = 0.25,
+    ) -> None:
+        self.records = records
+        self.reports = reports
+        self.alerts = alerts
+        self.link_seconds = link_seconds
+        self.absence_ratio = absence_ratio
+
+    def run(
+        self,
+        connection: Connection,
+        start: date,
+        end: date,
+        *,
+        stripe: StripeApi,
+        ledger: LedgerPort,
+        now: datetime,
+    ) -> RunResult:
+        since = datetime.combine(start, time.min, UTC)
+        until = datetime.combine(end + timedelta(days=1), time.min, UTC) - timedelta(seconds=1)
+        reconciler = Reconciler(since, stripe_lookup(stripe))
+        reconciler.add_sources(stripe_documents(stripe, since, until))
+        # Records and ledger documents last written from the window's start to now: an invoice of
+        # the window paid since is still its subject.
+        reconciler.add_records(self.records.by_day(connection.connection_id, since, now, newest_first=False))
+        reconciler.add_ledger(ledger_documents(ledger, since))
+        comparison = reconciler.compare()
+        history = self.reports.history(connection.connection_id)
+        usual = usual_level(history, end.weekday()) if start == end else None
+        quiet = absence(comparison.synced, usual, self.absence_ratio)
+        links = Links(connection.ledger, connection.tenant_id, livemode=False)
+        report = report_json(
+            comparison,
+            connection_id=connection.connection_id,
+            ledger=connection.ledger,
+            start=start,
+            end=end,
+            generated_at=now,
+            links=links,
+            absence=quiet,
+        )
+        day = end.isoformat() if start == end else f"{start.isoformat()}_{end.isoformat()}"
+        prefix = report_prefix(connection.connection_id, day)
+        run = {
+            "date": end.isoformat(),
+            "weekday": end.weekday(),
+            "status": comparison.status,
+            "synced": comparison.synced,
+            "differences": comparison.counts(),
+        }
+        history = [h for h in history if h.get("date") != run["date"] or start != end] + [run]
+        self.reports.put(
+            prefix + "report.json", json.dumps(report, indent=2, sort_keys=True).encode(), "application/json"
+        )
+        self.reports.put(prefix + "differences.csv", report_csv(report), "text/csv")
+        self.reports.put(prefix + "report.html", report_html(report, history), "text/html; charset=utf-8")
+        self.reports.save_history(connection.connection_id, history)
+        link = self.reports.link(prefix + "report.html", self.link_seconds)
+        counts = {k: v for k, v in comparison.counts().items() if v}
+        for day_of in _days(start, end):
+            self.records.record_reconciliation(
+                connection.connection_id,
+                day_of.isoformat(),
+                comparison.status,
+                json.dumps(counts, sort_keys=True),
+            )
+        alerted = False
+        if comparison.differences or quiet or comparison.incomplete:
+            total = sum(counts.values())
+            subject = f"invoice-sync reconciliation {connection.connection_id} {day}: " + (
+                f"{total} difference(s)"
+                if total
+                else comparison.status
+                if comparison.incomplete
+                else "too quiet"
+            )
+            self.alerts.publish(
+                subject,
+                f"{subject}. Report: {link}",
+                {
+                    "connection_id": connection.connection_id,
+                    "reason": "reconciliation",
+                    "status": comparison.status,
+                    "counts": counts,
+                    "absence": quiet,
+                    "incomplete": comparison.incomplete,
+                    "report": f"s3://{self.reports.bucket}/{prefix}report.html",
+                    "link": link,
+                },
+            )
+            alerted = True
+        return RunResult(report, prefix, link, alerted, comparison)
+
+
+def _days(start: date, end: date) -> Iterator[date]:
+    day = start
+    while day <= end:
+        yield day
+        day += timedelta(days=1)

@@ -1,0 +1,243 @@
+"""Reconciliation's three-way comparison on hand-made sides: every class of difference, what an
+incomplete side may not claim, amounts per currency, the report forms and the absence check."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+
+import pytest
+
+from invoice_sync.models.sync import SyncRecord, SyncStatus
+from invoice_sync.sync.reconcile import (
+    Comparison,
+    DifferenceClass,
+    LedgerEntry,
+    Links,
+    Reconciler,
+    SourceDoc,
+    absence,
+    format_amount,
+    usual_level,
+)
+from invoice_sync.sync.reconcile_report import report_csv, report_html, report_json
+
+START = datetime(2026, 11, 2, tzinfo=UTC)
+CREATED = int(START.timestamp()) + 3600
+
+
+def inv(
+    source_id: str, total: int = 10_000, *, status: str = "open", tax: int = 800, currency: str = "USD"
+) -> SourceDoc:
+    return SourceDoc("invoice", source_id, f"N-{source_id}", currency, total, tax, status, CREATED)
+
+
+def led(
+    source_id: str | None,
+    total: int = 10_000,
+    *,
+    ledger_id: str | None = None,
+    balance: int | None = None,
+    voided: bool = False,
+    tax: int | None = 800,
+    currency: str = "USD",
+    kind: str = "invoice",
+) -> LedgerEntry:
+    return LedgerEntry(
+        kind,
+        ledger_id or f"L-{source_id}",
+        source_id,
+        None,
+        currency,
+        total,
+        tax,
+        total if balance is None else balance,
+        voided,
+    )
+
+
+def rec(
+    source_id: str,
+    *,
+    status: SyncStatus = SyncStatus.SYNCED,
+    ledger_id: str | None = None,
+    kind: str = "invoice",
+) -> SyncRecord:
+    return SyncRecord(
+        connection_id="c",
+        kind=kind,
+        source_id=source_id,
+        status=status,  # type: ignore[arg-type]
+        ledger_id=ledger_id or f"L-{source_id}",
+        created_at=START,
+        currency="USD",
+        source_total=10_000,
+    )
+
+
+def compare(
+    sources: list[SourceDoc],
+    records: list[SyncRecord],
+    ledger: list[LedgerEntry],
+    lookup: dict[str, SourceDoc | None] | None = None,
+) -> Comparison:
+    reconciler = Reconciler(
+        START, (lambda kind, sid: (lookup or {}).get(sid)) if lookup is not None else None
+    )
+    reconciler.add_sources(sources)
+    reconciler.add_records(records)
+    reconciler.add_ledger(ledger)
+    return reconciler.compare()
+
+
+def classes(comparison: Comparison) -> list[tuple[str, str]]:
+    return [(d.cls.value, d.source_id) for d in comparison.differences]
+
+
+def test_three_sides_that_agree_are_clean() -> None:
+    """Given the same invoice and payment on all three sides, there is no difference and the run is clean."""
+    paid = inv("in_1", status="paid")
+    payment = SourceDoc("payment", "inpay_1", None, "USD", 10_000, 0, "paid", CREATED, invoice_id="in_1")
+    result = compare(
+        [paid, payment],
+        [rec("in_1"), rec("inpay_1", kind="payment")],
+        [led("in_1", balance=0), led("inpay_1", kind="payment", balance=0)],
+    )
+    assert result.differences == []
+    assert result.status == "clean"
+    assert result.synced == 2
+
+
+@pytest.mark.parametrize(
+    ("sources", "records", "ledger", "expected"),
+    [
+        ([inv("in_1")], [rec("in_1")], [], "missing_in_ledger"),
+        ([inv("in_1")], [], [], "missing_in_ledger"),
+        ([], [], [led("in_9")], "unknown_to_source"),
+        ([inv("in_1")], [rec("in_1")], [led("in_1"), led("in_1", ledger_id="L-dup")], "duplicate_in_ledger"),
+        ([inv("in_1")], [rec("in_1")], [led("in_1", 12_345, tax=800)], "amount_differs"),
+        ([inv("in_1")], [rec("in_1")], [led("in_1", 10_001, tax=801)], "tax_or_rounding_differs"),
+        ([inv("in_1")], [rec("in_1")], [led("in_1", 10_050, tax=850)], "tax_or_rounding_differs"),
+        ([inv("in_1", status="paid")], [rec("in_1")], [led("in_1", balance=10_000)], "status_differs"),
+        ([inv("in_1", status="void")], [rec("in_1")], [led("in_1")], "status_differs"),
+        ([inv("in_1")], [rec("in_1")], [led("in_1", voided=True)], "status_differs"),
+        ([inv("in_1")], [rec("in_1")], [led("in_1", currency="EUR")], "currency_differs"),
+    ],
+)
+def test_each_class_of_difference_is_found(
+    sources: list[SourceDoc], records: list[SyncRecord], ledger: list[LedgerEntry], expected: str
+) -> None:
+    """Given one thing wrong between the sides, exactly that class is reported for the document."""
+    result = compare(sources, records, ledger, lookup={"in_9": None})
+    assert [c for c, _ in classes(result)] == [expected]
+
+
+def test_payments_applied_twice_or_not_at_all() -> None:
+    """A source payment with no ledger payment is not applied; with two live ones it is applied twice."""
+    pay1 = SourceDoc("payment", "inpay_1", None, "USD", 10_000, 0, "paid", CREATED, invoice_id="in_1")
+    pay2 = SourceDoc("payment", "inpay_2", None, "USD", 10_000, 0, "paid", CREATED, invoice_id="in_2")
+    result = compare(
+        [inv("in_1", status="paid"), inv("in_2", status="paid"), pay1, pay2],
+        [rec("in_1"), rec("in_2")],
+        [
+            led("in_1", balance=0),
+            led("in_2", balance=0),
+            led("inpay_2", kind="payment", ledger_id="P1"),
+            led("inpay_2", kind="payment", ledger_id="P2"),
+        ],
+    )
+    assert ("payment_not_applied", "inpay_1") in classes(result)
+    assert ("payment_applied_twice", "inpay_2") in classes(result)
+
+
+def test_a_void_that_lost_its_marker_is_found_through_the_record() -> None:
+    """QBO replaces a voided invoice's note: the record's ledger id still joins it (no false missing)."""
+    result = compare(
+        [inv("in_1", status="void")],
+        [rec("in_1", ledger_id="77")],
+        [led(None, 0, ledger_id="77", voided=True)],
+    )
+    assert result.differences == []
+    assert result.unmarked == 0
+
+
+def test_drafts_and_older_documents_are_not_differences() -> None:
+    """A skipped (draft) record and an older record touched in the window are no subject of the run."""
+    older = rec("in_old").model_copy(update={"created_at": datetime(2026, 10, 1, tzinfo=UTC)})
+    result = compare([inv("in_1")], [rec("in_1", status=SyncStatus.SKIPPED), older], [])
+    assert result.differences == []
+
+
+def test_an_incomplete_ledger_never_claims_missing_documents() -> None:
+    """Given the ledger listing failed mid-way, nothing is reported missing from it and the run
+    is incomplete, not clean."""
+
+    def failing() -> list[LedgerEntry]:
+        yield led("in_1", 999)
+        raise TimeoutError("ledger stopped answering")
+
+    reconciler = Reconciler(START)
+    reconciler.add_sources([inv("in_1"), inv("in_2")])
+    reconciler.add_records([rec("in_1"), rec("in_2")])
+    reconciler.add_ledger(failing())  # type: ignore[arg-type]
+    result = reconciler.compare()
+    assert result.status == "incomplete"
+    assert "ledger" in result.incomplete
+    assert classes(result) == [("amount_differs", "in_1")]
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "text"),
+    [(1230, "USD", "12.30"), (1230, "JPY", "1230"), (1230, "KWD", "1.230"), (-5, "EUR", "-0.05")],
+)
+def test_amounts_are_written_in_each_currencys_decimals(amount: int, currency: str, text: str) -> None:
+    """Minor units are shown with the currency's own exponent, never through float."""
+    assert format_amount(amount, currency) == text
+
+
+def test_the_report_forms_carry_every_difference_with_links() -> None:
+    """JSON has the stable keys, CSV one row per difference, HTML the summary, chart and table."""
+    result = compare([inv("in_1"), inv("in_2")], [rec("in_1")], [led("in_1", 12_000)])
+    report = report_json(
+        result,
+        connection_id="c",
+        ledger="xero",
+        start=date(2026, 11, 2),
+        end=date(2026, 11, 2),
+        generated_at=START,
+        links=Links("xero", "t1"),
+    )
+    assert set(report) == {
+        "schema",
+        "connection_id",
+        "ledger",
+        "window",
+        "generated_at",
+        "status",
+        "complete",
+        "incomplete",
+        "summary",
+        "absence",
+        "differences",
+    }
+    assert report["summary"]["differences"]["amount_differs"] == 1
+    first = next(d for d in report["differences"] if d["class"] == "amount_differs")
+    assert first["difference"] == "20.00"
+    assert first["ledger_urls"] == ["https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=L-in_1"]
+    rows = list(csv.DictReader(io.StringIO(report_csv(report).decode())))
+    assert len(rows) == len(report["differences"]) == 2
+    page = report_html(report, [{"date": "2026-11-01", "differences": {"amount_differs": 3}}]).decode()
+    assert 'id="summary"' in page and 'id="differences"' in page and "<svg" in page and "<script" not in page
+
+
+def test_usual_level_is_the_median_of_the_same_weekday() -> None:
+    """Usual = median of the last runs on that weekday; a day far below it is an incident, a
+    normal one or a short history is not."""
+    history = [{"weekday": 0, "synced": n, "status": "clean"} for n in (100, 120, 90, 400)]
+    history += [{"weekday": 1, "synced": 5, "status": "clean"}] * 5
+    assert usual_level(history, 0) == 110
+    assert usual_level(history[:2], 0) is None
+    assert absence(3, usual_level(history, 0)) is not None
+    assert absence(60, usual_level(history, 0)) is None
+    assert absence(0, None) is None
