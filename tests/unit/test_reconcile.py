@@ -12,7 +12,6 @@ import pytest
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sync.reconcile import (
     Comparison,
-    DifferenceClass,
     LedgerEntry,
     Links,
     Reconciler,
@@ -83,7 +82,7 @@ def compare(
     lookup: dict[str, SourceDoc | None] | None = None,
 ) -> Comparison:
     reconciler = Reconciler(
-        START, (lambda kind, sid: (lookup or {}).get(sid)) if lookup is not None else None
+        START, (lambda _kind, sid: (lookup or {}).get(sid)) if lookup is not None else None
     )
     reconciler.add_sources(sources)
     reconciler.add_records(records)
