@@ -588,3 +588,24 @@ def test_report_counts_documents_parked_reasons_failures_and_links(tmp_path: Any
     assert f"https://example.test/{PREFIX}export.xlsx?expires=3600" in text
     assert "no token dates recorded yet" in text
     assert details["connections"][0]["links"]["manifest"].startswith("https://example.test/")  # type: ignore[index]
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_stays_text() -> None:
+    """Proves a customer name or description that starts like a formula (=, +, -, @) reaches the
+    CSV with a leading apostrophe, so opening the file in a spreadsheet runs nothing, while money
+    (negative amounts included) is written as plain numbers."""
+    lines = (
+        LineItem(
+            source_id="il_1", description='=HYPERLINK("http://x")', product_id="p", quantity=1, amount=5000
+        ),
+    )
+    invoice = _invoice(lines=lines, discount=0).model_copy(
+        update={"customer": _invoice().customer.model_copy(update={"name": "@Acme"})}
+    )
+    record = _record(invoice)
+    summary = DocumentSummary.load(record.summary)
+    row = dict(zip(rows.INVOICE_COLUMNS, rows.invoice_row(record, summary), strict=True))
+    assert row["customer_name"] == "'@Acme"
+    (line,) = [dict(zip(rows.LINE_COLUMNS, line, strict=True)) for line in rows.line_rows(record, summary)]
+    assert line["description"] == '\'=HYPERLINK("http://x")'
+    assert rows.money(-1250, "USD") == "-12.50"

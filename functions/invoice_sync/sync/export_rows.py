@@ -211,8 +211,18 @@ def unit_price(net_minor: int, quantity: int, currency: str) -> tuple[str, str]:
     return "1", money(net_minor, currency)
 
 
+# What a spreadsheet reads as the start of a formula (CSV injection): such a text cell gets a
+# leading apostrophe, which spreadsheets show as text and hide. Money never goes through here.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _text(value: object) -> str:
-    return "" if value is None else str(value)
+    """A text cell: what a customer typed (a name, a description) must never run as a formula when
+    an accountant opens the CSV."""
+    if value is None:
+        return ""
+    text = str(value)
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
 def _day(value: date | None) -> str:
@@ -275,7 +285,7 @@ def line_rows(record: SyncRecord, summary: DocumentSummary | None) -> list[list[
             record.source_id,
             _text(record.source_number),
             line.source_id,
-            line.description,
+            _text(line.description),
             _text(line.product_id),
             str(line.quantity),
             _text(currency),
@@ -404,7 +414,7 @@ def xero_rows(record: SyncRecord, summary: DocumentSummary) -> list[list[str]]:
                 f"{due:%d/%m/%Y}",
                 money(summary.total, currency),
                 _text(line.ledger_item),
-                line.description or line.source_id,
+                _text(line.description or line.source_id),
                 quantity,
                 unit,
                 "",  # Xero's Discount is a percentage: the unit amount is already net of it
@@ -438,7 +448,7 @@ def quickbooks_rows(record: SyncRecord, summary: DocumentSummary) -> list[list[s
                 "",
                 record.source_id,
                 _text(line.ledger_item),
-                line.description,
+                _text(line.description),
                 quantity,
                 unit,
                 money(line.net, currency),
