@@ -256,7 +256,7 @@ def test_the_key_comes_from_the_flag_then_the_environment_then_secrets_manager(
         store = SecretStore("invoice-sync/test", client, cache_seconds=0)
         with pytest.raises(ConnectionBroken, match="no Stripe API key stored for connection acme"):
             store.stripe_api_key("acme")
-        with pytest.raises(StripeAuthError, match="invoice-sync/test/acme/stripe-api"):
+        with pytest.raises(StripeAuthError, match="invoice-sync secret stripe-api --connection acme"):
             api_key(None, store, "acme")
         store.put_stripe_api_key("acme", "rk_test_from_secrets")
         stored = json.loads(
