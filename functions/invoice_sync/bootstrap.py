@@ -11,20 +11,25 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
+from invoice_sync.ledgers.port import LedgerPort
 from invoice_sync.ledgers.registry import LedgerRegistry
+from invoice_sync.models.mapping import Connection
 from invoice_sync.settings import Settings, get_settings
+from invoice_sync.sources.stripe_api import StripeApi
 from invoice_sync.store import aws
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.archive import RawArchive
 from invoice_sync.store.exports import MIB, ExportBucket
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.store.queue import SyncQueue
+from invoice_sync.store.reports import ReportBucket
 from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.daily_report import DailyReport
 from invoice_sync.sync.export import ExportService
 from invoice_sync.sync.intake import IntakeService
 from invoice_sync.sync.push import Alerts, Archive, MappingSource, PushService
+from invoice_sync.sync.reconcile_service import ReconcileService
 
 
 @cache
@@ -143,6 +148,34 @@ def nightly_export() -> tuple[ExportService, DailyReport]:
     return build_export(settings, state=_state(), alerts=AlertPublisher(settings.alerts_topic_arn))
 
 
+@cache
+def reconcile() -> ReconcileService:
+    """The reconcile use case for the reconcile Lambda (the CLI builds its own on its target)."""
+    settings = get_settings()
+    return ReconcileService(
+        records=_state(),
+        reports=ReportBucket(settings.archive_bucket),
+        alerts=AlertPublisher(settings.alerts_topic_arn),
+        link_seconds=settings.export_link_seconds,
+    )
+
+
+def reconcile_sides(connection: Connection) -> tuple[StripeApi, LedgerPort]:
+    """A connection's Stripe client (its stripe-api secret) and ledger adapter (its tokens
+    refreshed and saved as push does), for the reconcile Lambda."""
+    settings = get_settings()
+    secrets = _secrets()
+    mappings = _mappings().mappings(connection.connection_id)
+    if mappings is None:
+        raise LookupError(f"connection {connection.connection_id} has no mappings")
+    stripe = StripeApi(
+        settings.stripe_api_base,
+        secrets.stripe_api_key(connection.connection_id),
+        key_source=f"the secret {secrets.stripe_secret_name(connection.connection_id)}",
+    )
+    return stripe, ledgers()(mappings)
+
+
 def reset() -> None:
     """Forget every wired object (tests change the environment between cases)."""
     for function in (
@@ -153,6 +186,7 @@ def reset() -> None:
         ledgers,
         push,
         nightly_export,
+        reconcile,
         get_settings,
         aws.client,
     ):

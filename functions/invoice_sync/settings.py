@@ -28,6 +28,10 @@ class Settings(BaseModel):
     freshbooks_token_url: str = Field(
         default="https://api.freshbooks.com/auth/oauth/token", alias="FRESHBOOKS_TOKEN_URL"
     )
+    # Stripe's API, which reconciliation reads (the local stack points it at the stand-in).
+    stripe_api_base: str = Field(default="https://api.stripe.com", alias="STRIPE_API_BASE")
+    # The scheduled reconciliation re-checks the days of this many days back left incomplete.
+    reconcile_pickup_days: int = Field(default=7, alias="RECONCILE_PICKUP_DAYS", ge=0, le=31)
     # Stripe caps a webhook payload well below this; anything larger is not a Stripe event.
     max_webhook_bytes: int = Field(default=262_144, alias="MAX_WEBHOOK_BYTES", gt=0)
     # How far a webhook signature's timestamp may be from now, for every source (Stripe's own 300 s).

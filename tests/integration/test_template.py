@@ -48,6 +48,13 @@ EXPECTED_RESOURCES = {
     "NightlyExportSchedule": "AWS::Scheduler::Schedule",
     "NightlyExportScheduleRole": "AWS::IAM::Role",
     "ExportDeadLetterQueue": "AWS::SQS::Queue",
+    "ReconcileFunction": "AWS::Serverless::Function",
+    "ReconcileLogGroup": "AWS::Logs::LogGroup",
+    "ReconcileSchedule": "AWS::Scheduler::Schedule",
+    "ReconcileScheduleRole": "AWS::IAM::Role",
+    "ReconcileDeadLetterQueue": "AWS::SQS::Queue",
+    "ReconcileDeadLettersAlarm": "AWS::CloudWatch::Alarm",
+    "ReconcileErrorsAlarm": "AWS::CloudWatch::Alarm",
 }
 EXPECTED_OUTPUTS = {
     "WebhookUrl",
@@ -323,6 +330,81 @@ def test_nightly_export_reads_the_day_index_and_writes_only_exports(template: di
     role = template["Resources"]["NightlyExportScheduleRole"]["Properties"]
     invoke = role["Policies"][0]["PolicyDocument"]["Statement"]
     assert {st["Action"] for st in invoke} == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+SECRET_ARN = (
+    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}"
+    ":secret:invoice-sync/${AWS::StackName}/*/"
+)
+
+
+def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: dict[str, Any]) -> None:
+    """Proves the reconcile function's role names every action outright (no wildcard action) on
+    named resources: the day index (Query only), verdict, token-date and token-lease items of
+    the table (by leading key), the connections, the ledger-oauth (rotated on refresh) and
+    stripe-api secrets only, reports/ of the archive bucket (put, get, list under the prefix),
+    the alerts topic and its key, its own dead-letter queue; and that it cannot touch the sync
+    queue (repair is the operator's), raw/ or exports/."""
+    statements = _statements(template, "ReconcileFunction")
+    resources = template["Resources"]
+    expected: dict[str, tuple[set[str], Any]] = {
+        "ReadDayIndex": ({"dynamodb:Query"}, {"Fn::Sub": "${SyncStateTable.Arn}/index/by_day"}),
+        "VerdictsAndTokenLease": (
+            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+            {"Fn::GetAtt": ["SyncStateTable", "Arn"]},
+        ),
+        "ListConnections": ({"dynamodb:GetItem", "dynamodb:Query"}, {"Fn::GetAtt": ["MappingsTable", "Arn"]}),
+        "RotateLedgerTokens": (
+            {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"},
+            {"Fn::Sub": SECRET_ARN + "ledger-oauth-??????"},
+        ),
+        "ReadStripeKeys": ({"secretsmanager:GetSecretValue"}, {"Fn::Sub": SECRET_ARN + "stripe-api-??????"}),
+        "WriteReports": ({"s3:PutObject", "s3:GetObject"}, {"Fn::Sub": "${ArchiveBucket.Arn}/reports/*"}),
+        "ListReports": ({"s3:ListBucket"}, {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}),
+        "Alert": ({"sns:Publish"}, {"Ref": "AlertsTopic"}),
+        "EncryptAlerts": ({"kms:GenerateDataKey", "kms:Decrypt"}, {"Fn::GetAtt": ["AlertsKey", "Arn"]}),
+        "FailedRuns": ({"sqs:SendMessage"}, {"Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]}),
+    }
+    assert set(statements) == set(expected)
+    for sid, (actions, resource) in expected.items():
+        statement = statements[sid]
+        assert statement["Effect"] == "Allow", sid
+        assert set(_as_list(statement["Action"])) == actions, sid
+        assert all("*" not in action for action in actions), sid
+        assert statement["Resource"] == resource, sid
+    keys = statements["VerdictsAndTokenLease"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert set(keys) == {"RECON#*", "TOKENS#*", "LOCK#*"}
+    assert statements["ListReports"]["Condition"] == {"StringLike": {"s3:prefix": ["reports/*"]}}
+    function = resources["ReconcileFunction"]["Properties"]
+    assert function["Handler"] == "invoice_sync.handlers.reconcile.handler"
+    # bench/reconcile.py: ~205 s and ~1.3 GB for a million documents per side.
+    assert function["Timeout"] == 900
+    assert function["MemorySize"] >= 2048
+    assert function["Environment"]["Variables"]["EXPORT_TIME_ZONE"] == {"Ref": "ExportTimeZone"}
+    assert function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]
+    }
+    schedule = resources["ReconcileSchedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == {"Ref": "ReconcileScheduleTime"}
+    assert schedule["ScheduleExpressionTimezone"] == {"Ref": "ExportTimeZone"}
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": ["ReconcileFunction", "Arn"]}
+    assert schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert schedule["Target"]["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]
+    }
+    # Daily, after the export (both in ExportTimeZone): cron(minute hour ...).
+    export_cron = template["Parameters"]["ExportScheduleTime"]["Default"].removeprefix("cron(").split()
+    reconcile_cron = template["Parameters"]["ReconcileScheduleTime"]["Default"].removeprefix("cron(").split()
+    assert (int(reconcile_cron[1]), int(reconcile_cron[0])) > (int(export_cron[1]), int(export_cron[0]))
+    assert reconcile_cron[2:] == export_cron[2:]
+    invoke = resources["ReconcileScheduleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {(st["Action"], json.dumps(st["Resource"])) for st in invoke} == {
+        ("lambda:InvokeFunction", json.dumps({"Fn::GetAtt": ["ReconcileFunction", "Arn"]})),
+        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]})),
+    }
+    for alarm in ("ReconcileDeadLettersAlarm", "ReconcileErrorsAlarm"):
+        assert resources[alarm]["Properties"]["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    assert "ReconcileFunctionName" in template["Outputs"]
 
 
 def test_local_bucket_aborts_stale_export_staging(template: dict[str, Any], stack: StackResources) -> None:

@@ -26,9 +26,16 @@ class ReportBucket:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
     def history(self, connection_id: str) -> list[dict[str, Any]]:
-        """The connection's past runs, oldest first (empty before the first)."""
+        """The connection's past runs, oldest first (empty before the first).
+
+        Listed before it is read: the reconcile role may list ``reports/`` only, and without
+        s3:ListBucket on the key S3 answers a missing object with 403, not 404."""
+        key = f"reports/{connection_id}/history.json"
+        listed = self._client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        if not any(o.get("Key") == key for o in listed.get("Contents", [])):
+            return []
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key=f"reports/{connection_id}/history.json")
+            body = self._client.get_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in {"NoSuchKey", "404"}:
                 return []

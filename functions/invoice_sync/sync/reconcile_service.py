@@ -197,7 +197,10 @@ class ReconcileService:
             "synced": comparison.synced,
             "differences": comparison.counts(),
         }
+        # One entry per day for one-day windows (a re-run replaces the day's verdict: an incomplete
+        # day the next run completes is no longer incomplete), kept in date order.
         history = [h for h in history if h.get("date") != run["date"] or start != end] + [run]
+        history.sort(key=lambda h: str(h.get("date", "")))
         self.reports.put(
             prefix + "report.json", json.dumps(report, indent=2, sort_keys=True).encode(), "application/json"
         )
@@ -239,6 +242,80 @@ class ReconcileService:
             )
             alerted = True
         return RunResult(report, prefix, link, alerted, comparison)
+
+
+# --- the schedule ---------------------------------------------------------------------------------
+
+# How many days back a scheduled run looks for days left incomplete (a ledger or Stripe outage):
+# a week covers a long weekend's outage without the run growing without bound.
+PICKUP_DAYS = 7
+
+
+def days_to_run(
+    history: list[dict[str, Any]], day: date, lookback: int = PICKUP_DAYS, *, again: bool = False
+) -> list[date]:
+    """The days a scheduled run checks: the days of the last ``lookback`` before ``day`` whose
+    latest verdict is ``incomplete`` (oldest first), then ``day`` itself unless a complete verdict
+    for it is already kept (a retry of the same night does not check a finished day again)."""
+    latest = {str(h.get("date")): str(h.get("status")) for h in history}
+    earlier = [day - timedelta(days=n) for n in range(lookback, 0, -1)]
+    days = [d for d in earlier if latest.get(d.isoformat()) == "incomplete"]
+    if again or latest.get(day.isoformat()) in (None, "incomplete"):
+        days.append(day)
+    return days
+
+
+class Connections(Protocol):
+    def connections(self) -> list[Connection]: ...
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    connection_id: str
+    day: date
+    result: RunResult | None = None
+    error: str | None = None
+
+
+class ReconcileFailed(Exception):
+    """A scheduled run could not check some connection at all (its Stripe key or ledger could not
+    be set up): raised after every other connection was checked, so Lambda retries the run."""
+
+
+def run_schedule(
+    service: ReconcileService,
+    *,
+    connections: Connections,
+    sides: Any,
+    day: date,
+    now: datetime,
+    lookback: int = PICKUP_DAYS,
+    again: bool = False,
+) -> list[ScheduledRun]:
+    """Checks ``day`` for every active connection, and before it the days of the last ``lookback``
+    left incomplete. ``sides(connection)`` gives that connection's (StripeApi, LedgerPort). A
+    connection that cannot be set up is reported in the result, the others still run; raises
+    ``ReconcileFailed`` at the end if any could not. ``again``: check ``day`` even if it already
+    has a complete verdict (a manual re-run of a named day)."""
+    runs: list[ScheduledRun] = []
+    for connection in connections.connections():
+        if not connection.active:
+            continue
+        days = days_to_run(service.reports.history(connection.connection_id), day, lookback, again=again)
+        if not days:
+            continue
+        try:
+            stripe, ledger = sides(connection)
+        except Exception as exc:  # noqa: BLE001 - one connection's setup does not stop the others
+            runs.append(ScheduledRun(connection.connection_id, day, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        for each in days:
+            result = service.run(connection, each, each, stripe=stripe, ledger=ledger, now=now)
+            runs.append(ScheduledRun(connection.connection_id, each, result))
+    failed = [r for r in runs if r.error]
+    if failed:
+        raise ReconcileFailed("; ".join(f"{r.connection_id}: {r.error}" for r in failed))
+    return runs
 
 
 def _days(start: date, end: date) -> Iterator[date]:

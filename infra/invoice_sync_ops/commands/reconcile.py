@@ -10,7 +10,7 @@ to the end (an incomplete report). ``--repair`` re-queues the missing and differ
 from __future__ import annotations
 
 import argparse
-from datetime import date
+from datetime import date, timedelta
 
 from rich.table import Table
 
@@ -27,11 +27,21 @@ from invoice_sync_ops.commands import COMMON, CliError, Context
 MAX_WINDOW_DAYS = 93
 
 
+def _day(text: str, today: date) -> date:
+    """A day as typed: ``YYYY-MM-DD``, ``today`` or ``yesterday`` (UTC)."""
+    named = {"today": today, "yesterday": today - timedelta(days=1)}
+    if text.strip().lower() in named:
+        return named[text.strip().lower()]
+    return date.fromisoformat(text)
+
+
 def window(start: str, end: str, today: date) -> tuple[date, date]:
     try:
-        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        first, last = _day(start, today), _day(end, today)
     except ValueError:
-        raise CliError(f"cannot read {start!r} / {end!r} as dates: use YYYY-MM-DD", code=2) from None
+        raise CliError(
+            f"cannot read {start!r} / {end!r} as dates: use YYYY-MM-DD, today or yesterday", code=2
+        ) from None
     if first > last:
         raise CliError(f"--from {first} is after --to {last}", code=2)
     if last > today:
@@ -134,8 +144,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "differ. Exit 0 clean, 3 differences, 4 incomplete."
         ),
     )
-    parser.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD (UTC)")
-    parser.add_argument("--to", dest="end", required=True, help="last day, YYYY-MM-DD (UTC)")
+    parser.add_argument(
+        "--from", dest="start", required=True, help="first day, YYYY-MM-DD, today or yesterday (UTC)"
+    )
+    parser.add_argument(
+        "--to", dest="end", required=True, help="last day, YYYY-MM-DD, today or yesterday (UTC)"
+    )
     parser.add_argument("--repair", action="store_true", help="re-queue what is missing or different")
     parser.add_argument("--stripe-key", help="Stripe secret key (default: STRIPE_API_KEY, then the secret)")
     parser.set_defaults(func=run)

@@ -1,0 +1,64 @@
+"""EventBridge Scheduler -> the daily reconciliation of every active connection.
+
+By default a run checks the day before now in the export's time zone (the day the export has just
+written), and before it every day of the last ``RECONCILE_PICKUP_DAYS`` left incomplete (a ledger
+or Stripe that failed mid-listing): so an outage yields a report marked incomplete and the next
+run completes it. The input may name a day (``{"date": "2026-11-25"}``) to check that day again.
+
+Differences and incomplete runs are reported and alerted, not raised: they are findings, not
+failures. A connection that cannot be set up at all (no Stripe key, no mappings) raises after the
+others are checked, so Lambda's asynchronous retries, then the dead-letter queue, take it; the
+retry skips the days already given a complete verdict. Nothing is re-queued from here: repair is
+an operator's ``invoice-sync reconcile --repair`` after reading the report.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from invoice_sync import bootstrap
+from invoice_sync.models.sync import utcnow
+from invoice_sync.observability import logger, metrics
+from invoice_sync.settings import get_settings
+from invoice_sync.sync.export import previous_day
+from invoice_sync.sync.reconcile_service import run_schedule
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    now = utcnow()
+    named = date.fromisoformat(event["date"]) if isinstance(event, dict) and event.get("date") else None
+    runs = run_schedule(
+        bootstrap.reconcile(),
+        connections=bootstrap.mappings(),
+        sides=bootstrap.reconcile_sides,
+        day=named or previous_day(now, settings.export_time_zone),
+        now=now,
+        lookback=settings.reconcile_pickup_days,
+        again=named is not None,
+    )
+    checked = [r for r in runs if r.result]
+    differences = sum(len(r.result.comparison.differences) for r in checked if r.result)
+    incomplete = sum(1 for r in checked if r.result and r.result.comparison.incomplete)
+    metrics.add_metric(name="ReconciledDays", unit=MetricUnit.Count, value=len(checked))
+    metrics.add_metric(name="ReconcileDifferences", unit=MetricUnit.Count, value=differences)
+    metrics.add_metric(name="ReconcileIncomplete", unit=MetricUnit.Count, value=incomplete)
+    return {
+        "reconciled": [
+            {
+                "connection_id": r.connection_id,
+                "date": r.day.isoformat(),
+                "status": r.result.comparison.status,
+                "report": f"s3://{bootstrap.reconcile().reports.bucket}/{r.result.prefix}report.html",
+                "alerted": r.result.alerted,
+            }
+            for r in checked
+            if r.result
+        ]
+    }
