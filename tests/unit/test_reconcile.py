@@ -21,6 +21,7 @@ from invoice_sync.sync.reconcile import (
     usual_level,
 )
 from invoice_sync.sync.reconcile_report import report_csv, report_html, report_json
+from invoice_sync.sync.reconcile_service import days_to_run
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 CREATED = int(START.timestamp()) + 3600
@@ -240,3 +241,34 @@ def test_usual_level_is_the_median_of_the_same_weekday() -> None:
     assert absence(3, usual_level(history, 0)) is not None
     assert absence(60, usual_level(history, 0)) is None
     assert absence(0, None) is None
+
+
+def test_ledger_refunds_are_counted_but_not_compared() -> None:
+    """Given a ledger refund document carrying push's refund marker (``ch_...:refunded:1``) and a
+    Stripe lookup that knows no such credit note, reconciliation counts it on the ledger side as a
+    refund and claims nothing about it (no false "unknown to the source")."""
+    refund = led("ch_1:refunded:1", 2_500, kind="refund")
+    result = compare([inv("in_1")], [rec("in_1")], [led("in_1"), refund], lookup={})
+    assert result.differences == []
+    assert result.sides["ledger"].counts == {"invoice": 1, "refund": 1}
+
+
+def test_a_scheduled_run_picks_up_the_days_left_incomplete() -> None:
+    """Given a history where two days of the last week (and one older) were left incomplete and
+    one was later completed, the scheduled run re-checks exactly the two still incomplete, oldest
+    first, then its own day; its own day is skipped when it already has a complete verdict (a
+    retry of the same night) unless asked again."""
+    day = date(2026, 11, 20)
+    history = [
+        {"date": "2026-11-10", "status": "incomplete"},  # more than 7 days back: left alone
+        {"date": "2026-11-14", "status": "incomplete"},
+        {"date": "2026-11-15", "status": "incomplete"},
+        {"date": "2026-11-15", "status": "clean"},  # completed by a later run
+        {"date": "2026-11-16", "status": "differences"},
+        {"date": "2026-11-19", "status": "incomplete"},
+    ]
+    assert days_to_run(history, day) == [date(2026, 11, 14), date(2026, 11, 19), day]
+    done = [*history, {"date": "2026-11-20", "status": "differences"}]
+    assert days_to_run(done, day) == [date(2026, 11, 14), date(2026, 11, 19)]
+    assert days_to_run(done, day, again=True)[-1] == day
+    assert days_to_run(done, day, lookback=0) == []

@@ -292,12 +292,16 @@ class Reconciler:
             self.result.synced += 1
 
     def _add_ledger(self, entry: LedgerEntry) -> None:
-        kind = "credit_note" if entry.kind == "refund" else entry.kind
-        self.result.sides["ledger"].add(kind, entry.currency, entry.total)
+        self.result.sides["ledger"].add(entry.kind, entry.currency, entry.total)
+        if entry.kind == "refund":
+            # Refund documents (marker ``ch_...:refunded:N``) are counted, not compared: the
+            # source side reads invoices, payments and credit notes, not charges' refunds, so
+            # keying one would only ever claim it "unknown to the source" (docs/reconcile.md).
+            return
         if entry.source_id is None:
             self._unmarked[entry.ledger_id] = entry
             return
-        self._ledger[(kind, entry.source_id)].append(entry)
+        self._ledger[(entry.kind, entry.source_id)].append(entry)
 
     # --- judging --------------------------------------------------------------------------------
 
