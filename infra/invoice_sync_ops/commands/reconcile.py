@@ -14,11 +14,11 @@ from datetime import date, timedelta
 
 from rich.table import Table
 
-from invoice_sync.models.sync import utcnow
+from invoice_sync.models.sync import SyncStatus, utcnow
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.queue import SyncQueue
 from invoice_sync.store.reports import ReportBucket
-from invoice_sync.sync.reconcile import REPAIRABLE
+from invoice_sync.sync.reconcile import REPAIRABLE, DifferenceClass
 from invoice_sync.sync.reconcile_service import ReconcileService
 from invoice_sync.sync.replay import rebuild
 from invoice_sync_ops import stripe_import
@@ -104,7 +104,8 @@ def _repair(
 ) -> dict[str, int]:
     """Re-queues each repairable invoice or credit note through the sync queue: rebuilt from the raw
     archive where its record names the event, else an event made from Stripe's object as
-    ``backfill`` makes one. Nothing in the ledger is deleted or voided."""
+    ``backfill`` makes one; a synced record first forgets what the ledger no longer matches.
+    Nothing in the ledger is deleted or voided."""
     archive = stripe_import.archive(ctx)
     messages = []
     seen: set[str] = set()
@@ -117,7 +118,16 @@ def _repair(
         if source_id in seen:
             continue
         seen.add(source_id)
-        record, _ = ctx.state.get(connection_id, kind, source_id)  # type: ignore[arg-type]
+        record, revision = ctx.state.get(connection_id, kind, source_id)  # type: ignore[arg-type]
+        if record is not None and record.status is SyncStatus.SYNCED:
+            # Push treats the same snapshot again as done (its record's content hash matches), so
+            # the record first forgets what the ledger no longer shows: the pushed content, and
+            # for a missing document the ledger id too. Push then updates the document to the
+            # snapshot, or (looking it up by number first) creates it once again.
+            record.content_hash = None
+            if difference["class"] == DifferenceClass.MISSING_IN_LEDGER.value:
+                record.ledger_id = record.ledger_version = None
+            ctx.state.save(record, revision)
         message = None
         if record is not None and record.archive_key:
             message = rebuild(record.archive_key, archive.get(record.archive_key))
