@@ -380,7 +380,7 @@ def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: 
     # bench/reconcile.py: ~205 s and ~1.3 GB for a million documents per side.
     assert function["Timeout"] == 900
     assert function["MemorySize"] >= 2048
-    assert function["Environment"]["Variables"]["EXPORT_TIME_ZONE"] == {"Ref": "ExportTimeZone"}
+    assert function["Environment"]["Variables"]["RECONCILE_PICKUP_DAYS"] == 7
     assert function["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]
     }

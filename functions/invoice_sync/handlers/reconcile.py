@@ -1,9 +1,11 @@
 """EventBridge Scheduler -> the daily reconciliation of every active connection.
 
-By default a run checks the day before now in the export's time zone (the day the export has just
-written), and before it every day of the last ``RECONCILE_PICKUP_DAYS`` left incomplete (a ledger
-or Stripe that failed mid-listing): so an outage yields a report marked incomplete and the next
-run completes it. The input may name a day (``{"date": "2026-11-25"}``) to check that day again.
+By default a run checks the UTC day before now, and before it every day of the last
+``RECONCILE_PICKUP_DAYS`` left incomplete (a ledger or Stripe that failed mid-listing): so an
+outage yields a report marked incomplete and the next run completes it. Reconciliation's days are
+UTC days, as the CLI's; the schedule's time zone only says when it fires (the UTC day before now
+is over in every zone, where "yesterday" east of UTC may still be running in UTC). The input may
+name a day (``{"date": "2026-11-25"}``) to check that day again.
 
 Differences and incomplete runs are reported and alerted, not raised: they are findings, not
 failures. A connection that cannot be set up at all (no Stripe key, no mappings) raises after the
@@ -14,7 +16,7 @@ an operator's ``invoice-sync reconcile --repair`` after reading the report.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -24,7 +26,6 @@ from invoice_sync import bootstrap
 from invoice_sync.models.sync import utcnow
 from invoice_sync.observability import logger, metrics
 from invoice_sync.settings import get_settings
-from invoice_sync.sync.export import previous_day
 from invoice_sync.sync.reconcile_service import run_schedule
 
 
@@ -38,7 +39,7 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
         bootstrap.reconcile(),
         connections=bootstrap.mappings(),
         sides=bootstrap.reconcile_sides,
-        day=named or previous_day(now, settings.export_time_zone),
+        day=named or (now - timedelta(days=1)).date(),
         now=now,
         lookback=settings.reconcile_pickup_days,
         again=named is not None,
