@@ -17,6 +17,7 @@ import pytest
 from invoice_sync import bootstrap
 from invoice_sync.handlers import reconcile
 from invoice_sync.models.sync import utcnow
+from invoice_sync.sync.reconcile_service import ReconcileFailed
 from invoice_sync_ops.local.lambda_runtime import LocalContext
 from invoice_sync_ops.sandboxes.stripe import StripeSandbox, fixture_invoices
 from tests.integration.conftest import Harness
@@ -151,3 +152,21 @@ def test_an_outage_is_incomplete_and_the_next_scheduled_run_completes_it(
     assert len(_reconcile_alerts(harness)) == 1  # still only the outage's (the list is cumulative)
     # The same night again (a retry): both days have complete verdicts, nothing is checked.
     assert _run({"source": "schedule"})["reconciled"] == []
+
+
+def test_a_connection_that_cannot_be_set_up_fails_the_run_for_lambda_to_retry(
+    harness: Harness, stripe: StripeSandbox
+) -> None:
+    """Given the connection's stripe-api secret gone, the handler raises (Lambda retries the
+    event, then the dead-letter queue takes it) naming the connection, and writes no report or
+    verdict for the day: a finding is reported, a run that could not look is a failure."""
+    _synced(harness)
+    secrets = harness.secrets()
+    name = secrets.stripe_secret_name("acme")
+    harness.client("secretsmanager").delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    bootstrap.reset()
+    with pytest.raises(ReconcileFailed, match="acme"):
+        _run({"date": _today()})
+    listed = harness.client("s3").list_objects_v2(Bucket=harness.resources.archive_bucket, Prefix="reports/")
+    assert listed.get("Contents", []) == []
+    assert bootstrap.state().reconciliation("acme", _today()) is None

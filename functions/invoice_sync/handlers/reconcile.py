@@ -26,7 +26,7 @@ from invoice_sync import bootstrap
 from invoice_sync.models.sync import utcnow
 from invoice_sync.observability import logger, metrics
 from invoice_sync.settings import get_settings
-from invoice_sync.sync.reconcile_service import run_schedule
+from invoice_sync.sync.reconcile_service import ReconcileFailed, run_schedule
 
 
 @logger.inject_lambda_context
@@ -35,15 +35,19 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     now = utcnow()
     named = date.fromisoformat(event["date"]) if isinstance(event, dict) and event.get("date") else None
-    runs = run_schedule(
-        bootstrap.reconcile(),
-        connections=bootstrap.mappings(),
-        sides=bootstrap.reconcile_sides,
-        day=named or (now - timedelta(days=1)).date(),
-        now=now,
-        lookback=settings.reconcile_pickup_days,
-        again=named is not None,
-    )
+    try:
+        runs = run_schedule(
+            bootstrap.reconcile(),
+            connections=bootstrap.mappings(),
+            sides=bootstrap.reconcile_sides,
+            day=named or (now - timedelta(days=1)).date(),
+            now=now,
+            lookback=settings.reconcile_pickup_days,
+            again=named is not None,
+        )
+    except ReconcileFailed:
+        metrics.add_metric(name="ReconcileFailed", unit=MetricUnit.Count, value=1)
+        raise
     checked = [r for r in runs if r.result]
     differences = sum(len(r.result.comparison.differences) for r in checked if r.result)
     incomplete = sum(1 for r in checked if r.result and r.result.comparison.incomplete)
