@@ -247,11 +247,13 @@ def test_usual_level_is_the_median_of_the_same_weekday() -> None:
 def test_ledger_refunds_are_counted_but_not_compared() -> None:
     """Given a ledger refund document carrying push's refund marker (``ch_...:refunded:1``) and a
     Stripe lookup that knows no such credit note, reconciliation counts it on the ledger side as a
-    refund and claims nothing about it (no false "unknown to the source")."""
-    refund = led("ch_1:refunded:1", 2_500, kind="refund")
-    result = compare([inv("in_1")], [rec("in_1")], [led("in_1"), refund], lookup={})
+    refund and claims nothing about it (no false "unknown to the source"), whether the ledger
+    lists it as a refund (QBO) or as a credit note (Xero, FreshBooks)."""
+    qbo_refund = led("ch_1:refunded:1", 2_500, kind="refund")
+    xero_refund = led("ch_2:refunded:1", 1_000, kind="credit_note")  # Xero, FreshBooks: a credit note
+    result = compare([inv("in_1")], [rec("in_1")], [led("in_1"), qbo_refund, xero_refund], lookup={})
     assert result.differences == []
-    assert result.sides["ledger"].counts == {"invoice": 1, "refund": 1}
+    assert result.sides["ledger"].counts == {"invoice": 1, "refund": 2}
 
 
 def test_a_scheduled_run_picks_up_the_days_left_incomplete() -> None:

@@ -35,6 +35,8 @@ SCHEMA = "invoice-sync.reconciliation/1"
 # A total that differs by at most this many minor units, with no tax difference to explain it, is
 # rounding (a ledger recomputing a line's tax), not a wrong amount.
 ROUNDING_MINOR_UNITS = 2
+# What push's refund documents carry after the charge id in their marker (``ch_...:refunded:N``).
+REFUND_MARK = ":refunded:"
 
 
 class DifferenceClass(StrEnum):
@@ -123,6 +125,12 @@ def ledger_entry(kind: str, document: LedgerDocument) -> LedgerEntry:
         balance=minor(document.balance, currency),
         voided=document.voided,
     )
+
+
+def is_refund(entry: LedgerEntry) -> bool:
+    """A refund document: QBO's RefundReceipt, or the credit note Xero and FreshBooks book a refund
+    as, known by push's refund marker (``ch_...:refunded:N``)."""
+    return entry.kind == "refund" or (entry.source_id is not None and REFUND_MARK in entry.source_id)
 
 
 def record_entry(record: SyncRecord) -> RecordEntry:
@@ -292,12 +300,13 @@ class Reconciler:
             self.result.synced += 1
 
     def _add_ledger(self, entry: LedgerEntry) -> None:
-        self.result.sides["ledger"].add(entry.kind, entry.currency, entry.total)
-        if entry.kind == "refund":
+        if is_refund(entry):
             # Refund documents (marker ``ch_...:refunded:N``) are counted, not compared: the
             # source side reads invoices, payments and credit notes, not charges' refunds, so
             # keying one would only ever claim it "unknown to the source" (docs/reconcile.md).
+            self.result.sides["ledger"].add("refund", entry.currency, entry.total)
             return
+        self.result.sides["ledger"].add(entry.kind, entry.currency, entry.total)
         if entry.source_id is None:
             self._unmarked[entry.ledger_id] = entry
             return
