@@ -141,6 +141,8 @@ class LocalStack:
                 **self.resources.environment(),
                 "SECRETS_PREFIX": SECRETS_PREFIX,
                 **self.ledger.environment(self.ledger_url),
+                # The reconcile function reads Stripe: here, the stand-in.
+                "STRIPE_API_BASE": self.stripe_url,
                 "POWERTOOLS_SERVICE_NAME": "invoice-sync",
                 "POWERTOOLS_METRICS_NAMESPACE": "InvoiceSync",
                 # Locally the EMF lines would drown the demo's output; Lambda keeps them on.
