@@ -17,6 +17,7 @@ from invoice_sync.ledgers.http import oauth_refresher
 from invoice_sync.ledgers.oauth import TokenManager
 from invoice_sync.models.mapping import MappingRule, RuleKind
 from invoice_sync.models.messages import SyncMessage
+from invoice_sync.models.summary import DocumentSummary
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sources import stripe
 from invoice_sync.store.alerts import AlertPublisher
@@ -1003,3 +1004,25 @@ def test_push_counts_the_days_ledger_requests_as_the_ledger_saw_them(harness: Ha
     assert store.ledger_use("acme", today) == (len(api_calls), 0)
     harness.drain()
     assert store.ledger_use("acme", today) == (len(api_calls), 0)
+
+
+def test_a_redelivered_snapshot_keeps_the_ledger_codes_of_the_export_summary(harness: Harness) -> None:
+    """Given ACME-0001 synced (its export summary holds each line's ledger item and tax code), when
+    the same snapshot comes again under a newer event (a metadata-only invoice.updated), then the
+    record moves to the newer version and its summary still names the ledger codes, which the
+    nightly export's line rows and import layouts need."""
+    _sync(harness, "a1", "a2")
+    record = harness.record("invoice", INVOICE)
+    assert record is not None and record.summary
+    codes = [(line.ledger_item, line.ledger_tax_code) for line in DocumentSummary.load(record.summary).lines]
+    assert codes and all(item for item, _ in codes)
+    again = _event(
+        "a2", id="evt_same_snapshot_later", created=json.loads(fixture_bytes("a2"))["created"] + 600
+    )
+    _sync_event(harness, again)
+    after = harness.record("invoice", INVOICE)
+    assert after is not None and after.source_version > record.source_version
+    assert after.summary is not None
+    assert [
+        (line.ledger_item, line.ledger_tax_code) for line in DocumentSummary.load(after.summary).lines
+    ] == codes

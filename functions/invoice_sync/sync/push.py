@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from typing import Protocol
 
 from invoice_sync.errors import (
@@ -109,6 +110,16 @@ def _holds(
     record.ledger_total = Money.from_decimal(document.total, currency).minor
     record.ledger_customer_id = customer_id
     record.mapping_version = mappings.connection.mapping_version
+
+
+def _summarised(build: Callable[[], str], current: str | None) -> str | None:
+    """The export summary ``build`` makes, or ``current`` if it fails: a summary serves the nightly
+    export only, and must never fail or park a sync."""
+    try:
+        return build()
+    except Exception as error:  # noqa: BLE001 - any failure here is the export's, not the sync's
+        logger.warning("export summary not built", extra={"error": type(error).__name__})
+        return current
 
 
 def _summary(document: Document) -> str:
@@ -379,7 +390,10 @@ class PushService:
             record.source_total = document.total
             # What the nightly export writes, kept whether the document syncs or parks; the
             # ledger codes are added once the mapping has resolved them.
-            record.summary = _summary(document)
+            if record.summary is None or record.content_hash != document.content_hash():
+                # A new snapshot's figures; the same one keeps what was stored, with the ledger
+                # codes its sync added (a redelivery must not strip them).
+                record.summary = _summarised(partial(_summary, document), record.summary)
             record.event_id = message.event_id
             record.archive_key = message.archive_key
             if record.status is SyncStatus.NEEDS_MAPPING or message.remap:
@@ -522,7 +536,7 @@ class PushService:
         _holds(record, document, invoice.currency, item.draft.customer_id, item.mappings)
         record.line_products = json.dumps({line.source_id: line.product_id for line in invoice.lines})
         record.draft_hash = draft_digest(item.draft)
-        record.summary = invoice_summary(invoice, item.draft)
+        record.summary = _summarised(partial(invoice_summary, invoice, item.draft), record.summary)
         differs = record.ledger_total != invoice.total
         if differs and record.alerted_reason != TOTAL_DIFFERS:
             # The document exists and stays: a person decides whether the ledger's figure stands.
@@ -747,7 +761,7 @@ class PushService:
             ledger_id=invoice_record.ledger_customer_id or "",
         )
         resolved = resolve(note.model_copy(update={"lines": lines}), mappings, customer)
-        record.summary = credit_note_summary(note, resolved.draft)
+        record.summary = _summarised(partial(credit_note_summary, note, resolved.draft), record.summary)
         if note.refunded > 0:
             self._count_credit_refund(message.connection_id, note)
         document, revision, _ = self._create_once(
@@ -1013,7 +1027,7 @@ class PushService:
             record.currency = payment.currency
             record.source_total = payment.amount
             record.source_number = invoice.number
-            record.summary = payment_summary(payment, invoice)
+            record.summary = _summarised(partial(payment_summary, payment, invoice), record.summary)
             try:
                 ledger_invoice = ledger_invoice or ledger.get_invoice(invoice_record.ledger_id)
                 ledger_invoice = self._book_payment(
