@@ -1,7 +1,8 @@
 """``invoice-sync reconcile`` on the local stack: the demo's Stripe webhooks over HTTP into the
 QuickBooks sandbox, the Stripe stand-in holding the same invoices, then the day reconciled as an
 operator runs it: clean; each kind of tampering in the ledger found, with one alert; ``--repair``
-putting back the missing invoice; the one-line answers to a bad window and an unknown
+putting back the missing invoice; the demo's partial refund compared on all three sides and its
+deleted refund document found; the one-line answers to a bad window and an unknown
 connection; and the HTML report rendered in headless Chromium."""
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ ACME = "in_1QaCurrentAcme01"
 Cli = Callable[..., CliResult]
 # Three more invoices like the demo's ACME-0001, one for each kind of tampering.
 MISSING, DUPLICATE, CHANGED = "in_1QRecon0Missing", "in_1QRecon0Duplicate", "in_1QRecon0Changed"
+# The demo's partial refund of ACME-0001's charge (g1_charge.refunded.partial): its refund record.
+REFUND_FIXTURE = "g1_charge.refunded.partial.current.json"
+CHARGE = "ch_3QgAcmeCharge01"
+REFUND = f"{CHARGE}:refunded:16238"
 
 
 def _post(stack: LocalStack, event: dict[str, Any]) -> None:
@@ -64,6 +69,20 @@ def _qbo_invoices(stack: LocalStack) -> dict[str, dict[str, Any]]:
     return stack.sandbox._tenant(stack.ledger.tenant_id).table("Invoice")  # type: ignore[attr-defined,no-any-return]
 
 
+def _qbo_refunds(stack: LocalStack) -> dict[str, dict[str, Any]]:
+    return stack.sandbox._tenant(stack.ledger.tenant_id).table("RefundReceipt")  # type: ignore[attr-defined,no-any-return]
+
+
+def _stripe_refunds() -> list[dict[str, Any]]:
+    """The refunds the demo's partial refund event carries, as Stripe's ``/v1/refunds`` lists them,
+    created now (the window)."""
+    event = json.loads((EVENTS / REFUND_FIXTURE).read_text())
+    refunds: list[dict[str, Any]] = event["data"]["object"]["refunds"]["data"]
+    for refund in refunds:
+        refund["created"] = int(time.time())
+    return refunds
+
+
 def _ledger_id(stack: LocalStack, source_id: str) -> str:
     (found,) = [i for i, d in _qbo_invoices(stack).items() if source_id in str(d.get("PrivateNote", ""))]
     return found
@@ -85,6 +104,11 @@ def synced(stack: LocalStack) -> LocalStack:
         objects.append(event["data"]["object"])
     stack.stripe.add_invoices(account, objects)
     assert stack.drain()
+    # The demo's partial refund of ACME-0001's payment, once the payment it traces is booked; the
+    # stand-in holds its refund too.
+    assert demo.send(stack, REFUND_FIXTURE).status_code == 200
+    stack.stripe.add_objects(account, "refunds", _stripe_refunds())
+    assert stack.drain()
     demo.alerts(stack)  # push's alerts, read out of the way
     return stack
 
@@ -105,7 +129,8 @@ def test_clean_then_tampered_then_repaired(synced: LocalStack, cli: Cli) -> None
     data = clean.json()
     assert (data["status"], data["differences"], data["alerted"]) == ("clean", [], False)
     sides = data["summary"]["sides"]
-    assert sides["source"]["counts"] == sides["ledger"]["counts"] == {"invoice": 4, "payment": 1}
+    assert sides["source"]["counts"] == sides["ledger"]["counts"] == {"invoice": 4, "payment": 1, "refund": 1}
+    assert sides["records"]["counts"]["refund"] == 1
     assert sides["source"]["invoice_totals"] == sides["ledger"]["invoice_totals"]
     assert _alerts(stack) == []
 
@@ -147,6 +172,41 @@ def test_clean_then_tampered_then_repaired(synced: LocalStack, cli: Cli) -> None
     # The missing invoice is back and the changed amount is put right; the duplicate is left for
     # a person to void (invoice-sync never deletes or voids in the ledger).
     assert _classes(after) == {("duplicate_in_ledger", DUPLICATE)}
+
+
+def test_a_deleted_refund_document_is_missing_in_the_ledger(synced: LocalStack, cli: Cli) -> None:
+    """Proves the demo's partial refund (162.38 of ACME-0001's charge) agrees on the three sides:
+    Stripe's refunded total on the charge is the refund record's, and the ledger holds one
+    RefundReceipt of the booked 162.38 with its marker; then that, with the RefundReceipt deleted
+    from the ledger, the refund is missing_in_ledger with its booked amount (exit 3). The
+    RefundReceipt is put back after, for the tests that follow."""
+    stack = synced
+
+    def refund_rows(result: CliResult) -> list[dict[str, Any]]:
+        return [d for d in result.json()["differences"] if d["kind"] == "refund"]
+
+    before = cli("reconcile", "--from", "today", "--to", "today", "--json")
+    assert before.code in (0, 3), before.err
+    assert refund_rows(before) == []
+    assert before.json()["summary"]["sides"]["ledger"]["counts"]["refund"] == 1
+
+    with stack.sandbox._lock:  # type: ignore[attr-defined]
+        refunds = _qbo_refunds(stack)
+        (receipt_id,) = [i for i, d in refunds.items() if REFUND in str(d.get("PrivateNote", ""))]
+        receipt = refunds.pop(receipt_id)
+    try:
+        found = cli("reconcile", "--from", "today", "--to", "today", "--json")
+    finally:
+        with stack.sandbox._lock:  # type: ignore[attr-defined]
+            _qbo_refunds(stack)[receipt_id] = receipt
+    assert found.code == 3, found.err
+    (row,) = refund_rows(found)
+    assert (row["class"], row["source_id"], row["source_amount"]) == ("missing_in_ledger", REFUND, "162.38")
+    assert receipt_id in row["detail"]
+    demo.alerts(stack)  # this run's alert, read out of the way
+
+    back = cli("reconcile", "--from", "today", "--to", "today", "--json")
+    assert refund_rows(back) == []
 
 
 def test_bad_window_and_unknown_connection_are_one_line(cli: Cli) -> None:

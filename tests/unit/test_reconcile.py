@@ -17,6 +17,7 @@ from invoice_sync.sync.reconcile import (
     Links,
     Reconciler,
     SourceDoc,
+    SourceRefund,
     absence,
     format_amount,
     usual_level,
@@ -244,16 +245,219 @@ def test_usual_level_is_the_median_of_the_same_weekday() -> None:
     assert absence(0, None) is None
 
 
-def test_ledger_refunds_are_counted_but_not_compared() -> None:
-    """Given a ledger refund document carrying push's refund marker (``ch_...:refunded:1``) and a
-    Stripe lookup that knows no such credit note, reconciliation counts it on the ledger side as a
-    refund and claims nothing about it (no false "unknown to the source"), whether the ledger
-    lists it as a refund (QBO) or as a credit note (Xero, FreshBooks)."""
-    qbo_refund = led("ch_1:refunded:1", 2_500, kind="refund")
-    xero_refund = led("ch_2:refunded:1", 1_000, kind="credit_note")  # Xero, FreshBooks: a credit note
-    result = compare([inv("in_1")], [rec("in_1")], [led("in_1"), qbo_refund, xero_refund], lookup={})
+# --- refunds: invoice-sync's refund records against the ledger, and against Stripe per charge ---
+
+BEFORE = int(START.timestamp()) - 86_400  # a day before the window
+
+
+def refund(
+    refund_id: str, charge: str, amount: int, *, status: str = "succeeded", created: int = CREATED
+) -> SourceRefund:
+    return SourceRefund(refund_id, charge, "USD", amount, status, created)
+
+
+def refund_rec(
+    charge: str,
+    total: int,
+    *,
+    booked: int | None = None,
+    status: SyncStatus = SyncStatus.SYNCED,
+    ledger_id: str | None = "R-1",
+    created_at: datetime = START,
+) -> SyncRecord:
+    """A refund record as push writes it: ``ch_...:refunded:N`` for the charge's running total N,
+    the cash it booked as ``ledger_total``."""
+    return SyncRecord(
+        connection_id="c",
+        kind="refund",
+        source_id=f"{charge}:refunded:{total}",
+        status=status,
+        ledger_id=ledger_id,
+        created_at=created_at,
+        currency="USD",
+        source_total=total,
+        ledger_total=total if booked is None and status is SyncStatus.SYNCED else booked,
+    )
+
+
+def compare_refunds(
+    stripe: dict[str, list[SourceRefund]],
+    records: list[SyncRecord],
+    ledger: list[LedgerEntry],
+    *,
+    failing: bool = False,
+) -> Comparison:
+    """The three sides of refunds: Stripe's refunds per charge (those created in the window are
+    listed), the records, the ledger. ``failing``: Stripe's per-charge read fails."""
+
+    def charge_refunds(charge: str) -> list[SourceRefund]:
+        if failing:
+            raise ConnectionError("stripe down")
+        return stripe.get(charge, [])
+
+    reconciler = Reconciler(START, lambda _kind, _sid: None, charge_refunds)
+    reconciler.add_sources([inv("in_1")])
+    reconciler.add_refunds(
+        r for refunds in stripe.values() for r in refunds if r.created >= START.timestamp()
+    )
+    reconciler.add_records([rec("in_1"), *records])
+    reconciler.add_ledger([led("in_1"), *ledger])
+    return reconciler.compare()
+
+
+def test_refunds_that_agree_on_three_sides_are_clean() -> None:
+    """Given a partial refund of 25.00 on ch_1 at Stripe, its record booked as 25.00 and one
+    QBO RefundReceipt with its marker and amount; and a second charge refunded 10.00 that Xero
+    books as a credit note (listed under credit notes) with its refund payout: nothing differs,
+    each side counts its refunds, and the payouts (that refund's, and a credit note's refunded
+    part paid out, ``cn_...:refund``) are counted apart, not judged as documents."""
+    result = compare_refunds(
+        {"ch_1": [refund("re_1", "ch_1", 2_500)], "ch_2": [refund("re_2", "ch_2", 1_000)]},
+        [refund_rec("ch_1", 2_500), refund_rec("ch_2", 1_000, ledger_id="X-2")],
+        [
+            led("ch_1:refunded:2500", 2_500, kind="refund", ledger_id="R-1"),
+            led("ch_2:refunded:1000", 1_000, kind="credit_note", ledger_id="X-2", balance=0),
+            led("ch_2:refunded:1000:payout", 1_000, kind="payment", ledger_id="P-2"),
+            led("cn_1:refund", 500, kind="payment", ledger_id="P-3"),  # a credit note's refund paid out
+        ],
+    )
     assert result.differences == []
-    assert result.sides["ledger"].counts == {"invoice": 1, "refund": 2}
+    assert result.status == "clean"
+    assert result.sides["source"].counts["refund"] == 2
+    assert result.sides["records"].counts["refund"] == 2
+    assert result.sides["ledger"].counts == {"invoice": 1, "refund": 2, "refund_payout": 2}
+
+
+@pytest.mark.parametrize(
+    ("ledger", "expected", "amounts"),
+    [
+        ([], ("missing_in_ledger", "ch_1:refunded:2500"), ("25.00", None)),
+        (
+            [
+                led("ch_1:refunded:2500", 2_500, kind="refund", ledger_id="R-1"),
+                led("ch_1:refunded:2500", 2_500, kind="refund", ledger_id="R-9"),
+            ],
+            ("duplicate_in_ledger", "ch_1:refunded:2500"),
+            ("25.00", "50.00"),
+        ),
+        (
+            [led("ch_1:refunded:2500", 3_000, kind="refund", ledger_id="R-1")],
+            ("amount_differs", "ch_1:refunded:2500"),
+            ("25.00", "30.00"),
+        ),
+        (
+            [led("ch_1:refunded:2500", 0, kind="refund", ledger_id="R-1", voided=True)],
+            ("status_differs", "ch_1:refunded:2500"),
+            (None, None),
+        ),
+    ],
+)
+def test_a_booked_refund_has_exactly_one_ledger_document_of_its_amount(
+    ledger: list[LedgerEntry], expected: tuple[str, str], amounts: tuple[str | None, str | None]
+) -> None:
+    """Given a refund record push booked (synced as R-1, 25.00) and Stripe agreeing, the ledger
+    holding no refund document, two, one of another amount or a void one is each its class, with
+    the booked and the ledger amounts."""
+    result = compare_refunds({"ch_1": [refund("re_1", "ch_1", 2_500)]}, [refund_rec("ch_1", 2_500)], ledger)
+    assert classes(result) == [expected]
+    (found,) = result.differences
+    assert found.kind == "refund"
+    links = Links("quickbooks", "t1")
+    row = found.as_json(links)
+    assert (row["source_amount"], row["ledger_amount"]) == amounts
+    assert all("refundreceipt" in url for url in row["ledger_urls"])
+
+
+def test_a_ledger_refund_document_whose_record_is_unknown() -> None:
+    """Given a refund document carrying invoice-sync's marker that no record names: unknown to the
+    source when Stripe holds no refund of its charge before the window (every record of the
+    charge would have been read), whether Stripe knows the charge's refunds or none at all; not
+    claimed when the charge was refunded before the window (its record may be older)."""
+    stray = led("ch_7:refunded:900", 900, kind="refund", ledger_id="R-7")
+    for stripe in ({}, {"ch_7": [refund("re_7", "ch_7", 900)]}):
+        result = compare_refunds(stripe, [], [stray])
+        expected = [("unknown_to_source", "ch_7:refunded:900")]
+        if stripe:
+            expected.append(("missing_in_records", "ch_7"))  # nor is Stripe's refund recorded
+        assert classes(result) == expected
+    older = compare_refunds({"ch_7": [refund("re_7", "ch_7", 900, created=BEFORE)]}, [], [stray])
+    assert older.differences == []
+
+
+def test_refund_records_that_book_nothing_are_not_expected_in_the_ledger() -> None:
+    """Given a refund Stripe made that a credit note gave back (record skipped, nothing booked), a
+    payout the ledger cannot make (record parked) and a refund of a charge that paid no invoice
+    invoice-sync knows (parked, no ledger id), with no refund document: nothing differs, and each
+    record still accounts for its charge's refunded total."""
+    result = compare_refunds(
+        {
+            "ch_1": [refund("re_1", "ch_1", 5_000)],
+            "ch_2": [refund("re_2", "ch_2", 1_200)],
+            "ch_3": [refund("re_3", "ch_3", 700)],
+        },
+        [
+            refund_rec("ch_1", 5_000, status=SyncStatus.SKIPPED, ledger_id=None),
+            refund_rec("ch_2", 1_200, status=SyncStatus.REJECTED, ledger_id="X-2"),
+            refund_rec("ch_3", 700, status=SyncStatus.REJECTED, ledger_id=None),
+        ],
+        [],
+    )
+    assert result.differences == []
+
+
+def test_stripes_refunded_total_per_charge_is_what_the_records_hold() -> None:
+    """Given Stripe's refunds of a charge, the highest running total its records name must be
+    their sum (failed and canceled refunds give nothing back): a second refund never recorded,
+    a charge with no record at all, and a record of more than Stripe now counts (a refund that
+    failed after it was booked) are each missing_in_records, with Stripe's total and the records'."""
+    two = [refund("re_1", "ch_1", 2_500), refund("re_2", "ch_1", 1_000)]
+    result = compare_refunds(
+        {"ch_1": two},
+        [refund_rec("ch_1", 2_500)],
+        [led("ch_1:refunded:2500", 2_500, kind="refund", ledger_id="R-1")],
+    )
+    assert classes(result) == [("missing_in_records", "ch_1")]
+    row = result.differences[0].as_json(Links("quickbooks", "t1"))
+    assert (row["source_amount"], row["ledger_amount"], row["difference"]) == ("35.00", "25.00", "-10.00")
+
+    none = compare_refunds({"ch_5": [refund("re_5", "ch_5", 400)]}, [], [])
+    assert classes(none) == [("missing_in_records", "ch_5")]
+    assert "no refund record" in none.differences[0].detail
+
+    failed = [refund("re_1", "ch_1", 2_500, status="failed")]
+    over = compare_refunds(
+        {"ch_1": failed},
+        [refund_rec("ch_1", 2_500)],
+        [led("ch_1:refunded:2500", 2_500, kind="refund", ledger_id="R-1")],
+    )
+    assert classes(over) == [("missing_in_records", "ch_1")]
+    assert over.differences[0].difference == 2_500
+
+    both = [*two, refund("re_3", "ch_1", 600, status="canceled")]
+    recorded = [refund_rec("ch_1", 2_500), refund_rec("ch_1", 3_500, booked=1_000, ledger_id="R-2")]
+    ledger = [
+        led("ch_1:refunded:2500", 2_500, kind="refund", ledger_id="R-1"),
+        led("ch_1:refunded:3500", 1_000, kind="refund", ledger_id="R-2"),
+    ]
+    assert compare_refunds({"ch_1": both}, recorded, ledger).differences == []
+
+
+def test_refunds_claim_nothing_an_incomplete_side_cannot_prove() -> None:
+    """Given an incomplete ledger, no booked refund is claimed missing; given Stripe's per-charge
+    read failing, the source side is incomplete and no charge is claimed unrecorded; a record
+    older than the window whose document did not change in it is not claimed missing."""
+    stripe = {"ch_1": [refund("re_1", "ch_1", 2_500)]}
+    reconciler = Reconciler(START, None, lambda charge: stripe.get(charge, []))
+    reconciler.add_refunds(stripe["ch_1"])
+    reconciler.add_records([refund_rec("ch_1", 2_500)])
+    reconciler.mark_incomplete("ledger", "503")
+    assert reconciler.compare().differences == []
+
+    down = compare_refunds(stripe, [], [], failing=True)
+    assert down.differences == [] and down.status == "incomplete" and "source" in down.incomplete
+
+    old = refund_rec("ch_1", 2_500, created_at=datetime(2026, 11, 1, tzinfo=UTC))
+    assert compare_refunds(stripe, [old], []).differences == []
 
 
 def test_a_scheduled_run_picks_up_the_days_left_incomplete() -> None:

@@ -12,6 +12,11 @@ The ledger's documents are keyed by the marker invoice-sync writes in their note
 (``invoice-sync: stripe <id>``); one whose marker is gone (QBO replaces the note of a void) is
 found through the record's ledger id instead.
 
+Refunds are judged apart, in two checks (docs/reconcile.md): each refund record push booked
+(``ch_...:refunded:N``, synced with a ledger id) against the ledger's refund documents with its
+marker, and, per charge Stripe refunded in the window, Stripe's refunded total against the highest
+running total the charge's refund records name.
+
 A side that failed mid-read (a ledger or Stripe that kept failing or throttling) is named in
 ``incomplete``: what could not be proven absent is then not reported as absent, and the run is
 marked incomplete rather than clean.
@@ -37,6 +42,13 @@ SCHEMA = "invoice-sync.reconciliation/1"
 ROUNDING_MINOR_UNITS = 2
 # What push's refund documents carry after the charge id in their marker (``ch_...:refunded:N``).
 REFUND_MARK = ":refunded:"
+# What a refund document's payout (Xero: the refund Payment on its credit note) carries after it.
+PAYOUT_MARK = ":payout"
+# What the payout of a credit note's refunded part (Xero: a refund Payment on the ledger credit
+# note) carries after the credit note's id.
+CREDIT_PAYOUT_MARK = ":refund"
+# Stripe refunds that give nothing back: a charge's ``amount_refunded`` leaves them out.
+NOT_REFUNDED = frozenset({"failed", "canceled"})
 
 
 class DifferenceClass(StrEnum):
@@ -49,6 +61,7 @@ class DifferenceClass(StrEnum):
     CURRENCY_DIFFERS = "currency_differs"
     PAYMENT_APPLIED_TWICE = "payment_applied_twice"
     PAYMENT_NOT_APPLIED = "payment_not_applied"
+    MISSING_IN_RECORDS = "missing_in_records"
 
 
 # What --repair re-queues: what push can put right by syncing the source's snapshot again.
@@ -79,6 +92,18 @@ class SourceDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceRefund:
+    """One Stripe refund (``GET /v1/refunds``), amounts in minor units."""
+
+    refund_id: str
+    charge_id: str
+    currency: str
+    amount: int
+    status: str  # succeeded, pending, requires_action, failed, canceled
+    created: int  # Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerEntry:
     kind: str
     ledger_id: str
@@ -98,6 +123,15 @@ class RecordEntry:
     status: str
     ledger_id: str | None
     created: datetime | None
+    currency: str | None = None
+    total: int | None = None  # a refund record: the charge's amount_refunded it was made for
+    booked: int | None = None  # a refund record: the cash its ledger document books
+
+
+def refund_charge(source_id: str) -> tuple[str, int | None]:
+    """The charge and running refunded total a refund record's id (``ch_...:refunded:N``) names."""
+    charge, _, total = source_id.partition(REFUND_MARK)
+    return charge, int(total) if total.isdigit() else None
 
 
 def minor(amount: Decimal, currency: str) -> int:
@@ -140,6 +174,9 @@ def record_entry(record: SyncRecord) -> RecordEntry:
         status=record.status.value,
         ledger_id=record.ledger_id,
         created=record.created_at,
+        currency=record.currency,
+        total=record.source_total,
+        booked=record.ledger_total,
     )
 
 
@@ -206,10 +243,12 @@ class Links:
         if self.ledger_kind == "xero":
             if kind == "invoice":
                 return f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={ledger_id}"
-            if kind == "credit_note":
+            if kind in ("credit_note", "refund"):  # Xero books a refund as a credit note
                 return f"https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={ledger_id}"
             return f"https://go.xero.com/Bank/ViewTransaction.aspx?paymentID={ledger_id}"
-        page = {"invoice": "invoice", "credit_note": "credit-notes"}.get(kind, "payments")
+        page = {"invoice": "invoice", "credit_note": "credit-notes", "refund": "credit-notes"}.get(
+            kind, "payments"
+        )
         return f"https://my.freshbooks.com/#/{page}/{self.tenant_id}-{ledger_id}"
 
 
@@ -252,14 +291,30 @@ class Comparison:
 
 
 SourceLookup = Callable[[str, str], "SourceDoc | None"]
+# All of a charge's refunds at Stripe, whenever made (an empty list: Stripe knows none).
+ChargeRefunds = Callable[[str], "list[SourceRefund]"]
 
 
 class Reconciler:
     """The keyed three-way join. Feed each side (``add_*``), then ``compare``."""
 
-    def __init__(self, window_start: datetime, lookup: SourceLookup | None = None) -> None:
+    def __init__(
+        self,
+        window_start: datetime,
+        lookup: SourceLookup | None = None,
+        charge_refunds: ChargeRefunds | None = None,
+    ) -> None:
         self.window_start = window_start
         self._lookup = lookup
+        self._charge_refunds = charge_refunds
+        self._charges_read: dict[str, list[SourceRefund] | None] = {}
+        # Refunds: Stripe's charges refunded in the window, invoice-sync's refund records (by id,
+        # and per charge the highest running total recorded), the ledger's refund documents.
+        self._window_charges: dict[str, str] = {}  # charge -> currency
+        self._refund_records: dict[str, RecordEntry] = {}
+        self._recorded: dict[str, int] = {}
+        self._refund_ledger: dict[str, list[LedgerEntry]] = defaultdict(list)
+        self._unmarked_refunds: dict[str, LedgerEntry] = {}
         self._sources: dict[tuple[str, str], SourceDoc] = {}
         self._ledger: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
         self._unmarked: dict[str, LedgerEntry] = {}
@@ -270,6 +325,10 @@ class Reconciler:
 
     def add_sources(self, documents: Iterable[SourceDoc]) -> None:
         self._read("source", documents, self._add_source)
+
+    def add_refunds(self, refunds: Iterable[SourceRefund]) -> None:
+        """Stripe's refunds created in the window (their charges are compared, see ``compare``)."""
+        self._read("source", refunds, self._add_refund)
 
     def add_records(self, records: Iterable[SyncRecord]) -> None:
         self._read("records", records, self._add_record)
@@ -291,7 +350,19 @@ class Reconciler:
         self._sources[(document.kind, document.source_id)] = document
         self.result.sides["source"].add(document.kind, document.currency, document.total)
 
+    def _add_refund(self, refund: SourceRefund) -> None:
+        self._window_charges.setdefault(refund.charge_id, refund.currency)
+        self.result.sides["source"].add("refund", refund.currency, refund.amount)
+
     def _add_record(self, record: SyncRecord) -> None:
+        if record.kind == "refund":
+            entry = record_entry(record)
+            self._refund_records[record.source_id] = entry
+            charge, running = refund_charge(record.source_id)
+            total = record.source_total if record.source_total is not None else running
+            self._recorded[charge] = max(self._recorded.get(charge, 0), total or 0)
+            self.result.sides["records"].add("refund", record.currency, total)
+            return
         if record.kind not in {"invoice", "credit_note", "payment"}:
             return
         self._records[(record.kind, record.source_id)] = record_entry(record)
@@ -301,10 +372,22 @@ class Reconciler:
 
     def _add_ledger(self, entry: LedgerEntry) -> None:
         if is_refund(entry):
-            # Refund documents (marker ``ch_...:refunded:N``) are counted, not compared: the
-            # source side reads invoices, payments and credit notes, not charges' refunds, so
-            # keying one would only ever claim it "unknown to the source" (docs/reconcile.md).
+            # Refund documents (marker ``ch_...:refunded:N``) are judged against their refund
+            # records; a refund's payout (``...:payout``, Xero's refund Payment) is not a document
+            # of its own but how the credit note's money leaves.
+            if entry.source_id is not None and entry.source_id.endswith(PAYOUT_MARK):
+                self.result.sides["ledger"].add("refund_payout", entry.currency, entry.total)
+                return
             self.result.sides["ledger"].add("refund", entry.currency, entry.total)
+            if entry.source_id is None:
+                self._unmarked_refunds[entry.ledger_id] = entry
+            else:
+                self._refund_ledger[entry.source_id].append(entry)
+            return
+        if entry.kind == "payment" and (entry.source_id or "").endswith(CREDIT_PAYOUT_MARK):
+            # A credit note's refunded part paid out (``cn_...:refund``): how its money leaves,
+            # not a payment of an invoice; counted, not judged (docs/reconcile.md).
+            self.result.sides["ledger"].add("refund_payout", entry.currency, entry.total)
             return
         self.result.sides["ledger"].add(entry.kind, entry.currency, entry.total)
         if entry.source_id is None:
@@ -318,9 +401,145 @@ class Reconciler:
         keys = set(self._sources) | set(self._records) | set(self._ledger)
         for key in sorted(keys):
             self._judge(key)
+        for refund_id in sorted(set(self._refund_records) | set(self._refund_ledger)):
+            self._judge_refund(refund_id)
+        self._judge_charges()
         claimed = {r.ledger_id for r in self._records.values() if r.ledger_id}
-        self.result.unmarked = sum(1 for ledger_id in self._unmarked if ledger_id not in claimed)
+        claimed_refunds = {r.ledger_id for r in self._refund_records.values() if r.ledger_id}
+        self.result.unmarked = sum(1 for ledger_id in self._unmarked if ledger_id not in claimed) + sum(
+            1 for ledger_id in self._unmarked_refunds if ledger_id not in claimed_refunds
+        )
         return self.result
+
+    # --- refunds --------------------------------------------------------------------------------
+
+    def _stripe_refunds(self, charge: str) -> list[SourceRefund] | None:
+        """All of a charge's refunds at Stripe, read once; None when they cannot be read (the
+        source side is then incomplete)."""
+        if self._charge_refunds is None or "source" in self.result.incomplete:
+            return None
+        if charge not in self._charges_read:
+            try:
+                self._charges_read[charge] = list(self._charge_refunds(charge))
+            except Exception as exc:  # noqa: BLE001 - a side that cannot be read is incomplete
+                self.mark_incomplete("source", f"{exc.__class__.__name__}: {exc}")
+                self._charges_read[charge] = None
+        return self._charges_read[charge]
+
+    def _judge_refund(self, refund_id: str) -> None:
+        """invoice-sync's refund record against the ledger: a record push booked (synced, with a
+        ledger id) has exactly one live refund document with its marker, of the booked amount. A
+        record parked or skipped books nothing (a payout the ledger cannot make, cash a credit note
+        gives back) and is not expected in the ledger."""
+        record = self._refund_records.get(refund_id)
+        ledger = list(self._refund_ledger.get(refund_id, ()))
+        if record is not None and record.ledger_id in self._unmarked_refunds:
+            ledger.append(self._unmarked_refunds[record.ledger_id])  # its marker is gone (a QBO void)
+        charge, _ = refund_charge(refund_id)
+        if record is None:
+            self._judge_unrecorded_refund(refund_id, charge, ledger)
+            return
+        if record.status != SyncStatus.SYNCED.value or not record.ledger_id:
+            return
+        currency = (record.currency or (ledger[0].currency if ledger else "USD")).upper()
+        booked = SourceDoc(
+            "refund",
+            refund_id,
+            charge,
+            currency,
+            record.booked if record.booked is not None else 0,
+            0,
+            "synced",
+            int(record.created.timestamp()) if record.created else 0,
+        )
+
+        def add(cls: DifferenceClass, detail: str, found: list[LedgerEntry], *, amounts: bool = True) -> None:
+            self._add(
+                cls, "refund", refund_id, currency, detail, source=booked, ledger=found, amounts=amounts
+            )
+
+        if not ledger:
+            older = record.created is not None and record.created < self.window_start
+            if "ledger" in self.result.incomplete or older:
+                return  # a refund document from before the window need not have changed in it
+            add(
+                DifferenceClass.MISSING_IN_LEDGER,
+                f"record synced as refund document {record.ledger_id}, which the ledger does not hold",
+                [],
+                amounts=record.booked is not None,
+            )
+            return
+        live = [e for e in ledger if not e.voided]
+        if not live:
+            add(DifferenceClass.STATUS_DIFFERS, "void in the ledger only", ledger, amounts=False)
+            return
+        if len(live) > 1:
+            add(
+                DifferenceClass.DUPLICATE_IN_LEDGER,
+                f"{len(live)} live refund documents for one refund: void all but one",
+                live,
+            )
+            return
+        (entry,) = live
+        if entry.currency != currency:
+            add(DifferenceClass.CURRENCY_DIFFERS, f"{currency} booked, {entry.currency} in the ledger", live)
+        elif record.booked is not None and entry.total != record.booked:
+            add(DifferenceClass.AMOUNT_DIFFERS, "the refund document's total is not the cash booked", live)
+
+    def _judge_unrecorded_refund(self, refund_id: str, charge: str, ledger: list[LedgerEntry]) -> None:
+        """A refund document carrying invoice-sync's marker that no record of the read ones names.
+        A record is written after its refund is made, so when Stripe holds no refund of the charge
+        from before the window every record of the charge was read: the record is unknown."""
+        if not ledger or {"records", "source"} & set(self.result.incomplete):
+            return
+        refunds = self._stripe_refunds(charge)
+        start = int(self.window_start.timestamp())
+        if refunds is None or any(r.created < start for r in refunds):
+            return  # its record may be older than the window: another window's subject
+        known = "Stripe holds no refund of its charge" if not refunds else "Stripe holds its charge's refunds"
+        self._add(
+            DifferenceClass.UNKNOWN_TO_SOURCE,
+            "refund",
+            refund_id,
+            ledger[0].currency,
+            f"the ledger holds invoice-sync's refund document, invoice-sync has no record of it ({known})",
+            ledger=ledger,
+        )
+
+    def _judge_charges(self) -> None:
+        """Stripe against invoice-sync's records, per charge refunded in the window: every
+        ``charge.refunded`` makes a record named by the charge's running ``amount_refunded`` (the
+        part a credit note gives back included), so the highest one recorded is the charge's
+        refunded total at Stripe, the sum of its refunds that did not fail."""
+        if {"records", "source"} & set(self.result.incomplete):
+            return
+        for charge, listed_currency in sorted(self._window_charges.items()):
+            refunds = self._stripe_refunds(charge)
+            if refunds is None:
+                return
+            refunded = sum(r.amount for r in refunds if r.status not in NOT_REFUNDED)
+            recorded = self._recorded.get(charge)
+            if (recorded or 0) == refunded:
+                continue
+            currency = (refunds[0].currency if refunds else listed_currency).upper()
+            detail = (
+                "no refund record of the charge"
+                if recorded is None
+                else f"the records hold {format_amount(recorded, currency)} refunded on the charge"
+            )
+            self.result.differences.append(
+                Difference(
+                    cls=DifferenceClass.MISSING_IN_RECORDS,
+                    kind="refund",
+                    source_id=charge,
+                    currency=currency,
+                    detail=f"Stripe refunded {format_amount(refunded, currency)}, {detail}",
+                    number=charge,
+                    source_amount=refunded,
+                    ledger_amount=recorded or 0,
+                    ledger_ids=(),
+                )
+            )
 
     def _judge(self, key: tuple[str, str]) -> None:
         kind, source_id = key

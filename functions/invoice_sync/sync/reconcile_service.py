@@ -25,6 +25,7 @@ from invoice_sync.sync.reconcile import (
     Links,
     Reconciler,
     SourceDoc,
+    SourceRefund,
     absence,
     iterate,
     ledger_entry,
@@ -107,6 +108,41 @@ def stripe_documents(api: StripeApi, since: datetime, until: datetime) -> Iterat
             continue
 
 
+def refund_document(refund: dict[str, Any]) -> SourceRefund | None:
+    """A Stripe refund as reconciliation compares it; None for one that names no charge."""
+    charge = refund.get("charge")
+    charge_id = charge.get("id") if isinstance(charge, dict) else charge
+    if not isinstance(charge_id, str) or not charge_id:
+        return None
+    return SourceRefund(
+        str(refund["id"]),
+        charge_id,
+        str(refund.get("currency") or "usd").upper(),
+        int(refund.get("amount") or 0),
+        str(refund.get("status") or "succeeded"),
+        int(refund.get("created") or 0),
+    )
+
+
+def stripe_refunds(api: StripeApi, since: datetime, until: datetime) -> Iterator[SourceRefund]:
+    """Refunds created in the window (their charges are the ones compared), pages of 100."""
+    low, high = int(since.timestamp()), int(until.timestamp())
+    for refund in iterate(api.list_objects("refunds", created_gte=low, created_lte=high)):
+        found = refund_document(refund)
+        if found is not None:
+            yield found
+
+
+def charge_refunds(api: StripeApi) -> Any:
+    """All of one charge's refunds, whenever made (``GET /v1/refunds?charge=``)."""
+
+    def read(charge_id: str) -> list[SourceRefund]:
+        found = (refund_document(r) for r in iterate(api.list_objects("refunds", charge=charge_id)))
+        return [r for r in found if r is not None]
+
+    return read
+
+
 def stripe_lookup(api: StripeApi) -> Any:
     """One document by id, for the few keys only one side holds (a document from before the
     window, touched in it, or one Stripe does not know: ``None``)."""
@@ -167,8 +203,9 @@ class ReconcileService:
     ) -> RunResult:
         since = datetime.combine(start, time.min, UTC)
         until = datetime.combine(end + timedelta(days=1), time.min, UTC) - timedelta(seconds=1)
-        reconciler = Reconciler(since, stripe_lookup(stripe))
+        reconciler = Reconciler(since, stripe_lookup(stripe), charge_refunds(stripe))
         reconciler.add_sources(stripe_documents(stripe, since, until))
+        reconciler.add_refunds(stripe_refunds(stripe, since, until))
         # Records and ledger documents last written from the window's start to now: an invoice of
         # the window paid since is still its subject.
         reconciler.add_records(self.records.by_day(connection.connection_id, since, now, newest_first=False))
