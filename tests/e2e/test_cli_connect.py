@@ -216,6 +216,9 @@ def test_connect_registers_a_new_connection_whose_stored_tokens_work(
     assert stored.client_id == CLIENT_ID
     assert stored.access_token is not None
     assert stored.refresh_expires_at is not None or ledger.kind != "quickbooks"
+    # ... and its dates (never the tokens) are where the daily report reads token health.
+    dates = ctx.state.token_dates(beta)
+    assert dates is not None and dates.access_expires_at == stored.access_expires_at
     # The adapter push would build, from what connect stored, reaches the ledger with it.
     assert ctx.ledger(beta).find_invoice("NO-SUCH-0001") is None
     method, path, status = ledger_stack.sandbox.request_log[-1]  # type: ignore[attr-defined]

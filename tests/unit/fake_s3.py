@@ -67,6 +67,10 @@ class FakeS3:
         self.objects[Key] = self.objects[CopySource["Key"]]
         return {}
 
+    def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:
+        self._call("head_object")
+        return {"ContentLength": len(self.objects[Key]), "ContentType": "text/csv", "Metadata": {}}
+
     def delete_objects(self, *, Bucket: str, Delete: dict[str, Any]) -> dict[str, Any]:
         self._call("delete_objects")
         for item in Delete["Objects"]:

@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -538,6 +539,27 @@ def test_a_failure_while_publishing_takes_back_what_was_published(tmp_path: Any)
     assert not s3.under("exports/_staging/")
 
 
+def test_a_rerun_that_fails_while_publishing_leaves_the_earlier_day_as_it_was(tmp_path: Any) -> None:
+    """Proves a re-run of a day that fails half-way through publishing puts the earlier run's files
+    and manifest back exactly (no mixture of two runs, no day without its manifest), and that a
+    retry then publishes the new run whole."""
+    s3 = FakeS3()
+    _service(s3, Records([_record(_invoice())]), tmp_path).export("acme", DAY)
+    before = dict(s3.under(PREFIX))
+    assert PREFIX + "manifest.json" in before
+    copies = s3.calls.get("copy_object", 0)
+    # The re-run keeps the earlier files aside (one copy each), then fails on its 3rd publish.
+    s3.fail_on = {"copy_object": copies + len(before) + 3}
+    newer = Records([_record(_invoice()), _record(_invoice("in_2"))])
+    with pytest.raises(ExportFailed):
+        _service(s3, newer, tmp_path).export("acme", DAY)
+    assert s3.under(PREFIX) == before
+    assert not s3.under("exports/_staging/")
+    s3.fail_on = {}
+    _service(s3, newer, tmp_path).export("acme", DAY)
+    assert len(_csv(s3.objects[PREFIX + "invoices.csv"])) == 2
+
+
 def test_a_rerun_replaces_the_day_and_an_empty_day_has_headers(tmp_path: Any) -> None:
     """Proves a second run of a day replaces its files (rows are not added twice) and that an empty
     day writes every file with its header row only."""
@@ -609,3 +631,14 @@ def test_text_a_spreadsheet_would_run_as_a_formula_stays_text() -> None:
     (line,) = [dict(zip(rows.LINE_COLUMNS, line, strict=True)) for line in rows.line_rows(record, summary)]
     assert line["description"] == '\'=HYPERLINK("http://x")'
     assert rows.money(-1250, "USD") == "-12.50"
+
+
+def test_no_workbook_scratch_is_left_behind_whatever_the_run_did(tmp_path: Any) -> None:
+    """Proves a run leaves nothing in the temporary directory (a warm Lambda's /tmp is reused):
+    not after a clean run, not after a day over the workbook limit, not after a failure."""
+    records = Records([_record(_invoice()), _record(_invoice("in_2"))])
+    _service(FakeS3(), records, tmp_path).export("acme", DAY)
+    _service(FakeS3(), records, tmp_path, workbook_rows=1).export("acme", DAY)
+    with pytest.raises(ExportFailed):
+        _service(FakeS3(fail_on={"copy_object": 2}), records, tmp_path).export("acme", DAY)
+    assert list(Path(tmp_path).iterdir()) == []

@@ -167,6 +167,17 @@ class ExportBucket:
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             raise
 
+    def described(self, key: str, name: str) -> WrittenFile:
+        """A published object as a file ``publish`` can copy elsewhere (to keep it, or put it back)."""
+        head = self._client.head_object(Bucket=self.bucket, Key=key)
+        return WrittenFile(
+            name=name,
+            key=key,
+            size=int(head["ContentLength"]),
+            sha256=str(head.get("Metadata", {}).get("sha256", "")),
+            content_type=str(head.get("ContentType", "application/octet-stream")),
+        )
+
     def keys(self, prefix: str) -> Iterator[str]:
         paginator = self._client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):

@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -54,6 +54,10 @@ FILES: dict[str, tuple[list[str], str | None]] = {
     "quickbooks_invoices.csv": (rows.QUICKBOOKS_COLUMNS, None),
 }
 NUMBERS = {"quantity", "mapping_version", "lines", "lines_not_stored"}
+
+
+# Under a run's staging prefix: the earlier run's files, kept until this one is published.
+PREVIOUS = "previous/"
 
 
 class DayRecords(Protocol):
@@ -225,8 +229,9 @@ class _Sheet:
                 continue
             kind = kinds[column]
             if kind == "text":
-                # write_string: a description that starts with "=" stays text, never a formula.
-                sheet.write_string(row, column, value)
+                # write_string keeps a description that starts with "=" text, never a formula, so
+                # the apostrophe the CSVs put before such text is not needed (nor shown) here.
+                sheet.write_string(row, column, rows.as_typed(value))
             elif kind == "amount":
                 # A number for Excel to add up (exact in a double below 15 significant digits).
                 sheet.write_number(row, column, float(value), money)
@@ -362,7 +367,10 @@ class _Run:
             name: CsvFile(name, columns, bucket.writer(staging + name, CSV_TYPE))
             for name, (columns, _) in FILES.items()
         }
-        self.workbook = Workbook(tmpdir, workbook_rows)
+        # The workbook and XlsxWriter's per-sheet temporary files live in a directory of this run's
+        # own, removed however the run ends: a warm Lambda's /tmp must not fill up across runs.
+        self._scratch = tempfile.TemporaryDirectory(dir=tmpdir, prefix="export-")
+        self.workbook = Workbook(self._scratch.name, workbook_rows)
         self.sheets = {
             name: self.workbook.sheet(sheet, columns)
             for name, (columns, sheet) in FILES.items()
@@ -383,6 +391,7 @@ class _Run:
         with open(path, "rb") as handle:
             self.staged.append(self.bucket.upload_file(handle, self.staging + WORKBOOK, WORKBOOK, XLSX_TYPE))
         self.workbook.discard()
+        self._scratch.cleanup()
         return self.staged
 
     def abort(self) -> None:
@@ -392,6 +401,7 @@ class _Run:
             except Exception as error:  # noqa: BLE001 - the lifecycle rule aborts what is left
                 logger.warning("upload not aborted", extra={"file": file.name, "error": str(error)})
         self.workbook.discard()
+        self._scratch.cleanup()
 
 
 class ExportService:
@@ -433,6 +443,8 @@ class ExportService:
         files = _Run(self.bucket, staging, self.tmpdir, self.workbook_rows)
         tally = Tally()
         published: list[str] = []
+        previous: list[WrittenFile] = []  # the earlier run's files, kept under the staging prefix
+        old: list[str] = []
         try:
             # ``by_day`` takes inclusive bounds; the window's end belongs to the next day.
             until = window.end - timedelta(microseconds=1)
@@ -447,18 +459,30 @@ class ExportService:
             writer = self.bucket.writer(staging + MANIFEST, "application/json")
             writer.write(body)
             staged.append(writer.close(MANIFEST))
-            # Whatever an earlier run of the day left (its manifest first: a folder without one
-            # is incomplete), then every file, then the manifest that names them.
+            # An earlier run's files are kept aside first, so that a failure while publishing puts
+            # the day back as it was instead of leaving a mix. Then: its manifest goes (a folder
+            # without one is incomplete), every file is published, and the manifest that names them.
             old = list(self.bucket.keys(prefix))
+            for key in old:
+                kept = self.bucket.described(key, key.removeprefix(prefix))
+                self.bucket.publish(kept, f"{staging}{PREVIOUS}{kept.name}")
+                previous.append(replace(kept, key=f"{staging}{PREVIOUS}{kept.name}"))
             self.bucket.delete([prefix + MANIFEST] if prefix + MANIFEST in old else [])
             for file in staged:
                 self.bucket.publish(file, prefix + file.name)
                 published.append(prefix + file.name)
-            self.bucket.delete([key for key in old if key not in set(published)])
         except BaseException:
             files.abort()
-            self._clean(staging, published)
+            self._restore(prefix, previous, published)
+            self._clean(staging, [])
             raise
+        # Published: what the earlier run had and this one has not is only stale now, and a failure
+        # to remove it must not take back a complete day.
+        stale = [key for key in old if key not in set(published)]
+        try:
+            self.bucket.delete(stale)
+        except Exception as error:  # noqa: BLE001 - the day is complete; the manifest names its files
+            logger.warning("stale export files not removed", extra={"keys": len(stale), "error": str(error)})
         self._clean(staging, [])
         infos = {
             file.name: FileInfo(prefix + file.name, counts.get(file.name, 0), file.size, file.sha256)
@@ -508,6 +532,17 @@ class ExportService:
             },
             **tally.json(),
         }
+
+    def _restore(self, prefix: str, previous: list[WrittenFile], published: list[str]) -> None:
+        """After a failed publish: the day as the earlier run left it (its files and manifest put
+        back), nothing of this run's. Best effort, logged: the alert says the day needs a re-run."""
+        try:
+            kept = {prefix + file.name for file in previous}
+            self.bucket.delete([key for key in published if key not in kept])
+            for file in sorted(previous, key=lambda f: f.name == MANIFEST):  # the manifest last
+                self.bucket.publish(file, prefix + file.name)
+        except Exception as error:  # noqa: BLE001 - the failure itself is already on its way up
+            logger.warning("earlier export not restored", extra={"prefix": prefix, "error": str(error)})
 
     def _clean(self, staging: str, published: list[str]) -> None:
         """Removes the run's staging copies (and, after a failure, what it had published)."""

@@ -216,6 +216,12 @@ def unit_price(net_minor: int, quantity: int, currency: str) -> tuple[str, str]:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def as_typed(cell: str) -> str:
+    """A text cell as the customer typed it, without the apostrophe ``_text`` put before text a
+    spreadsheet would read as a formula (for outputs that mark text as text themselves)."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] in _FORMULA_START else cell
+
+
 def _text(value: object) -> str:
     """A text cell: what a customer typed (a name, a description) must never run as a formula when
     an accountant opens the CSV."""

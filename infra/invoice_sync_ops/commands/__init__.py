@@ -89,7 +89,14 @@ class Context:
 
     @cached_property
     def secrets(self) -> SecretStore:
-        return SecretStore(self.target.secrets_prefix, self.target.client("secretsmanager"), cache_seconds=0)
+        # As the functions wire it: saved tokens also record their dates (non-secret) for the daily
+        # report, so a reconnect shows at once as healthy tokens.
+        return SecretStore(
+            self.target.secrets_prefix,
+            self.target.client("secretsmanager"),
+            cache_seconds=0,
+            on_tokens_saved=self.state.record_token_dates,
+        )
 
     @cached_property
     def ledgers(self) -> LedgerRegistry:
