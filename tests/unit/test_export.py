@@ -19,12 +19,13 @@ import pytest
 
 from invoice_sync.ledgers.port import InvoiceDraft, LineDraft
 from invoice_sync.models.documents import Customer, Invoice, InvoiceStatus, LineItem, LineTax, Payment
+from invoice_sync.models.mapping import Connection
 from invoice_sync.models.money import Money
 from invoice_sync.models.summary import MAX_SUMMARY_BYTES, DocumentSummary, invoice_summary, payment_summary
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.store.exports import MIN_PART_BYTES, ExportBucket, MultipartWriter
 from invoice_sync.sync import export_rows as rows
-from invoice_sync.sync.daily_report import DailyReport, Outcome
+from invoice_sync.sync.daily_report import DailyReport, Outcome, run_night
 from invoice_sync.sync.export import ExportFailed, ExportService, Window, previous_day
 from tests.unit.fake_s3 import FakeS3
 
@@ -642,3 +643,44 @@ def test_no_workbook_scratch_is_left_behind_whatever_the_run_did(tmp_path: Any) 
     with pytest.raises(ExportFailed):
         _service(FakeS3(fail_on={"copy_object": 2}), records, tmp_path).export("acme", DAY)
     assert list(Path(tmp_path).iterdir()) == []
+
+
+class _Connections:
+    def connections(self) -> list[Connection]:
+        return [Connection(connection_id=c, tenant_id="1") for c in ("acme", "beta")]
+
+
+class _FailingOnce(Alerts):
+    """An alerts topic whose first publish fails (SNS throttled for a moment)."""
+
+    def publish(self, subject: str, text: str, details: dict[str, object]) -> None:
+        if not self.sent and not getattr(self, "failed", False):
+            self.failed = True
+            raise OSError("SNS throttled")
+        super().publish(subject, text, details)
+
+
+def test_each_connection_gets_its_own_report_and_a_failed_send_is_redone_alone(tmp_path: Any) -> None:
+    """Proves the night sends one report per connection (each far below SNS's 256 KB, whatever the
+    number of connections); when one send fails the other connection is still exported and
+    reported, the night fails so the scheduler retries it, and the retry reports only the one
+    whose report was lost."""
+    alerts, marks = _FailingOnce(), Marks()
+    exporter = _service(FakeS3(), Records([_record(_invoice())]), tmp_path)
+
+    def night() -> None:
+        run_night(
+            exporter=exporter,
+            report=DailyReport(facts=Facts(), bucket=exporter.bucket, alerts=alerts, link_seconds=3600),
+            connections=_Connections(),
+            marks=marks,
+            now=datetime(2026, 11, 26, 5, tzinfo=UTC),
+            day=DAY,
+        )
+
+    with pytest.raises(ExportFailed, match="acme"):
+        night()
+    assert [details["connections"][0]["connection_id"] for _, _, details in alerts.sent] == ["beta"]
+    night()
+    assert [details["connections"][0]["connection_id"] for _, _, details in alerts.sent] == ["beta", "acme"]
+    assert all(len(json.dumps(details)) < 256_000 for _, _, details in alerts.sent)

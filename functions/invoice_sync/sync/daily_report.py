@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from invoice_sync.observability import logger
 from invoice_sync.store.exports import ExportBucket
 from invoice_sync.store.sync_state import TokenDates
 from invoice_sync.sync.export import (
@@ -210,33 +211,39 @@ def run_night(
     day: date | None = None,
 ) -> list[Outcome]:
     """Exports every active connection's day (by default the one before ``now`` in the export's
-    time zone) and sends one report on them. A connection exported and reported by an earlier
-    attempt of the same night is left alone, so the scheduler's retry of a night where one export
-    failed redoes that one only. Raises ``ExportFailed`` (after the report) if any export failed."""
+    time zone) and sends each connection's report as soon as its export ends: one message per
+    connection keeps each well under SNS's 256 KB (presigned links are long), and a failure to
+    send one never makes the others' exports run again. A connection exported and reported by an
+    earlier attempt of the same night is left alone, so the scheduler's retry of a night where one
+    export failed redoes that one only. Raises ``ExportFailed`` (after the reports) if any failed."""
     day = day or previous_day(now, exporter.time_zone)
     outcomes: list[Outcome] = []
+    unsent: list[str] = []
     for connection in connections.connections():
         if not connection.active or marks.alert_sent(_reported(connection.connection_id, day)):
             continue
         try:
             result = exporter.export(connection.connection_id, day)
+            outcome = Outcome(connection.connection_id, result.window, result)
         except ExportFailed as error:
             cause = error.__cause__ or error
-            outcomes.append(
-                Outcome(
-                    connection.connection_id,
-                    Window.of(day, exporter.time_zone),
-                    error=f"{type(cause).__name__}: {cause}",
-                )
+            outcome = Outcome(
+                connection.connection_id,
+                Window.of(day, exporter.time_zone),
+                error=f"{type(cause).__name__}: {cause}",
             )
+        outcomes.append(outcome)
+        try:
+            report.send([outcome], now)
+        except Exception as error:  # noqa: BLE001 - the next connections still export; retried below
+            logger.warning(
+                "report not sent", extra={"connection_id": outcome.connection_id, "error": str(error)}
+            )
+            unsent.append(outcome.connection_id)
             continue
-        outcomes.append(Outcome(connection.connection_id, result.window, result))
-    if outcomes:
-        report.send(outcomes, now)
-    for outcome in outcomes:
         if outcome.result is not None:
             marks.mark_alert_sent(_reported(outcome.connection_id, day), REPORTED_SECONDS)
-    failed = [o.connection_id for o in outcomes if o.error]
+    failed = [o.connection_id for o in outcomes if o.error or o.connection_id in unsent]
     if failed:
         raise ExportFailed(f"exports failed for {', '.join(failed)} ({day.isoformat()})")
     return outcomes
