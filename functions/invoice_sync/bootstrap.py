@@ -127,6 +127,7 @@ def build_export(
         time_zone=settings.export_time_zone,
         tmpdir=settings.export_tmpdir,
         workbook_rows=settings.export_workbook_max_rows,
+        locks=state,
     )
     report = DailyReport(facts=state, bucket=bucket, alerts=alerts, link_seconds=settings.export_link_seconds)
     return exporter, report

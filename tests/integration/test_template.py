@@ -305,7 +305,7 @@ def test_nightly_export_reads_the_day_index_and_writes_only_exports(template: di
     assert statements["ReadDayIndex"]["Action"] == "dynamodb:Query"
     assert statements["ReadDayIndex"]["Resource"] == {"Fn::Sub": "${SyncStateTable.Arn}/index/by_day"}
     keys = statements["ReportFactsAndMarkers"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-    assert set(keys) == {"TOKENS#*", "RECON#*", "ALERT#*"}
+    assert set(keys) == {"TOKENS#*", "RECON#*", "ALERT#*", "LOCK#*"}
     for sid, statement in statements.items():
         for action in _as_list(statement["Action"]):
             assert not action.startswith("secretsmanager:"), sid

@@ -684,3 +684,32 @@ def test_each_connection_gets_its_own_report_and_a_failed_send_is_redone_alone(t
     night()
     assert [details["connections"][0]["connection_id"] for _, _, details in alerts.sent] == ["beta", "acme"]
     assert all(len(json.dumps(details)) < 256_000 for _, _, details in alerts.sent)
+
+
+class _Leases:
+    def __init__(self) -> None:
+        self.held: dict[str, str] = {}
+
+    def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool:
+        return self.held.setdefault(name, owner) == owner
+
+    def release_lock(self, name: str, owner: str) -> None:
+        if self.held.get(name) == owner:
+            del self.held[name]
+
+
+def test_a_second_run_of_a_day_in_progress_publishes_nothing(tmp_path: Any) -> None:
+    """Proves that while one run holds a connection's day, another (an at-least-once redelivery,
+    an operator's export) fails without touching the day's files, and that the lease is released
+    after a run, so the next one proceeds."""
+    leases = _Leases()
+    s3 = FakeS3()
+    service = _service(s3, Records([_record(_invoice())]), tmp_path)
+    service.locks = leases
+    service.export("acme", DAY)
+    assert leases.held == {}
+    published = dict(s3.under(PREFIX))
+    leases.held[f"export#acme#{DAY.isoformat()}"] = "the-other-run"
+    with pytest.raises(ExportFailed, match="another export of acme"):
+        service.export("acme", DAY)
+    assert s3.under(PREFIX) == published

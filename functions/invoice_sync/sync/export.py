@@ -404,6 +404,20 @@ class _Run:
         self._scratch.cleanup()
 
 
+class Locks(Protocol):
+    def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool: ...
+
+    def release_lock(self, name: str, owner: str) -> None: ...
+
+
+class ExportBusy(Exception):
+    """Another run holds the connection's day: this one publishes nothing."""
+
+
+# Longer than the export function may run (its timeout is 900 s): a crashed run's lease lapses.
+EXPORT_LEASE_SECONDS = 960
+
+
 class ExportService:
     def __init__(
         self,
@@ -416,8 +430,10 @@ class ExportService:
         tmpdir: str | None = None,
         workbook_rows: int = 200_000,
         clock: Callable[[], datetime] = utcnow,
+        locks: Locks | None = None,
     ) -> None:
         ZoneInfo(time_zone)  # an unknown zone fails here, at cold start, not at midnight
+        self.locks = locks
         self.records = records
         self.bucket = bucket
         self.alerts = alerts
@@ -438,6 +454,20 @@ class ExportService:
 
     def _export(self, connection_id: str, window: Window) -> ExportResult:
         run = uuid.uuid4().hex
+        if self.locks is None:
+            return self._export_run(connection_id, window, run)
+        # One run of a connection's day at a time (Lambda's at-least-once invokes, an operator's
+        # `invoice-sync export` during the night's): two publishing at once would interleave files
+        # and leave a manifest whose digests name the other run's bytes.
+        lease = f"export#{connection_id}#{window.day.isoformat()}"
+        if not self.locks.acquire_lock(lease, run, EXPORT_LEASE_SECONDS):
+            raise ExportBusy(f"another export of {connection_id} for {window.day.isoformat()} is running")
+        try:
+            return self._export_run(connection_id, window, run)
+        finally:
+            self.locks.release_lock(lease, run)
+
+    def _export_run(self, connection_id: str, window: Window, run: str) -> ExportResult:
         staging = f"{STAGING}/{run}/{day_prefix(connection_id, window.day).removeprefix('exports/')}"
         prefix = day_prefix(connection_id, window.day)
         files = _Run(self.bucket, staging, self.tmpdir, self.workbook_rows)
