@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,8 @@ class LocalStack:
         self.ledger_url = ""
         self.api_url = ""
         self._saved_env: dict[str, str | None] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -204,7 +207,14 @@ class LocalStack:
             os.environ[name] = value
 
     def client(self, service: str) -> Any:
-        return boto3.session.Session(region_name=REGION).client(service, endpoint_url=self.aws_endpoint)
+        """A client of moto's server, one per service and stack: building a session and client
+        parses the service's model (a quarter of a second each), and clients are thread-safe."""
+        with self._clients_lock:
+            key = (service, self.aws_endpoint)
+            if key not in self._clients:
+                session = boto3.session.Session(region_name=REGION)
+                self._clients[key] = session.client(service, endpoint_url=self.aws_endpoint)
+            return self._clients[key]
 
     # --- data -------------------------------------------------------------------------------------
 
