@@ -54,15 +54,10 @@ class _Stubs:
         return None
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--iterations", type=int, default=5000)
-    args = parser.parse_args()
-    body = FIXTURE.read_bytes()
-    now = int(time.time())
-    headers = {"stripe-signature": signature_header(body, [SECRET], now)}
+def stubbed_service(now: int) -> IntakeService:
+    """The intake use case with every AWS call stubbed, its clock fixed at ``now``."""
     stubs = _Stubs()
-    service = IntakeService(
+    return IntakeService(
         connections=stubs,
         secrets=stubs,
         archive=stubs,
@@ -73,6 +68,16 @@ def main() -> None:
         dedupe_ttl_seconds=3600,
         clock=lambda: now,
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--iterations", type=int, default=5000)
+    args = parser.parse_args()
+    body = FIXTURE.read_bytes()
+    now = int(time.time())
+    headers = {"stripe-signature": signature_header(body, [SECRET], now)}
+    service = stubbed_service(now)
     for _ in range(200):  # warm up
         service.accept("stripe", "bench", headers, body)
 

@@ -34,7 +34,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from intake_warm import FIXTURE, SECRET, _Stubs  # the intake bench's stand-ins, not a copy
+from intake_warm import FIXTURE, SECRET, stubbed_service  # the intake bench's stand-ins, not a copy
 from invoice_sync import bootstrap
 from invoice_sync.handlers import webhook_intake
 from invoice_sync.ledgers.freshbooks import payloads as freshbooks
@@ -45,7 +45,6 @@ from invoice_sync.mapping.resolver import resolve
 from invoice_sync.models.documents import Customer, Invoice, InvoiceStatus, LineItem, LineTax
 from invoice_sync.models.mapping import Connection, MappingRule, Mappings, RuleKind
 from invoice_sync.sources.stripe import signature_header
-from invoice_sync.sync.intake import IntakeService
 
 HERE = Path(__file__).resolve().parent
 WEBHOOK_TARGET_MS = 2.0
@@ -133,18 +132,7 @@ def intake_handler(iterations: int) -> tuple[float, float]:
     """(seconds per webhook through the Lambda handler, seconds per bare json.loads)."""
     body = FIXTURE.read_bytes()
     now = int(time.time())
-    stubs = _Stubs()
-    service = IntakeService(
-        connections=stubs,
-        secrets=stubs,
-        archive=stubs,
-        queue=stubs,
-        events=stubs,
-        max_bytes=262_144,
-        tolerance_seconds=300,
-        dedupe_ttl_seconds=3600,
-        clock=lambda: now,
-    )
+    service = stubbed_service(now)
     wiring: Any = bootstrap
     wiring.intake = lambda: service  # the handler's one service, stubbed
     event = http_event(body, signature_header(body, [SECRET], now))

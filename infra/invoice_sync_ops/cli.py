@@ -21,9 +21,9 @@ from rich.console import Console
 
 from invoice_sync.errors import InvoiceSyncError
 from invoice_sync.mapping.file import MappingFileError
+from invoice_sync.sources.stripe_api import StripeApiError
 from invoice_sync_ops import commands
 from invoice_sync_ops.commands import CliError, Context
-from invoice_sync_ops.stripe_api import StripeApiError
 from invoice_sync_ops.target import TargetError, default_local_file
 
 LEDGER_CHOICES = ("quickbooks", "xero", "freshbooks")

@@ -19,12 +19,12 @@ from typing import Any
 from invoice_sync import bootstrap
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.sources import SOURCES
+from invoice_sync.sources.stripe_api import StripeApi, api_key
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.archive import RawArchive, archive_key
 from invoice_sync.sync.intake import sync_message
 from invoice_sync.sync.push import PushService
 from invoice_sync_ops.commands import Context
-from invoice_sync_ops.stripe_api import StripeApi, api_key
 
 EVENT_FOR_STATUS = {
     "open": ("invoice.finalized", "finalized_at"),

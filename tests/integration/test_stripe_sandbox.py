@@ -15,20 +15,20 @@ from moto import mock_aws
 from pydantic import SecretStr
 
 from invoice_sync.errors import ConnectionBroken
-from invoice_sync.store.secrets import SecretStore
-from invoice_sync_ops.sandboxes.stripe import (
-    StripeSandbox,
-    fixture_invoices,
-    generate_invoices,
-    validate_invoice,
-)
-from invoice_sync_ops.stripe_api import (
+from invoice_sync.sources.stripe_api import (
     KEY_ENV,
     StripeApi,
     StripeAuthError,
     StripeNotFound,
     StripeRateLimited,
     api_key,
+)
+from invoice_sync.store.secrets import SecretStore
+from invoice_sync_ops.sandboxes.stripe import (
+    StripeSandbox,
+    fixture_invoices,
+    generate_invoices,
+    validate_invoice,
 )
 
 ACCOUNT = "acct_1TestAccount01"

@@ -106,6 +106,14 @@ class Context:
     @cached_property
     def connection_id(self) -> str:
         """The connection the command works on: ``--connection``, the environment, or the only one."""
+        return self.choose_connection(
+            none="no connection registered yet: run `invoice-sync connect LEDGER` first",
+            several="pass --connection ID",
+        )
+
+    def choose_connection(self, *, none: str, several: str) -> str:
+        """``--connection``, else ``INVOICE_SYNC_CONNECTION``, else the only one registered; ``none``
+        is the error when none is, ``several`` what to do when there are several."""
         chosen = getattr(self.args, "connection", None) or os.environ.get("INVOICE_SYNC_CONNECTION")
         if chosen:
             return str(chosen)
@@ -113,8 +121,8 @@ class Context:
         if len(registered) == 1:
             return registered[0]
         if not registered:
-            raise CliError("no connection registered yet: run `invoice-sync connect LEDGER` first")
-        raise CliError(f"several connections ({', '.join(registered)}): pass --connection ID")
+            raise CliError(none)
+        raise CliError(f"several connections ({', '.join(registered)}): {several}")
 
     def connection(self, connection_id: str) -> Connection:
         """A registered connection, or one line saying it is not there and how to list them."""

@@ -27,9 +27,9 @@ from invoice_sync.errors import InvalidPayload
 from invoice_sync.ledgers.http import Quota
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.money import Money
+from invoice_sync.sources.stripe_api import StripeApi, StripeApiError
 from invoice_sync.sync.push import Outcome, PushResult, PushService
 from invoice_sync_ops.commands import COMMON, CliError, Context
-from invoice_sync_ops.stripe_api import StripeApi, StripeApiError
 from invoice_sync_ops.stripe_import import (
     BACKFILL_STATUSES,
     archive,

@@ -253,7 +253,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     spec = LEDGERS[args.ledger]
-    connection_id = _connection_id(args, ctx)
+    connection_id = _connection_id(ctx)
     existing = ctx.mappings.connection(connection_id)
     if existing is not None and existing.ledger != spec.kind:
         raise CliError(
@@ -352,19 +352,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _connection_id(args: argparse.Namespace, ctx: Context) -> str:
-    chosen = args.connection or os.environ.get("INVOICE_SYNC_CONNECTION")
-    if not chosen:
-        registered = [c.connection_id for c in ctx.mappings.connections()]
-        if len(registered) == 1:
-            chosen = registered[0]
-        elif registered:
-            raise CliError(
-                f"several connections ({', '.join(registered)}): pass --connection ID to reconnect "
-                "one, or a new id to add one"
-            )
-        else:
-            raise CliError("name the new connection: --connection ID (lowercase letters, digits, dashes)")
+def _connection_id(ctx: Context) -> str:
+    chosen = ctx.choose_connection(
+        none="name the new connection: --connection ID (lowercase letters, digits, dashes)",
+        several="pass --connection ID to reconnect one, or a new id to add one",
+    )
     try:  # the model's own rule for ids, checked before anyone opens a browser
         Connection(connection_id=str(chosen), tenant_id="-")
     except ValidationError:

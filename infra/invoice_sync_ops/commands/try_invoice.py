@@ -37,9 +37,9 @@ from invoice_sync.models.documents import Invoice, InvoiceStatus
 from invoice_sync.models.mapping import CustomerPolicy, LedgerKind, MappingRule, Mappings
 from invoice_sync.sources import SOURCES
 from invoice_sync.sources.stripe import parse_invoice
+from invoice_sync.sources.stripe_api import StripeApiError
 from invoice_sync.sync.push import Outcome, find_customer
 from invoice_sync_ops.commands import COMMON, CliError, Context
-from invoice_sync_ops.stripe_api import StripeApiError
 from invoice_sync_ops.stripe_import import (
     archive,
     archived_message,
