@@ -47,12 +47,6 @@ class _Stubs:
         message.model_dump_json()  # as the queue store serialises the snapshot
         self.sent += 1
 
-    def event_seen(self, connection_id: str, event_id: str) -> bool:
-        return False
-
-    def mark_event_seen(self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int) -> None:
-        return None
-
 
 def stubbed_service(now: int) -> IntakeService:
     """The intake use case with every AWS call stubbed, its clock fixed at ``now``."""
@@ -62,10 +56,8 @@ def stubbed_service(now: int) -> IntakeService:
         secrets=stubs,
         archive=stubs,
         queue=stubs,
-        events=stubs,
         max_bytes=262_144,
         tolerance_seconds=300,
-        dedupe_ttl_seconds=3600,
         clock=lambda: now,
     )
 

@@ -38,6 +38,11 @@ class InvalidPayload(RequestRejected):
     status_code = 400
 
 
+class MessageTooLarge(InvoiceSyncError):
+    """A webhook's body and snapshot together would not fit in one queue message: intake archives
+    the body on its own and sends the message without it."""
+
+
 # --- sync outcomes --------------------------------------------------------------------------------
 
 

@@ -37,7 +37,6 @@ class Settings(BaseModel):
     # How far a webhook signature's timestamp may be from now, for every source (Stripe's own 300 s).
     webhook_tolerance_seconds: int = Field(default=300, alias="WEBHOOK_TOLERANCE_SECONDS", gt=0)
     # Event de-duplication markers outlive Stripe's retry schedule (3 days) with margin.
-    dedupe_ttl_seconds: int = Field(default=7 * 24 * 3600, alias="DEDUPE_TTL_SECONDS", gt=0)
     secret_cache_seconds: int = Field(default=300, alias="SECRET_CACHE_SECONDS", ge=0)
     ledger_timeout_seconds: float = Field(default=20.0, alias="LEDGER_TIMEOUT_SECONDS", gt=0)
     # Seconds of an invocation kept back: no new record starts with less than this left.

@@ -276,7 +276,7 @@ def test_learned_customers_survive_an_import_that_does_not_name_them(
     """Given a customer push learned (the a1 invoice created Acme Corp in the ledger), an export without
     --with-learned leaves it out and importing that file keeps it; --with-learned exports it marked
     learned."""
-    demo.send(stack, "a1_invoice.finalized.current.json")  # "duplicate" when the push test sent it
+    demo.send(stack, "a1_invoice.finalized.current.json")
     assert stack.drain()
     learned = cli("mappings", "export", str(tmp_path / "all.csv"), "--with-learned", "--json")
     rows = [r for r in (tmp_path / "all.csv").read_text().splitlines() if r.startswith("customer,")]

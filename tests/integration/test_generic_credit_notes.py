@@ -99,9 +99,9 @@ def test_credit_note_is_created_on_the_invoice_line_item_and_applied(inhouse: Ha
 
 def test_same_credit_note_posted_twice_is_one_credit_memo(inhouse: Harness) -> None:
     """Given the credit note already synced, when the sender posts it again (a retry with the same
-    event id is a duplicate at intake), then nothing more is written to QBO."""
+    event id is queued again), then push finds the snapshot synced and nothing more is written to QBO."""
     _sync(inhouse, INVOICE, ISSUED)
-    assert _post(inhouse, ISSUED) == "duplicate"
+    assert _post(inhouse, ISSUED) == "queued"
     assert inhouse.drain() == 0
     assert len(inhouse.sandbox.documents(REALM, "CreditMemo")) == 1
     (invoice,) = inhouse.sandbox.documents(REALM, "Invoice")

@@ -1,4 +1,4 @@
-"""Webhook intake through its Lambda handler on moto: statuses, archive, queue and de-duplication."""
+"""Webhook intake through its Lambda handler on moto: statuses, the queued raw body, push's archive of it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
 from invoice_sync.store import aws
+from invoice_sync.store.archive import RawArchive
 from invoice_sync.store.secrets import SecretStore
 from tests.integration.conftest import Harness, fixture_bytes
 
@@ -19,30 +20,51 @@ def _archived(harness: Harness) -> list[str]:
     return [item["Key"] for item in listing.get("Contents", [])]
 
 
-def test_accepted_event_is_archived_raw_and_queued(harness: Harness) -> None:
-    """Given a signed invoice.finalized, when posted, then 200 only with the raw bytes in S3 and a
-    queued snapshot that carries the version, the archive key and the parsed invoice."""
+def test_accepted_event_is_queued_with_its_raw_body_and_push_archives_it(harness: Harness) -> None:
+    """Given a signed invoice.finalized, when posted, then 200 with a queued snapshot that carries
+    the version, the parsed invoice and the exact body, and no S3 write yet; when push takes the
+    batch, the body lands in one bundle object, byte for byte, and the record points at it."""
     body = fixture_bytes("a1")
     status, answer = harness.post(body)
     assert (status, answer["outcome"]) == (200, "queued")
-    (key,) = _archived(harness)
-    assert key.startswith("raw/stripe/acme/") and key.endswith("/evt_1QaAcmeFinalized0001.json")
-    stored = harness.client("s3").get_object(Bucket=harness.resources.archive_bucket, Key=key)["Body"].read()
-    assert stored == body
+    assert _archived(harness) == []
     (message,) = harness.queued()
-    assert message["archive_key"] == key
+    assert message["archive_key"] is None
+    assert message["raw"].encode() == body
     assert message["invoice"]["source_id"] == "in_1QaCurrentAcme01"
     assert message["invoice"]["total"] == 167786
     assert message["version"] == json.loads(body)["created"] * 10 + 1
+    assert harness.drain() == 0
+    (bundle,) = _archived(harness)
+    assert bundle.startswith("raw/stripe/acme/") and bundle.endswith(".jsonl.gz")
+    record = harness.record("invoice", "in_1QaCurrentAcme01")
+    assert record is not None and record.archive_key == f"{bundle}#evt_1QaAcmeFinalized0001"
+    archive = RawArchive(harness.resources.archive_bucket, harness.client("s3"))
+    assert archive.get(record.archive_key) == body
 
 
-def test_duplicate_delivery_is_acknowledged_and_not_queued_twice(harness: Harness) -> None:
-    """Given an event already accepted, when Stripe delivers it again, then 200 'duplicate' and
-    still exactly one queued message and one archived object."""
+def test_duplicate_delivery_is_acknowledged_and_ends_as_one_ledger_document(harness: Harness) -> None:
+    """Given an event already accepted, when Stripe delivers it again, then 200 'queued' again, and
+    once push has drained the queue the ledger holds exactly one invoice."""
     harness.deliver("a1")
     status, answer = harness.deliver("a1")
-    assert (status, answer["outcome"]) == (200, "duplicate")
-    assert len(harness.queued()) == 1
+    assert (status, answer["outcome"]) == (200, "queued")
+    assert harness.drain() == 0
+    assert len(harness.documents("Invoice")) == 1
+
+
+def test_archive_outage_in_push_sends_the_batch_back_untouched(harness: Harness) -> None:
+    """Given the archive bucket is gone when push takes a batch, then nothing reaches the ledger
+    and the message goes back to the queue; once the bucket is back, it archives and syncs."""
+    harness.deliver("a1")
+    s3 = harness.client("s3")
+    bucket = harness.resources.archive_bucket
+    s3.delete_bucket(Bucket=bucket)
+    assert harness.drain(rounds=1) == 1
+    assert harness.documents("Invoice") == []
+    s3.create_bucket(Bucket=bucket)
+    assert harness.drain() == 0
+    assert len(harness.documents("Invoice")) == 1
     assert len(_archived(harness)) == 1
 
 
@@ -138,17 +160,21 @@ def test_secrets_manager_outage_is_503_not_404(harness: Harness, monkeypatch: py
     assert harness.queued() == []
 
 
-def test_aws_failure_answers_503_so_the_sender_retries(harness: Harness) -> None:
-    """Given the archive bucket is gone, then 503 (not 200): nothing was kept, so Stripe must retry."""
-    s3 = harness.client("s3")
-    bucket = harness.resources.archive_bucket
-    for version in s3.list_object_versions(Bucket=bucket).get("Versions", []):
-        s3.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
-    s3.delete_bucket(Bucket=bucket)
-    status, answer = harness.deliver("a1")
+def test_queue_failure_answers_503_so_the_sender_retries(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given SQS refuses the send, then 503 (not 200): nothing was kept, so Stripe must retry; the
+    retry is queued."""
+
+    def unavailable(*_args: object, **_kwargs: object) -> None:
+        error = {"Error": {"Code": "ServiceUnavailable", "Message": "try again"}}
+        raise ClientError(error, "SendMessage")
+
+    sqs = aws.client("sqs")  # the intake's own client (one per process)
+    with monkeypatch.context() as patch:
+        patch.setattr(sqs, "send_message", unavailable)
+        status, answer = harness.deliver("a1")
     assert status == 503
     assert "retry" in answer["error"]
-    assert harness.queued() == []
-    # And the retry is not mistaken for a duplicate: the event was never marked as seen.
-    s3.create_bucket(Bucket=bucket)
+    assert harness.queued() == [] and _archived(harness) == []
     assert harness.deliver("a1")[1]["outcome"] == "queued"

@@ -13,10 +13,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from invoice_sync.errors import InvalidSnapshot
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.store import sync_state
-from invoice_sync.store.archive import RawArchive, archive_key
+from invoice_sync.store.archive import BundledEvent, RawArchive, archive_key
 from invoice_sync.store.queue import DeadLetterQueue, SyncQueue
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.replay import archive_key_of, plan_redrive, rebuild
@@ -111,6 +112,46 @@ def test_archive_lists_only_the_windows_days_of_one_connection(
     ]
 
 
+def _bundled(event_id: str, body: bytes, minute: int = 0) -> BundledEvent:
+    return BundledEvent(
+        event_id=event_id, event_type="invoice.paid", received_at=DAY + timedelta(minutes=minute), body=body
+    )
+
+
+def test_bundle_keeps_each_body_byte_for_byte_and_lists_beside_single_objects(
+    aws: tuple[StackResources, boto3.session.Session],
+) -> None:
+    """Given a batch's events in one bundle (one body not UTF-8) beside a single-object event, get
+    returns every body byte for byte; list gives each event once with its arrival time, bundled or
+    not; the same events bundled again write the same object (a retried batch); a retried batch
+    of other composition bundles an event twice and it is still listed once."""
+    resources, session = aws
+    s3 = session.client("s3")
+    archive = RawArchive(resources.archive_bucket, s3)
+    bodies = {"evt_a": b'{"id": "evt_a", "note": "caf\xc3\xa9"}', "evt_b": b"\xff\xfe not utf-8"}
+    events = [_bundled(event_id, body, n) for n, (event_id, body) in enumerate(bodies.items())]
+    keys = archive.put_bundle("stripe", "acme", DAY.date(), events)
+    assert keys == archive.put_bundle("stripe", "acme", DAY.date(), events)
+    single = archive_key("stripe", "acme", DAY, "evt_c")
+    archive.put(single, b'{"id": "evt_c"}', {})
+    archive.put_bundle(
+        "stripe", "acme", DAY.date(), [_bundled("evt_a", bodies["evt_a"]), _bundled("evt_d", b"{}")]
+    )
+    objects = s3.list_objects_v2(Bucket=resources.archive_bucket)["Contents"]
+    assert len(objects) == 3  # two bundles and the single object
+    fresh = RawArchive(resources.archive_bucket, s3)  # nothing cached
+    for key, event_id in zip(keys, bodies, strict=True):
+        assert key.endswith(f".jsonl.gz#{event_id}")
+        assert fresh.get(key) == bodies[event_id]
+    listed = {e.event_id: e for e in fresh.list("stripe", "acme", DAY.date(), DAY.date())}
+    assert sorted(listed) == ["evt_a", "evt_b", "evt_c", "evt_d"]
+    assert listed["evt_b"].stored_at == DAY + timedelta(minutes=1)
+    assert listed["evt_c"].key == single
+    assert fresh.get(listed["evt_d"].key) == b"{}"
+    with pytest.raises(InvalidSnapshot):
+        fresh.get(keys[0].replace("#evt_a", "#evt_missing"))
+
+
 def test_batch_send_goes_ten_at_a_time_and_every_message_arrives(
     aws: tuple[StackResources, boto3.session.Session],
 ) -> None:
@@ -159,10 +200,10 @@ def test_dead_letter_redrive_moves_every_message_with_its_attributes(
 def test_an_older_record_finds_its_event_by_marker_then_by_listing(
     aws: tuple[StackResources, boto3.session.Session],
 ) -> None:
-    """A record without archive_key (written before this version) finds its archived event
-    through the event's de-duplication marker, or failing that by listing the archive over the
-    days it lived; a re-drive plan then rebuilds intake's message from that body, and a parked
-    invoice with its parked payment sharing one event is sent once."""
+    """A record without archive_key (written before this version) finds its archived event by
+    listing the archive over the days it lived (and not without those dates); a re-drive plan then
+    rebuilds intake's message from that body, and a parked invoice with its parked payment
+    sharing one event is sent once."""
     resources, session = aws
     store = SyncStateStore(resources.sync_table, session.client("dynamodb"))
     archive = RawArchive(resources.archive_bucket, session.client("s3"))
@@ -174,15 +215,14 @@ def test_an_older_record_finds_its_event_by_marker_then_by_listing(
         status=SyncStatus.NEEDS_MAPPING, event_id="evt_1QcGammaFinalized001",
     )  # fmt: skip
     store.save(old, 0)
-    assert archive_key_of(old, store, archive, "stripe") == key  # found by listing
-    store.mark_event_seen("acme", "evt_1QcGammaFinalized001", key, 60)
-    old.created_at = old.updated_at = None
-    assert archive_key_of(old, store, archive, "stripe") == key  # found by its marker
+    assert archive_key_of(old, archive, "stripe") == key  # found by listing
+    undated = old.model_copy(update={"created_at": None, "updated_at": None})
+    assert archive_key_of(undated, archive, "stripe") is None
     payment = SyncRecord(
         connection_id="acme", kind="payment", source_id="inpay_x", status=SyncStatus.REJECTED, archive_key=key
     )
     lost = SyncRecord(connection_id="acme", kind="refund", source_id="ch_x", status=SyncStatus.REJECTED)
-    plan = plan_redrive([old, payment, lost], store, archive, "stripe")
+    plan = plan_redrive([old, payment, lost], archive, "stripe")
     assert [m.event_id for m in plan.messages] == ["evt_1QcGammaFinalized001"]
     assert plan.messages[0] == rebuild(key, body)
     assert plan.messages[0].invoice is not None and plan.messages[0].invoice.number == "GAMMA-0007"

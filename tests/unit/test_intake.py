@@ -1,14 +1,22 @@
-"""Webhook intake: cheap checks first, archive then queue then mark seen, nothing written on refusal."""
+"""Webhook intake: cheap checks first, the raw body queued with its snapshot (archived on its own
+only when the two would not fit one message), nothing written on refusal."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
 
-from invoice_sync.errors import BadSignature, InvalidPayload, PayloadTooLarge, UnknownConnection
+from invoice_sync.errors import (
+    BadSignature,
+    InvalidPayload,
+    MessageTooLarge,
+    PayloadTooLarge,
+    UnknownConnection,
+)
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.sources.stripe import SIGNATURE_HEADER, signature_header
@@ -56,30 +64,21 @@ class FakeArchive:
 
 
 class FakeQueue:
-    def __init__(self, journal: Journal, error: Exception | None = None) -> None:
+    """Refuses, as ``SyncQueue`` does, a message with its raw body over ``limit`` bytes."""
+
+    def __init__(self, journal: Journal, error: Exception | None = None, limit: int = 240_000) -> None:
         self.journal = journal
         self.error = error
+        self.limit = limit
         self.messages: list[SyncMessage] = []
 
     def send(self, message: SyncMessage) -> None:
         self.journal.entries.append(f"queue {message.event_id}")
         if self.error:
             raise self.error
+        if message.raw is not None and len(message.model_dump_json()) > self.limit:
+            raise MessageTooLarge("too big with its raw body")
         self.messages.append(message)
-
-
-class FakeEvents:
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self.seen: dict[tuple[str, str], tuple[str, int]] = {}
-
-    def event_seen(self, connection_id: str, event_id: str) -> bool:
-        self.journal.entries.append(f"seen? {event_id}")
-        return (connection_id, event_id) in self.seen
-
-    def mark_event_seen(self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int) -> None:
-        self.journal.entries.append(f"mark {event_id}")
-        self.seen[(connection_id, event_id)] = (archive_key, ttl_seconds)
 
 
 class World:
@@ -94,44 +93,61 @@ class World:
         )
         self.archive = FakeArchive(self.journal)
         self.queue = FakeQueue(self.journal, queue_error)
-        self.events = FakeEvents(self.journal)
         self.service = IntakeService(
             connections=self.connections,
             secrets=FakeSecrets(self.journal),
             archive=self.archive,
             queue=self.queue,
-            events=self.events,
             max_bytes=MAX_BYTES,
             tolerance_seconds=300,
-            dedupe_ttl_seconds=604_800,
             clock=lambda: float(NOW),
         )
 
     def nothing_written(self) -> bool:
-        return not self.archive.objects and not self.queue.messages and not self.events.seen
+        return not self.archive.objects and not self.queue.messages
 
 
 def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
     return {SIGNATURE_HEADER: signature_header(body, [secret], NOW)}
 
 
-def test_event_is_archived_then_queued_then_marked_seen(raw_event: RawEvent) -> None:
-    """Given a correctly signed a1, accept() archives the raw bytes, queues the snapshot and only then
-    marks the event seen; the outcome is QUEUED."""
+def test_event_is_queued_with_its_raw_body_and_no_archive_write(raw_event: RawEvent) -> None:
+    """Given a correctly signed a1, accept() sends one message carrying the snapshot, the exact raw
+    body and the arrival time (push archives it); nothing else is written; the outcome is QUEUED."""
     world = World()
     body = raw_event("a1")
     result = world.service.accept("stripe", "acme", signed(body), body)
     assert result.outcome is IntakeOutcome.QUEUED
     assert result.event_id == "evt_1QaAcmeFinalized0001"
     assert result.event_type == "invoice.finalized"
+    assert world.journal.entries == ["connection acme", "secrets acme", "queue evt_1QaAcmeFinalized0001"]
+    assert world.archive.objects == {}
+    (message,) = world.queue.messages
+    assert message.connection_id == "acme"
+    assert message.archive_key is None
+    assert message.raw is not None and message.raw.encode() == body
+    assert message.received_at == datetime.fromtimestamp(NOW, UTC)
+    assert message.invoice is not None
+    assert message.invoice.total == 167786
+    assert message.version == 1767225600 * 10 + 1
+    # What travels reads back as exactly itself, the body byte for byte.
+    assert SyncMessage.model_validate_json(message.model_dump_json()) == message
+
+
+def test_body_too_big_to_travel_is_archived_on_its_own_first(raw_event: RawEvent) -> None:
+    """Given a message that would not fit in the queue with its raw body, accept() archives the body
+    byte for byte under the event's own key, then queues the snapshot with that key and no body."""
+    world = World()
+    world.queue.limit = 1_000
+    body = raw_event("a1")
+    assert world.service.accept("stripe", "acme", signed(body), body).outcome is IntakeOutcome.QUEUED
     key = "raw/stripe/acme/2026/01/01/evt_1QaAcmeFinalized0001.json"
     assert world.journal.entries == [
         "connection acme",
         "secrets acme",
-        "seen? evt_1QaAcmeFinalized0001",
+        "queue evt_1QaAcmeFinalized0001",
         f"archive {key}",
         "queue evt_1QaAcmeFinalized0001",
-        "mark evt_1QaAcmeFinalized0001",
     ]
     stored_body, metadata = world.archive.objects[key]
     assert stored_body == body
@@ -141,26 +157,23 @@ def test_event_is_archived_then_queued_then_marked_seen(raw_event: RawEvent) -> 
         "connection": "acme",
     }
     (message,) = world.queue.messages
-    assert message.connection_id == "acme"
     assert message.archive_key == key
+    assert message.raw is None
     assert message.invoice is not None
-    assert message.invoice.total == 167786
-    assert message.version == 1767225600 * 10 + 1
-    assert world.events.seen[("acme", "evt_1QaAcmeFinalized0001")] == (key, 604_800)
 
 
-def test_duplicate_event_is_not_archived_or_queued_again(raw_event: RawEvent) -> None:
-    """Given the same event delivered twice, the second accept() is DUPLICATE and writes nothing more."""
+def test_duplicate_delivery_is_queued_again_for_push_to_ignore(raw_event: RawEvent) -> None:
+    """Given the same event delivered twice, both are QUEUED with the same snapshot and version:
+    there is no de-duplication marker to pay for; push's version guard makes the second a no-op
+    (tests/integration/test_push.py)."""
     world = World()
     body = raw_event("a2")
-    world.service.accept("stripe", "acme", signed(body), body)
-    archived, queued = dict(world.archive.objects), list(world.queue.messages)
-    result = world.service.accept("stripe", "acme", signed(body), body)
-    assert result.outcome is IntakeOutcome.DUPLICATE
-    assert result.event_id == "evt_1QaAcmePaid000001"
-    assert world.archive.objects == archived
-    assert world.queue.messages == queued
-    assert len(world.queue.messages) == 1
+    first = world.service.accept("stripe", "acme", signed(body), body)
+    second = world.service.accept("stripe", "acme", signed(body), body)
+    assert first.outcome is second.outcome is IntakeOutcome.QUEUED
+    assert first.event_id == second.event_id == "evt_1QaAcmePaid000001"
+    one, two = world.queue.messages
+    assert one == two
 
 
 @pytest.mark.parametrize("prefix", ["e1", "e2"])
@@ -171,7 +184,7 @@ def test_unhandled_event_type_is_ignored_and_nothing_written(raw_event: RawEvent
     result = world.service.accept("stripe", "acme", signed(body), body)
     assert result.outcome is IntakeOutcome.IGNORED
     assert world.nothing_written()
-    assert not any(e.startswith("seen?") for e in world.journal.entries)
+    assert not any(e.startswith("queue") for e in world.journal.entries)
 
 
 def test_too_large_body_is_refused_before_any_call() -> None:
@@ -241,15 +254,14 @@ def test_signed_invoice_without_currency_is_refused_and_nothing_written(raw_even
     assert world.nothing_written()
 
 
-def test_queue_failure_propagates_and_event_is_not_marked_seen(raw_event: RawEvent) -> None:
-    """Given the queue failing, accept() raises (the sender gets an error and retries) and the event is
-    NOT marked seen, so the retry is accepted and queued."""
+def test_queue_failure_propagates_and_the_retry_is_queued(raw_event: RawEvent) -> None:
+    """Given the queue failing, accept() raises (the sender gets an error and retries) having
+    written nothing, and the sender's retry is accepted and queued."""
     world = World(queue_error=ConnectionError("SQS unavailable"))
     body = raw_event("a1")
     with pytest.raises(ConnectionError):
         world.service.accept("stripe", "acme", signed(body), body)
-    assert world.events.seen == {}
-    assert world.queue.messages == []
+    assert world.nothing_written()
     world.queue.error = None
     result = world.service.accept("stripe", "acme", signed(body), body)
     assert result.outcome is IntakeOutcome.QUEUED

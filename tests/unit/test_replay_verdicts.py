@@ -25,9 +25,6 @@ class Records:
         found = self._records.get((kind, source_id))
         return found, 1 if found else 0
 
-    def event_archive_key(self, connection_id: str, event_id: str) -> str | None:
-        return None
-
 
 class NoCustomers:
     def customer_rule(self, connection_id: str, source_id: str) -> MappingRule | None:

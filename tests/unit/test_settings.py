@@ -27,7 +27,6 @@ def test_from_env_reads_aliases_and_defaults() -> None:
     assert settings.alerts_topic_arn == REQUIRED["ALERTS_TOPIC_ARN"]
     assert settings.max_webhook_bytes == 262_144
     assert settings.webhook_tolerance_seconds == 300
-    assert settings.dedupe_ttl_seconds == 7 * 24 * 3600
     assert settings.secrets_prefix == "invoice-sync"
 
 

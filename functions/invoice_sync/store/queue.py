@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from invoice_sync.errors import TransientError
+from invoice_sync.errors import MessageTooLarge, TransientError
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.store import aws
 
@@ -47,6 +47,9 @@ def _body(message: SyncMessage) -> str:
     # Every field is written, None included: a snapshot must read back as exactly itself.
     body = message.model_dump_json()
     if len(body.encode()) > MAX_INLINE_BYTES:
+        if message.raw is not None:
+            # The body must be archived before it may be left behind: that is the sender's call.
+            raise MessageTooLarge(f"message of {len(body.encode())} bytes with its raw body")
         # Too big to travel: push re-reads the raw archive instead.
         body = message.model_copy(
             update={"invoice": None, "credit_note": None, "refund": None}

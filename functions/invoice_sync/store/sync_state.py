@@ -335,23 +335,6 @@ class SyncStateStore:
             },
         )
 
-    def event_seen(self, connection_id: str, event_id: str) -> bool:
-        return self._marked(f"EVENT#{connection_id}#{event_id}")
-
-    def mark_event_seen(self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int) -> None:
-        """Written only after the event is archived and queued, so a crash before it loses nothing."""
-        self._mark(f"EVENT#{connection_id}#{event_id}", ttl_seconds, {"archive_key": archive_key})
-
-    def event_archive_key(self, connection_id: str, event_id: str) -> str | None:
-        """Where an accepted event was archived, from its de-duplication marker (expired or not,
-        while DynamoDB still holds it)."""
-        item = self._client.get_item(
-            TableName=self.table,
-            Key={"pk": {"S": f"EVENT#{connection_id}#{event_id}"}, "sk": {"S": "MARK"}},
-            ProjectionExpression="archive_key",
-        ).get("Item")
-        return str(item["archive_key"]["S"]) if item and "archive_key" in item else None
-
     def alert_sent(self, key: str) -> bool:
         return self._marked(f"ALERT#{key}")
 

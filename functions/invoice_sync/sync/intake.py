@@ -1,8 +1,14 @@
-"""Webhook intake: verify, validate, archive, de-duplicate and queue; only then acknowledge.
+"""Webhook intake: verify, validate and queue with the raw body; only then acknowledge.
 
-Cheap checks come first (size, connection, signature) so a hostile sender costs little; the raw
-body is archived before it is queued, and the de-duplication marker is written last, so a crash
-at any point leaves the sender's retry able to finish the job.
+Cheap checks come first (size, connection, signature) so a hostile sender costs little. The
+accepted webhook's exact body travels in its queue message, and push archives a whole batch of
+them in one S3 object before it does anything else (``store.archive``): a webhook costs one SQS
+send, not an S3 PUT (12 times the price) and two DynamoDB requests as well. A body too big to
+travel beside its snapshot is archived on its own first, as before.
+
+There is no de-duplication marker: a sender's duplicate is queued again, and push's version guard
+and content hash make it a no-op (DESIGN principle 1). A duplicate costs a queue message; the
+marker cost a read and a write on every webhook, duplicate or not.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from invoice_sync.errors import PayloadTooLarge, UnknownConnection
+from invoice_sync.errors import MessageTooLarge, PayloadTooLarge, UnknownConnection
 from invoice_sync.models.documents import SourceEvent
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.messages import SyncMessage
@@ -26,7 +32,6 @@ from invoice_sync.store.archive import archive_key
 
 class IntakeOutcome(StrEnum):
     QUEUED = "queued"
-    DUPLICATE = "duplicate"
     IGNORED = "ignored"
 
 
@@ -50,20 +55,22 @@ class Archive(Protocol):
 
 
 class Queue(Protocol):
-    def send(self, message: SyncMessage) -> None: ...
+    def send(self, message: SyncMessage) -> None:
+        """Raises ``MessageTooLarge`` for a message with its raw body that cannot travel."""
 
 
-class EventLog(Protocol):
-    def event_seen(self, connection_id: str, event_id: str) -> bool: ...
-
-    def mark_event_seen(
-        self, connection_id: str, event_id: str, archive_key: str, ttl_seconds: int
-    ) -> None: ...
-
-
-def sync_message(event: SourceEvent, *, source: str, connection_id: str, archive_key: str) -> SyncMessage:
-    """The queue message of one accepted event: what intake sends, and what a re-drive or a
-    replay rebuilds from the archived body (``invoice_sync.sync.replay``)."""
+def sync_message(
+    event: SourceEvent,
+    *,
+    source: str,
+    connection_id: str,
+    archive_key: str | None = None,
+    raw: str | None = None,
+    received_at: datetime | None = None,
+) -> SyncMessage:
+    """The queue message of one accepted event: what intake sends (with its archive key, or its
+    raw body to be archived by push), and what a re-drive or a replay rebuilds from the archived
+    body (``invoice_sync.sync.replay``)."""
     return SyncMessage(
         connection_id=connection_id,
         source=source,
@@ -74,6 +81,8 @@ def sync_message(event: SourceEvent, *, source: str, connection_id: str, archive
         invoice=event.invoice,
         credit_note=event.credit_note,
         refund=event.refund,
+        raw=raw,
+        received_at=received_at,
     )
 
 
@@ -85,20 +94,16 @@ class IntakeService:
         secrets: WebhookSecrets,
         archive: Archive,
         queue: Queue,
-        events: EventLog,
         max_bytes: int,
         tolerance_seconds: int,
-        dedupe_ttl_seconds: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.connections = connections
         self.secrets = secrets
         self.archive = archive
         self.queue = queue
-        self.events = events
         self.max_bytes = max_bytes
         self.tolerance_seconds = tolerance_seconds
-        self.dedupe_ttl_seconds = dedupe_ttl_seconds
         self.clock = clock
 
     def accept(
@@ -126,14 +131,30 @@ class IntakeService:
         event = parser.parse_event(body)
         if event is None:
             return IntakeResult(IntakeOutcome.IGNORED)
-        if self.events.event_seen(connection_id, event.event_id):
-            return IntakeResult(IntakeOutcome.DUPLICATE, event.event_id, event.event_type)
-        key = archive_key(source, connection_id, datetime.fromtimestamp(now, UTC), event.event_id)
+        received = datetime.fromtimestamp(now, UTC)
+        text = _text(body)
+        if text is not None:
+            carried = sync_message(
+                event, source=source, connection_id=connection_id, raw=text, received_at=received
+            )
+            try:
+                self.queue.send(carried)
+                return IntakeResult(IntakeOutcome.QUEUED, event.event_id, event.event_type)
+            except MessageTooLarge:
+                pass  # archived on its own, below
+        key = archive_key(source, connection_id, received, event.event_id)
         self.archive.put(
             key,
             body,
             {"event-id": event.event_id, "event-type": event.event_type, "connection": connection_id},
         )
         self.queue.send(sync_message(event, source=source, connection_id=connection_id, archive_key=key))
-        self.events.mark_event_seen(connection_id, event.event_id, key, self.dedupe_ttl_seconds)
         return IntakeResult(IntakeOutcome.QUEUED, event.event_id, event.event_type)
+
+
+def _text(body: bytes) -> str | None:
+    """The body as text, if it round-trips to the very same bytes (valid UTF-8 does)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
@@ -67,6 +67,7 @@ from invoice_sync.models.summary import (
 from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
 from invoice_sync.observability import logger
 from invoice_sync.sources import SOURCES
+from invoice_sync.store.archive import BundledEvent
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.keys import idempotency_key, request_key
 from invoice_sync.sync.outcomes import park_reason
@@ -224,6 +225,10 @@ class MappingSource(Protocol):
 class Archive(Protocol):
     def get(self, key: str) -> bytes: ...
 
+    def put_bundle(
+        self, source: str, connection_id: str, day: date, events: Sequence[BundledEvent]
+    ) -> list[str]: ...
+
 
 class Alerts(Protocol):
     def publish(self, subject: str, text: str, details: dict[str, object]) -> None: ...
@@ -274,16 +279,20 @@ class PushService:
         job: the newest carries everything, the others are superseded. ``time_left`` (seconds)
         stops new work short of the invocation's end; what is not started goes back to the queue.
         """
+        carried = self.archive_carried(messages)
         newest: dict[tuple[str, str, str], int] = {}
-        for index, message in enumerate(messages):
-            if message.document is not None:
+        for index, message in enumerate(carried):
+            if isinstance(message, SyncMessage) and message.document is not None:
                 key = (message.connection_id, _kind(message.document), message.document.source_id)
                 if key not in newest or messages[newest[key]].version < message.version:
                     newest[key] = index
         results: list[PushResult | Exception] = []
         waiting: dict[int, list[tuple[int, _InvoiceWork]]] = {}
-        for index, message in enumerate(messages):
+        for index, message in enumerate(carried):
             deferred: list[_InvoiceWork] = []
+            if isinstance(message, Exception):
+                results.append(message)  # not archived: nothing else may happen to it
+                continue
             document = message.document
             if (
                 document is not None
@@ -308,6 +317,40 @@ class PushService:
                 self._create_batch(group[start : start + size], results)
         self.count_ledger_use()
         return results
+
+    def archive_carried(self, messages: Sequence[SyncMessage]) -> list[SyncMessage | Exception]:
+        """Archives the raw bodies that travel with ``messages`` (intake's), one S3 object per
+        source, connection and day of arrival, before anything else happens to them. Each message
+        comes back with its archive key in place of its body (as it was, if it carried none), or as
+        the error that stopped its group being archived: that message goes back to the queue."""
+        out: list[SyncMessage | Exception] = list(messages)
+        groups: dict[tuple[str, str, date], list[int]] = {}
+        for index, message in enumerate(messages):
+            if message.raw is not None and message.received_at is not None:
+                day = message.received_at.astimezone(UTC).date()
+                groups.setdefault((message.source, message.connection_id, day), []).append(index)
+        for (source, connection_id, day), indexes in groups.items():
+            events = [
+                BundledEvent(
+                    event_id=messages[i].event_id,
+                    event_type=messages[i].event_type,
+                    received_at=messages[i].received_at or utcnow(),
+                    body=(messages[i].raw or "").encode("utf-8"),
+                )
+                for i in indexes
+            ]
+            try:
+                keys = self.archive.put_bundle(source, connection_id, day, events)
+            except Exception as error:  # noqa: BLE001 - the group goes back to the queue, whole
+                logger.warning("raw bodies not archived", extra={"events": len(indexes), "error": str(error)})
+                for index in indexes:
+                    out[index] = error
+                continue
+            for index, key in zip(indexes, keys, strict=True):
+                out[index] = messages[index].model_copy(
+                    update={"archive_key": key, "raw": None, "received_at": None}
+                )
+        return out
 
     def count_ledger_use(self) -> None:
         """Adds the batch's ledger requests to each connection's day (what ``status`` shows against
@@ -375,7 +418,9 @@ class PushService:
         logger.set_correlation_id(message.event_id)
         record: SyncRecord | None = None
         kind = _kind(message.document)
-        source_id = message.document.source_id if message.document else message.archive_key
+        source_id = (
+            message.document.source_id if message.document else message.archive_key or message.event_id
+        )
         try:
             document = message.document or self._from_archive(message)
             kind = _kind(document)
@@ -1189,7 +1234,11 @@ class PushService:
         )
 
     def _from_archive(self, message: SyncMessage) -> Document:
-        event = SOURCES[message.source].parse_event(self.archive.get(message.archive_key))
+        """The snapshot of a message that travelled without one (too big): from its raw body."""
+        body = message.raw.encode("utf-8") if message.raw is not None else None
+        if body is None and message.archive_key is not None:
+            body = self.archive.get(message.archive_key)
+        event = SOURCES[message.source].parse_event(body) if body is not None else None
         if event is None:
             raise InvalidSnapshot("archived event is not a document event", message.archive_key)
         return event.document

@@ -1,14 +1,12 @@
 """Re-drive and replay: archived webhooks turned back into queue messages.
 
 Both rebuild the message intake queued from the raw archive (``rebuild``: the same parsing, the
-same ``sync_message``) and send it straight to the sync queue, past intake's de-duplication
-markers (those exist to stop the *sender* delivering twice; a replay is the operator asking on
-purpose). Push's version guard and content hash keep the ledger at exactly one document whatever
-is sent again.
+same ``sync_message``) and send it straight to the sync queue. Push's version guard and content
+hash keep the ledger at exactly one document whatever is sent again.
 
 - A **re-drive** takes parked records (after a mapping was added, a connection reconnected) back
   to the event that last brought their snapshot (``SyncRecord.archive_key``; for older records
-  the event's de-duplication marker, then the archive's listing of the days the record lived).
+  the archive's listing of the days the record lived).
 - A **replay** takes every archived event of a window, with today's mapping. ``difference`` says,
   without touching anything, what push would do with each one: the dry run.
 """
@@ -53,8 +51,6 @@ class Records(Protocol):
         self, connection_id: str, kind: DocumentKind, source_id: str
     ) -> tuple[SyncRecord | None, int]: ...
 
-    def event_archive_key(self, connection_id: str, event_id: str) -> str | None: ...
-
 
 class CustomerRules(Protocol):
     def customer_rule(self, connection_id: str, source_id: str) -> MappingRule | None: ...
@@ -87,17 +83,14 @@ def rebuild(key: str, body: bytes) -> SyncMessage | None:
 # --- re-drive -------------------------------------------------------------------------------------
 
 
-def archive_key_of(record: SyncRecord, records: Records, archive: ArchiveReader, source: str) -> str | None:
-    """Where the event behind a record is archived: the record says so (since this version); an
-    older record is found through its event's de-duplication marker, then by listing the archive
-    for the days the record lived (created to last written) looking for its event id."""
+def archive_key_of(record: SyncRecord, archive: ArchiveReader, source: str) -> str | None:
+    """Where the event behind a record is archived: the record says so; an older record is found
+    by listing the archive for the days the record lived (created to last written) looking for
+    its event id."""
     if record.archive_key:
         return record.archive_key
     if not record.event_id:
         return None
-    key = records.event_archive_key(record.connection_id, record.event_id)
-    if key:
-        return key
     if record.created_at is None or record.updated_at is None:
         return None
     for archived in archive.list(
@@ -118,13 +111,11 @@ class RedrivePlan:
     missing: list[SyncRecord] = field(default_factory=list)
 
 
-def plan_redrive(
-    parked: Iterable[SyncRecord], records: Records, archive: ArchiveReader, source: str
-) -> RedrivePlan:
+def plan_redrive(parked: Iterable[SyncRecord], archive: ArchiveReader, source: str) -> RedrivePlan:
     plan = RedrivePlan()
     seen: set[str] = set()
     for record in parked:
-        key = archive_key_of(record, records, archive, source)
+        key = archive_key_of(record, archive, source)
         if key is None:
             plan.missing.append(record)
             continue

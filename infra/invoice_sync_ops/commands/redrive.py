@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     records = [] if args.dead_letters_only else _parked(ctx, args, connection_id)
     with progress(ctx) as bar:
         task = bar.add_task("finding archived events", total=len(records))
-        plan = plan_redrive(_counted(records, bar, task), ctx.state, archive, connection.source)
+        plan = plan_redrive(_counted(records, bar, task), archive, connection.source)
     dead_letters = 0 if args.parked_only else dead.depth().visible
     result = {
         "connection_id": connection_id,

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     archive = RawArchive(target.archive_bucket, target.client("s3"))
     queue = None if args.dry_run else SyncQueue(target.sync_queue_url, target.client("sqs"))
     if queue is not None:
-        # Counted from the listing alone (no bodies read), to ask before anything is sent.
+        # Counted from the listing (bundles are read for their event ids; single objects are
+        # not), to ask before anything is sent.
         listed = sum(1 for _ in archived_in(archive, source, connection_id, start, end))
         confirm(ctx, args, listed, f"this re-queues up to {listed} archived event(s)")
 
