@@ -19,6 +19,10 @@ from invoice_sync.models.sync import utcnow
 from invoice_sync.observability import logger, metrics
 from invoice_sync.sync.daily_report import run_night
 
+# This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
+# night; the handler asks ``bootstrap`` for the service so a test may stand one in.
+from invoice_sync.wiring import export as _wiring  # noqa: F401
+
 
 @logger.inject_lambda_context
 @metrics.log_metrics

@@ -28,6 +28,10 @@ from invoice_sync.observability import logger, metrics
 from invoice_sync.settings import get_settings
 from invoice_sync.sync.reconcile_service import ReconcileFailed, run_schedule
 
+# This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
+# run; the handler asks ``bootstrap`` for the service so a test may stand one in.
+from invoice_sync.wiring import reconcile as _wiring  # noqa: F401
+
 
 @logger.inject_lambda_context
 @metrics.log_metrics

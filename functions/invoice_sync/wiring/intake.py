@@ -1,0 +1,23 @@
+"""The webhook intake's wiring: the intake use case on the Mappings table, the webhook secrets,
+the raw archive and the sync queue."""
+
+from __future__ import annotations
+
+from invoice_sync.settings import get_settings
+from invoice_sync.store.archive import RawArchive
+from invoice_sync.store.queue import SyncQueue
+from invoice_sync.sync.intake import IntakeService
+from invoice_sync.wiring import once, stores
+
+
+@once
+def intake() -> IntakeService:
+    settings = get_settings()
+    return IntakeService(
+        connections=stores.mappings(),
+        secrets=stores.secrets(),
+        archive=RawArchive(settings.archive_bucket),
+        queue=SyncQueue(settings.sync_queue_url),
+        max_bytes=settings.max_webhook_bytes,
+        tolerance_seconds=settings.webhook_tolerance_seconds,
+    )
