@@ -5,16 +5,19 @@ while an operator rotates); ``{prefix}/{connection}/ledger-oauth`` holds the OAu
 token set; ``{prefix}/{connection}/stripe-api`` holds ``{"api_key": "rk_..."}``, the Stripe key the
 operator CLI reads invoices with (``try``, ``backfill``). Values never leave this module except as
 ``SecretStr``.
+
+The webhook secrets are cached while warm, ``cache_seconds`` each (0: never cached), as Powertools'
+``SecretsProvider`` did; that package imports boto3 and its S3 transfer machinery at cold start
+for what is one ``GetSecretValue`` and a dict here.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 from pydantic import SecretStr, ValidationError
 
@@ -22,6 +25,8 @@ from invoice_sync.errors import ConnectionBroken, UnknownConnection
 from invoice_sync.models.tokens import TokenSet
 from invoice_sync.observability import logger
 from invoice_sync.store import aws
+
+_MISSING = object()  # no such secret
 
 
 class SecretStore:
@@ -38,32 +43,38 @@ class SecretStore:
         # daily report, which then needs no access to the token secrets).
         self._on_tokens_saved = on_tokens_saved
         self._client = client or aws.client("secretsmanager")
-        self._provider = SecretsProvider(boto3_client=self._client)
         self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Any]] = {}  # name -> (monotonic expiry, parsed value)
 
     def _name(self, connection_id: str, kind: str) -> str:
         return f"{self.prefix}/{connection_id}/{kind}"
 
     def webhook_secrets(self, connection_id: str) -> list[SecretStr]:
-        """The active signing secrets, cached while warm (Powertools Parameters)."""
-        try:
-            value = self._provider.get(
-                self._name(connection_id, "webhook"), max_age=self._cache_seconds, transform="json"
-            )
-        except GetParameterError as exc:
-            cause = exc.__cause__ or exc.__context__  # Powertools re-raises without "from"
-            if (
-                isinstance(cause, ClientError)
-                and cause.response["Error"]["Code"] == "ResourceNotFoundException"
-            ):
-                raise UnknownConnection(
-                    f"no webhook secret configured for connection {connection_id}"
-                ) from exc
-            raise  # throttling or an outage: the intake answers 503 and the sender retries
+        """The active signing secrets, cached while warm for ``cache_seconds``."""
+        name = self._name(connection_id, "webhook")
+        value = self._cached_json(name)
+        if value is _MISSING:
+            raise UnknownConnection(f"no webhook secret configured for connection {connection_id}")
         secrets = value.get("secrets") if isinstance(value, dict) else None
         if not isinstance(secrets, list) or not all(isinstance(s, str) and s for s in secrets):
             raise UnknownConnection(f"webhook secret of connection {connection_id} is malformed")
         return [SecretStr(s) for s in secrets]
+
+    def _cached_json(self, name: str) -> Any:
+        """A secret's value parsed as JSON, from the cache while fresh; ``_MISSING`` when there is
+        no such secret (not cached: it may be created any moment). Throttling or an outage raises
+        (the intake answers 503 and the sender retries), and so does a value that is not JSON."""
+        now = monotonic()
+        held = self._cache.get(name)
+        if held is not None and now <= held[0]:
+            return held[1]
+        raw = self._read(name)
+        if raw is None:
+            return _MISSING
+        value = json.loads(raw)
+        if self._cache_seconds > 0 and value is not None:
+            self._cache[name] = (now + self._cache_seconds, value)
+        return value
 
     def put_webhook_secrets(self, connection_id: str, secrets: list[str]) -> None:
         self._put(self._name(connection_id, "webhook"), json.dumps({"secrets": secrets}))
