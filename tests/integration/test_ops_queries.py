@@ -45,6 +45,7 @@ def _saved_at(
     store: SyncStateStore, monkeypatch: pytest.MonkeyPatch, when: datetime, source_id: str, **fields: Any
 ) -> None:
     monkeypatch.setattr(sync_state, "utcnow", lambda: when)
+    fields.setdefault("status", SyncStatus.SYNCED)
     store.save(SyncRecord(connection_id="acme", kind="invoice", source_id=source_id, **fields), 0)
 
 
@@ -58,15 +59,19 @@ def _message(n: int) -> SyncMessage:
 def test_records_by_day_range_cross_days_newest_first_within_exact_bounds(
     aws: tuple[StackResources, boto3.session.Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Given records written over three days (and one of another connection), by_day returns
-    those between the two instants only, newest first (or oldest first when asked), each once."""
+    """Given records written over three days (and one of another connection, and one intent
+    still pending), by_day returns the settled ones between the two instants only, newest first
+    (or oldest first when asked), each once; the intent appears once it has settled."""
     resources, session = aws
     store = SyncStateStore(resources.sync_table, session.client("dynamodb"))
     times = {f"in_{n}": DAY + timedelta(hours=10 * n) for n in range(6)}  # 12:00 day 1 .. 14:00 day 3
     for source_id, when in times.items():
         _saved_at(store, monkeypatch, when, source_id)
     monkeypatch.setattr(sync_state, "utcnow", lambda: DAY)
-    store.save(SyncRecord(connection_id="other", kind="invoice", source_id="in_x"), 0)
+    store.save(
+        SyncRecord(connection_id="other", kind="invoice", source_id="in_x", status=SyncStatus.SYNCED), 0
+    )
+    _saved_at(store, monkeypatch, DAY + timedelta(hours=30), "in_pending", status=SyncStatus.PENDING)
     monkeypatch.undo()
 
     since, until = DAY + timedelta(hours=5), DAY + timedelta(hours=40)  # day 1 17:00 to day 3 04:00
@@ -75,6 +80,18 @@ def test_records_by_day_range_cross_days_newest_first_within_exact_bounds(
     assert [r.source_id for r in store.by_day("acme", since, until, newest_first=False)] == found[::-1]
     assert [r.source_id for r in store.by_day("acme", DAY, DAY)] == ["in_0"]  # bounds are inclusive
     assert list(store.by_day("acme", until, since)) == []
+    pending, revision = store.get("acme", "invoice", "in_pending")
+    assert pending is not None
+    pending.status = SyncStatus.SYNCED
+    monkeypatch.setattr(sync_state, "utcnow", lambda: DAY + timedelta(hours=31))
+    store.save(pending, revision)
+    assert [r.source_id for r in store.by_day("acme", since, until)] == [
+        "in_4",
+        "in_pending",
+        "in_3",
+        "in_2",
+        "in_1",
+    ]
 
 
 def test_find_looks_up_every_kind_and_last_synced(

@@ -1,4 +1,4 @@
-"""SyncState table: one item per (connection, kind, source id), event de-duplication, and locks."""
+"""SyncState table: one item per (connection, kind, source id), alert markers, ledger use and locks."""
 
 from __future__ import annotations
 
@@ -39,9 +39,13 @@ def _to_item(record: SyncRecord, revision: int) -> dict[str, Any]:
     item: dict[str, Any] = {
         **_record_key(record.connection_id, record.kind, record.source_id),
         "revision": {"N": str(revision)},
-        "day_pk": {"S": f"{record.connection_id}#{updated.date().isoformat()}"},
-        "day_sk": {"S": f"{updated.isoformat()}#{record.kind}#{record.source_id}"},
     }
+    if record.status is not SyncStatus.PENDING:
+        # The day index holds settled records only. An intent (pending) lives for the seconds of a
+        # ledger call: indexing it would cost an index write, and its removal another, on every
+        # document push creates (DynamoDB bills each index write like a table write).
+        item["day_pk"] = {"S": f"{record.connection_id}#{updated.date().isoformat()}"}
+        item["day_sk"] = {"S": f"{updated.isoformat()}#{record.kind}#{record.source_id}"}
     if record.status.parked:
         # Sparse index: only records that need a person carry these attributes.
         item["attention_pk"] = {"S": f"{record.connection_id}#{record.status.value}"}
@@ -168,7 +172,8 @@ class SyncStateStore:
     ) -> Iterator[SyncRecord]:
         """The records last written between ``since`` and ``until`` (default: now), over the day
         index: one query per UTC day, page by page, newest first unless told otherwise. Each record
-        appears once, on the day it was last written."""
+        appears once, on the day it was last written; a pending intent is not in the index (it is
+        listed once it has settled: synced, parked or failed)."""
         since = since.astimezone(UTC)
         until = (until or utcnow()).astimezone(UTC)
         if since > until:
