@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from invoice_sync.wiring.ledgers import ledgers
     from invoice_sync.wiring.push import build_push, push
     from invoice_sync.wiring.reconcile import reconcile, reconcile_sides
-    from invoice_sync.wiring.stores import mappings, state
+    from invoice_sync.wiring.state import state
+    from invoice_sync.wiring.stores import mappings
 
 __all__ = [
     "build_export",
@@ -51,7 +52,7 @@ _HOMES = {
     "reconcile": "reconcile",
     "reconcile_sides": "reconcile",
     "mappings": "stores",
-    "state": "stores",
+    "state": "state",
 }
 
 

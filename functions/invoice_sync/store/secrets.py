@@ -16,15 +16,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import SecretStr, ValidationError
 
 from invoice_sync.errors import ConnectionBroken, UnknownConnection
-from invoice_sync.models.tokens import TokenSet
 from invoice_sync.observability import logger
 from invoice_sync.store import aws
+
+if TYPE_CHECKING:
+    from invoice_sync.models.tokens import TokenSet
 
 _MISSING = object()  # no such secret
 
@@ -81,6 +83,9 @@ class SecretStore:
 
     def ledger_tokens(self, connection_id: str) -> TokenSet:
         """Always read fresh: another worker may have rotated the refresh token a moment ago."""
+        # Imported here: the intake, which reads webhook secrets only, never builds the model.
+        from invoice_sync.models.tokens import TokenSet  # noqa: PLC0415
+
         raw = self._read(self._name(connection_id, "ledger-oauth"))
         if raw is None:
             raise ConnectionBroken("ledger not connected", f"no OAuth tokens for {connection_id}")

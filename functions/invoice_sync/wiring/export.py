@@ -11,7 +11,8 @@ from invoice_sync.store.exports import MIB, ExportBucket
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.daily_report import DailyReport
 from invoice_sync.sync.export import ExportService
-from invoice_sync.wiring import once, stores
+from invoice_sync.wiring import once
+from invoice_sync.wiring.state import state
 
 
 def build_export(
@@ -41,4 +42,4 @@ def build_export(
 @once
 def nightly_export() -> tuple[ExportService, DailyReport]:
     settings = get_settings()
-    return build_export(settings, state=stores.state(), alerts=AlertPublisher(settings.alerts_topic_arn))
+    return build_export(settings, state=state(), alerts=AlertPublisher(settings.alerts_topic_arn))

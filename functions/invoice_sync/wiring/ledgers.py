@@ -6,8 +6,9 @@ from __future__ import annotations
 from invoice_sync.ledgers.registry import LedgerRegistry
 from invoice_sync.settings import get_settings
 from invoice_sync.wiring import once, stores
+from invoice_sync.wiring.state import state
 
 
 @once
 def ledgers() -> LedgerRegistry:
-    return LedgerRegistry(get_settings(), stores.state(), stores.secrets())
+    return LedgerRegistry(get_settings(), state(), stores.secrets())

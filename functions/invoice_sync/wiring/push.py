@@ -14,6 +14,7 @@ from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.push import Alerts, Archive, MappingSource, PushService
 from invoice_sync.wiring import once, stores
 from invoice_sync.wiring.ledgers import ledgers
+from invoice_sync.wiring.state import state
 
 
 def build_push(
@@ -45,7 +46,7 @@ def push() -> PushService:
     settings = get_settings()
     return build_push(
         settings,
-        state=stores.state(),
+        state=state(),
         mappings=stores.mappings(),
         archive=RawArchive(settings.archive_bucket),
         alerts=AlertPublisher(settings.alerts_topic_arn),

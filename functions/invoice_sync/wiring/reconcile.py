@@ -12,6 +12,7 @@ from invoice_sync.store.reports import ReportBucket
 from invoice_sync.sync.reconcile_service import ReconcileService
 from invoice_sync.wiring import once, stores
 from invoice_sync.wiring.ledgers import ledgers
+from invoice_sync.wiring.state import state
 
 
 @once
@@ -19,7 +20,7 @@ def reconcile() -> ReconcileService:
     """The reconcile use case for the reconcile Lambda (the CLI builds its own on its target)."""
     settings = get_settings()
     return ReconcileService(
-        records=stores.state(),
+        records=state(),
         reports=ReportBucket(settings.archive_bucket),
         alerts=AlertPublisher(settings.alerts_topic_arn),
         link_seconds=settings.export_link_seconds,

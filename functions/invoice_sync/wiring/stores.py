@@ -1,12 +1,20 @@
-"""The stores the use cases share, one of each per process."""
+"""The stores the use cases share, one of each per process.
+
+The SyncState store is ``wiring.state``'s: the intake never touches the SyncState table, so it
+does not load that store (nor the sync record model) at all.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from invoice_sync.settings import get_settings
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.store.secrets import SecretStore
-from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.wiring import once
+
+if TYPE_CHECKING:
+    from invoice_sync.models.tokens import TokenSet
 
 
 @once
@@ -15,19 +23,20 @@ def mappings() -> MappingsStore:
     return MappingsStore(get_settings().mappings_table)
 
 
-@once
-def state() -> SyncStateStore:
-    """The process's SyncState table store."""
-    return SyncStateStore(get_settings().sync_table)
+def _record_token_dates(connection_id: str, tokens: TokenSet) -> None:
+    # Only push and reconciliation save tokens, and both have loaded the SyncState store by then.
+    from invoice_sync.wiring.state import state  # noqa: PLC0415
+
+    state().record_token_dates(connection_id, tokens)
 
 
 @once
 def secrets() -> SecretStore:
-    """The process's secret store. New ledger tokens' dates go to the SyncState table (for the daily
-    report); the intake, which never saves tokens, builds no SyncState store for it."""
+    """The process's secret store; new ledger tokens' dates go to the SyncState table (for the
+    daily report)."""
     settings = get_settings()
     return SecretStore(
         settings.secrets_prefix,
         cache_seconds=settings.secret_cache_seconds,
-        on_tokens_saved=lambda connection_id, tokens: state().record_token_dates(connection_id, tokens),
+        on_tokens_saved=_record_token_dates,
     )
