@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from invoice_sync import bootstrap
-from invoice_sync.wiring import export, intake, ledgers, push, reconcile, stores
+from invoice_sync.store import aws
+from invoice_sync.wiring import export, intake, ledgers, push, reconcile, state, stores
 
 # What no handler imports (boto3: the stores use botocore; Powertools' resolver, parameters and data
 # classes: read here directly) and, per handler, what belongs to other use cases.
@@ -30,12 +31,18 @@ NOT_LOADED = {
         "invoice_sync.sync.reconcile",
         "invoice_sync.ledgers.registry",
         "invoice_sync.sources.stripe_api",
+        "invoice_sync.store.sync_state",  # the intake never touches the SyncState table
+        "invoice_sync.models.tokens",
+        "invoice_sync.sources.stripe",  # each source's parser loads with its first webhook
+        "invoice_sync.sources.generic",
     ],
     "push": [
         "xlsxwriter",
         "invoice_sync.sync.export",
         "invoice_sync.sync.reconcile",
         "invoice_sync.sources.stripe_api",
+        "invoice_sync.sources.stripe",  # push re-parses a body only when a snapshot is missing
+        "invoice_sync.sources.generic",
     ],
     "nightly_export": [
         "httpx",
@@ -43,7 +50,12 @@ NOT_LOADED = {
         "invoice_sync.sync.reconcile",
         "invoice_sync.ledgers.registry",
     ],
-    "reconcile": ["xlsxwriter", "invoice_sync.sync.push", "invoice_sync.sync.export"],
+    "reconcile": [
+        "xlsxwriter",
+        "invoice_sync.sync.push",
+        "invoice_sync.sync.export",
+        "invoice_sync.sources.generic",
+    ],
 }
 LOADED = {
     "webhook_intake": "invoice_sync.wiring.intake",
@@ -79,7 +91,7 @@ def test_bootstrap_names_the_wiring_of_every_use_case() -> None:
     assert bootstrap.reconcile is reconcile.reconcile
     assert bootstrap.reconcile_sides is reconcile.reconcile_sides
     assert bootstrap.mappings is stores.mappings
-    assert bootstrap.state is stores.state
+    assert bootstrap.state is state.state
     with pytest.raises(AttributeError):
         bootstrap.nothing_by_that_name  # noqa: B018
 
@@ -100,3 +112,37 @@ def test_reset_forgets_what_was_wired(monkeypatch: pytest.MonkeyPatch) -> None:
     bootstrap.reset()
     assert bootstrap.state() is not first
     bootstrap.reset()
+
+
+def test_the_intake_creates_no_s3_client_until_a_body_must_be_archived(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Given the intake wired, then it has clients for DynamoDB, Secrets Manager and SQS only; its
+    raw archive creates the S3 client the first time it is used."""
+    created: list[str] = []
+
+    class Client:
+        def put_object(self, **_: object) -> None:
+            return None
+
+    class Session:
+        def create_client(self, service: str, config: object) -> Client:
+            created.append(service)
+            return Client()
+
+    for name, value in {
+        "SYNC_TABLE": "t",
+        "MAPPINGS_TABLE": "m",
+        "SYNC_QUEUE_URL": "https://sqs.local/q",
+        "ARCHIVE_BUCKET": "b",
+        "ALERTS_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:a",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bootstrap.reset()
+    with monkeypatch.context() as patch:
+        patch.setattr(aws, "session", Session)
+        service = bootstrap.intake()
+        assert sorted(created) == ["dynamodb", "secretsmanager", "sqs"]
+        service.archive.put("raw/x.json", b"{}", {})
+        assert sorted(created) == ["dynamodb", "s3", "secretsmanager", "sqs"]
+    bootstrap.reset()  # the stand-in clients go with the session

@@ -40,6 +40,18 @@ def client(service: str) -> Any:
         return session().create_client(service, config=_CONFIG)
 
 
+class OnFirstUse:
+    """Stands for ``client(service)`` and creates it only when a method is first looked up: for a
+    store that a use case calls rarely (the intake archives a body on its own only when it cannot
+    travel in its queue message), so cold start does not build a client it seldom needs."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self._service), name)
+
+
 def reset() -> None:
     """Forget the session and its clients (tests change the environment between cases)."""
     client.cache_clear()

@@ -4,6 +4,7 @@ the raw archive and the sync queue."""
 from __future__ import annotations
 
 from invoice_sync.settings import get_settings
+from invoice_sync.store import aws
 from invoice_sync.store.archive import RawArchive
 from invoice_sync.store.queue import SyncQueue
 from invoice_sync.sync.intake import IntakeService
@@ -16,7 +17,8 @@ def intake() -> IntakeService:
     return IntakeService(
         connections=stores.mappings(),
         secrets=stores.secrets(),
-        archive=RawArchive(settings.archive_bucket),
+        # S3 only for a body that cannot travel in its queue message: its client waits for that.
+        archive=RawArchive(settings.archive_bucket, aws.OnFirstUse("s3")),
         queue=SyncQueue(settings.sync_queue_url),
         max_bytes=settings.max_webhook_bytes,
         tolerance_seconds=settings.webhook_tolerance_seconds,
