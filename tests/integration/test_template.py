@@ -297,7 +297,8 @@ def _statements(template: dict[str, Any], logical_id: str) -> dict[str, dict[str
 
 
 def test_nightly_export_reads_the_day_index_and_writes_only_exports(template: dict[str, Any]) -> None:
-    """Proves the export function's role reads records through the day index only (GetItem and
+    """Proves the export function's role reads records through the day index only (the records it
+    names with BatchGetItem, leading key CONN# only; GetItem and
     PutItem on the table are limited to token dates, reconciliation and marker items), writes,
     reads and lists only exports/ of the archive bucket, publishes to the alerts topic, reads no
     secret, and runs on the schedule's parameters with a retry policy and a dead-letter queue."""
@@ -306,6 +307,11 @@ def test_nightly_export_reads_the_day_index_and_writes_only_exports(template: di
     assert statements["ReadDayIndex"]["Resource"] == {"Fn::Sub": "${SyncStateTable.Arn}/index/by_day"}
     keys = statements["ReportFactsAndMarkers"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert set(keys) == {"TOKENS#*", "RECON#*", "ALERT#*", "LOCK#*"}
+    # The index holds keys only: the records it names are read whole, and records only.
+    assert statements["ReadDayRecords"]["Action"] == "dynamodb:BatchGetItem"
+    assert statements["ReadDayRecords"]["Resource"] == {"Fn::GetAtt": ["SyncStateTable", "Arn"]}
+    keys = statements["ReadDayRecords"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert keys == ["CONN#*"]
     for sid, statement in statements.items():
         for action in _as_list(statement["Action"]):
             assert not action.startswith("secretsmanager:"), sid
@@ -340,7 +346,7 @@ SECRET_ARN = (
 
 def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: dict[str, Any]) -> None:
     """Proves the reconcile function's role names every action outright (no wildcard action) on
-    named resources: the day index (Query only), verdict, token-date and token-lease items of
+    named resources: the day index (Query) and the records it names (BatchGetItem), verdict, token-date and token-lease items of
     the table (by leading key), the connections, the ledger-oauth (rotated on refresh) and
     stripe-api secrets only, reports/ of the archive bucket (put, get, list under the prefix),
     the alerts topic and its key, its own dead-letter queue; and that it cannot touch the sync
@@ -349,6 +355,7 @@ def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: 
     resources = template["Resources"]
     expected: dict[str, tuple[set[str], Any]] = {
         "ReadDayIndex": ({"dynamodb:Query"}, {"Fn::Sub": "${SyncStateTable.Arn}/index/by_day"}),
+        "ReadDayRecords": ({"dynamodb:BatchGetItem"}, {"Fn::GetAtt": ["SyncStateTable", "Arn"]}),
         "VerdictsAndTokenLease": (
             {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
             {"Fn::GetAtt": ["SyncStateTable", "Arn"]},
@@ -374,6 +381,8 @@ def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: 
         assert statement["Resource"] == resource, sid
     keys = statements["VerdictsAndTokenLease"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert set(keys) == {"RECON#*", "TOKENS#*", "LOCK#*"}
+    keys = statements["ReadDayRecords"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert keys == ["CONN#*"]
     assert statements["ListReports"]["Condition"] == {"StringLike": {"s3:prefix": ["reports/*"]}}
     function = resources["ReconcileFunction"]["Properties"]
     assert function["Handler"] == "invoice_sync.handlers.reconcile.handler"

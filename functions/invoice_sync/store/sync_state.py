@@ -26,6 +26,11 @@ class TokenDates:
     refresh_expires_at: datetime | None
 
 
+# BatchGetItem reads at most 100 keys a request; unprocessed keys are asked for again, backing off.
+BATCH_GET_KEYS = 100
+BATCH_GET_ATTEMPTS = 8
+
+
 class ConcurrentUpdate(TransientError):
     """Another worker changed the record since it was read; the message is retried later."""
 
@@ -197,10 +202,34 @@ class SyncStateStore:
                 },
                 ScanIndexForward=not newest_first,
             ):
-                for item in page["Items"]:
-                    record = _from_item(item)[0]
+                # The index holds keys only: each page's records are read whole, a hundred at a time.
+                for record in self._records_of([{"pk": i["pk"], "sk": i["sk"]} for i in page["Items"]]):
                     if record.updated_at is None or since <= record.updated_at <= until:
                         yield record
+
+    def _records_of(self, keys: builtins.list[dict[str, Any]]) -> Iterator[SyncRecord]:
+        """The records under ``keys``, in that order (BatchGetItem, eventually consistent, as the
+        index itself is); a key whose record has gone since is skipped."""
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            chunk = keys[start : start + BATCH_GET_KEYS]
+            found: dict[tuple[str, str], dict[str, Any]] = {}
+            wanted: builtins.list[dict[str, Any]] = chunk
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems={self.table: {"Keys": wanted}})
+                for item in response["Responses"].get(self.table, []):
+                    found[(item["pk"]["S"], item["sk"]["S"])] = item
+                wanted = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if not wanted:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # DynamoDB's advice for unprocessed keys
+            else:
+                raise TransientError(
+                    f"DynamoDB left {len(wanted)} record(s) unread after {BATCH_GET_ATTEMPTS} tries"
+                )
+            for key in chunk:
+                item = found.get((key["pk"]["S"], key["sk"]["S"]))
+                if item is not None:
+                    yield _from_item(item)[0]
 
     def last_synced(self, connection_id: str, days: int = 7) -> SyncRecord | None:
         """The most recently written synced record of the last ``days`` days, if any."""
