@@ -154,6 +154,23 @@ def test_push_queue_settings_follow_the_push_timeout(template: dict[str, Any]) -
     assert "ReservedConcurrentExecutions" not in push
 
 
+def test_functions_log_json_without_platform_lines_by_default(template: dict[str, Any]) -> None:
+    """Proves every function logs JSON at INFO and Lambda's START/END/REPORT lines are kept only at
+    the PlatformLogLevel parameter, WARN unless the operator asks (bench/cost.py counts log bytes)."""
+    logging = template["Globals"]["Function"]["LoggingConfig"]
+    assert logging == {
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": "INFO",
+        "SystemLogLevel": {"Ref": "PlatformLogLevel"},
+    }
+    parameter = template["Parameters"]["PlatformLogLevel"]
+    assert parameter["Default"] == "WARN"
+    assert set(parameter["AllowedValues"]) == {"DEBUG", "INFO", "WARN"}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert "LoggingConfig" not in resource["Properties"], name
+
+
 def test_layer_requirements_match_pyproject_dependencies() -> None:
     """Proves the Lambda layer ships the same third-party packages, with the same version ranges,
     as pyproject's runtime dependencies (boto3 excepted: the runtime has it), and that the code
