@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from invoice_sync.ledgers.registry import LedgerRegistry
 from invoice_sync.settings import Settings, get_settings
+from invoice_sync.store import aws
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.archive import RawArchive
 from invoice_sync.store.sync_state import SyncStateStore
@@ -49,6 +50,7 @@ def push() -> PushService:
         state=state(),
         mappings=stores.mappings(),
         archive=RawArchive(settings.archive_bucket),
-        alerts=AlertPublisher(settings.alerts_topic_arn),
+        # SNS only when a record parks or a connection breaks: its client waits for that.
+        alerts=AlertPublisher(settings.alerts_topic_arn, aws.OnFirstUse("sns")),
         ledger_for=ledgers(),
     )

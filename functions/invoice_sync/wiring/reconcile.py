@@ -7,6 +7,7 @@ from invoice_sync.ledgers.port import LedgerPort
 from invoice_sync.models.mapping import Connection
 from invoice_sync.settings import get_settings
 from invoice_sync.sources.stripe_api import StripeApi
+from invoice_sync.store import aws
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.store.reports import ReportBucket
 from invoice_sync.sync.reconcile_service import ReconcileService
@@ -22,7 +23,8 @@ def reconcile() -> ReconcileService:
     return ReconcileService(
         records=state(),
         reports=ReportBucket(settings.archive_bucket),
-        alerts=AlertPublisher(settings.alerts_topic_arn),
+        # SNS only for a day with differences or left incomplete: its client waits for that.
+        alerts=AlertPublisher(settings.alerts_topic_arn, aws.OnFirstUse("sns")),
         link_seconds=settings.export_link_seconds,
     )
 
