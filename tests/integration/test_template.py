@@ -231,7 +231,9 @@ def test_local_tables_match_the_template(template: dict[str, Any], stack: StackR
         int(redrive["maxReceiveCount"])
         == template["Resources"]["SyncQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
     )
-    assert attributes["VisibilityTimeout"] == "360"
+    assert attributes["VisibilityTimeout"] == str(
+        template["Resources"]["SyncQueue"]["Properties"]["VisibilityTimeout"]
+    )
 
     versioning = boto3.client("s3").get_bucket_versioning(Bucket=stack.archive_bucket)
     assert versioning["Status"] == "Enabled"
