@@ -4,6 +4,7 @@ lower-cased headers, the exact body bytes, base64 bodies decoded)."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -134,3 +135,20 @@ def test_headers_are_lower_cased_and_a_missing_body_is_empty(stand_in: StandIn) 
 def test_any_other_route_is_a_503_not_a_call(stand_in: StandIn, changes: dict[str, Any]) -> None:
     assert post(**changes)["statusCode"] == 503
     assert stand_in.calls == []
+
+
+def test_log_lines_carry_the_request_not_what_the_log_group_already_says(
+    stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given two webhooks, each 'webhook' log line carries the request id, cold start and the API
+    Gateway request as correlation id, and not the function's name, memory or ARN (its log group
+    names the function; those keys were a third of the bytes an intake invocation logs)."""
+    written = io.StringIO()
+    monkeypatch.setattr(webhook_intake.logger.registered_handler, "stream", written)
+    for _ in range(2):
+        assert post()["statusCode"] == 200
+    lines = [json.loads(line) for line in written.getvalue().splitlines() if '"message":"webhook"' in line]
+    assert len(lines) == 2
+    for line in lines:
+        assert {"function_request_id", "cold_start", "correlation_id", "outcome", "event_id"} <= set(line)
+        assert not {"function_name", "function_memory_size", "function_arn"} & set(line)

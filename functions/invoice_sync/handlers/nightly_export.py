@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invoice_sync import bootstrap
 from invoice_sync.models.sync import utcnow
-from invoice_sync.observability import logger, metrics
+from invoice_sync.observability import logged, metrics
 from invoice_sync.sync.daily_report import run_night
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
@@ -24,7 +24,7 @@ from invoice_sync.sync.daily_report import run_night
 from invoice_sync.wiring import export as _wiring  # noqa: F401
 
 
-@logger.inject_lambda_context
+@logged()
 @metrics.log_metrics
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     day = date.fromisoformat(event["date"]) if isinstance(event, dict) and event.get("date") else None

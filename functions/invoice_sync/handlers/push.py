@@ -16,14 +16,14 @@ from pydantic import ValidationError
 
 from invoice_sync import bootstrap
 from invoice_sync.models.messages import SyncMessage
-from invoice_sync.observability import logger, metrics
+from invoice_sync.observability import logged, logger, metrics
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
 # batch; the handler asks ``bootstrap`` for the service so a bench or test may stand one in.
 from invoice_sync.wiring import push as _wiring  # noqa: F401
 
 
-@logger.inject_lambda_context
+@logged()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failed: list[str] = []

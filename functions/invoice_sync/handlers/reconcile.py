@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invoice_sync import bootstrap
 from invoice_sync.models.sync import utcnow
-from invoice_sync.observability import logger, metrics
+from invoice_sync.observability import logged, metrics
 from invoice_sync.settings import get_settings
 from invoice_sync.sync.reconcile_service import ReconcileFailed, run_schedule
 
@@ -33,7 +33,7 @@ from invoice_sync.sync.reconcile_service import ReconcileFailed, run_schedule
 from invoice_sync.wiring import reconcile as _wiring  # noqa: F401
 
 
-@logger.inject_lambda_context
+@logged()
 @metrics.log_metrics
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()

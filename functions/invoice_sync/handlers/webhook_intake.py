@@ -1,4 +1,4 @@
-"""POST /webhooks/{source}/{connection}: signed webhooks in, 200 only once archived and queued.
+"""POST /webhooks/{source}/{connection}: signed webhooks in, 200 only once queued with their raw body.
 
 The function has one route, so the HTTP API event (payload format 2.0) is read here directly:
 its route key, path parameters, headers and body. (Powertools' event-handler resolver did the
@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invoice_sync import bootstrap
 from invoice_sync.errors import RequestRejected
-from invoice_sync.observability import logger, metrics
+from invoice_sync.observability import logged, logger, metrics
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
 # webhook; the handler asks ``bootstrap`` for the service so a bench or test may stand one in.
@@ -65,7 +65,7 @@ def unexpected() -> dict[str, Any]:
     return _json(503, {"error": "temporarily unavailable; retry later"})
 
 
-@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@logged(correlation_id_path="requestContext.requestId")
 @metrics.log_metrics
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     try:
