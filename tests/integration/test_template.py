@@ -366,10 +366,10 @@ SECRET_ARN = (
 def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: dict[str, Any]) -> None:
     """Proves the reconcile function's role names every action outright (no wildcard action) on
     named resources: the day index (Query) and the records it names (BatchGetItem), verdict,
-    token-date and token-lease items of the table (by leading key), the connections, the ledger-oauth (rotated on refresh) and
-    stripe-api secrets only, reports/ of the archive bucket (put, get, list under the prefix),
-    the alerts topic and its key, its own dead-letter queue; and that it cannot touch the sync
-    queue (repair is the operator's), raw/ or exports/."""
+    token-date and token-lease items of the table (by leading key), the connections, the
+    ledger-oauth (rotated on refresh) and stripe-api secrets only, reports/ of the archive bucket
+    (put, get, list under the prefix), the alerts topic and its key, its own dead-letter queue;
+    and that it cannot touch the sync queue (repair is the operator's), raw/ or exports/."""
     statements = _statements(template, "ReconcileFunction")
     resources = template["Resources"]
     expected: dict[str, tuple[set[str], Any]] = {
