@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,15 +139,26 @@ def test_any_other_route_is_a_503_not_a_call(stand_in: StandIn, changes: dict[st
 
 
 def test_log_lines_carry_the_request_not_what_the_log_group_already_says(
-    stand_in: StandIn, monkeypatch: pytest.MonkeyPatch
+    stand_in: StandIn,
 ) -> None:
     """Given two webhooks, each 'webhook' log line carries the request id, cold start and the API
     Gateway request as correlation id, and not the function's name, memory or ARN (its log group
     names the function; those keys were a third of the bytes an intake invocation logs)."""
     written = io.StringIO()
-    monkeypatch.setattr(webhook_intake.logger.registered_handler, "stream", written)
-    for _ in range(2):
-        assert post()["statusCode"] == 200
+    # A handler of our own with the logger's formatter: what CloudWatch would receive, whatever
+    # other tests did to the logger's own handler.
+    capture = logging.StreamHandler(written)
+    capture.setFormatter(webhook_intake.logger.registered_formatter)
+    underlying = logging.getLogger(webhook_intake.logger.name)
+    underlying.addHandler(capture)
+    level = underlying.level  # a local stack started earlier in this process quiets it to ERROR
+    underlying.setLevel(logging.INFO)
+    try:
+        for _ in range(2):
+            assert post()["statusCode"] == 200
+    finally:
+        underlying.removeHandler(capture)
+        underlying.setLevel(level)
     lines = [json.loads(line) for line in written.getvalue().splitlines() if '"message":"webhook"' in line]
     assert len(lines) == 2
     for line in lines:
