@@ -707,7 +707,9 @@ def test_rate_limit_answers_429_with_retry_after(clock: FakeClock) -> None:
 
 def test_concurrency_limit_answers_429(clock: FakeClock) -> None:
     """More than max_concurrent requests in flight at once get 429."""
-    box = FreshBooksSandbox(max_concurrent=2, latency_seconds=0.3, clock=clock)
+    box = FreshBooksSandbox(max_concurrent=2, latency_seconds=2.0, clock=clock)
+    # (2 s, and the five sent together past a barrier: on a loaded machine 0.3 s let one finish
+    # before the last had started, and a third was served.)
     seed(box)
     base = box.start()
     fb = Fb(base)
@@ -715,9 +717,11 @@ def test_concurrency_limit_answers_429(clock: FakeClock) -> None:
         fb.refresh()
         statuses: list[int] = []
         lock = threading.Lock()
+        together = threading.Barrier(5)
 
         def call() -> None:
             with httpx.Client(base_url=base, timeout=10) as http:
+                together.wait()
                 status = http.get(fb.url("users/clients"), headers=fb.headers()).status_code
             with lock:
                 statuses.append(status)

@@ -530,7 +530,9 @@ def test_rate_limit_answers_429_after_n_requests(clock: FakeClock) -> None:
 def test_concurrency_limit_answers_429(clock: FakeClock) -> None:
     """More than max_concurrent requests in flight at once get 429."""
     # Given a sandbox allowing 2 concurrent requests, each taking 0.3 s
-    box = QuickBooksSandbox(max_concurrent=2, latency_seconds=0.3, clock=clock)
+    box = QuickBooksSandbox(max_concurrent=2, latency_seconds=2.0, clock=clock)
+    # (2 s, and the five sent together past a barrier: on a loaded machine 0.3 s let one finish
+    # before the last had started, and a third was served.)
     seed(box)
     base = box.start()
     qbo = Qbo(base)
@@ -538,9 +540,11 @@ def test_concurrency_limit_answers_429(clock: FakeClock) -> None:
         qbo.refresh()
         statuses: list[int] = []
         lock = threading.Lock()
+        together = threading.Barrier(5)
 
         def call() -> None:
             with httpx.Client(base_url=base, timeout=10) as http:
+                together.wait()
                 status = http.get(f"/v3/company/{REALM}/item/1", headers=qbo._headers()).status_code
             with lock:
                 statuses.append(status)
