@@ -14,6 +14,7 @@ import hashlib
 import html
 import json
 import math
+import random
 import re
 import secrets
 import signal
@@ -179,6 +180,9 @@ class Traffic:
     """
 
     injected: deque[int] = field(default_factory=deque)  # statuses the next calls answer instead
+    # The share of calls answered 429 at random (after the injected ones), and the draw deciding.
+    throttle_rate: float = 0.0
+    throttle_draw: random.Random = field(default_factory=random.Random)
     lose: int = 0  # how many more committed writes answer 502
     minute: deque[float] = field(default_factory=deque)  # when the calls of the last minute came in
     in_flight: int = 0
@@ -429,6 +433,26 @@ class SandboxServer(ABC, Generic[TenantT]):
         with self._lock:
             self._tenant(tenant_id).injected.extend([status] * count)
 
+    def throttle_randomly(self, tenant_id: str, rate: float, seed: int = 0) -> None:
+        """From now on answer a share ``rate`` (0 to 1) of the tenant's API calls 429, drawn at
+        random (repeatably, from ``seed``), as a ledger whose limits other apps share does. Such
+        a call changes nothing and does not count against the limits."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("throttle_rate is a share of calls, from 0 to 1")
+        with self._lock:
+            tenant = self._tenant(tenant_id)
+            tenant.throttle_rate = rate
+            tenant.throttle_draw = random.Random(seed)  # noqa: S311 - fault injection, not secrets
+
+    def _next_fault(self, tenant: TenantT) -> int | None:
+        """The status an API call answers instead of being served: the next injected one, else a
+        random 429 at the tenant's throttle rate; None to serve it. Under the lock."""
+        if tenant.injected:
+            return tenant.injected.popleft()
+        if tenant.throttle_rate > 0 and tenant.throttle_draw.random() < tenant.throttle_rate:
+            return 429
+        return None
+
     def _lose_responses(self, tenant_id: str, count: int) -> None:
         with self._lock:
             self._tenant(tenant_id).lose += count
@@ -544,6 +568,8 @@ class SandboxServer(ABC, Generic[TenantT]):
             if endpoint == "ctl_faults":
                 if "lose_responses" in body:
                     self._lose_responses(tenant, int(body["lose_responses"]))
+                elif "throttle_rate" in body:
+                    self.throttle_randomly(tenant, float(body["throttle_rate"]), int(body.get("seed", 0)))
                 else:
                     self._inject_status(tenant, int(body["status"]), int(body.get("count", 1)))
             else:

@@ -559,8 +559,9 @@ class FreshBooksSandbox(SandboxServer[_Account]):
                 if not named:
                     return self._json(_unauthenticated_accounting_body(), 401)
                 account = named[0]
-            if account.injected:
-                return self._injected(account.injected.popleft())
+            status = self._next_fault(account)
+            if status is not None:
+                return self._injected(status)
             now = self._clock()
             expire_window(account.minute, now)
             if len(account.minute) >= self.requests_per_minute:

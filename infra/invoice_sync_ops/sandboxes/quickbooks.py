@@ -15,6 +15,7 @@ import copy
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -48,6 +49,7 @@ ACCESS_TOKEN_TTL = 3600
 REFRESH_TOKEN_TTL = 8726400
 MINIMUM_MINOR_VERSION = 75
 MAX_BATCH_ITEMS = 30
+SECOND = 1.0
 MAX_REQUEST_ID = 50
 MAX_BATCH_REQUEST_ID = 36
 MAX_BID = 10
@@ -426,6 +428,8 @@ class _Company(Traffic):
     custom_txn_numbers: bool
     company_name: str
     access_tokens: dict[str, float] = field(default_factory=dict)
+    second: deque[float] = field(default_factory=deque)  # when the calls of the last second came in
+    batch_minute: deque[float] = field(default_factory=deque)  # ... the /batch calls of the last minute
     store: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     tax_rates: dict[str, Decimal] = field(default_factory=dict)
     next_id: int = FIRST_ID
@@ -456,11 +460,18 @@ class QuickBooksSandbox(SandboxServer[_Company]):
         *,
         requests_per_minute: int = 500,
         max_concurrent: int = 10,
+        requests_per_second: int = 10,
+        batch_requests_per_minute: int = 40,
         clock: Callable[[], float] = time.time,
         latency_seconds: float = 0.0,
     ) -> None:
+        # Intuit's limits per company and app (LEDGER-APIS.md 1.3): 500 requests a minute, 10 a
+        # second, 10 at once, and at most 40 /batch requests a minute. Past any of them a call is
+        # refused 429 ThrottleExceeded with no Retry-After header (Intuit documents none).
         self.requests_per_minute = requests_per_minute
         self.max_concurrent = max_concurrent
+        self.requests_per_second = requests_per_second
+        self.batch_requests_per_minute = batch_requests_per_minute
         super().__init__(
             clock=clock,
             latency_seconds=latency_seconds,
@@ -701,15 +712,26 @@ class QuickBooksSandbox(SandboxServer[_Company]):
                 message = f"Minor Version {minor} is no longer supported"
                 fault = _Fault(400, "2010", message, message, element="minorversion")
                 return self._json({"Fault": fault.fault(), "time": self._time()}, 400)
-            if company.injected:
-                status = company.injected.popleft()
+            status = self._next_fault(company)
+            if status is not None:
                 body = _throttle_body(self._time()) if status == 429 else _system_fault_body(self._time())
                 return self._json(body, status)
             now = self._clock()
             expire_window(company.minute, now)
-            if len(company.minute) >= self.requests_per_minute or company.in_flight >= self.max_concurrent:
+            expire_window(company.second, now, SECOND)
+            expire_window(company.batch_minute, now)
+            batch = endpoint == "batch"
+            if (
+                len(company.minute) >= self.requests_per_minute
+                or len(company.second) >= self.requests_per_second
+                or (batch and len(company.batch_minute) >= self.batch_requests_per_minute)
+                or company.in_flight >= self.max_concurrent
+            ):
                 return self._json(_throttle_body(self._time()), 429)
             self._admit(company, now)
+            company.second.append(now)
+            if batch:
+                company.batch_minute.append(now)
 
         def respond() -> Response:
             status, raw = self._execute(company, request, endpoint, args)
@@ -1395,12 +1417,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--requests-per-minute", type=int, default=500)
     parser.add_argument("--max-concurrent", type=int, default=10)
+    parser.add_argument("--requests-per-second", type=int, default=10)
+    parser.add_argument("--batch-requests-per-minute", type=int, default=40)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds each API call takes")
     args = parser.parse_args(argv)
 
     sandbox = QuickBooksSandbox(
         requests_per_minute=args.requests_per_minute,
         max_concurrent=args.max_concurrent,
+        requests_per_second=args.requests_per_second,
+        batch_requests_per_minute=args.batch_requests_per_minute,
         latency_seconds=args.latency,
     )
     seed_demo("realm", args.seed_realm, lambda realm, _number, demo: sandbox.seed_company(realm, **demo))

@@ -841,8 +841,8 @@ class XeroSandbox(SandboxServer[_Org]):
             org = self._tenants.get(header)
             if org is None or header not in tenants:
                 return self._json(_problem(403, "AuthenticationUnsuccessful", "Forbidden"), 403)
-            if org.injected:
-                status = org.injected.popleft()
+            status = self._next_fault(org)
+            if status is not None:
                 headers = self._limit_headers(org)
                 if status == 429:
                     headers |= {"Retry-After": "1", "X-Rate-Limit-Problem": "minute"}
