@@ -105,8 +105,13 @@ class LedgerHttp:
         payload: Any = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
+        window: str | None = None,
     ) -> Any:
         """One API call, retried in place on 429/5xx/timeouts with capped back-off.
+
+        ``window`` names a client-side limit the call counts in besides the general ones (QBO's
+        ``batch``). A 429's Retry-After holds every call of this worker to the ledger, not only
+        this one: the limit it reports is the company's, so the others would be refused too.
 
         A write retried here carries the same idempotency key, so a ledger that honours keys
         answers a retry of a write it already committed with the original response. A write the
@@ -121,7 +126,7 @@ class LedgerHttp:
         while True:
             attempt += 1
             try:
-                with self.limiter.slot():
+                with self.limiter.slot(window):
                     self.quota.requests += 1
                     response = self._http.request(
                         method,
@@ -156,15 +161,27 @@ class LedgerHttp:
             retryable = isinstance(error, LedgerThrottled) or (
                 idempotent and isinstance(error, LedgerUnavailable)
             )
+            retry_after = retry_after_seconds(response.headers)
             if isinstance(error, LedgerThrottled):
                 self.quota.throttled += 1
-            wait = self._delay(attempt, retry_after_seconds(response.headers))
+                if retry_after is not None:
+                    self.limiter.pause(retry_after)
+            wait = self._delay(attempt, retry_after)
             if retryable and attempt < self._max_attempts and wait <= self._max_backoff:
                 self._sleep(wait)
                 continue
             if isinstance(error, LedgerThrottled) and error.retry_after is None:
-                error.retry_after = retry_after_seconds(response.headers)
+                error.retry_after = retry_after
             raise error
+
+    def set_patience(self, seconds: float) -> None:
+        """Wait in place up to ``seconds`` for the ledger: for room in a client-side window and
+        for a 429's Retry-After, before giving the work back as throttled. The push Lambda keeps
+        the short defaults (its invocation is the budget and the queue waits for free); a caller
+        with no deadline (the CLI's backfill) waits out the ledger's minute instead, so a batch is
+        sent late rather than failed and sent again one invoice at a time."""
+        self.limiter.max_wait = max(self.limiter.max_wait, seconds)
+        self._max_backoff = max(self._max_backoff, seconds)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

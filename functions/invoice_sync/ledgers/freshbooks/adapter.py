@@ -26,6 +26,7 @@ adapter supplies what the port promises:
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -77,6 +78,7 @@ class FreshBooksLedger(RefundIsCreditNote):
         self.client = client
         self._replays: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._items: set[str] | None = None
+        self._creating_client = threading.Lock()
 
     def create_invoices(
         self, items: Sequence[tuple[InvoiceDraft, str]]
@@ -169,16 +171,20 @@ class FreshBooksLedger(RefundIsCreditNote):
     def create_customer(
         self, name: str, email: str | None, currency: str, reference: str, idempotency_key: str
     ) -> LedgerContact:
-        replayed = self._replayed("client", idempotency_key)
-        if replayed is not None:
-            return payloads.contact(self.client.get(f"{CLIENTS}/{replayed}", "client"))
-        if self._clients_named(name):
-            raise DuplicateName(f"FreshBooks: a client named {name!r} already exists", code="duplicate")
-        created = self.client.write(
-            "POST", CLIENTS, "client", payloads.client_body(name, email, currency, reference)
-        )
-        self._remember("client", idempotency_key, str(created["id"]))
-        return payloads.contact(created)
+        # FreshBooks takes two clients of one name, so the look-up and the create must not
+        # interleave with another thread's for the same customer (a backfill pushes several
+        # batches at once): the second one then finds the first one's client.
+        with self._creating_client:
+            replayed = self._replayed("client", idempotency_key)
+            if replayed is not None:
+                return payloads.contact(self.client.get(f"{CLIENTS}/{replayed}", "client"))
+            if self._clients_named(name):
+                raise DuplicateName(f"FreshBooks: a client named {name!r} already exists", code="duplicate")
+            created = self.client.write(
+                "POST", CLIENTS, "client", payloads.client_body(name, email, currency, reference)
+            )
+            self._remember("client", idempotency_key, str(created["id"]))
+            return payloads.contact(created)
 
     # --- invoices ---------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from invoice_sync.ledgers.port import (
     as_decimal,
 )
 from invoice_sync.ledgers.quickbooks import payloads
-from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
+from invoice_sync.ledgers.quickbooks.client import BATCH_WINDOW, QuickBooksClient, fault_error
 
 # Accounts money can be received into or paid out from (QBO's DepositToAccountRef on payments and
 # refund receipts takes these types).
@@ -146,7 +146,9 @@ class QuickBooksLedger:
                 for index, (draft, _) in enumerate(items)
             ]
         }
-        response = self.client.request("POST", "batch", params={"requestid": request_id}, payload=body)
+        response = self.client.request(
+            "POST", "batch", params={"requestid": request_id}, payload=body, window=BATCH_WINDOW
+        )
         answers = {str(item.get("bId")): item for item in response.get("BatchItemResponse") or ()}
         outcomes: list[LedgerDocument | LedgerError] = []
         for index in range(len(items)):

@@ -20,8 +20,13 @@ from invoice_sync.errors import (
 from invoice_sync.ledgers.http import LedgerHttp
 
 MINOR_VERSION = 75  # Intuit retired every minor version below 75
+# Intuit's limits per company and app (LEDGER-APIS.md 1.3): 500 requests a minute, 10 a second
+# and 10 at once, of which at most 40 a minute may be /batch requests.
 REQUESTS_PER_MINUTE = 500
+REQUESTS_PER_SECOND = 10
 CONCURRENT_REQUESTS = 10
+BATCH_REQUESTS_PER_MINUTE = 40
+BATCH_WINDOW = "batch"  # the client-side window /batch requests count in
 
 
 def fault_error(status: int, body: Any, _headers: Mapping[str, str] | None = None) -> LedgerError:
@@ -58,10 +63,16 @@ class QuickBooksClient:
         self.http = http
 
     def request(
-        self, method: str, path: str, *, params: dict[str, str] | None = None, payload: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        payload: Any = None,
+        window: str | None = None,
     ) -> dict[str, Any]:
         query = {"minorversion": str(MINOR_VERSION), **(params or {})}
-        result: dict[str, Any] = self.http.request(method, path, params=query, payload=payload)
+        result: dict[str, Any] = self.http.request(method, path, params=query, payload=payload, window=window)
         return result
 
     def query(self, statement: str) -> dict[str, Any]:

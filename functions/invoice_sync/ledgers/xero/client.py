@@ -18,8 +18,10 @@ from invoice_sync.errors import (
 )
 from invoice_sync.ledgers.http import retry_after_seconds
 
+# Per organisation (LEDGER-APIS.md 2.3): 60 calls a minute, 5 at once, 5,000 a day.
 CALLS_PER_MINUTE = 60
 CONCURRENT_CALLS = 5
+CALLS_PER_DAY = 5000
 QUOTA_HEADERS = ("X-DayLimit-Remaining", "X-MinLimit-Remaining", "X-AppMinLimit-Remaining")
 
 
