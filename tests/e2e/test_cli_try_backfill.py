@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from invoice_sync.sources.stripe import parse_event
+from invoice_sync.store.archive import RawArchive
 from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.cli import main
@@ -186,18 +187,19 @@ def test_backfill_imports_in_batches_and_a_rerun_creates_nothing(cli: Cli, stack
 
 
 def test_backfill_archives_events_the_stripe_parser_reads_again(cli: Cli, stack: LocalStack) -> None:
-    """What backfill archived under raw/stripe/acme/ is a Stripe event the webhook parser reads
+    """What backfill archived under raw/stripe/acme/ (push bundles a batch's raw events, as it
+    does intake's) is, at its sync record's archive key, a Stripe event the webhook parser reads
     back to the invoice it came from (what replay and redrive rely on)."""
     result = cli("backfill", "--since", "2025-06-01", "--until", "2025-06-03", "--json")
     assert result.code == 0, result.err
     assert result.json()["selected"] == 3
-    s3 = stack.client("s3")
-    bucket = stack.resources.archive_bucket  # type: ignore[union-attr]
-    keys = [
-        o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="raw/stripe/acme/").get("Contents", [])
-    ]
-    (key,) = [k for k in keys if "in_1Hist000002" in k]
-    event = parse_event(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert stack.resources is not None
+    state = SyncStateStore(stack.resources.sync_table, stack.client("dynamodb"))
+    record, _ = state.get("acme", "invoice", "in_1Hist000002")
+    assert record is not None and record.archive_key is not None
+    assert record.archive_key.startswith("raw/stripe/acme/")
+    archive = RawArchive(stack.resources.archive_bucket, stack.client("s3"))
+    event = parse_event(archive.get(record.archive_key))
     assert event is not None and event.invoice is not None
     assert (event.invoice.source_id, event.invoice.number, event.event_type) == (
         "in_1Hist000002",

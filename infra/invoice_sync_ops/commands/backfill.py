@@ -1,9 +1,12 @@
 """``invoice-sync backfill --since DATE``: historical invoices from Stripe's API into the ledger.
 
-Each invoice Stripe lists (newest first, 100 a page) goes the way a webhook would: archived in
-the raw archive as a Stripe event (so ``replay`` and ``redrive`` can read it again), then handed
-to the push use case the Lambda runs, in batches of the ledger's batch size (QBO 30 per
-``/batch``, Xero 50 per ``PUT /Invoices``, FreshBooks one by one). The version guard and sync
+Each invoice Stripe lists (newest first, 100 a page) goes the way a webhook goes: made into a
+Stripe event and handed, raw body and all, to the push use case the Lambda runs, in batches of
+the ledger's batch size (QBO 30 per ``/batch``, Xero 50 per ``PUT /Invoices``, FreshBooks one by
+one). Push archives each batch's events in one bundle of the raw archive before anything else
+(so ``replay`` and ``redrive`` read them again), as it does intake's. Several batches are in
+flight at once (``BATCHES_IN_FLIGHT``), all within the ledger's limits, and a batch waits for
+the ledger's window rather than failing (``PATIENCE_SECONDS``). The version guard and sync
 records make it safe to re-run: what is already synced comes back ``unchanged`` and nothing new
 is written.
 
@@ -15,7 +18,8 @@ invoices were parked (unmapped rules, refused by the ledger): see ``unmapped`` a
 from __future__ import annotations
 
 import argparse
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -32,8 +36,7 @@ from invoice_sync.sync.push import Outcome, PushResult, PushService
 from invoice_sync_ops.commands import COMMON, CliError, Context
 from invoice_sync_ops.stripe_import import (
     BACKFILL_STATUSES,
-    archive,
-    archived_message,
+    carried_message,
     push_service,
     stripe_client,
     synthetic_event,
@@ -44,6 +47,14 @@ OUTCOMES = ("synced", "unchanged", "stale", "skipped", "parked", "failed", "inva
 PROBLEMS = frozenset({"parked", "failed", "invalid"})
 SHOWN_PROBLEMS = 1000
 SHOWN_ROWS = 200
+# How long a batch may wait for the ledger's limits (its window, a 429's Retry-After) before it
+# fails. The push Lambda gives up after seconds, since its invocation is the budget; a backfill
+# has no deadline, and a batch that fails comes back one invoice at a time (its intents are
+# recorded, so the next attempt looks each one up first), so it waits out a whole minute.
+# Longer waits (Xero's day limit) still fail the batch: re-run once the ledger allows.
+PATIENCE_SECONDS = 90.0
+# Batches handed to push at once (see _Batches); the adapter's limiter caps the ledger requests.
+BATCHES_IN_FLIGHT = 4
 
 
 def _day(text: str) -> datetime:
@@ -191,14 +202,78 @@ def _settle(rows: list[dict[str, Any]], results: list[PushResult | Exception], r
         report.keep(row)
 
 
-def _push_batch(
-    service: PushService, batch: list[tuple[dict[str, Any], SyncMessage]], report: Report
-) -> None:
-    results = service.handle_batch([message for _, message in batch])
-    # A result still DEFERRED would mean a create never sent; handle_batch replaces every one.
-    assert not any(isinstance(r, PushResult) and r.outcome is Outcome.DEFERRED for r in results)
-    _settle([row for row, _ in batch], results, report)
-    report.batches += 1
+# An invoice on its way: its listing row and the body of the event made up for it.
+Pending = list[tuple[dict[str, Any], bytes]]
+Outcomes = list[PushResult | Exception | InvalidPayload | None]
+
+
+class _Batches:
+    """Hands batches to push ``BATCHES_IN_FLIGHT`` at a time, on worker threads, and settles them
+    in the order they were sent. A batch's own work (parsing its events, archiving them, its sync
+    records) is mostly waiting on AWS, and its ledger request on the ledger; with several batches
+    in flight the waiting overlaps, and the ledger's quota, not the round trips, sets the pace.
+    The threads share the connection's one adapter, so its limiter keeps them inside the ledger's
+    limits together, and they write disjoint sync records (each invoice is in one batch)."""
+
+    def __init__(self, service: PushService, connection_id: str, report: Report, workers: int) -> None:
+        self._service = service
+        self._connection_id = connection_id
+        self._report = report
+        self._workers = max(workers, 1)
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="backfill-push")
+        self._in_flight: deque[tuple[Pending, Future[Outcomes]]] = deque()
+
+    def send(self, batch: Pending) -> None:
+        self._in_flight.append((batch, self._pool.submit(self._push, batch)))
+        while len(self._in_flight) > self._workers:
+            self._settle_oldest()
+
+    def _push(self, batch: Pending) -> Outcomes:
+        """On a worker: each event parsed as intake parses it, then those that parsed pushed together
+        (push archives their raw bodies in one bundle first)."""
+        outcomes: Outcomes = [None] * len(batch)  # None: an event push does not handle
+        messages: list[SyncMessage] = []
+        places: list[int] = []
+        for index, (_, body) in enumerate(batch):
+            try:
+                message = carried_message(self._connection_id, "stripe", body)
+            except InvalidPayload as exc:
+                outcomes[index] = exc
+                continue
+            if message is not None:
+                messages.append(message)
+                places.append(index)
+        if messages:
+            for index, result in zip(places, self._service.handle_batch(messages), strict=True):
+                outcomes[index] = result
+        return outcomes
+
+    def _settle_oldest(self) -> None:
+        batch, future = self._in_flight.popleft()
+        outcomes = future.result()
+        # A result still DEFERRED would mean a create never sent; handle_batch replaces every one.
+        assert not any(isinstance(r, PushResult) and r.outcome is Outcome.DEFERRED for r in outcomes)
+        pushed: list[tuple[dict[str, Any], PushResult | Exception]] = []
+        for (row, _), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, InvalidPayload):
+                row.update(outcome="invalid", reason=str(outcome))
+                self._report.counts["invalid"] += 1
+                self._report.keep(row)
+            elif outcome is not None:
+                pushed.append((row, outcome))
+        _settle([row for row, _ in pushed], [result for _, result in pushed], self._report)
+        self._report.batches += 1
+
+    def count_ledger_use(self) -> None:
+        self._service.count_ledger_use()  # push counts each batch; this adds any request outside one
+
+    def drain(self) -> None:
+        """Waits for every batch sent and settles it; the threads end."""
+        try:
+            while self._in_flight:
+                self._settle_oldest()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one linear flow
@@ -211,6 +286,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
     mappings = ctx.connection_mappings(connection_id)
     stripe = stripe_client(ctx, args.stripe_key, connection_id)
     ledger = None if args.dry_run else ctx.ledger(connection_id)
+    if ledger is not None:
+        ctx.ledgers.set_patience(PATIENCE_SECONDS)
     batch_size = max(ledger.batch_size, 1) if ledger else 0
     report = Report(
         connection=connection_id,
@@ -224,10 +301,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
     quotas = ctx.ledgers.quotas()
     if connection_id in quotas:
         report.quota_before = (quotas[connection_id].requests, quotas[connection_id].throttled)
-    service = None if args.dry_run else push_service(ctx)
-    raw_archive = None if args.dry_run else archive(ctx)
+    batches = None if args.dry_run else _Batches(push_service(ctx), connection_id, report, BATCHES_IN_FLIGHT)
     one_status = report.statuses[0] if len(report.statuses) == 1 else None
-    pending: list[tuple[dict[str, Any], SyncMessage]] = []
+    pending: Pending = []
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -252,22 +328,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
                         continue  # drafts, and statuses not asked for
                     row = _row(obj)
                     report.selected += 1
-                    if service is None or raw_archive is None:
+                    if batches is None:
                         row["outcome"] = "listed"
                         report.keep(row)
                     else:
-                        _, body = synthetic_event(obj)
-                        try:
-                            message = archived_message(raw_archive, connection_id, "stripe", body)
-                        except InvalidPayload as exc:
-                            row.update(outcome="invalid", reason=str(exc))
-                            report.counts["invalid"] += 1
-                            report.keep(row)
-                            message = None
-                        if message is not None:
-                            pending.append((row, message))
+                        pending.append((row, synthetic_event(obj)[1]))
                         if len(pending) >= batch_size:
-                            _push_batch(service, pending, report)
+                            batches.send(pending)
                             pending = []
                     progress.update(task, advance=1, counts=_counts_text(report))
                     if args.limit is not None and report.selected >= args.limit:
@@ -275,17 +342,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:  # noqa: PLR0915 - one l
                         break
                 if done:
                     break
-            if pending and service is not None:
-                _push_batch(service, pending, report)
+            if pending and batches is not None:
+                batches.send(pending)
                 pending = []
+            if batches is not None:
+                batches.drain()
             progress.update(task, total=report.selected, counts=_counts_text(report))
     except StripeApiError as exc:
         raise CliError(
             f"Stripe: {exc} ({report.selected} invoices handled before it; re-run to go on)"
         ) from None
     finally:
-        if service is not None:
-            service.count_ledger_use()  # push counts each batch; this adds any request outside one
+        if batches is not None:
+            batches.drain()  # a Stripe failure midway still settles what was sent
+            batches.count_ledger_use()  # push counts each batch; this adds any request outside one
     quota = ctx.ledgers.quotas().get(connection_id)
     today = datetime.now(UTC).date().isoformat()
     requests, throttled = ctx.state.ledger_use(connection_id, today)
