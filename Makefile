@@ -2,7 +2,8 @@
 #   make demo   the main job on the local stack (moto server + a ledger sandbox), then stops;
 #               LEDGER=xero or LEDGER=freshbooks plays that ledger instead of QuickBooks Online
 #   make test   lint, types, template checks, unit, contract, integration and end-to-end tests
-# Both create and fill .venv themselves. SAM targets (build, validate) live in mk/sam.mk.
+# Both create and fill .venv themselves. SAM targets (build, validate) live in mk/sam.mk, the
+# template's security scan (checkov, in .venv-checkov) in mk/checkov.mk.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -49,6 +50,7 @@ test: lint typecheck lint-template validate
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
 clean: sam-clean
-	rm -rf $(VENV) .venv-sam .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-sam $(CHECKOV_VENV) .mypy_cache .ruff_cache .pytest_cache
 
 include mk/sam.mk
+include mk/checkov.mk

@@ -24,7 +24,8 @@ build: $(SAM)
 validate: $(SAM)
 	$(SAM_ENV) $(SAM) validate --template template.yaml --region $(SAM_REGION) --lint
 
-lint-template: $(STAMP)
+# cfn-lint, then checkov (mk/checkov.mk): both must pass for `make test`.
+lint-template: $(STAMP) checkov
 	$(CFN_LINT) template.yaml
 
 sam-clean:

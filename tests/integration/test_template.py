@@ -55,6 +55,10 @@ EXPECTED_RESOURCES = {
     "ReconcileDeadLetterQueue": "AWS::SQS::Queue",
     "ReconcileDeadLettersAlarm": "AWS::CloudWatch::Alarm",
     "ReconcileErrorsAlarm": "AWS::CloudWatch::Alarm",
+    "WebhookIntakeRole": "AWS::IAM::Role",
+    "PushRole": "AWS::IAM::Role",
+    "NightlyExportRole": "AWS::IAM::Role",
+    "ReconcileRole": "AWS::IAM::Role",
 }
 EXPECTED_OUTPUTS = {
     "WebhookUrl",
@@ -168,7 +172,8 @@ def test_functions_log_json_without_platform_lines_by_default(template: dict[str
     assert set(parameter["AllowedValues"]) == {"DEBUG", "INFO", "WARN"}
     for name, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::Function":
-            assert "LoggingConfig" not in resource["Properties"], name
+            # Only the log group is the function's own (SAM merges it into the Globals' map).
+            assert set(resource["Properties"]["LoggingConfig"]) == {"LogGroup"}, name
 
 
 def test_layer_requirements_match_pyproject_dependencies() -> None:
@@ -250,40 +255,78 @@ def test_create_stack_resources_is_idempotent(aws: boto3.session.Session) -> Non
     )
 
 
+def function_role(template: dict[str, Any], function_id: str) -> tuple[str, dict[str, Any]]:
+    """The logical id and Properties of the AWS::IAM::Role the function runs with."""
+    role = template["Resources"][function_id]["Properties"]["Role"]
+    assert role == {"Fn::GetAtt": [role["Fn::GetAtt"][0], "Arn"]}, f"{function_id}: {role!r}"
+    role_id = role["Fn::GetAtt"][0]
+    assert template["Resources"][role_id]["Type"] == "AWS::IAM::Role", role_id
+    return role_id, template["Resources"][role_id]["Properties"]
+
+
+def role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement of a role's inline policies; a statement under ``Fn::If`` counts as the
+    one it grants when its condition holds (the other branch is ``AWS::NoValue``)."""
+    statements = []
+    for policy in role.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                _condition, granted, otherwise = statement["Fn::If"]
+                assert otherwise == {"Ref": "AWS::NoValue"}, statement
+                statements.append(granted)
+            else:
+                statements.append(statement)
+    return statements
+
+
 def test_function_policies_are_least_privilege(template: dict[str, Any]) -> None:
-    """Proves every function's own IAM statements name explicit actions (no `*` anywhere in an
-    action) and scoped resources (never a bare `*`), and use no broad SAM policy templates."""
+    """Proves every function runs with a role of its own, defined in the template (not SAM's
+    generated one, which attaches AWSLambdaBasicExecutionRole and, for an SQS event,
+    AWSLambdaSQSQueueExecutionRole, both on every resource), with inline statements only: no
+    managed policy, no SAM policy template, no `*` in an action, no bare `*` resource but X-Ray's
+    (which has no resource-level permissions). tests/integration/test_template_security.py checks
+    each resource names one of the stack's own."""
     functions = _functions(template)
     assert functions
+    roles = set()
     for logical_id, resource in functions.items():
-        policies = resource["Properties"].get("Policies", [])
-        assert policies, f"{logical_id} has no explicit policy"
-        for policy in _as_list(policies):
-            assert isinstance(policy, dict), f"{logical_id}: {policy!r}"
-            assert set(policy) <= {"Version", "Statement"}, f"{logical_id} uses a policy template: {policy!r}"
-            for statement in policy["Statement"]:
-                for action in _as_list(statement["Action"]):
-                    assert "*" not in action, f"{logical_id} {statement.get('Sid')}: action {action}"
-                for resource_arn in _as_list(statement["Resource"]):
-                    assert resource_arn != "*", f"{logical_id} {statement.get('Sid')}: bare * resource"
+        assert "Policies" not in resource["Properties"], f"{logical_id}: SAM would generate its role"
+        role_id, role = function_role(template, logical_id)
+        roles.add(role_id)
+        assert "ManagedPolicyArns" not in role, role_id
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+        for statement in role_statements(role):
+            for action in _as_list(statement["Action"]):
+                assert "*" not in action, f"{role_id} {statement.get('Sid')}: action {action}"
+            for resource_arn in _as_list(statement["Resource"]):
+                if resource_arn == "*":
+                    assert {a.split(":")[0] for a in _as_list(statement["Action"])} == {"xray"}, role_id
+    assert len(roles) == len(functions), "a role shared by two functions grants each the other's rights"
 
 
 def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
-    """Proves no function logs into a never-expiring, implicitly created log group: each has an
-    explicit /aws/lambda/<function> log group whose retention is the LogRetentionDays parameter."""
-    log_groups = [
-        resource["Properties"]
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::Logs::LogGroup"
-    ]
+    """Proves no function logs into a never-expiring, implicitly created log group: each names
+    (LoggingConfig.LogGroup) a log group of its own, /aws/lambda/<stack>-<function>, whose
+    retention is the LogRetentionDays parameter, and its role may write to that group only."""
+    resources = template["Resources"]
+    named = set()
     for logical_id in _functions(template):
-        matching = [
-            props
-            for props in log_groups
-            if props.get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"}
+        group = resources[logical_id]["Properties"]["LoggingConfig"]["LogGroup"]
+        group_id = group["Ref"]
+        props = resources[group_id]["Properties"]
+        assert resources[group_id]["Type"] == "AWS::Logs::LogGroup", group_id
+        assert props["LogGroupName"]["Fn::Sub"].startswith("/aws/lambda/${AWS::StackName}-"), group_id
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        named.add(props["LogGroupName"]["Fn::Sub"])
+        _role_id, role = function_role(template, logical_id)
+        writes = [
+            st for st in role_statements(role) if any(a.startswith("logs:") for a in _as_list(st["Action"]))
         ]
-        assert len(matching) == 1, logical_id
-        assert matching[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert [st["Resource"] for st in writes] == [{"Fn::GetAtt": [group_id, "Arn"]}], logical_id
+        assert set(_as_list(writes[0]["Action"])) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert len(named) == len(_functions(template))
     access_logs = template["Resources"]["HttpApi"]["Properties"]["AccessLogSettings"]["DestinationArn"]
     assert access_logs == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
 
@@ -311,8 +354,8 @@ def test_template_path_is_the_repository_root() -> None:
 
 
 def _statements(template: dict[str, Any], logical_id: str) -> dict[str, dict[str, Any]]:
-    policies = template["Resources"][logical_id]["Properties"]["Policies"]
-    return {st["Sid"]: st for policy in policies for st in policy["Statement"]}
+    """The function's role's statements by Sid."""
+    return {st["Sid"]: st for st in role_statements(function_role(template, logical_id)[1])}
 
 
 def test_nightly_export_reads_the_day_index_and_writes_only_exports(template: dict[str, Any]) -> None:
@@ -390,6 +433,11 @@ def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: 
         "Alert": ({"sns:Publish"}, {"Ref": "AlertsTopic"}),
         "EncryptAlerts": ({"kms:GenerateDataKey", "kms:Decrypt"}, {"Fn::GetAtt": ["AlertsKey", "Arn"]}),
         "FailedRuns": ({"sqs:SendMessage"}, {"Fn::GetAtt": ["ReconcileDeadLetterQueue", "Arn"]}),
+        "WriteOwnLogs": (
+            {"logs:CreateLogStream", "logs:PutLogEvents"},
+            {"Fn::GetAtt": ["ReconcileLogGroup", "Arn"]},
+        ),
+        "WriteTraces": ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, "*"),
     }
     assert set(statements) == set(expected)
     for sid, (actions, resource) in expected.items():
