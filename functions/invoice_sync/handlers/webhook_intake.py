@@ -9,6 +9,7 @@ the resolver gave: JSON bodies, a ``Content-Type: application/json`` header, no 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import Any
 
@@ -16,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invoice_sync import bootstrap
-from invoice_sync.errors import RequestRejected
+from invoice_sync.errors import InvalidPayload, RequestRejected
 from invoice_sync.observability import logged, logger, metrics
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
@@ -36,6 +37,18 @@ def _json(status: int, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _body(event: dict[str, Any]) -> bytes:
+    """The exact bytes sent. API Gateway base64-encodes a body that is not UTF-8 text; a body that
+    is neither valid base64 when flagged nor encodable text is the sender's fault (400), not ours."""
+    raw = event.get("body") or ""
+    try:
+        if event.get("isBase64Encoded"):
+            return base64.b64decode(raw, validate=True)
+        return str(raw).encode()
+    except (binascii.Error, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        raise InvalidPayload("body is not valid base64 or UTF-8 text") from None
+
+
 def receive(event: dict[str, Any]) -> dict[str, Any]:
     parameters = event.get("pathParameters") or {}
     source, connection = parameters.get("source"), parameters.get("connection")
@@ -43,8 +56,7 @@ def receive(event: dict[str, Any]) -> dict[str, Any]:
         # API Gateway only invokes this function for its one route: anything else is a wiring fault.
         raise LookupError(f"no route for {event.get('routeKey')!r}")
     # The signature covers the exact bytes sent, so the body is never re-encoded on the way in.
-    raw = event.get("body") or ""
-    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    body = _body(event)
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     result = bootstrap.intake().accept(source, connection, headers, body)
     logger.info("webhook", extra={"outcome": result.outcome.value, "event_id": result.event_id})

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from invoice_sync.errors import BadSignature
 
+MAX_TIMESTAMP_DIGITS = 12
+
 
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
     """The ``v1`` signature: hex HMAC-SHA256, keyed with the secret, of ``"{t}.{payload}"``."""
@@ -42,7 +44,13 @@ def verify(
         elif key == "v1" and value:
             candidates.append(value)
     # Digits only: the signed string is str(int(t)), so "t=+0017..." would never verify anyway.
-    if len(timestamps) != 1 or not (timestamps[0].isascii() and timestamps[0].isdigit()):
+    # At most 12 of them (year 33658): a longer run is no time of ours, and int() of thousands of
+    # digits raises ValueError, of hundreds overflows the float ``now`` (both would answer 5xx).
+    if (
+        len(timestamps) != 1
+        or not (timestamps[0].isascii() and timestamps[0].isdigit())
+        or len(timestamps[0]) > MAX_TIMESTAMP_DIGITS
+    ):
         raise BadSignature(f"{name} needs exactly one t=<unix seconds> timestamp")
     if not candidates:
         raise BadSignature(f"{name} has no v1 signature")

@@ -12,6 +12,10 @@ Two kinds of object, both under ``raw/{source}/{connection}/{yyyy}/{mm}/{dd}/``:
   a queue message, and for the operator's backfill.
 
 ``get`` and ``list`` read both alike.
+
+Authentic webhooks refused as invalid are kept one level down, under ``.../{dd}/rejected/``
+(``refused_key``): in the same retention as the rest, but not events, so ``list`` (and so a replay)
+passes them by.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from invoice_sync.errors import InvalidSnapshot
 from invoice_sync.store import aws
 
@@ -37,6 +43,12 @@ _BUNDLES_KEPT = 8
 def archive_key(source: str, connection_id: str, received: datetime, event_id: str) -> str:
     # Date-partitioned so a replay of a window lists only its days.
     return f"raw/{source}/{connection_id}/{received:%Y/%m/%d}/{event_id}.json"
+
+
+def refused_key(source: str, connection_id: str, received: datetime, name: str) -> str:
+    """Where an authentic but invalid webhook (``name``: its body's digest) is kept. Eight parts, so
+    ``parse_archive_key`` reads it as no event."""
+    return f"raw/{source}/{connection_id}/{received:%Y/%m/%d}/rejected/{name}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,27 @@ class RawArchive:
             ContentMD5=_md5(body),
             Metadata=metadata,
         )
+
+    def put_new(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
+        """Writes ``key`` only if it does not exist yet (S3's conditional ``If-None-Match: *``);
+        True when this call created it, False when it was there already."""
+        try:
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/octet-stream",
+                ContentMD5=_md5(body),
+                Metadata=metadata,
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            # 412: the object exists; 409: a concurrent conditional write to it is in progress.
+            code = exc.response.get("Error", {}).get("Code")
+            if code in {"PreconditionFailed", "ConditionalRequestConflict"}:
+                return False
+            raise
+        return True
 
     def put_bundle(
         self, source: str, connection_id: str, day: date, events: Sequence[BundledEvent]
