@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invoice_sync import bootstrap
 from invoice_sync.models.sync import utcnow
-from invoice_sync.observability import logged, metrics
+from invoice_sync.observability import logged, metrics, token_days_left
 from invoice_sync.sync.daily_report import run_night
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
@@ -29,17 +29,23 @@ from invoice_sync.wiring import export as _wiring  # noqa: F401
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     day = date.fromisoformat(event["date"]) if isinstance(event, dict) and event.get("date") else None
     exporter, report = bootstrap.nightly_export()
+    now = utcnow()
     outcomes = run_night(
         exporter=exporter,
         report=report,
         connections=bootstrap.mappings(),
         marks=bootstrap.state(),
-        now=utcnow(),
+        now=now,
         day=day,
     )
     documents = sum(o.result.tally.count for o in outcomes if o.result)
     metrics.add_metric(name="ExportedConnections", unit=MetricUnit.Count, value=len(outcomes))
     metrics.add_metric(name="ExportedDocuments", unit=MetricUnit.Count, value=documents)
+    # Once a night, the soonest refresh-token expiry of any connection (the alarm's 14 days).
+    dates = (bootstrap.state().token_dates(c.connection_id) for c in bootstrap.mappings().connections())
+    days_left = token_days_left((d.refresh_expires_at if d else None for d in dates), now)
+    if days_left is not None:
+        metrics.add_metric(name="TokenExpiresInDays", unit=MetricUnit.Count, value=days_left)
     return {
         "exported": [
             {"connection_id": o.connection_id, "location": f"s3://{o.result.bucket}/{o.result.prefix}"}

@@ -16,7 +16,16 @@ from pydantic import ValidationError
 
 from invoice_sync import bootstrap
 from invoice_sync.models.messages import SyncMessage
-from invoice_sync.observability import logged, logger, metrics
+from invoice_sync.models.sync import utcnow
+from invoice_sync.observability import (
+    day_quota_used_percent,
+    emit_parked,
+    logged,
+    logger,
+    metrics,
+    webhook_to_ledger_ms,
+)
+from invoice_sync.sync.push import Outcome
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
 # batch; the handler asks ``bootstrap`` for the service so a bench or test may stand one in.
@@ -44,6 +53,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if accepted
         else []
     )
+    finished = utcnow()
+    parked: list[str] = []
     for (message_id, message), result in zip(accepted, results, strict=True):
         logger.set_correlation_id(message.event_id)
         if isinstance(result, Exception):
@@ -57,9 +68,23 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             extra={"outcome": result.outcome.value, "source_id": result.source_id, "reason": result.reason},
         )
         metrics.add_metric(name=f"Push{result.outcome.value.title()}", unit=MetricUnit.Count, value=1)
+        if result.outcome is Outcome.PARKED:
+            parked.append(result.reason or "unknown")
+        elif result.outcome is Outcome.SYNCED:
+            latency = webhook_to_ledger_ms(message.received_at, finished)
+            if latency is not None:
+                metrics.add_metric(name="WebhookToLedger", unit=MetricUnit.Milliseconds, value=latency)
+    emit_parked(parked)
     # Messages handed back to SQS for a retry (throttling, outages, concurrent updates).
     metrics.add_metric(name="PushRetried", unit=MetricUnit.Count, value=len(failed))
-    for connection_id, quota in (bootstrap.ledgers().quotas() if accepted else {}).items():
+    quotas = bootstrap.ledgers().quotas() if accepted else {}
+    # The connections of this batch only: a warm process keeps the last figures of every
+    # connection it has served, which for one not called since may be yesterday's.
+    batch = {message.connection_id for _, message in accepted}
+    used = day_quota_used_percent(quota for connection_id, quota in quotas.items() if connection_id in batch)
+    if used is not None:
+        metrics.add_metric(name="LedgerDayQuotaUsed", unit=MetricUnit.Percent, value=used)
+    for connection_id, quota in quotas.items():
         # Cumulative for this warm process: the ledger's own remaining counts say what is left today.
         logger.info(
             "ledger quota",

@@ -58,6 +58,10 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ReconciledDays", unit=MetricUnit.Count, value=len(checked))
     metrics.add_metric(name="ReconcileDifferences", unit=MetricUnit.Count, value=differences)
     metrics.add_metric(name="ReconcileIncomplete", unit=MetricUnit.Count, value=incomplete)
+    # Days far below their weekday's usual count of synced records (none synced on a day that
+    # normally has traffic among them): the QuietDay alarm's figure.
+    quiet = sum(1 for r in checked if r.result and r.result.report.get("absence"))
+    metrics.add_metric(name="QuietDays", unit=MetricUnit.Count, value=quiet)
     return {
         "reconciled": [
             {
