@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import html
 import json
@@ -18,6 +19,7 @@ import random
 import re
 import secrets
 import signal
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -67,6 +69,16 @@ DEMO_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - a public demo crede
 
 # What a gateway in front of the ledger sends when it gives up on a request the ledger went on to commit.
 BAD_GATEWAY_HTML = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+# How a committed write's answer is lost: ``gateway`` a 502 page (a proxy gave up waiting),
+# ``drop`` the connection closed with no answer at all (the client sees the server disconnect),
+# ``mixed`` either, drawn at random.
+LOST_AS = ("gateway", "drop", "mixed")
+# The 5xx statuses a random ledger error answers with (error_rate).
+ERROR_STATUSES = (500, 502, 503)
+
+
+class _Dropped(Response):
+    """A response never sent: ``_wsgi`` closes the connection instead."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -183,7 +195,13 @@ class Traffic:
     # The share of calls answered 429 at random (after the injected ones), and the draw deciding.
     throttle_rate: float = 0.0
     throttle_draw: random.Random = field(default_factory=random.Random)
-    lose: int = 0  # how many more committed writes answer 502
+    # The share of calls answered 5xx at random instead of being served (a ledger having a bad
+    # minute), and the share of committed writes whose answer is lost; one draw decides both.
+    error_rate: float = 0.0
+    lose_rate: float = 0.0
+    lost_as: str = "gateway"  # how a lost answer looks: see LOST_AS
+    fault_draw: random.Random = field(default_factory=random.Random)
+    lose: int = 0  # how many more committed writes lose their answer
     minute: deque[float] = field(default_factory=deque)  # when the calls of the last minute came in
     in_flight: int = 0
 
@@ -444,18 +462,70 @@ class SandboxServer(ABC, Generic[TenantT]):
             tenant.throttle_rate = rate
             tenant.throttle_draw = random.Random(seed)  # noqa: S311 - fault injection, not secrets
 
+    def fail_randomly(
+        self,
+        tenant_id: str,
+        *,
+        error_rate: float = 0.0,
+        lose_rate: float = 0.0,
+        lost_as: str = "gateway",
+        seed: int = 0,
+    ) -> None:
+        """From now on answer a share ``error_rate`` of the tenant's API calls with a 5xx (500, 502
+        or 503) instead of serving them, and lose the answer of a share ``lose_rate`` of the
+        writes it does commit (``lost_as``: a 502 page, a dropped connection, or either), drawn at
+        random, repeatably from ``seed``. With ``throttle_randomly`` beside it, this is a ledger
+        under a chaos run: a 5xx changes nothing; a lost answer hides a write that happened."""
+        for name, rate in (("error_rate", error_rate), ("lose_rate", lose_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} is a share of calls, from 0 to 1")
+        if lost_as not in LOST_AS:
+            raise ValueError(f"lost_as is one of {', '.join(LOST_AS)}")
+        with self._lock:
+            tenant = self._tenant(tenant_id)
+            tenant.error_rate = error_rate
+            tenant.lose_rate = lose_rate
+            tenant.lost_as = lost_as
+            tenant.fault_draw = random.Random(seed)  # noqa: S311 - fault injection, not secrets
+
+    def disconnect(self, tenant_id: str) -> None:
+        """What a person disconnecting the app in the ledger does: the refresh token is revoked
+        and the access tokens issued die with it, so the next call is refused (401) and the
+        refresh that follows too (invalid_grant), until the app is authorised again."""
+        with self._lock:
+            self.revoke_refresh_token(tenant_id)
+            self.expire_access_tokens(tenant_id)
+
     def _next_fault(self, tenant: TenantT) -> int | None:
         """The status an API call answers instead of being served: the next injected one, else a
-        random 429 at the tenant's throttle rate; None to serve it. Under the lock."""
+        random 429 at the tenant's throttle rate, else a random 5xx at its error rate; None to
+        serve it. Under the lock."""
         if tenant.injected:
             return tenant.injected.popleft()
         if tenant.throttle_rate > 0 and tenant.throttle_draw.random() < tenant.throttle_rate:
             return 429
+        if tenant.error_rate > 0 and tenant.fault_draw.random() < tenant.error_rate:
+            return tenant.fault_draw.choice(ERROR_STATUSES)
         return None
 
-    def _lose_responses(self, tenant_id: str, count: int) -> None:
+    def _lose_responses(self, tenant_id: str, count: int, lost_as: str = "gateway") -> None:
+        if lost_as not in LOST_AS:
+            raise ValueError(f"lost_as is one of {', '.join(LOST_AS)}")
         with self._lock:
-            self._tenant(tenant_id).lose += count
+            tenant = self._tenant(tenant_id)
+            tenant.lose += count
+            tenant.lost_as = lost_as
+
+    def _loses(self, tenant: TenantT) -> str | None:
+        """Whether a committed write's answer is lost, and how (``gateway`` or ``drop``); None
+        to answer it. Under the lock."""
+        if tenant.lose > 0:
+            tenant.lose -= 1
+        elif not (tenant.lose_rate > 0 and tenant.fault_draw.random() < tenant.lose_rate):
+            return None
+        if tenant.lost_as == "mixed":
+            return tenant.fault_draw.choice(("gateway", "drop"))
+        return tenant.lost_as
 
     def _admit(self, tenant: TenantT, now: float) -> None:
         """Count a call that passed the limits; ``_serve`` must follow to release it. Under the lock."""
@@ -471,10 +541,12 @@ class SandboxServer(ABC, Generic[TenantT]):
                 time.sleep(self.latency_seconds)
             with self._lock:
                 response = respond()
-                lost = is_write and tenant.lose > 0
-                if lost:
-                    tenant.lose -= 1
-            if lost:
+                # Only a write the ledger did make hides its outcome (an error answer changed nothing).
+                lost = self._loses(tenant) if is_write and response.status_code < 400 else None
+            if lost == "drop":
+                # Committed, and the connection closes with no answer: the client's read fails.
+                return _Dropped(status=200)
+            if lost is not None:
                 # The write above is committed; the client just never learns its outcome, as when a
                 # gateway times out after the ledger saved the document.
                 return Response(BAD_GATEWAY_HTML, 502, content_type="text/html")
@@ -495,12 +567,30 @@ class SandboxServer(ABC, Generic[TenantT]):
     def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         response = self._dispatch(request)
+        dropped = isinstance(response, _Dropped)
         if request.path.startswith(self.logged_prefixes):
             path = request.full_path.rstrip("?")
             with self._lock:
-                self.request_log.append((request.method, path, response.status_code))
+                # A dropped answer is logged as status 0: nothing reached the client.
+                self.request_log.append((request.method, path, 0 if dropped else response.status_code))
+        if dropped:
+            self._drop(environ)
+            # The server writes the status line to a closed socket, which it treats as a client
+            # that went away (quietly), not as an application error.
+            start_response("200 OK", [])
+            return []
         result: Iterable[bytes] = response(environ, start_response)
         return result
+
+    @staticmethod
+    def _drop(environ: WSGIEnvironment) -> None:
+        """Close the client's connection without a byte of answer (werkzeug's server hands the
+        socket over as ``werkzeug.socket``); the server then finds it gone and moves on."""
+        connection = environ.get("werkzeug.socket")
+        if connection is None:
+            raise RuntimeError("dropping a connection needs werkzeug's server")
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
 
     def _dispatch(self, request: Request) -> Response:
         adapter = self._url_map.bind_to_environ(request.environ)
@@ -523,7 +613,11 @@ class SandboxServer(ABC, Generic[TenantT]):
 
     def _control_actions(self) -> dict[str, Callable[[str], None]]:
         """POST /_sandbox/<control_root>/<tenant>/<action> with no body: action -> what it does."""
-        return {"revoke": self.revoke_refresh_token, "expire-access-tokens": self.expire_access_tokens}
+        return {
+            "revoke": self.revoke_refresh_token,
+            "expire-access-tokens": self.expire_access_tokens,
+            "disconnect": self.disconnect,
+        }
 
     def _control_rules(self) -> list[Rule]:
         root = f"/_sandbox/{self.control_root}"
@@ -567,9 +661,18 @@ class SandboxServer(ABC, Generic[TenantT]):
                 return self._json(self.documents(tenant, args["kind"]))
             if endpoint == "ctl_faults":
                 if "lose_responses" in body:
-                    self._lose_responses(tenant, int(body["lose_responses"]))
+                    lost_as = str(body.get("lost_as", "gateway"))
+                    self._lose_responses(tenant, int(body["lose_responses"]), lost_as)
                 elif "throttle_rate" in body:
                     self.throttle_randomly(tenant, float(body["throttle_rate"]), int(body.get("seed", 0)))
+                elif "error_rate" in body or "lose_rate" in body:
+                    self.fail_randomly(
+                        tenant,
+                        error_rate=float(body.get("error_rate", 0.0)),
+                        lose_rate=float(body.get("lose_rate", 0.0)),
+                        lost_as=str(body.get("lost_as", "gateway")),
+                        seed=int(body.get("seed", 0)),
+                    )
                 else:
                     self._inject_status(tenant, int(body["status"]), int(body.get("count", 1)))
             else:

@@ -396,9 +396,10 @@ class FreshBooksSandbox(SandboxServer[_Account]):
         """The next ``count`` accounting calls answer ``status`` (409, 429 or 5xx) and change nothing."""
         self._inject_status(account_id, status, count)
 
-    def lose_responses(self, account_id: str, count: int = 1) -> None:
-        """The next ``count`` writes commit, but the client gets a 502 instead of the result."""
-        self._lose_responses(account_id, count)
+    def lose_responses(self, account_id: str, count: int = 1, lost_as: str = "gateway") -> None:
+        """The next ``count`` writes commit, but the client gets a 502 (or, ``lost_as="drop"``, a
+        closed connection) instead of the result."""
+        self._lose_responses(account_id, count, lost_as)
 
     def revoke_refresh_token(self, account_id: str) -> None:
         with self._lock:

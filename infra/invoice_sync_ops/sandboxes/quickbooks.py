@@ -597,8 +597,8 @@ class QuickBooksSandbox(SandboxServer[_Company]):
     def inject_status(self, realm_id: str, status: int, count: int = 1) -> None:
         self._inject_status(realm_id, status, count)
 
-    def lose_responses(self, realm_id: str, count: int = 1) -> None:
-        self._lose_responses(realm_id, count)
+    def lose_responses(self, realm_id: str, count: int = 1, lost_as: str = "gateway") -> None:
+        self._lose_responses(realm_id, count, lost_as)
 
     def revoke_refresh_token(self, realm_id: str) -> None:
         with self._lock:

@@ -628,8 +628,8 @@ class XeroSandbox(SandboxServer[_Org]):
     def inject_status(self, tenant_id: str, status: int, count: int = 1) -> None:
         self._inject_status(tenant_id, status, count)
 
-    def lose_responses(self, tenant_id: str, count: int = 1) -> None:
-        self._lose_responses(tenant_id, count)
+    def lose_responses(self, tenant_id: str, count: int = 1, lost_as: str = "gateway") -> None:
+        self._lose_responses(tenant_id, count, lost_as)
 
     def revoke_refresh_token(self, tenant_id: str) -> None:
         """The refresh token and every rotated one die (as on /connect/revocation); access tokens live on."""
