@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invoice_sync import bootstrap
 from invoice_sync.models.sync import utcnow
-from invoice_sync.observability import logged, metrics, token_days_left
+from invoice_sync.observability import logged, logger, metrics, token_days_left
+from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.sync.daily_report import run_night
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
@@ -46,6 +47,15 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     days_left = token_days_left((d.refresh_expires_at if d else None for d in dates), now)
     if days_left is not None:
         metrics.add_metric(name="TokenExpiresInDays", unit=MetricUnit.Count, value=days_left)
+    # Summaries of alert storms whose push processes are gone: sent at the latest tonight. One
+    # refused stays due (not marked sent) for the next flush, so the night's run goes on.
+    if isinstance(report.alerts, AlertPublisher):
+        try:
+            summaries = report.alerts.flush_due(everything=True)
+        except Exception as error:  # noqa: BLE001 - the export is done; the summary stays due
+            logger.error("alert summaries not sent", extra={"error": type(error).__name__})
+        else:
+            metrics.add_metric(name="AlertSummaries", unit=MetricUnit.Count, value=summaries)
     return {
         "exported": [
             {"connection_id": o.connection_id, "location": f"s3://{o.result.bucket}/{o.result.prefix}"}

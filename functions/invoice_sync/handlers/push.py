@@ -25,6 +25,7 @@ from invoice_sync.observability import (
     metrics,
     webhook_to_ledger_ms,
 )
+from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.sync.push import Outcome
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
@@ -95,4 +96,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 "remaining": quota.remaining,
             },
         )
+    # Summaries of alert storms this process counted into whose window is over (no I/O otherwise).
+    alerts = getattr(bootstrap.push(), "alerts", None) if accepted else None
+    if isinstance(alerts, AlertPublisher):
+        try:
+            alerts.flush_due()
+        except Exception as error:  # noqa: BLE001 - the batch is done; the summary stays due
+            logger.warning("alert summaries not sent", extra={"error": type(error).__name__})
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

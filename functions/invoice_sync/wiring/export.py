@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from invoice_sync.settings import Settings, get_settings
-from invoice_sync.store.alerts import AlertPublisher
+from invoice_sync.store.alerts import AlertPublisher, AlertWindows
 from invoice_sync.store.exports import MIB, ExportBucket
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.daily_report import DailyReport
@@ -42,4 +42,7 @@ def build_export(
 @once
 def nightly_export() -> tuple[ExportService, DailyReport]:
     settings = get_settings()
-    return build_export(settings, state=state(), alerts=AlertPublisher(settings.alerts_topic_arn))
+    # The windows too: the nightly run sends the summaries of alert storms no push process is
+    # left to send (store/alerts.py).
+    alerts = AlertPublisher(settings.alerts_topic_arn, windows=AlertWindows(settings.sync_table))
+    return build_export(settings, state=state(), alerts=alerts)

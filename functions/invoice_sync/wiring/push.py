@@ -9,7 +9,7 @@ from datetime import timedelta
 from invoice_sync.ledgers.registry import LedgerRegistry
 from invoice_sync.settings import Settings, get_settings
 from invoice_sync.store import aws
-from invoice_sync.store.alerts import AlertPublisher
+from invoice_sync.store.alerts import AlertPublisher, AlertWindows
 from invoice_sync.store.archive import RawArchive
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.push import Alerts, Archive, MappingSource, PushService
@@ -50,7 +50,12 @@ def push() -> PushService:
         state=state(),
         mappings=stores.mappings(),
         archive=RawArchive(settings.archive_bucket),
-        # SNS only when a record parks or a connection breaks: its client waits for that.
-        alerts=AlertPublisher(settings.alerts_topic_arn, aws.OnFirstUse("sns")),
+        # SNS only when a record parks or a connection breaks: its client waits for that. A storm
+        # of one cause is counted in a window in SyncState and summarised (store/alerts.py).
+        alerts=AlertPublisher(
+            settings.alerts_topic_arn,
+            aws.OnFirstUse("sns"),
+            windows=AlertWindows(settings.sync_table, aws.OnFirstUse("dynamodb")),
+        ),
         ledger_for=ledgers(),
     )
