@@ -110,6 +110,31 @@ def queue_depth(stack: LocalStack) -> int:
     )
 
 
+def nothing_lost(stack: LocalStack, *, push: bool, accepted: int, warm: int, before: int) -> list[str]:
+    """Without push: one new queue message per accepted webhook. With push: the queue drains, and
+    (QuickBooks) the ledger holds one invoice per accepted webhook, the warm-up's included."""
+    if not push:
+        queued = queue_depth(stack) - before
+        print(f"sync queue: {queued} new messages for {accepted} accepted webhooks")
+        return [] if queued == accepted else [f"{queued} messages queued for {accepted} accepted webhooks"]
+    drained = stack.drain(timeout=max(60.0, accepted / 5))
+    print(f"push drained the queue: {'yes' if drained else 'NO (timed out)'}")
+    if not drained:
+        return ["push did not drain the queue"]
+    if stack.ledger.kind != "quickbooks":
+        return []
+    numbers = [
+        str(d.get("DocNumber"))
+        for d in stack.sandbox.documents(stack.ledger.tenant_id, "Invoice")  # type: ignore[attr-defined]
+        if str(d.get("DocNumber", "")).startswith("LOAD-")
+    ]
+    expected = accepted + warm
+    print(f"ledger: {len(numbers)} invoices ({len(set(numbers))} numbers) for {expected} accepted webhooks")
+    if len(numbers) != expected or len(set(numbers)) != expected:
+        return [f"{len(numbers)} ledger invoices for {expected} accepted webhooks"]
+    return []
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """The nearest-rank percentile of an ascending list."""
     if not sorted_values:
@@ -170,16 +195,7 @@ def main() -> None:
         accepted = sum(t.accepted for t in tallies)
         refused = sum(t.refused for t in tallies)
         requests = len(latencies) + sum(1 for e in errors if not e[:3].isdigit())
-        if args.push:
-            drained = stack.drain(timeout=max(60.0, accepted / 5))
-            print(f"push drained the queue: {'yes' if drained else 'NO (timed out)'}")
-            if not drained:
-                errors.append("push did not drain the queue")
-        else:
-            queued = queue_depth(stack) - before
-            print(f"sync queue: {queued} new messages for {accepted} accepted webhooks")
-            if queued != accepted:
-                errors.append(f"{queued} messages queued for {accepted} accepted webhooks")
+        errors += nothing_lost(stack, push=args.push, accepted=accepted, warm=warm.accepted, before=before)
 
     rps = requests / elapsed
     p50 = percentile(latencies, 0.50) * 1000

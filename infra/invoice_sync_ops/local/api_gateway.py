@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
@@ -36,18 +36,32 @@ class LocalHttpApi:
                 '{"message":"Not Found"}', status=exc.code or 404, mimetype="application/json"
             )
             return response(environ, start_response)
-        if (request.content_length or 0) > MAX_BODY:
+        # A chunked body has no Content-Length: its size is known only once read. Werkzeug stops
+        # reading it at the request's limit (without an error), so one byte more is read than
+        # allowed, and a body that reaches it is too large.
+        request.max_content_length = MAX_BODY + 1
+        try:
+            body = request.get_data()
+        except RequestEntityTooLarge:
+            body = None
+        if body is None or len(body) > MAX_BODY:
             response = Response(
                 '{"message":"Request Entity Too Large"}', status=413, mimetype="application/json"
             )
             return response(environ, start_response)
+        # API Gateway (payload format 2.0) joins a header sent twice with commas; a dict of the
+        # headers would keep one of them.
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
         event = http_api_event(
             "POST",
             request.path,
             "POST /webhooks/{source}/{connection}",
             {k: str(v) for k, v in arguments.items()},
-            dict(request.headers.items()),
-            request.get_data(),
+            headers,
+            body,
         )
         result = self._handler(event, LocalContext("webhook-intake", timeout_seconds=10))
         response = Response(
