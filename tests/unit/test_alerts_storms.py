@@ -15,6 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from invoice_sync import bootstrap
+from invoice_sync.handlers import push
 from invoice_sync.store.alerts import (
     ALLOWANCE,
     EXAMPLES,
@@ -23,6 +25,8 @@ from invoice_sync.store.alerts import (
     AlertWindows,
     storm_key,
 )
+from invoice_sync.sync.push import Outcome, PushResult
+from invoice_sync_ops.local.lambda_runtime import LocalContext, sqs_event
 from invoice_sync_ops.template import StackResources, create_stack_resources
 
 START = 1_796_000_000.0
@@ -233,3 +237,47 @@ def test_without_its_window_store_an_alert_still_goes_out(stack: StackResources,
     for n in range(ALLOWANCE + 2):
         alerts.publish(*_parked(n))
     assert len(_inbox(stack)) == ALLOWANCE + 2
+
+
+class _Service:
+    """A push service stand-in: its batch parks nothing; its alerts are the real publisher."""
+
+    def __init__(self, alerts: AlertPublisher) -> None:
+        self.alerts = alerts
+
+    def handle_batch(self, messages: list[Any], time_left: Any) -> list[PushResult]:
+        return [PushResult(Outcome.UNCHANGED, f"in_{i}") for i, _ in enumerate(messages)]
+
+
+class _Ledgers:
+    def quotas(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_push_batch_sends_the_summary_its_process_owes(
+    stack: StackResources, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a push process that counted alerts into a window now over, when its next batch is
+    handled, then the handler sends that window's summary (before the window ends it sends none)."""
+    alerts = _publisher(stack, clock)
+    for n in range(ALLOWANCE + 4):
+        alerts.publish(*_parked(n))
+    _inbox(stack)
+    monkeypatch.setattr(bootstrap, "push", lambda: _Service(alerts), raising=False)
+    monkeypatch.setattr(bootstrap, "ledgers", _Ledgers, raising=False)
+    body = json.dumps(
+        {
+            "connection_id": "acme",
+            "source": "stripe",
+            "event_id": "e",
+            "event_type": "invoice.paid",
+            "version": 1,
+            "archive_key": "raw/e.json",
+        }
+    )
+    event = sqs_event([{"MessageId": "m", "ReceiptHandle": "r", "Body": body}], "arn:aws:sqs:us-east-1:1:q")
+    assert push.handler(event, LocalContext("push")) == {"batchItemFailures": []}
+    assert _inbox(stack) == []
+    clock.now += WINDOW_SECONDS
+    assert push.handler(event, LocalContext("push")) == {"batchItemFailures": []}
+    assert [a["subject"] for a in _inbox(stack)] == ["invoice-sync: 4 more: mapping missing (acme)"]
