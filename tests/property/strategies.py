@@ -16,7 +16,10 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     | st.booleans()
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30),
+    | st.text(max_size=30)
+    # Lone surrogates: json.dumps writes them as \uD800-style escapes, which decode to text that
+    # no UTF-8 encoder takes.
+    | st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=3),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
@@ -63,6 +66,17 @@ def bodies(source: str = "stripe") -> st.SearchStrategy[bytes]:
         json_values.map(lambda v: json.dumps(v).encode()),
         st.sampled_from(fixtures(source)),
         mutated_fixture(source),
+        # Nested deeper than the decoder's recursion goes, bare or inside an event's data.
+        st.integers(1, 100_000).map(lambda n: b"[" * n + b"]" * n),
+        st.integers(500, 50_000).map(
+            lambda n: (
+                b'{"id":"evt_1","type":"invoice.paid","created":1,"data":'
+                + b'{"a":' * n
+                + b"1"
+                + b"}" * n
+                + b"}"
+            )
+        ),
         # Not JSON: NaN, a BOM in front, a truncated event.
         st.sampled_from(
             [b"NaN", b'{"id": NaN}', b"\xef\xbb\xbf{}", b'{"id": "evt_1", "type": "invoice.paid"']

@@ -228,6 +228,9 @@ def _load(payload: bytes) -> dict[str, Any]:
     try:
         # NaN and Infinity are Python extensions, not JSON: refused like any other bad token.
         document = json.loads(payload, parse_constant=_refuse_constant)
+    except RecursionError:
+        # Arrays or objects nested some thousand deep: the decoder's recursion gives out.
+        raise InvalidPayload("body is not valid JSON (UTF-8): nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         position = getattr(exc, "pos", getattr(exc, "start", None))
         where = f" at position {position}" if position is not None else ""

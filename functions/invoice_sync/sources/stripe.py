@@ -9,6 +9,7 @@ which one arrives, and a company may move between them at any time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -429,15 +430,36 @@ def parse_refund(obj: dict[str, Any], event_created: int) -> Refund:
         raise InvalidPayload(describe(exc, ("data", "object"))) from None
 
 
+# A \uD800-\uDFFF escape: the only way JSON in UTF-8 can carry a surrogate. One of a pair (an emoji)
+# decodes to a real character; a lone one to a string no UTF-8 encoder takes, which would fail
+# the queue message's serialisation after the webhook was accepted (a 5xx, retried for days).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _unicode(document: Any) -> bool:
+    """True when every string in the decoded body encodes as UTF-8 (no lone surrogate)."""
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_event(payload: bytes) -> SourceEvent | None:
     """Parses a verified Stripe event. ``None`` for an event type invoice-sync does not handle."""
     try:
         document = json.loads(payload)
+    except RecursionError:
+        # Arrays or objects nested some thousand deep: the decoder's recursion gives out (no event
+        # of Stripe's nests more than a dozen levels).
+        raise InvalidPayload("body is not valid JSON: nested too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidPayload(
             f"body is not valid JSON: {exc.__class__.__name__} at position "
             f"{getattr(exc, 'pos', getattr(exc, 'start', 0))}"
         ) from None
+    if _SURROGATE_ESCAPE.search(payload) and not _unicode(document):
+        raise InvalidPayload("body is not valid JSON: a \\u escape names half a surrogate pair")
     if not isinstance(document, dict):
         raise InvalidPayload("body must be a JSON object (a Stripe event)")
     try:
