@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,13 +92,33 @@ def seed_demo(
     )
 
 
+PushHandler = Callable[[dict[str, Any], Any], Any]
+
+
 class LocalStack:
+    """``environment`` overrides what the functions are given (a bench's own settings);
+    ``wrap_push`` wraps the push handler the SQS event source invokes (a bench's fault injection
+    around the real handler, so that nothing of the kind lives in the product's code);
+    ``pollers`` is how many push invocations may run at once (Lambda's concurrency), each an
+    event source of its own."""
+
     def __init__(
-        self, *, ledger: str = "quickbooks", company: DemoCompany | None = None, retry_seconds: int = 1
+        self,
+        *,
+        ledger: str = "quickbooks",
+        company: DemoCompany | None = None,
+        retry_seconds: int = 1,
+        environment: Mapping[str, str] | None = None,
+        wrap_push: Callable[[PushHandler], PushHandler] | None = None,
+        pollers: int = 1,
     ) -> None:
         self.ledger = LEDGERS[ledger]
         self.company = company or DemoCompany()
         self._retry_seconds = retry_seconds
+        self._extra_environment = dict(environment or {})
+        self._wrap_push = wrap_push
+        self._pollers = max(1, pollers)
+        self.event_sources: list[SqsEventSource] = []
         self._moto: ThreadedMotoServer | None = None
         self.sandbox = self.ledger.sandbox()
         self.stripe = StripeSandbox()
@@ -155,6 +175,7 @@ class LocalStack:
                 # Locally a credit note and the charge.refunded it causes are posted by the same
                 # hand, in order: no need to give the credit note time to arrive first.
                 "REFUND_SETTLE_SECONDS": "0",
+                **self._extra_environment,
             }
         )
         # Imported only now: Powertools reads its settings from the environment at import time.
@@ -168,18 +189,21 @@ class LocalStack:
         self.seed()
         self.api = LocalHttpApi(webhook_intake.handler)
         self.api_url = self.api.start()
-        self.event_source = SqsEventSource(
-            self.client("sqs"),
-            self.resources.sync_queue_url,
-            push_handler.handler,
-            retry_seconds=self._retry_seconds,
-        )
-        self.event_source.start()
+        push = self._wrap_push(push_handler.handler) if self._wrap_push else push_handler.handler
+        self.event_sources = [
+            SqsEventSource(
+                self.client("sqs"), self.resources.sync_queue_url, push, retry_seconds=self._retry_seconds
+            )
+            for _ in range(self._pollers)
+        ]
+        self.event_source = self.event_sources[0]
+        for source in self.event_sources:
+            source.start()
         return self
 
     def stop(self) -> None:
-        if self.event_source:
-            self.event_source.stop()
+        for source in self.event_sources:
+            source.stop()
         if self.api:
             self.api.stop()
         self.sandbox.stop()
@@ -263,7 +287,8 @@ class LocalStack:
             pending = int(attributes["ApproximateNumberOfMessages"]) + int(
                 attributes["ApproximateNumberOfMessagesNotVisible"]
             )
-            quiet_rounds = quiet_rounds + 1 if pending == 0 and not self.event_source.busy.is_set() else 0
+            busy = any(source.busy.is_set() for source in self.event_sources)
+            quiet_rounds = quiet_rounds + 1 if pending == 0 and not busy else 0
             if quiet_rounds >= 3:
                 return True
             time.sleep(0.2)
