@@ -14,7 +14,7 @@ Method, per ledger:
   Retry-After; QBO documents none and sends none). In a child process because a ledger's work is
   the ledger's: in this process it would take this process's CPU, which it never does in reality.
 - **The product** is ``invoice-sync backfill`` itself (``commands.backfill.run``): it lists the
-  invoices from the Stripe stand-in (generated open invoices: one or two lines, three customers,
+  invoices from the Stripe stand-in (a child process too; generated open invoices: one or two lines, three customers,
   8.25 % tax), archives each as an event and hands them to the push use case's batch path
   (``PushService.handle_batch``) in batches of the ledger's size, with the adapters the push Lambda
   builds (``LedgerRegistry``: limits, retries, token refresh). AWS is moto in this process
@@ -199,6 +199,48 @@ def serve_sandbox(name: str, scale: float, latency: float, pipe: Pipe) -> None:
     sandbox.stop()
 
 
+def serve_stripe(invoices: int, pipe: Pipe) -> None:
+    """Child process: the Stripe stand-in holding the generated invoices; sends its URL, serves
+    until told to stop. Apart from this process for the same reason as the ledger: listing 10,000
+    invoices is Stripe's work (its JSON took a fifth of this process's CPU when it ran here)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from invoice_sync_ops.sandboxes.stripe import StripeSandbox  # noqa: PLC0415
+
+    stripe = StripeSandbox()
+    stripe.seed_account(STRIPE_ACCOUNT, api_key=STRIPE_KEY, invoices=generated_invoices(invoices))
+    pipe.send(stripe.start())
+    pipe.recv()
+    stripe.stop()
+
+
+def generated_invoices(count: int) -> list[dict[str, Any]]:
+    """The open invoices the Stripe stand-in lists (the same ones on both sides of the pipe)."""
+    from invoice_sync_ops.sandboxes.stripe import generate_invoices  # noqa: PLC0415
+
+    return generate_invoices(
+        count, start=START, step_seconds=60, prefix="BENCH", id_prefix="in_1Bench", statuses=("open",)
+    )
+
+
+def child(target: Callable[..., None], *args: Any) -> tuple[Any, Pipe, str]:
+    """Starts ``target(*args, pipe)`` in a fresh interpreter; returns it, its pipe and the URL it
+    sent (within two minutes, or its exit code says why not)."""
+    spawn = multiprocessing.get_context("spawn")
+    parent, end = spawn.Pipe()
+    process = spawn.Process(target=target, args=(*args, end), daemon=True)
+    process.start()
+    if not parent.poll(120):  # the child failed to start: its traceback is on stderr
+        process.kill()
+        raise RuntimeError(f"{target.__name__} did not start (exit code {process.exitcode})")
+    return process, parent, parent.recv()
+
+
+def stop(process: Any, pipe: Pipe) -> None:
+    with contextlib.suppress(OSError):
+        pipe.send("stop")
+    process.join(timeout=10)
+
+
 # --------------------------------------------------------------------------------------------------
 # The product: invoice-sync backfill on moto, against the sandbox
 
@@ -332,28 +374,17 @@ def backfill(
     from invoice_sync.ledgers.registry import LedgerRegistry  # noqa: PLC0415
     from invoice_sync_ops.commands import Context, backfill  # noqa: PLC0415
     from invoice_sync_ops.local.ledgers import LEDGERS as LOCAL  # noqa: PLC0415
-    from invoice_sync_ops.sandboxes.stripe import StripeSandbox, generate_invoices  # noqa: PLC0415
 
-    spawn = multiprocessing.get_context("spawn")
-    parent, child = spawn.Pipe()
-    process = spawn.Process(target=serve_sandbox, args=(ledger.name, scale, latency, child), daemon=True)
-    process.start()
-    stripe = StripeSandbox()
+    sandbox, sandbox_pipe, ledger_url = child(serve_sandbox, ledger.name, scale, latency)
     try:
-        if not parent.poll(120):  # the child failed to start: its traceback is on stderr
-            raise RuntimeError(f"the {ledger.name} sandbox did not start (exit code {process.exitcode})")
-        ledger_url = parent.recv()
-        generated = generate_invoices(
-            invoices,
-            start=START,
-            step_seconds=60,
-            prefix="BENCH",
-            id_prefix="in_1Bench",
-            statuses=("open",),
-        )
-        source = {str(obj["number"]): Decimal(int(obj["total"])) / 100 for obj in generated}
-        stripe.seed_account(STRIPE_ACCOUNT, api_key=STRIPE_KEY, invoices=generated)
-        stripe_url = stripe.start()
+        stripe, stripe_pipe, stripe_url = child(serve_stripe, invoices)
+    except BaseException:
+        stop(sandbox, sandbox_pipe)
+        raise
+    try:
+        source = {
+            str(obj["number"]): Decimal(int(obj["total"])) / 100 for obj in generated_invoices(invoices)
+        }
         tenant = LOCAL[ledger.name].tenant_id
         control = f"{ledger_url}/_sandbox/{ledger.control_root}/{tenant}"
         if throttle_rate:
@@ -393,9 +424,8 @@ def backfill(
             httpx.get(f"{control}/{ledger.invoices}", timeout=120).content, parse_float=Decimal
         )
     finally:
-        stripe.stop()
-        parent.send("stop")
-        process.join(timeout=10)
+        stop(stripe, stripe_pipe)
+        stop(sandbox, sandbox_pipe)
     api = [entry for entry in log if entry["path"].startswith(ledger.api_prefix)]
     other: Counter[str] = Counter(
         f"{entry['method']} {entry['path'].split('?')[0].rsplit('/', 1)[-1]}"
