@@ -49,11 +49,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import io
 import json
 import logging
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -579,9 +581,16 @@ def watch(stack: Any, stop: threading.Event, every: float = 15.0) -> None:
     """Every ``every`` seconds, a line on stderr: where the messages are and what push has done."""
     from invoice_sync.store.queue import depth_of  # noqa: PLC0415
 
+    last, still = -1, 0
     while not stop.wait(every):
         queue = depth_of(stack.client("sqs"), stack.resources.sync_queue_url)
         sources = stack.event_sources
+        invocations = sum(s.invocations for s in sources)
+        still = still + 1 if invocations == last and any(s.busy.is_set() for s in sources) else 0
+        last = invocations
+        if still == 8:
+            print("  push has been inside one invocation for 2 minutes; the threads:", file=sys.stderr)
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         print(
             f"  queue {queue.visible} waiting, {queue.in_flight} in flight; "
             f"dead letters {dead_letters(stack)}; "
@@ -683,6 +692,7 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
     os.environ.update({"POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "invoice-sync"})
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1 <pid>: where every thread is
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # Imported now: the local stack's imports read Powertools' settings from the environment.
     from invoice_sync_ops.local.stack import LocalStack  # noqa: PLC0415

@@ -12,15 +12,14 @@ document is kept beside it: its source id (the id the adapters' marker carries) 
 from __future__ import annotations
 
 import copy
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cost import envelope  # the cost bench's Stripe event, pretty-printed as Stripe sends it
 from invoice_sync_ops.sandboxes.stripe import generate_invoices
 
-API_VERSION = "2026-06-24.dahlia"
 # The shares of invoices that stay open, are paid, are paid then credited, are paid then refunded.
 MIX = (("open", 0.10), ("paid", 0.60), ("credited", 0.15), ("refunded", 0.15))
 # Seconds between an invoice's finalization, its payment and its credit note or refund.
@@ -55,22 +54,6 @@ class Population:
         for document in self.documents:
             counts[document.kind] = counts.get(document.kind, 0) + 1
         return counts
-
-
-def envelope(event_id: str, kind: str, obj: dict[str, Any], created: int) -> bytes:
-    """A Stripe event around ``obj``, pretty-printed as Stripe sends it."""
-    event = {
-        "id": event_id,
-        "object": "event",
-        "api_version": API_VERSION,
-        "created": created,
-        "data": {"object": obj},
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": None},
-        "type": kind,
-    }
-    return json.dumps(event, indent=2).encode()
 
 
 def _paid(invoice: dict[str, Any], serial: str, at: int) -> dict[str, Any]:
