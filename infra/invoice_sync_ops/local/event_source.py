@@ -17,6 +17,12 @@ from invoice_sync_ops.local.lambda_runtime import LocalContext, sqs_event
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
+# moto's SQS is not safe for receives racing each other: two receives that both find a message at
+# maxReceiveCount both try to move it to the dead-letter queue, one fails (HTTP 500), and the
+# messages that receive had already marked received are returned to nobody, invisible for the
+# queue's visibility timeout (12 minutes). Real SQS has no such race; here, one receive at a time.
+_RECEIVING = threading.Lock()
+
 
 class SqsEventSource:
     def __init__(
@@ -47,13 +53,14 @@ class SqsEventSource:
 
     def poll_once(self) -> int:
         """One receive-invoke-delete round; returns how many messages it handled."""
-        received = self._sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=self._wait_seconds,
-            MessageAttributeNames=["All"],
-            AttributeNames=["All"],
-        ).get("Messages", [])
+        with _RECEIVING:
+            received = self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=self._batch_size,
+                WaitTimeSeconds=self._wait_seconds,
+                MessageAttributeNames=["All"],
+                AttributeNames=["All"],
+            ).get("Messages", [])
         if not received:
             return 0
         self.busy.set()
