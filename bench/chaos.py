@@ -602,22 +602,25 @@ def watch(stack: Any, stop: threading.Event, every: float = 15.0) -> None:
         )
 
 
-def operate(stack: Any, *, timeout: float, wait: float, rounds: int = 4) -> list[dict[str, Any]]:
+def operate(stack: Any, *, timeout: float, wait: float, rounds: int = 12) -> list[dict[str, Any]]:
     """What the operator does once the queue has drained: re-drive the parked records and the dead
-    letters, wait for them, again while that changes anything. Before another round the operator
-    waits ``wait`` seconds (an alarm does not page twice a minute), long enough for an intent a
-    failed attempt left behind to be known as abandoned (push's intent timeout)."""
+    letters, wait for them, and again while that still gets somewhere (what parks again and again
+    needs a person, not a re-drive). Before another round the operator waits ``wait`` seconds (an
+    alarm does not page twice a minute), long enough for an intent a failed attempt left behind to
+    be known as abandoned (push's intent timeout)."""
     done: list[dict[str, Any]] = []
-    previous: set[tuple[str, str, str]] | None = None
+    best: int | None = None
+    stuck = 0
     for number in range(rounds):
         records = parked(stack)
         waiting = dead_letters(stack)
-        now = {(r.kind, r.source_id, r.last_error or "") for r in records}
-        if not records and not waiting:
+        left = len(records) + waiting
+        if not left:
             break
-        if now == previous and not waiting:
-            break  # the same records park again: what is left needs a person, not a re-drive
-        previous = now
+        stuck = stuck + 1 if best is not None and left >= best else 0
+        if stuck >= 2:
+            break
+        best = left if best is None else min(best, left)
         if number > 0:
             print(f"  operator waits {wait:.0f} s before re-driving again", file=sys.stderr, flush=True)
             time.sleep(wait)
