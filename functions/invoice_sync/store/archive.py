@@ -119,7 +119,8 @@ class RawArchive:
         self._client = client or aws.client("s3")
         self._bundles: OrderedDict[str, dict[str, dict[str, str]]] = OrderedDict()
 
-    def put(self, key: str, body: bytes, metadata: dict[str, str]) -> None:
+    def put(self, key: str, body: bytes, metadata: dict[str, str], **conditions: str) -> None:
+        """Writes one object as sent (``conditions``: S3's conditional-write headers, if any)."""
         self._client.put_object(
             Bucket=self.bucket,
             Key=key,
@@ -127,21 +128,14 @@ class RawArchive:
             ContentType="application/json",
             ContentMD5=_md5(body),
             Metadata=metadata,
+            **conditions,
         )
 
     def put_new(self, key: str, body: bytes, metadata: dict[str, str]) -> bool:
         """Writes ``key`` only if it does not exist yet (S3's conditional ``If-None-Match: *``);
         True when this call created it, False when it was there already."""
         try:
-            self._client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/octet-stream",
-                ContentMD5=_md5(body),
-                Metadata=metadata,
-                IfNoneMatch="*",
-            )
+            self.put(key, body, metadata, IfNoneMatch="*")
         except ClientError as exc:
             # 412: the object exists; 409: a concurrent conditional write to it is in progress.
             code = exc.response.get("Error", {}).get("Code")
