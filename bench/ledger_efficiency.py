@@ -14,16 +14,17 @@ Method, per ledger:
   Retry-After; QBO documents none and sends none). In a child process because a ledger's work is
   the ledger's: in this process it would take this process's CPU, which it never does in reality.
 - **The product** is ``invoice-sync backfill`` itself (``commands.backfill.run``): it lists the
-  invoices from the Stripe stand-in (a child process too; generated open invoices: one or two lines, three customers,
-  8.25 % tax), archives each as an event and hands them to the push use case's batch path
-  (``PushService.handle_batch``) in batches of the ledger's size, with the adapters the push Lambda
-  builds (``LedgerRegistry``: limits, retries, token refresh). AWS is moto in this process
-  (``mock_aws``), not the local stack's moto server: the same store code, without an HTTP server
-  in this process competing for its one interpreter (that costs the server's share of the CPU and
-  made each AWS call slower, 68 ms an invoice against 29 ms measured). It is still not free: moto's
-  DynamoDB and S3 cost some 6 ms of CPU a call, four calls an invoice, where real AWS costs
-  network waiting, not CPU. The table shows this process's CPU per invoice and how busy it was,
-  so a run the machine, not the ledger, held back says so.
+  invoices from the Stripe stand-in (a child process too; generated open invoices: one or two
+  lines, three customers, 8.25 % tax), archives each as an event and hands them to the push use
+  case's batch path (``PushService.handle_batch``) in batches of the ledger's size, with the
+  adapters the push Lambda builds (``LedgerRegistry``: limits, retries, token refresh). AWS is
+  moto in this process (``mock_aws``), not the local stack's moto server: the same store code,
+  without an HTTP server in this process competing for its one interpreter (that costs the
+  server's share of the CPU and made each AWS call slower, 68 ms an invoice against 29 ms
+  measured). It is still not free: moto's DynamoDB and S3 cost some 6 ms of CPU a call, four
+  calls an invoice, where real AWS costs network waiting, not CPU. The table shows this
+  process's CPU per invoice and how busy it was, so a run the machine, not the ledger, held back
+  says so.
 - **Requests** are what the sandbox logged on its API (its OAuth token endpoint left out), 429s
   included. The floor is the fewest requests that can carry the invoices: QBO ceil(N/30) ``/batch``
   requests, Xero ceil(N/50) ``PUT /Invoices``, FreshBooks N (no batch call).
