@@ -20,7 +20,7 @@ from invoice_sync import bootstrap
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.sources import SOURCES
 from invoice_sync.sources.stripe_api import StripeApi, api_key
-from invoice_sync.store.alerts import AlertPublisher
+from invoice_sync.store.alerts import AlertPublisher, AlertWindows
 from invoice_sync.store.archive import RawArchive, archive_key
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.sync.intake import sync_message
@@ -125,7 +125,13 @@ def push_service(ctx: Context) -> PushService:
         state=ctx.state,
         mappings=MappingsStore(target.mappings_table, target.client("dynamodb")),
         archive=archive(ctx),
-        alerts=AlertPublisher(target.alerts_topic_arn, target.client("sns")),
+        # Windowed as push's are: a backfill that parks thousands for one missing mapping sends the
+        # first alerts and one summary (the nightly export sends what this run leaves counted).
+        alerts=AlertPublisher(
+            target.alerts_topic_arn,
+            target.client("sns"),
+            windows=AlertWindows(target.sync_table, target.client("dynamodb")),
+        ),
         ledger_for=ctx.ledgers,
     )
 
