@@ -18,7 +18,9 @@ from moto import mock_aws
 from invoice_sync import bootstrap
 from invoice_sync.handlers import push
 from invoice_sync.store.alerts import (
-    ALLOWANCE,
+    ALLOWANCE as DEFAULT_ALLOWANCE,
+)
+from invoice_sync.store.alerts import (
     EXAMPLES,
     WINDOW_SECONDS,
     AlertPublisher,
@@ -30,6 +32,9 @@ from invoice_sync_ops.local.lambda_runtime import LocalContext, sqs_event
 from invoice_sync_ops.template import StackResources, create_stack_resources
 
 START = 1_796_000_000.0
+# Most tests here run windows that let three out one by one, so that "the first few", "the last
+# of them" and "the rest" are all distinct; the default (one) has its own test.
+ALLOWANCE = 3
 
 
 class Clock:
@@ -58,8 +63,10 @@ def clock() -> Clock:
     return Clock()
 
 
-def _publisher(stack: StackResources, clock: Clock, sns: Any | None = None) -> AlertPublisher:
-    windows = AlertWindows(stack.sync_table, boto3.client("dynamodb"), clock=clock)
+def _publisher(
+    stack: StackResources, clock: Clock, sns: Any | None = None, *, allowance: int = ALLOWANCE
+) -> AlertPublisher:
+    windows = AlertWindows(stack.sync_table, boto3.client("dynamodb"), clock=clock, allowance=allowance)
     return AlertPublisher(stack.alerts_topic_arn, sns or boto3.client("sns"), windows=windows)
 
 
@@ -112,12 +119,30 @@ def test_a_storm_sends_the_first_few_then_one_summary(stack: StackResources, clo
     assert summary["subject"] == "invoice-sync: 197 more: mapping missing (acme)"
     details = _details(summary)
     assert details["kind"] == "alert_summary"
-    assert (details["alerts"], details["sent"], details["counted"]) == (200, ALLOWANCE, 197)
+    assert (details["alerts"], details["sent"], details["counted"]) == (200, ALLOWANCE, 200 - ALLOWANCE)
     assert details["examples"] == [f"in_{n:04d}" for n in range(ALLOWANCE, ALLOWANCE + EXAMPLES)]
     assert "and 177 more" in summary["message"]
     assert "invoice-sync redrive --connection acme" in summary["message"]
     assert alerts.flush_due(everything=True) == 0
     assert _inbox(stack) == []
+
+
+def test_by_default_a_storm_is_one_email_then_one_summary(stack: StackResources, clock: Clock) -> None:
+    """Given the default windows and 500 invoices parked for one cause within the hour, then one
+    alert goes out at once (naming the first invoice and saying the rest will be summarised) and,
+    once the hour is over, one summary of the other 499: two e-mails, not 500."""
+    assert DEFAULT_ALLOWANCE == 1
+    alerts = _publisher(stack, clock, allowance=DEFAULT_ALLOWANCE)
+    for n in range(500):
+        alerts.publish(*_parked(n))
+    (first,) = _inbox(stack)
+    assert first["subject"] == "invoice-sync: mapping missing (INV-0000)"
+    assert "counted and sent as one summary" in first["message"]
+    clock.now = START + WINDOW_SECONDS
+    assert alerts.flush_due() == 1
+    (summary,) = _inbox(stack)
+    assert summary["subject"] == "invoice-sync: 499 more: mapping missing (acme)"
+    assert _details(summary)["counted"] == 499
 
 
 def test_windows_are_per_kind_connection_and_reason(stack: StackResources, clock: Clock) -> None:

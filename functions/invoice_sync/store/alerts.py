@@ -34,10 +34,12 @@ from invoice_sync.observability import logger
 from invoice_sync.store import aws
 
 WINDOW_SECONDS = 3600
-# Alerts of one key sent one by one in a window before the rest are counted: each names its own
-# document and command, and a few distinct ones (two refunds of unknown charges) are still read
-# one by one; a storm of thousands sends these, then one summary.
-ALLOWANCE = 3
+# Alerts of one key sent one by one in a window before the rest are counted. One: the first alert
+# of a cause names its document, the command that fixes it and that more like it will be counted;
+# a storm of thousands is that e-mail and, an hour later, one summary naming the rest (issue 8:
+# one e-mail, not thousands). A deployment that wants a few distinct ones read one by one can
+# pass ``allowance`` to ``AlertWindows``.
+ALLOWANCE = 1
 # Source ids a summary names; the rest are counted (the record list is `invoice-sync log`).
 EXAMPLES = 20
 # Window items outlive their window by a week for the summary and a look at what was counted.
