@@ -10,6 +10,7 @@ Lambda's active tracing (template parameter ``Tracing``) still records each invo
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from invoice_sync.ledgers.http import Quota
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "invoice-sync"
+
+# botocore at DEBUG writes every request's parameters and every response body: Secrets Manager's
+# secret values, DynamoDB items and SQS bodies with customer e-mails. Lambda sets the root logger
+# to the template's ApplicationLogLevel, so a DEBUG there would send them to CloudWatch; these
+# loggers never go below INFO (tests/e2e/test_log_secrets.py).
+for _wire in ("botocore", "boto3"):
+    logging.getLogger(_wire).setLevel(max(logging.INFO, logging.getLogger(_wire).level))
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "InvoiceSync")

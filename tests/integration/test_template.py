@@ -494,3 +494,20 @@ def test_local_bucket_aborts_stale_export_staging(template: dict[str, Any], stac
     assert {rule["ID"] for rule in rules} == {
         rule["ID"] for rule in lifecycle_rules("ArchiveBucket", template)
     }
+
+
+def test_every_function_that_alerts_may_publish_to_the_alerts_topic(template: dict[str, Any]) -> None:
+    """Proves each function whose wiring builds an AlertPublisher (intake for an authentic but
+    invalid webhook, push, export, reconcile) may publish to the alerts topic and use its KMS key:
+    without them its first alert would fail in AWS, never on moto, which checks no permissions."""
+    for logical_id in ("WebhookIntakeFunction", "PushFunction", "NightlyExportFunction", "ReconcileFunction"):
+        _, role = function_role(template, logical_id)
+        grants = {
+            (action, str(resource))
+            for statement in role_statements(role)
+            for action in _as_list(statement["Action"])
+            for resource in _as_list(statement["Resource"])
+        }
+        assert ("sns:Publish", str({"Ref": "AlertsTopic"})) in grants, logical_id
+        key = str({"Fn::GetAtt": ["AlertsKey", "Arn"]})
+        assert {("kms:GenerateDataKey", key), ("kms:Decrypt", key)} <= grants, logical_id
