@@ -261,16 +261,6 @@ def _kwd_line_invoice(minor_amount: int) -> Invoice:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ledgers/freshbooks/payloads.py rounds and compares at the cent (CENT, UNIT_PLACES=2) "
-        "whatever the currency, and FreshBooks keeps money to the cent: a KWD or BHD line of "
-        "1.235 goes out as unit_cost '1.235' and FreshBooks totals 1.24 (0.001 KWD becomes 0.00). "
-        "The builder should refuse an amount finer than a cent (park it) or carry the difference on "
-        "the rounding line. Not this helper's file: reported."
-    ),
-)
 @given(document=st.one_of(documents(currencies=THREE), documents(credit_note=True, currencies=THREE)))
 @example(document=_kwd_line_invoice(1))
 @example(document=_kwd_line_invoice(1235))
@@ -290,16 +280,6 @@ def _line_priced_back(amount: str, quantity: int, places: int, currency: str) ->
     return qty * unit, quantize(qty * unit, currency)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ledgers/port.py LineDraft.priced checks qty*unit against the amount with "
-        "quantize(Decimal('0.01')) in the default ROUND_HALF_EVEN, not half-up at the currency's "
-        "exponent: USD 1.00 x 150 at 4 places gives unit 0.0067 (150 x 0.0067 = 1.005, which a "
-        "ledger rounds half-up to 1.01); KWD 1.230 x 92000 at 7 places gives 0.0000134 "
-        "(= 1.2328 -> 1.233). Not this helper's file: reported."
-    ),
-)
 @settings(max_examples=300)
 @given(
     currency=st.sampled_from(CURRENCIES),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, Protocol
 
 from invoice_sync.errors import LedgerError
@@ -27,17 +27,23 @@ class LineDraft:
     tax: Decimal = Decimal(0)  # the source's tax on this line, every rate together
     account: str | None = None  # Xero account code; QBO items carry their own
 
-    def priced(self, places: int) -> tuple[Decimal, Decimal]:
+    def priced(self, places: int, money_places: int | None = None) -> tuple[Decimal, Decimal]:
         """(quantity, unit price) whose product rounds to the amount, with ``places`` decimals.
 
         Where no unit price of that precision multiplies back to the amount (12.34 for a million
         units of usage), the line goes as one unit of its amount: the money must be exact, the
         quantity is only descriptive.
+
+        The ledger multiplies back and rounds half-up to ``money_places`` decimals, and so is this
+        checked: by default the currency's minor unit, which is the amount's own exponent (0 for
+        JPY, 3 for KWD), as QBO and Xero round; FreshBooks keeps every currency to the cent (2).
         """
         step = Decimal(1).scaleb(-places)
+        exponent = -money_places if money_places is not None else int(self.amount.as_tuple().exponent)
+        minor = Decimal(1).scaleb(min(0, exponent))
         if self.quantity > 0:
-            unit = (self.amount / self.quantity).quantize(step)
-            if (unit * self.quantity).quantize(Decimal("0.01")) == self.amount:
+            unit = (self.amount / self.quantity).quantize(step, rounding=ROUND_HALF_UP)
+            if (unit * self.quantity).quantize(minor, rounding=ROUND_HALF_UP) == self.amount:
                 return Decimal(self.quantity), unit
         return Decimal(1), self.amount
 

@@ -95,10 +95,25 @@ def tax_percent(line: LineDraft, discount: Decimal | None) -> Decimal | None:
 
 
 def _lines(draft: InvoiceDraft, discount: Decimal | None) -> list[dict[str, Any]]:
+    # FreshBooks keeps money to the cent in every currency: a KWD or BHD amount with a third
+    # decimal would be rounded away (0.001 KWD becomes 0.00), so such a document is refused.
+    amounts = (
+        draft.total,
+        draft.tax,
+        draft.discount,
+        *(x for line in draft.lines for x in (line.amount, line.tax)),
+    )
+    finer = next((amount for amount in amounts if amount != amount.quantize(CENT)), None)
+    if finer is not None:
+        raise LedgerValidation(
+            f"FreshBooks keeps money to the cent and {finer} {draft.currency} is finer; the document "
+            "cannot be copied exactly"
+        )
     lines: list[dict[str, Any]] = []
     subtotal = tax_total = Decimal(0)
     for line in draft.lines:
-        quantity, unit_cost = line.priced(UNIT_PLACES)
+        # FreshBooks totals a line to the cent whatever the currency (``_round``).
+        quantity, unit_cost = line.priced(UNIT_PLACES, money_places=2)
         percent = tax_percent(line, discount)
         item: dict[str, Any] = {
             "type": 0,  # a normal line (1 would be a time entry)
