@@ -69,12 +69,29 @@ def _typed(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Entries a warm instance keeps at most (connections, their rules, customers' rules).
+MAX_CACHED = 4096
+
+
 class MappingsStore:
     def __init__(self, table: str, client: Any | None = None, *, cache_seconds: float = 60.0) -> None:
         self.table = table
         self._client = client or aws.client("dynamodb")
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Any]] = {}
+
+    def _keep(self, key: str, value: Any) -> None:
+        """Caches ``value``; past ``MAX_CACHED`` entries the expired ones go, then the oldest: the
+        intake caches the answer for any connection id of the right shape, unknown ones included,
+        and random ids must not grow a warm instance's memory without bound."""
+        self._cache.pop(key, None)  # re-inserted last: the dict's order is the entries' age
+        self._cache[key] = (time.monotonic(), value)
+        if len(self._cache) > MAX_CACHED:
+            cutoff = time.monotonic() - self._cache_seconds
+            for stale in [k for k, (at, _) in self._cache.items() if at < cutoff]:
+                del self._cache[stale]
+            for oldest in list(self._cache)[: max(0, len(self._cache) - MAX_CACHED)]:
+                del self._cache[oldest]
 
     def _cached(self, key: str) -> tuple[bool, Any]:
         cached = self._cache.get(key)
@@ -94,7 +111,7 @@ class MappingsStore:
         if "Item" in response:
             data = _plain(response["Item"])
             connection = Connection.model_validate({k: v for k, v in data.items() if k not in {"pk", "sk"}})
-        self._cache[f"connection#{connection_id}"] = (time.monotonic(), connection)
+        self._keep(f"connection#{connection_id}", connection)
         return connection
 
     def mappings(self, connection_id: str) -> Mappings | None:
@@ -120,7 +137,7 @@ class MappingsStore:
                 elif sort_key.startswith("RULE#"):
                     rules.append(MappingRule.model_validate(data))
         result = Mappings(connection=connection, rules=tuple(rules)) if connection else None
-        self._cache[f"mappings#{connection_id}"] = (time.monotonic(), result)
+        self._keep(f"mappings#{connection_id}", result)
         return result
 
     def customer_rule(self, connection_id: str, source_id: str) -> MappingRule | None:
@@ -136,7 +153,7 @@ class MappingsStore:
         if "Item" in response:
             data = _plain(response["Item"])
             rule = MappingRule.model_validate({k: v for k, v in data.items() if k not in {"pk", "sk"}})
-            self._cache[key] = (time.monotonic(), rule)
+            self._keep(key, rule)
         return rule
 
     def forget(self, connection_id: str) -> None:
@@ -196,7 +213,7 @@ class MappingsStore:
             }
         self._client.put_item(TableName=self.table, Item={**key, **_typed(rule.model_dump(mode="json"))})
         if rule.kind is RuleKind.CUSTOMER:
-            self._cache[f"customer#{connection_id}#{rule.source_value}"] = (time.monotonic(), rule)
+            self._keep(f"customer#{connection_id}#{rule.source_value}", rule)
         else:
             self.forget(connection_id)
 
