@@ -23,6 +23,7 @@ import argparse
 import getpass
 import os
 import sys
+import time
 import webbrowser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from rich.table import Table
 from rich.text import Text
 
 from invoice_sync.errors import ConnectionBroken, TokenRevoked
-from invoice_sync.ledgers.http import token_grant
+from invoice_sync.ledgers.http import retry_after_seconds, token_grant
 from invoice_sync.ledgers.quickbooks.client import MINOR_VERSION
 from invoice_sync.models.mapping import Connection, LedgerKind
 from invoice_sync.models.tokens import TokenSet
@@ -623,6 +624,14 @@ def _tenants(
     return found
 
 
+# Reading the company after the grant: 429 and passing 5xx are retried, each wait at most a minute
+# (Xero's minute window), four tries in all.
+READ_ATTEMPTS = 4
+MAX_READ_WAIT = 60.0
+RETRIED = frozenset({429, 502, 503, 504})
+_sleep = time.sleep
+
+
 def _get(
     spec: LedgerOAuth,
     http: httpx.Client,
@@ -632,19 +641,26 @@ def _get(
     params: dict[str, str] | None = None,
 ) -> Any:
     assert tokens.access_token is not None
-    try:
-        response = http.get(
-            url,
-            params=params,
-            headers={
-                "Authorization": f"Bearer {tokens.access_token.get_secret_value()}",
-                "Accept": "application/json",
-            },
-        )
-    except httpx.TransportError as exc:
-        raise CliError(
-            f"{spec.title} unreachable while reading its {what}: {exc.__class__.__name__}"
-        ) from None
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            response = http.get(
+                url,
+                params=params,
+                headers={
+                    "Authorization": f"Bearer {tokens.access_token.get_secret_value()}",
+                    "Accept": "application/json",
+                },
+            )
+        except httpx.TransportError as exc:
+            raise CliError(
+                f"{spec.title} unreachable while reading its {what}: {exc.__class__.__name__}"
+            ) from None
+        # A 429 or a passing 5xx is the ledger's moment, not a failed connection: the grant was
+        # spent already, so wait as it asks (capped) rather than make the person consent again.
+        if response.status_code not in RETRIED or attempt == READ_ATTEMPTS:
+            break
+        wait = retry_after_seconds(response.headers)
+        _sleep(min(wait if wait is not None else 2.0**attempt, MAX_READ_WAIT))
     if response.status_code in (401, 403):
         raise CliError(
             f"{spec.title} refused the new access token reading its {what} (HTTP {response.status_code})"
