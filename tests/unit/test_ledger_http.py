@@ -23,21 +23,9 @@ from invoice_sync.ledgers.quickbooks import client as qbo
 from invoice_sync.ledgers.quickbooks.adapter import QuickBooksLedger
 from invoice_sync.ledgers.xero.client import error_for as xero_error_for
 from invoice_sync.models.tokens import TokenSet
+from tests.unit.fake_time import FakeTime
 
 Handler = Callable[[httpx.Request], httpx.Response]
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Vault:
@@ -96,7 +84,7 @@ def test_a_429s_retry_after_holds_every_request_of_the_worker() -> None:
     """Given a 429 with Retry-After: 3 that is not retried in place (one attempt), the limiter is
     paused: another request of this worker is refused at once with the 3 s left, not sent to be
     refused by the ledger too."""
-    time = FakeTime()
+    time = FakeTime(start=0.0)
     limiter = RateLimiter(60, 5, clock=time.clock, sleep=time.sleep, max_wait=1.0)
     handler, answered = throttled_then_ok("3")
     http = ledger_http(handler, limiter, time)
@@ -113,7 +101,7 @@ def test_a_429s_retry_after_holds_every_request_of_the_worker() -> None:
 
 def test_a_short_retry_after_is_waited_out_exactly_and_retried() -> None:
     """Given a 429 with Retry-After: 2, the request sleeps exactly 2 s and is sent again, once."""
-    time = FakeTime()
+    time = FakeTime(start=0.0)
     limiter = RateLimiter(60, 5, clock=time.clock, sleep=time.sleep)
     handler, answered = throttled_then_ok("2")
     http = ledger_http(handler, limiter, time)
@@ -126,14 +114,14 @@ def test_a_patient_caller_waits_out_a_long_retry_after() -> None:
     """Given a 429 asking for 40 s: by default (the push Lambda's 8 s of back-off) it is raised
     for the queue to retry; after set_patience(90) (the backfill's) the request waits the 40 s
     and goes through, and the limiter waits as long for its own window."""
-    time = FakeTime()
+    time = FakeTime(start=0.0)
     handler, answered = throttled_then_ok("40")
     impatient = ledger_http(handler, RateLimiter(60, 5, clock=time.clock, sleep=time.sleep), time)
     with pytest.raises(LedgerThrottled):
         impatient.request("GET", "Invoices")
     assert answered == [429]
 
-    time = FakeTime()
+    time = FakeTime(start=0.0)
     handler, answered = throttled_then_ok("40")
     limiter = RateLimiter(60, 5, clock=time.clock, sleep=time.sleep)
     patient = ledger_http(handler, limiter, time)
@@ -167,7 +155,7 @@ def draft(number: str) -> InvoiceDraft:
 def test_qbo_batch_requests_count_in_their_own_window() -> None:
     """Given QBO's limits with 2 /batch requests a minute, the third batch waits a minute for
     the batch window, while a query in between goes at once: the batch window holds batches only."""
-    time = FakeTime()
+    time = FakeTime(start=0.0)
     paths: list[str] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

@@ -9,21 +9,7 @@ import pytest
 
 from invoice_sync.errors import LedgerThrottled
 from invoice_sync.ledgers.limits import POLL_SECONDS, RateLimiter
-
-
-class FakeTime:
-    """A clock that only moves when something sleeps; records every sleep."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from tests.unit.fake_time import FakeTime
 
 
 def test_requests_within_the_limit_do_not_wait() -> None:
