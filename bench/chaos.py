@@ -665,6 +665,11 @@ def main() -> int:
     parser.add_argument("--pollers", type=int, default=2, help="push invocations at once (default 2)")
     parser.add_argument("--senders", type=int, default=4, help="threads posting webhooks (default 4)")
     parser.add_argument(
+        "--moto-thread",
+        action="store_true",
+        help="run moto's server in this process (default: a process of its own, a second core)",
+    )
+    parser.add_argument(
         "--retry-seconds", type=int, default=2, help="a failed message's wait before redelivery"
     )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for a drain")
@@ -724,6 +729,7 @@ def run(args: argparse.Namespace, stack_class: Any) -> int:  # noqa: PLR0915 - t
             pollers=args.pollers,
             wrap_push=containers.wrap,
             environment={"INTENT_TIMEOUT_SECONDS": str(args.intent_timeout)},
+            moto_process=not args.moto_thread,
         ) as stack,
         contextlib.redirect_stdout(MetricsFilter(sys.stdout)),
     ):

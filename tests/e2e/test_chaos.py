@@ -68,6 +68,7 @@ def test_a_tiny_chaos_run_leaves_exactly_one_document_per_source_document_to_the
         # and a failed create's intent is taken over in seconds rather than two minutes.
         pollers=1,
         senders=2,
+        moto_thread=False,  # moto in a process of its own, as the bench runs it by default
         retry_seconds=1,
         timeout=600.0,
         show=10,

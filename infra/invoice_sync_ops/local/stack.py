@@ -12,12 +12,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
 from typing import Any
 
 import boto3
@@ -95,12 +98,53 @@ def seed_demo(
 PushHandler = Callable[[dict[str, Any], Any], Any]
 
 
+def serve_moto(pipe: Pipe) -> None:
+    """Child process: moto's server on a free loopback port; sends ``host:port`` and serves until
+    the parent closes the pipe (or dies: the process is a daemon)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    pipe.send(f"{host}:{port}")
+    with contextlib.suppress(EOFError):
+        pipe.recv()  # anything, or EOF when the parent goes: time to stop
+    server.stop()
+
+
+class MotoProcess:
+    """moto's server in an interpreter of its own, for a run whose single process would otherwise
+    spend half its time inside moto with the GIL held (the chaos bench): the functions' boto3
+    calls and moto's handling of them then use two cores. Same HTTP API as the in-process server."""
+
+    def __init__(self) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self._pipe, end = spawn.Pipe()
+        self._process = spawn.Process(target=serve_moto, args=(end,), name="moto", daemon=True)
+        self._process.start()
+        if not self._pipe.poll(120):
+            self._process.kill()
+            raise RuntimeError(f"moto's server did not start (exit code {self._process.exitcode})")
+        host, _, port = str(self._pipe.recv()).rpartition(":")
+        self.host, self.port = host, int(port)
+
+    def get_host_and_port(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._pipe.send("stop")
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+
+
 class LocalStack:
     """``environment`` overrides what the functions are given (a bench's own settings);
     ``wrap_push`` wraps the push handler the SQS event source invokes (a bench's fault injection
     around the real handler, so that nothing of the kind lives in the product's code);
     ``pollers`` is how many push invocations may run at once (Lambda's concurrency), each an
-    event source of its own."""
+    event source of its own; ``moto_process`` runs moto's server in a process of its own
+    (``MotoProcess``) instead of a thread of this one."""
 
     def __init__(
         self,
@@ -111,6 +155,7 @@ class LocalStack:
         environment: Mapping[str, str] | None = None,
         wrap_push: Callable[[PushHandler], PushHandler] | None = None,
         pollers: int = 1,
+        moto_process: bool = False,
     ) -> None:
         self.ledger = LEDGERS[ledger]
         self.company = company or DemoCompany()
@@ -119,7 +164,8 @@ class LocalStack:
         self._wrap_push = wrap_push
         self._pollers = max(1, pollers)
         self.event_sources: list[SqsEventSource] = []
-        self._moto: ThreadedMotoServer | None = None
+        self._moto_process = moto_process
+        self._moto: ThreadedMotoServer | MotoProcess | None = None
         self.sandbox = self.ledger.sandbox()
         self.stripe = StripeSandbox()
         self.stripe_url = ""
@@ -139,8 +185,11 @@ class LocalStack:
         # The servers' per-request lines would bury what the stack prints.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # Port 0: the server binds a free port itself (no window for another process to take it).
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._moto.start()
+        if self._moto_process:
+            self._moto = MotoProcess()
+        else:
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.aws_endpoint = f"http://{host}:{port}"
         # moto keeps its accounts per process, not per server: without a reset, a stack started
