@@ -1,11 +1,24 @@
-"""Stripe's API, read with the connection's secret key: by the operator CLI (``try``, ``backfill``,
-``reconcile``) and by the reconcile Lambda. One client for both.
+"""Stripe's API, with the connection's secret key: read by the operator CLI (``try``, ``backfill``,
+``reconcile``) and by the reconcile Lambda, written by payments back. One client for all.
 
-Only reads (``GET /v1/invoices/{id}`` and the paged ``GET /v1/invoices``, ``/v1/credit_notes``
-and ``/v1/refunds``), over httpx, with
-Stripe's Bearer authentication. Errors become ``StripeApiError`` with one line a person can act
-on (the key is never in it); 429 and 5xx are retried in place with ``Retry-After`` when Stripe
-sends one, else exponential back-off, within a bounded number of attempts and wait.
+Reads: ``GET /v1/invoices/{id}`` (with ``expand[]``), the paged ``GET /v1/invoices``,
+``/v1/credit_notes``, ``/v1/refunds`` and ``/v1/invoice_payments``. Writes (issue 7, marking an
+invoice paid when the ledger recorded the payment): ``POST /v1/invoices/{id}/pay`` with
+``paid_out_of_band=true``, ``POST /v1/payment_records/report_payment`` and
+``POST /v1/invoices/{id}/attach_payment``, form-encoded as Stripe takes them (``a[b]=1``,
+``expand[]=x``). All over httpx, with Stripe's Bearer authentication.
+
+Errors become ``StripeApiError`` with one line a person can act on (the key is never in it) and
+Stripe's own ``code`` / ``type`` / ``param`` kept on it; ``domain_error`` turns one into the
+domain family of ``invoice_sync.errors``. 429 and 5xx are retried in place with ``Retry-After``
+when Stripe sends one, else exponential back-off, within a bounded number of attempts and wait.
+A write is only ever sent with an ``Idempotency-Key`` (required), and each retry carries the same
+key, so Stripe acts at most once; 409 (``lock_timeout``, a concurrent request with the key) is
+retried too. A 400 ``idempotency_error`` (the key was first used with other parameters) is
+``StripeIdempotencyError`` and never retried. Stripe saves a 500 under its key and replays it
+(``Idempotent-Replayed: true``) until the key is pruned a day later; such a replay, or an answer
+with ``Stripe-Should-Retry: false``, is not retried: the caller re-reads and bumps its key (design
+two-way 3.7).
 
 Where the key comes from, first match: ``--stripe-key``, ``STRIPE_API_KEY``, the connection's
 secret ``{prefix}/{connection}/stripe-api`` in Secrets Manager.
@@ -15,28 +28,49 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from pydantic import SecretStr
 
-from invoice_sync.errors import ConnectionBroken
+from invoice_sync.errors import ConnectionBroken, InvoiceSyncError, ParkError, TransientError
 from invoice_sync.store.secrets import SecretStore
 
 PAGE_LIMIT = 100  # the most Stripe lists per page
 API_VERSION = "2026-06-24.dahlia"  # the invoice shape the fixtures and the parser know best
 KEY_ENV = "STRIPE_API_KEY"
+MAX_IDEMPOTENCY_KEY = 255  # Stripe's limit on an Idempotency-Key
+# What payments back reads an invoice with (design two-way 3.5.1 step 1): its payments, and the
+# part paid outside Stripe, which Stripe only computes on request.
+PAYMENT_EXPANDS = ("payments", "amount_paid_off_stripe")
 
 
 class StripeApiError(Exception):
-    """A Stripe API call that did not work, in one line; ``status`` is the HTTP status (0: none)."""
+    """A Stripe API call that did not work, in one line; ``status`` is the HTTP status (0: none).
 
-    def __init__(self, message: str, *, status: int = 0, code: str | None = None) -> None:
+    ``code`` is Stripe's error code (``invoice_payment_intent_requires_action``, ``resource_missing``,
+    ...), ``error_type`` its error type (``invalid_request_error``, ``idempotency_error``, ...),
+    ``param`` the parameter it names and ``request_id`` Stripe's ``Request-Id`` (for support)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str | None = None,
+        error_type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.error_type = error_type
+        self.param = param
+        self.request_id = request_id
 
 
 class StripeAuthError(StripeApiError):
@@ -53,6 +87,59 @@ class StripeRateLimited(StripeApiError):
 
 class StripeUnavailable(StripeApiError):
     """Stripe could not be reached or kept failing (5xx, timeouts)."""
+
+
+class StripeConflict(StripeApiError):
+    """Still 409 after the retries allowed: the object was locked (``lock_timeout``) or another
+    request with the same idempotency key was still running."""
+
+
+class StripeIdempotencyError(StripeApiError):
+    """400 ``idempotency_error``: the key was first used with other parameters. A bug, never retried."""
+
+
+def domain_error(error: StripeApiError) -> InvoiceSyncError:
+    """The domain error a Stripe failure is (``raise domain_error(exc) from exc``): the key refused
+    -> ``ConnectionBroken``; throttled, down, locked -> ``TransientError``; anything else (a 404,
+    a 400 with its Stripe code) -> ``ParkError`` with a stable reason. A caller that decides on a
+    code first (re-reading on an already-paid invoice) checks ``error.code`` before this."""
+    text = str(error)
+    if isinstance(error, StripeAuthError):
+        return ConnectionBroken("Stripe key refused", text)
+    if isinstance(error, StripeRateLimited | StripeUnavailable | StripeConflict):
+        return TransientError(text)
+    if isinstance(error, StripeNotFound):
+        return ParkError("not found in Stripe", text)
+    if isinstance(error, StripeIdempotencyError):
+        return ParkError("Stripe idempotency key reused with other parameters", text)
+    return ParkError("Stripe refused the request", f"{error.code or error.status}: {text}")
+
+
+def form_encode(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Stripe's form encoding: nested mappings as ``a[b][c]=v``, lists of scalars as ``a[]=v``,
+    lists of mappings as ``a[0][b]=v``, booleans as ``true``/``false``; ``None`` is left out.
+    Floats are refused: money goes to Stripe as integers in minor units."""
+    pairs: list[tuple[str, str]] = []
+
+    def add(key: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif isinstance(value, int | str):
+            pairs.append((key, str(value)))
+        elif isinstance(value, Mapping):
+            for sub, item in value.items():
+                add(f"{key}[{sub}]", item)
+        elif isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                add(f"{key}[{index}]" if isinstance(item, Mapping) else f"{key}[]", item)
+        else:
+            raise TypeError(f"cannot send {type(value).__name__} to Stripe as {key}")
+
+    for name, value in params.items():
+        add(name, value)
+    return pairs
 
 
 @dataclass
@@ -114,8 +201,11 @@ class StripeApi:
 
     # --- the calls ---------------------------------------------------------------------------------
 
-    def get_invoice(self, invoice_id: str) -> dict[str, Any]:
-        found = self._get(f"/v1/invoices/{invoice_id}", {})
+    def get_invoice(self, invoice_id: str, expand: Sequence[str] = ()) -> dict[str, Any]:
+        """The invoice; ``expand`` names fields Stripe only fills on request (``PAYMENT_EXPANDS``:
+        ``payments`` as a list of InvoicePayments, ``amount_paid_off_stripe``)."""
+        params = [("expand[]", name) for name in expand]
+        found = self._get(f"/v1/invoices/{invoice_id}", params)
         if found.get("object") != "invoice":
             raise StripeApiError(f"Stripe answered a {found.get('object')!r} for invoice {invoice_id}")
         return found
@@ -168,19 +258,135 @@ class StripeApi:
                 return
             params = {**params, "starting_after": str(data[-1]["id"])}
 
+    def list_invoice_payments(self, invoice_id: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """Every InvoicePayment (``inpay_...``) of an invoice, following ``has_more``; ``status``
+        (``open``, ``paid``, ``canceled``) keeps one status only."""
+        extra = {"status": status} if status is not None else {}
+        pages = self.list_objects(
+            "invoice_payments",
+            created_gte=None,
+            created_lte=None,
+            page_size=PAGE_LIMIT,
+            invoice=invoice_id,
+            **extra,
+        )
+        return [payment for page in pages for payment in page]
+
+    # --- the writes (payments back) --------------------------------------------------------------
+
+    def pay_out_of_band(self, invoice_id: str, idempotency_key: str) -> dict[str, Any]:
+        """Marks an open (or uncollectible) invoice paid outside Stripe for what remains due; no
+        charge is made. Returns the invoice after it (``status: "paid"``)."""
+        return self._invoice(
+            self._post(f"/v1/invoices/{invoice_id}/pay", {"paid_out_of_band": True}, idempotency_key),
+            invoice_id,
+        )
+
+    def report_payment(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        initiated_at: int,
+        display_name: str,
+        idempotency_key: str,
+        payment_reference: str | None = None,
+        customer: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        guaranteed_at: int | None = None,
+        custom_type: str | None = None,
+    ) -> dict[str, Any]:
+        """Reports a payment made outside Stripe (``POST /v1/payment_records/report_payment``,
+        design two-way 3.5.1 step 7.1): ``amount`` in the currency's minor units, guaranteed at
+        ``guaranteed_at`` (default: ``initiated_at``), paid by a custom method shown as
+        ``display_name``. Returns the PaymentRecord (``pr_...``), not yet on any invoice."""
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise ValueError("a reported payment is a positive whole number of minor units")
+        custom: dict[str, Any] = {"display_name": display_name, "type": custom_type}
+        form: dict[str, Any] = {
+            "amount_requested": {"currency": currency.lower(), "value": amount},
+            "initiated_at": initiated_at,
+            "outcome": "guaranteed",
+            "guaranteed": {"guaranteed_at": initiated_at if guaranteed_at is None else guaranteed_at},
+            "payment_method_details": {"type": "custom", "custom": custom},
+            "customer_details": {"customer": customer} if customer else None,
+            "description": description,
+            "metadata": dict(metadata) if metadata else None,
+        }
+        if payment_reference is not None:
+            form["processor_details"] = {"type": "custom", "custom": {"payment_reference": payment_reference}}
+        found = self._post("/v1/payment_records/report_payment", form, idempotency_key)
+        if found.get("object") != "payment_record":
+            raise StripeApiError(f"Stripe answered a {found.get('object')!r} for a reported payment")
+        return found
+
+    def attach_payment(self, invoice_id: str, payment_record_id: str, idempotency_key: str) -> dict[str, Any]:
+        """Attaches a reported payment to the invoice, which counts it towards ``amount_paid``
+        (``paid`` once nothing remains). Returns the invoice after it."""
+        return self._invoice(
+            self._post(
+                f"/v1/invoices/{invoice_id}/attach_payment",
+                {"payment_record": payment_record_id},
+                idempotency_key,
+            ),
+            invoice_id,
+        )
+
+    @staticmethod
+    def _invoice(found: dict[str, Any], invoice_id: str) -> dict[str, Any]:
+        if found.get("object") != "invoice":
+            raise StripeApiError(f"Stripe answered a {found.get('object')!r} for invoice {invoice_id}")
+        return found
+
     # --- the HTTP --------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+    def _get(self, path: str, params: Mapping[str, str] | Sequence[tuple[str, str]]) -> dict[str, Any]:
+        return self._send("GET", path, params=params)
+
+    def _post(self, path: str, form: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """A form-encoded write, sent with ``Idempotency-Key`` on every attempt, so that a retry
+        (429, 409, 5xx, timeout) is one effect at Stripe. The key is required: without it a
+        retried write could act twice."""
+        if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ValueError(
+                f"a Stripe write needs an Idempotency-Key of 1 to {MAX_IDEMPOTENCY_KEY} characters"
+            )
+        return self._send("POST", path, form=form_encode(form), idempotency_key=idempotency_key)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        form: list[tuple[str, str]] | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
         headers = {
             "Authorization": f"Bearer {self._key.get_secret_value()}",
             "Stripe-Version": API_VERSION,
             "User-Agent": "invoice-sync-cli",
         }
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        write = method == "POST"
+        # Pairs, not a dict: ``expand[]`` repeats.
+        query: list[tuple[str, str | int | float | bool | None]] = list(
+            params.items() if isinstance(params, Mapping) else params or ()
+        )
         waited = 0.0
         for attempt in range(1, self.max_attempts + 1):
             self.use.requests += 1
             try:
-                response = self._http.get(f"{self.base_url}{path}", params=params, headers=headers)
+                if write:
+                    response = self._http.post(
+                        f"{self.base_url}{path}",
+                        content=urlencode(form or []).encode(),
+                        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+                    )
+                else:
+                    response = self._http.get(f"{self.base_url}{path}", params=query, headers=headers)
             except httpx.TransportError as exc:
                 # The exception text may carry the request; only its class and the host are kept.
                 failure: StripeApiError = StripeUnavailable(
@@ -194,7 +400,9 @@ class StripeApi:
                     body: dict[str, Any] = response.json()
                     return body
                 failure = self._error(response, path)
-                if not isinstance(failure, StripeRateLimited | StripeUnavailable):
+                # A write also waits out a lock (409); it is safe because the key travels with it.
+                retryable = (StripeRateLimited, StripeUnavailable, *((StripeConflict,) if write else ()))
+                if not isinstance(failure, retryable) or (write and _final(response)):
                     raise failure
                 if status == 429:
                     self.use.throttled += 1
@@ -216,29 +424,51 @@ class StripeApi:
             error = response.json().get("error") or {}
         except ValueError:
             error = {}
-        code = error.get("code") if isinstance(error, dict) else None
+        if not isinstance(error, dict):
+            error = {}
+        details: dict[str, Any] = {
+            "status": status,
+            "code": _text(error.get("code")),
+            "error_type": _text(error.get("type")),
+            "param": _text(error.get("param")),
+            "request_id": response.headers.get("Request-Id"),
+        }
         # Stripe's own message is shown, except for authentication, where it echoes (part of) the key.
-        message = _scrub(str(error.get("message") or ""), self._key) if isinstance(error, dict) else ""
+        message = _scrub(str(error.get("message") or ""), self._key)
         if status in (401, 403):
             what = "refused" if status == 401 else "lacks permission for"
             return StripeAuthError(
-                f"Stripe {what} {self._key_source} ({status}): check it, or pass --stripe-key",
-                status=status,
-                code=code,
+                f"Stripe {what} {self._key_source} ({status}): check it, or pass --stripe-key", **details
             )
         if status == 404:
-            return StripeNotFound(message or f"Stripe has no {path}", status=status, code=code)
+            return StripeNotFound(message or f"Stripe has no {path}", **details)
         if status == 429:
             return StripeRateLimited(
                 f"Stripe kept answering 429 (rate limited) for {path} after {self.max_attempts} attempts",
-                status=status,
-                code=code,
+                **details,
             )
+        if status == 409:
+            return StripeConflict(f"Stripe answered 409 (conflict) for {path}: {message}", **details)
         if status >= 500:
-            return StripeUnavailable(
-                f"Stripe failed ({status}) for {path}: {message}", status=status, code=code
+            return StripeUnavailable(f"Stripe failed ({status}) for {path}: {message}", **details)
+        if details["error_type"] == "idempotency_error":
+            return StripeIdempotencyError(
+                f"Stripe refused {path}: its idempotency key was first used with other parameters", **details
             )
-        return StripeApiError(f"Stripe refused {path} ({status}): {message}", status=status, code=code)
+        return StripeApiError(f"Stripe refused {path} ({status}): {message}", **details)
+
+
+def _final(response: httpx.Response) -> bool:
+    """Whether retrying a write in place is pointless: Stripe replayed the answer it saved under
+    the key (a saved 500 comes back until the key is pruned), or said not to retry."""
+    return bool(
+        response.headers.get("Idempotent-Replayed", "").lower() == "true"
+        or response.headers.get("Stripe-Should-Retry", "").lower() == "false"
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
