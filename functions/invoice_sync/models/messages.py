@@ -1,12 +1,22 @@
-"""What travels on the sync queue: one source snapshot to converge the ledger on."""
+"""What travels on the queues: one source snapshot to converge the ledger on (``SyncMessage``), and
+one ledger change that may need telling the source (``LedgerEventMessage``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    FieldSerializationInfo,
+    SecretStr,
+    field_serializer,
+    model_validator,
+)
 
 from invoice_sync.models.documents import CreditNote, Document, Invoice, Refund
+from invoice_sync.models.mapping import LedgerKind
 
 
 class SyncMessage(BaseModel):
@@ -43,3 +53,52 @@ class SyncMessage(BaseModel):
     @property
     def document(self) -> Document | None:
         return self.invoice or self.credit_note or self.refund
+
+
+# Serialisation context that writes the verifier out: only ``LedgerEventMessage.to_queue_body``.
+_REVEAL = "reveal_verifier"
+
+
+class LedgerEventMessage(BaseModel):
+    """A hint on the ledger events queue: "this ledger object may have changed" (design 3.2). The
+    worker always re-reads the object, so duplicates and out-of-order deliveries converge.
+
+    ``verifier`` is a FreshBooks ``callback_verify``'s code, and only that kind carries one. It is
+    never in a repr, a ``str`` or a log line, and ``model_dump``/``model_dump_json`` write it as
+    ``null``: only ``to_queue_body()`` writes its value, for the SQS message that takes it to the
+    worker (the one function that confirms it with FreshBooks and keeps it as a key).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    connection_id: str
+    ledger: LedgerKind
+    kind: Literal["payment", "credit_note", "invoice", "callback_verify"]
+    object_id: str  # ledger id of the payment / credit memo / invoice / callback
+    operation: str  # create | update | delete | void | merge | emailed | verify | poll
+    changed_at: datetime | None  # lastUpdated / time / eventDateUtc / Xero UpdatedDateUTC
+    event_id: str | None  # CloudEvents id, Xero "{firstEventSequence}:{i}", else none
+    verifier: SecretStr | None = None  # callback_verify only; never logged
+    payload: dict[str, Any] | None = None  # the Xero poll's Payment element (<= 8 KiB), saves a GET
+
+    @model_validator(mode="after")
+    def _verifier_only_to_verify(self) -> LedgerEventMessage:
+        if (self.kind == "callback_verify") != (self.verifier is not None):
+            raise ValueError("a verifier travels with a callback_verify message, and only with one")
+        return self
+
+    @field_serializer("verifier")
+    def _verifier_hidden(self, value: SecretStr | None, info: FieldSerializationInfo) -> str | None:
+        context = info.context
+        if value is not None and isinstance(context, dict) and context.get(_REVEAL) is True:
+            return value.get_secret_value()
+        return None
+
+    def to_queue_body(self) -> str:
+        """The SQS message body, the verifier's value included (SQS-managed encryption, seconds in
+        flight). Read back with ``from_queue_body``."""
+        return self.model_dump_json(context={_REVEAL: True})
+
+    @classmethod
+    def from_queue_body(cls, body: str | bytes) -> LedgerEventMessage:
+        return cls.model_validate_json(body)
