@@ -94,6 +94,37 @@ class LedgerDocument:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class PaymentApplication:
+    invoice_id: str  # ledger id of the invoice the money is applied to
+    amount: Decimal  # applied to that invoice (ledger currency decimals)
+
+
+@dataclass(frozen=True)
+class LedgerPayment:
+    """Money received in the ledger, as ``get_ledger_payment`` / ``list_ledger_payments`` read it:
+    whether invoice-sync booked it (its marker in ``note``) or a person recorded it there."""
+
+    id: str
+    version: str | None  # QBO SyncToken, Xero UpdatedDateUTC, FreshBooks payloads.version
+    currency: str
+    total: Decimal
+    paid_on: date
+    note: str | None  # QBO PrivateNote, Xero Reference, FreshBooks note: where the marker lives
+    reference: str | None  # QBO PaymentRefNum, Xero Reference, FreshBooks type and note
+    method: str | None  # QBO PaymentMethodRef name, Xero Account name, FreshBooks type
+    # Invoices only (a credit memo's or credit note's share is left out); a voided payment still
+    # says what it applied, and ``voided`` says it no longer counts.
+    applications: tuple[PaymentApplication, ...]
+    voided: bool = False
+    updated_at: datetime | None = None
+    deposit_account: str | None = None  # QBO DepositToAccountRef, Xero Account code
+
+
+# How many payments one ``list_ledger_payments`` page carries at most.
+PAYMENT_PAGE_SIZE = 100
+
+
 # The ledger's own kinds of sales document, as ``list_documents`` names them.
 ListedKind = Literal["invoice", "credit_note", "refund", "payment"]
 
@@ -209,6 +240,16 @@ class LedgerPort(Protocol):
         ledger id, ``draft.account`` where the money leaves from). Returns the payout, which the
         credit document then lists in ``linked_payment_ids`` and ``get_payment`` reads back with its
         ``private_note``. A ledger with no such call raises ``Unsupported``."""
+        ...
+
+    def get_ledger_payment(self, ledger_id: str) -> LedgerPayment:
+        """A payment into invoices, whoever recorded it; ``NotFound`` when the ledger has none."""
+        ...
+
+    def list_ledger_payments(self, since: datetime, page: int) -> tuple[list[LedgerPayment], bool]:
+        """Page ``page`` (from 1) of the payments the ledger changed at or after ``since``, oldest
+        change first, at most ``PAYMENT_PAGE_SIZE`` of them, voided ones included; the bool says
+        whether a further page may hold more."""
         ...
 
     def list_documents(

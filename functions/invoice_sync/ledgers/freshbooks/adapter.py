@@ -33,7 +33,6 @@ from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from invoice_sync.errors import (
     DuplicateName,
@@ -46,11 +45,13 @@ from invoice_sync.errors import (
 from invoice_sync.ledgers.freshbooks import payloads
 from invoice_sync.ledgers.freshbooks.client import PER_PAGE, FreshBooksClient
 from invoice_sync.ledgers.port import (
+    PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
+    LedgerPayment,
     ListedKind,
     PaymentDraft,
     RefundIsCreditNote,
@@ -65,8 +66,7 @@ ITEMS = "items/items"
 CREDIT_NOTES = "credit_notes/credit_notes"
 TAXES = "taxes/taxes"
 REPLAY_MEMORY = 1024
-# FreshBooks' accounting timestamps ("updated") are US/Eastern wall-clock time.
-ACCOUNTING_TZ = ZoneInfo("America/New_York")
+ACCOUNTING_TZ = payloads.ACCOUNTING_TZ
 
 
 class FreshBooksLedger(RefundIsCreditNote):
@@ -128,7 +128,7 @@ class FreshBooksLedger(RefundIsCreditNote):
                     document = payloads.credit_note_document(row)
                 else:
                     document = payloads.payment_document(row)
-                document = replace(document, updated_at=_eastern(row.get("updated")))
+                document = replace(document, updated_at=payloads.eastern(row.get("updated")))
                 if in_window(document, since, until):
                     yield document
 
@@ -370,6 +370,32 @@ class FreshBooksLedger(RefundIsCreditNote):
     def get_payment(self, ledger_id: str) -> LedgerDocument:
         return payloads.payment_document(self.client.get(f"{PAYMENTS}/{ledger_id}", "payment"))
 
+    def get_ledger_payment(self, ledger_id: str) -> LedgerPayment:
+        return payloads.ledger_payment(self.client.get(f"{PAYMENTS}/{ledger_id}", "payment"))
+
+    def list_ledger_payments(self, since: datetime, page: int) -> tuple[list[LedgerPayment], bool]:
+        """``search[updated_min]`` (Eastern wall-clock time) over live and deleted payments, oldest
+        change first, page ``page`` of 100.
+
+        FreshBooks lists deleted payments only when asked (``vis_state`` 1) and publishes no sort
+        order for payments, so one page cannot be read on its own: the whole window is read (pages
+        of 100, live then deleted), ordered by ``updated`` here, and the page cut from it. Each
+        call costs a request per 100 payments in the window; it serves reconciliation and a
+        backfill, which read a bounded window, not a poll."""
+        if page < 1:
+            raise ValueError("pages are numbered from 1")
+        search = {"updated_min": since.astimezone(ACCOUNTING_TZ).strftime("%Y-%m-%d %H:%M:%S")}
+        rows = [
+            row
+            for state in ("0", "1")
+            for row in self.client.pages(PAYMENTS, "payments", {**search, "vis_state": state})
+        ]
+        payments = [payloads.ledger_payment(row) for row in rows]
+        payments = [p for p in payments if p.updated_at is None or p.updated_at >= since]
+        payments.sort(key=lambda p: (p.updated_at or since, int(p.id) if p.id.isdigit() else 0, p.id))
+        start = (page - 1) * PAYMENT_PAGE_SIZE
+        return payments[start : start + PAYMENT_PAGE_SIZE], len(payments) > start + PAYMENT_PAGE_SIZE
+
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
         replayed = self._replayed("payment", idempotency_key)
         if replayed is not None:
@@ -377,13 +403,3 @@ class FreshBooksLedger(RefundIsCreditNote):
         created = self.client.write("POST", PAYMENTS, "payment", payloads.payment_body(draft))
         self._remember("payment", idempotency_key, str(created["id"]))
         return payloads.payment_document(created)
-
-
-def _eastern(value: object) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=ACCOUNTING_TZ) if moment.tzinfo is None else moment

@@ -17,11 +17,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, DecimalException
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from invoice_sync.errors import LedgerValidation
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, LineDraft, PaymentDraft
+from invoice_sync.ledgers.port import (
+    InvoiceDraft,
+    LedgerContact,
+    LedgerDocument,
+    LedgerPayment,
+    LineDraft,
+    PaymentApplication,
+    PaymentDraft,
+)
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
@@ -30,6 +40,8 @@ UNIT_PLACES = 2  # unit_cost is money
 # Every ``port.marker`` starts with this; the marker is the last paragraph of an invoice's notes.
 MARKER_PREFIX = "invoice-sync:"
 PAYMENT_TYPE = "Other"  # the source's payment method is not known to the port
+# FreshBooks' accounting timestamps ("updated") are US/Eastern wall-clock time.
+ACCOUNTING_TZ = ZoneInfo("America/New_York")
 
 
 def money(amount: Decimal, currency: str) -> dict[str, str]:
@@ -310,6 +322,46 @@ def payment_document(obj: dict[str, Any]) -> LedgerDocument:
         currency=str(amount.get("code", "")) if isinstance(amount, dict) else "",
         private_note=obj.get("note") or None,
         voided=obj.get("vis_state") == 1,
+    )
+
+
+def eastern(value: object) -> datetime | None:
+    """A FreshBooks ``updated`` stamp (Eastern wall-clock time, no offset) as an aware datetime;
+    None when absent or unreadable."""
+    try:
+        moment = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=ACCOUNTING_TZ) if moment.tzinfo is None else moment
+
+
+def ledger_payment(obj: dict[str, Any]) -> LedgerPayment:
+    """A payment as FreshBooks returns it: money on one invoice (``invoiceid``), unless it draws on
+    a credit note (``creditid`` / ``from_credit``), which moves credit and applies no money. A
+    deleted payment (``vis_state`` 1) reads as voided."""
+    amount = obj.get("amount") or {}
+    total = amount_of(amount)
+    credit = bool(obj.get("from_credit")) or obj.get("creditid") not in (None, "", 0)
+    invoice_id = obj.get("invoiceid")
+    applications: tuple[PaymentApplication, ...] = ()
+    if not credit and invoice_id not in (None, ""):
+        applications = (PaymentApplication(str(invoice_id), total),)
+    note = obj.get("note") or None
+    kind = obj.get("type") or None
+    return LedgerPayment(
+        id=str(obj["id"]),
+        version=version(obj),
+        currency=str(amount.get("code", "")) if isinstance(amount, dict) else "",
+        total=total,
+        paid_on=date.fromisoformat(str(obj["date"])[:10]),
+        note=note,
+        reference=" ".join(part for part in (kind, note) if part) or None,
+        method=kind,
+        applications=applications,
+        voided=obj.get("vis_state") == 1,
+        updated_at=eastern(obj.get("updated")),
     )
 
 

@@ -11,11 +11,13 @@ from typing import Any
 
 from invoice_sync.errors import LedgerError, LedgerUnavailable, Unsupported
 from invoice_sync.ledgers.port import (
+    PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
+    LedgerPayment,
     ListedKind,
     PaymentDraft,
     as_decimal,
@@ -36,13 +38,6 @@ LISTED_ENTITIES: dict[str, str] = {
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _moment(value: object) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value)).astimezone(UTC) if value else None
-    except ValueError:
-        return None
 
 
 def _item_entry(row: dict[str, Any]) -> ChartEntry:
@@ -119,7 +114,7 @@ class QuickBooksLedger:
                 yield replace(
                     payloads.document(row),
                     tax=as_decimal(tax) if tax is not None else None,
-                    updated_at=_moment((row.get("MetaData") or {}).get("LastUpdatedTime")),
+                    updated_at=payloads.moment((row.get("MetaData") or {}).get("LastUpdatedTime")),
                 )
             if len(page) < size:
                 return
@@ -222,6 +217,23 @@ class QuickBooksLedger:
 
     def get_payment(self, ledger_id: str) -> LedgerDocument:
         return payloads.document(self.client.request("GET", f"payment/{ledger_id}")["Payment"])
+
+    def get_ledger_payment(self, ledger_id: str) -> LedgerPayment:
+        return payloads.ledger_payment(self.client.request("GET", f"payment/{ledger_id}")["Payment"])
+
+    def list_ledger_payments(self, since: datetime, page: int) -> tuple[list[LedgerPayment], bool]:
+        """``MetaData.LastUpdatedTime >= since`` ordered by that time, page ``page`` of 100. One row
+        more than the page is asked for, so the answer knows whether another page follows without
+        reading an empty one."""
+        if page < 1:
+            raise ValueError("pages are numbered from 1")
+        size = PAYMENT_PAGE_SIZE
+        statement = (
+            f"select * from Payment where MetaData.LastUpdatedTime >= '{_stamp(since)}' "  # noqa: S608 - no user input
+            f"ORDERBY MetaData.LastUpdatedTime STARTPOSITION {(page - 1) * size + 1} MAXRESULTS {size + 1}"
+        )
+        rows = self.client.query(statement).get("Payment") or []
+        return [payloads.ledger_payment(row) for row in rows[:size]], len(rows) > size
 
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
         response = self.client.request(

@@ -6,11 +6,20 @@ never through float.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from invoice_sync.errors import LedgerValidation
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, as_decimal
+from invoice_sync.ledgers.port import (
+    InvoiceDraft,
+    LedgerContact,
+    LedgerDocument,
+    LedgerPayment,
+    PaymentApplication,
+    PaymentDraft,
+    as_decimal,
+)
 
 DOC_NUMBER_MAX = 21  # QBO's limit on DocNumber and PaymentRefNum
 DISPLAY_NAME_MAX = 500
@@ -149,6 +158,66 @@ def document(obj: dict[str, Any]) -> LedgerDocument:
         linked_payment_ids=tuple(
             str(link["TxnId"]) for link in obj.get("LinkedTxn", ()) if link.get("TxnType") == "Payment"
         ),
+    )
+
+
+def moment(value: object) -> datetime | None:
+    """A QBO timestamp (``MetaData.LastUpdatedTime``, ISO 8601 with an offset) in UTC; None when
+    absent or unreadable."""
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(UTC) if value else None
+    except ValueError:
+        return None
+
+
+def _linked(line: dict[str, Any], kind: str) -> list[str]:
+    return [str(link["TxnId"]) for link in line.get("LinkedTxn") or () if link.get("TxnType") == kind]
+
+
+def ledger_payment(obj: dict[str, Any]) -> LedgerPayment:
+    """A Payment object as QBO returns it, as money applied to invoices.
+
+    Each line names what it pays in ``LinkedTxn`` (one invoice a line, several lines for a payment
+    of several invoices). A line naming a CreditMemo moves credit, not money: a payment of zero
+    whose lines pair invoices with credit memos is a credit application and applies no money. A
+    payment of money that also draws on credit names the money's share only for one invoice (the
+    invoice line less the credit); with several invoices QBO does not say which the credit went to,
+    so such a payment yields no application and stays for a person to look at.
+    """
+    total = as_decimal(obj.get("TotalAmt"))
+    lines = [line for line in obj.get("Line") or () if isinstance(line, dict)]
+    credit = sum(
+        (as_decimal(line.get("Amount")) for line in lines if _linked(line, "CreditMemo")), Decimal(0)
+    )
+    invoice_lines = [
+        (invoice_id, as_decimal(line.get("Amount")))
+        for line in lines
+        for invoice_id in _linked(line, "Invoice")
+    ]
+    applications: tuple[PaymentApplication, ...] = ()
+    if not credit:
+        applications = tuple(PaymentApplication(invoice_id, amount) for invoice_id, amount in invoice_lines)
+    elif total > 0 and len(invoice_lines) == 1:
+        invoice_id, amount = invoice_lines[0]
+        if amount - credit > 0:
+            applications = (PaymentApplication(invoice_id, amount - credit),)
+    note = obj.get("PrivateNote")
+    method = obj.get("PaymentMethodRef") or {}
+    deposit = obj.get("DepositToAccountRef") or {}
+    return LedgerPayment(
+        id=str(obj["Id"]),
+        version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
+        currency=(obj.get("CurrencyRef") or {}).get("value", "USD"),
+        total=total,
+        paid_on=date.fromisoformat(str(obj["TxnDate"])[:10]),
+        note=note,
+        reference=obj.get("PaymentRefNum") or None,
+        method=method.get("name") or method.get("value") or None,
+        applications=applications,
+        # QBO voids a payment by zeroing it and replacing its note (as ``document`` reads it).
+        voided="Voided" in (note or "") and total == 0,
+        updated_at=moment((obj.get("MetaData") or {}).get("LastUpdatedTime")),
+        deposit_account=str(deposit["value"]) if deposit.get("value") is not None else None,
     )
 
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from invoice_sync.errors import LedgerError, LedgerUnavailable, StaleObject
 from invoice_sync.ledgers.http import LedgerHttp
 from invoice_sync.ledgers.port import (
+    PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
+    LedgerPayment,
     ListedKind,
     PaymentDraft,
     RefundIsCreditNote,
@@ -241,6 +243,27 @@ class XeroLedger(RefundIsCreditNote):
         """A payment into an invoice or a payout of a credit note: GET /Payments/{id} serves both."""
         (payment,) = self._get(f"Payments/{ledger_id}", "Payments")
         return payloads.payment_document(payment)
+
+    def get_ledger_payment(self, ledger_id: str) -> LedgerPayment:
+        (payment,) = self._get(f"Payments/{ledger_id}", "Payments")
+        return payloads.ledger_payment(payment)
+
+    def list_ledger_payments(self, since: datetime, page: int) -> tuple[list[LedgerPayment], bool]:
+        """``GET /Payments`` with ``If-Modified-Since`` (to the second, as ``list_documents`` sends
+        it), ``order=UpdatedDateUTC ASC`` and ``page`` (100 a page, Xero's most). The header is
+        whole seconds and "since" may be strict, so it goes one second early and the payments
+        older than ``since`` are dropped here; a full page means another may follow."""
+        if page < 1:
+            raise ValueError("pages are numbered from 1")
+        early = since.astimezone(UTC) - timedelta(seconds=1)
+        headers = {"If-Modified-Since": early.strftime("%Y-%m-%dT%H:%M:%S")}
+        params = {"page": str(page), "pageSize": str(PAYMENT_PAGE_SIZE), "order": "UpdatedDateUTC ASC"}
+        rows: list[dict[str, Any]] = (
+            self.http.request("GET", "Payments", params=params, headers=headers).get("Payments") or []
+        )
+        payments = [payloads.ledger_payment(row) for row in rows]
+        newer = [p for p in payments if p.updated_at is None or p.updated_at >= since]
+        return newer, len(rows) >= PAYMENT_PAGE_SIZE
 
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
         body = payloads.payment_body(draft)

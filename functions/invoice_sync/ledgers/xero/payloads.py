@@ -13,7 +13,15 @@ from decimal import Decimal
 from typing import Any
 
 from invoice_sync.errors import LedgerValidation
-from invoice_sync.ledgers.port import InvoiceDraft, LedgerContact, LedgerDocument, PaymentDraft, as_decimal
+from invoice_sync.ledgers.port import (
+    InvoiceDraft,
+    LedgerContact,
+    LedgerDocument,
+    LedgerPayment,
+    PaymentApplication,
+    PaymentDraft,
+    as_decimal,
+)
 
 REFERENCE_MAX = 255
 UNIT_PLACES = 4  # requests carry ?unitdp=4, so unit prices keep four decimals
@@ -174,6 +182,40 @@ def payment_document(obj: dict[str, Any]) -> LedgerDocument:
         currency=str(paid.get("CurrencyCode", "")),
         private_note=obj.get("Reference"),
         voided=obj.get("Status") == "DELETED",
+    )
+
+
+# The one kind of Xero payment that is money received on a sales invoice (ARCREDITPAYMENT pays a
+# credit note out, the prepayment and overpayment kinds move money between those documents).
+RECEIVED_ON_INVOICE = "ACCRECPAYMENT"
+
+
+def ledger_payment(obj: dict[str, Any]) -> LedgerPayment:
+    """A Payment element as Xero returns it. Only an ACCRECPAYMENT applies money to an invoice, in
+    the invoice's currency (``Amount``; ``BankAmount`` is the bank account's); a deleted payment
+    (``Status`` DELETED, Xero's only way to undo one) reads as voided."""
+    invoice = obj.get("Invoice") or {}
+    paid = invoice or obj.get("CreditNote") or {}
+    account = obj.get("Account") or {}
+    amount = as_decimal(obj.get("Amount"))
+    applications: tuple[PaymentApplication, ...] = ()
+    if obj.get("PaymentType") == RECEIVED_ON_INVOICE and invoice.get("InvoiceID"):
+        applications = (PaymentApplication(str(invoice["InvoiceID"]), amount),)
+    paid_on = moment(obj.get("Date"))
+    reference = obj.get("Reference") or None
+    return LedgerPayment(
+        id=str(obj["PaymentID"]),
+        version=obj.get("UpdatedDateUTC"),
+        currency=str(paid.get("CurrencyCode", "")),
+        total=amount,
+        paid_on=paid_on.date() if paid_on else date.fromisoformat(str(obj.get("Date", ""))[:10]),
+        note=reference,
+        reference=reference,
+        method=account.get("Name") or None,
+        applications=applications,
+        voided=obj.get("Status") == "DELETED",
+        updated_at=moment(obj.get("UpdatedDateUTC")),
+        deposit_account=str(account["Code"]) if account.get("Code") else None,
     )
 
 
