@@ -20,6 +20,31 @@ be against ``https://api.stripe.com``:
   ``Retry-After`` header is sent, so clients back off on their own. 429s and 5xx can also be
   injected (``inject_status``), as with the ledger sandboxes.
 
+Writes (issue 7, payments back), form-encoded as Stripe takes them, each honouring
+``Idempotency-Key``:
+
+* ``POST /v1/invoices/{id}/pay`` with ``paid_out_of_band=true``: an ``open`` or ``uncollectible``
+  invoice becomes ``paid`` for what remained (``amount_paid`` raised by it, ``amount_remaining`` 0,
+  ``status_transitions.paid_at``). A draft, paid or void invoice answers 400
+  ``invoice_unexpected_state`` (the code is this stand-in's assumption; design two-way 9), and a
+  pay without ``paid_out_of_band`` 400 too: the stand-in charges no cards.
+* ``POST /v1/payment_records/report_payment`` -> a PaymentRecord (``pr_...``), its required
+  parameters checked as Stripe names them (400 ``parameter_missing``); ``GET
+  /v1/payment_records/{id}``.
+* ``POST /v1/invoices/{id}/attach_payment`` with ``payment_record``: an InvoicePayment
+  (``inpay_...``, ``payment.type: "payment_record"``) raises ``amount_paid`` and lowers
+  ``amount_remaining`` (any excess is ``amount_overpaid``); at zero the invoice is ``paid``.
+* ``GET /v1/invoices/{id}`` expands ``payments`` (a list of the invoice's InvoicePayments) and
+  ``amount_paid_off_stripe`` (attached payment records plus out-of-band pays) on request only, as
+  Stripe does; ``GET /v1/invoice_payments`` lists them (``invoice``, ``status``, ``payment[type]``,
+  ``payment[payment_intent]``, ``payment[payment_record]``, cursors) and each is read by id.
+* Idempotency, per account: a key's first answer is saved (a success, a refusal, or an injected
+  5xx: Stripe saves 500s too) and replayed with ``Idempotent-Replayed: true`` for the same
+  parameters; the same key with other parameters or on another path is 400 ``idempotency_error``.
+  Parameter errors and 429s are not saved. Keys are pruned after ``idempotency_ttl_seconds``
+  (Stripe: at least 24 hours). ``inject_write_status`` fails only writes; ``writes`` lists what
+  each write did (path, key, status, replayed) so tests count effects, not requests.
+
 Invoices are seeded per account: the invoice objects of the webhook fixtures in
 ``tests/events/stripe`` (``fixture_invoices``), generated ones (``generate_invoices``: the current
 shape, mapped products, 8.25 % tax rounded half up as Stripe does), or any given objects. Every
@@ -72,6 +97,41 @@ DEFAULT_LIMIT = 10
 TEST_READS_PER_SECOND = 25
 LIVE_READS_PER_SECOND = 100
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+PAYMENT_STATUSES = ("open", "paid", "canceled")  # an InvoicePayment's
+PAYABLE = ("open", "uncollectible")
+IDEMPOTENCY_TTL_SECONDS = 86_400.0  # Stripe prunes keys once they are at least 24 hours old
+MAX_IDEMPOTENCY_KEY = 255
+# Why a pay or attach is refused, by the invoice's status. Stripe's exact code for these is not
+# confirmed (design two-way 9); the wording follows Stripe's dashboard and API messages.
+UNPAYABLE = {
+    "draft": "This invoice is a draft: only a finalized invoice can be paid.",
+    "paid": "Invoice is already paid.",
+    "void": "This invoice has been voided and can no longer be paid.",
+}
+UNEXPECTED_STATE = "invoice_unexpected_state"
+EXPANDABLE_INVOICE = frozenset({"payments", "amount_paid_off_stripe"})
+REPORT_PARAMS = frozenset(
+    {
+        "amount_requested",
+        "initiated_at",
+        "payment_method_details",
+        "outcome",
+        "guaranteed",
+        "failed",
+        "canceled",
+        "processor_details",
+        "customer_details",
+        "customer_presence",
+        "description",
+        "metadata",
+        "shipping_details",
+        "expand",
+    }
+)
+PAY_PARAMS = frozenset(
+    {"paid_out_of_band", "forgive", "mandate", "off_session", "payment_method", "source", "expand"}
+)
+ATTACH_PARAMS = frozenset({"payment_record", "payment_intent", "expand"})
 LIST_PARAMS = frozenset(
     {
         "limit",
@@ -94,8 +154,17 @@ LIST_FILTERS: dict[str, frozenset[str]] = {
     "invoices": frozenset({"status", "customer", "collection_method", "subscription"}),
     "credit_notes": frozenset({"customer", "invoice"}),
     "refunds": frozenset({"charge", "payment_intent"}),
+    "invoice_payments": frozenset(
+        {"invoice", "status", "payment[type]", "payment[payment_intent]", "payment[payment_record]"}
+    ),
 }
-OBJECT_NAMES = {"invoices": "invoice", "credit_notes": "credit note", "refunds": "refund"}
+OBJECT_NAMES = {
+    "invoices": "invoice",
+    "credit_notes": "credit note",
+    "refunds": "refund",
+    "invoice_payments": "invoice payment",
+    "payment_records": "payment record",
+}
 CREATED_OPS: dict[str, Callable[[int, int], bool]] = {
     "gte": lambda value, bound: value >= bound,
     "gt": lambda value, bound: value > bound,
@@ -307,6 +376,101 @@ def generate_invoices(
     return invoices
 
 
+class _Refused(Exception):
+    """A write Stripe refuses: its status and error body, and whether the refusal is saved under
+    the idempotency key (not for parameter errors: Stripe saves nothing that failed validation)."""
+
+    def __init__(self, status: int, body: dict[str, Any], *, saved: bool = True) -> None:
+        super().__init__(body["error"]["message"])
+        self.status = status
+        self.body = body
+        self.saved = saved
+
+
+def _missing(name: str) -> _Refused:
+    return _Refused(
+        400, _error(f"Missing required param: {name}.", code="parameter_missing", param=name), saved=False
+    )
+
+
+def _invalid(name: str, message: str, code: str = "parameter_invalid_string") -> _Refused:
+    return _Refused(400, _error(message, code=code, param=name), saved=False)
+
+
+def form_params(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's form encoding read back: ``a[b][c]=v`` nests, ``a[]=v`` and ``a[0]=v`` are lists,
+    ``a[0][b]=v`` a list of mappings. ``ValueError`` for a key that is both a value and a group."""
+    params: dict[str, Any] = {}
+    for raw_key, value in pairs:
+        head, _, rest = raw_key.partition("[")
+        if rest and not rest.endswith("]"):
+            raise ValueError(f"malformed parameter name {raw_key!r}")
+        parts = [head, *rest[:-1].split("][")] if rest else [head]
+        node: Any = params
+        for index, part in enumerate(parts[:-1]):
+            following = parts[index + 1]
+            fresh: Callable[[], Any] = list if following == "" or following.isdigit() else dict
+            if isinstance(node, list) and part.isdigit():
+                while len(node) <= int(part):
+                    node.append(fresh())
+                node = node[int(part)]
+            elif isinstance(node, dict):
+                node = node.setdefault(part, fresh())
+            else:
+                raise ValueError(f"malformed parameter name {raw_key!r}")
+        last = parts[-1]
+        if isinstance(node, list) and last == "":
+            node.append(value)
+        elif isinstance(node, list) and last.isdigit():
+            while len(node) <= int(last):
+                node.append(None)
+            node[int(last)] = value
+        elif isinstance(node, dict) and not isinstance(node.get(last), dict | list):
+            node[last] = value
+        else:
+            raise ValueError(f"malformed parameter name {raw_key!r}")
+    return params
+
+
+def _positive_int(raw: Any, name: str) -> int:
+    try:
+        value = int(str(raw))
+    except ValueError:
+        raise _invalid(name, f"Invalid integer: {raw}", "parameter_invalid_integer") from None
+    if value <= 0:
+        raise _invalid(name, f"{name} must be a positive integer.", "parameter_invalid_integer")
+    return value
+
+
+def _expands(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """The ``expand[]`` (or ``expand[0]``) values of a query."""
+    return [
+        value
+        for name, value in pairs
+        if name == "expand[]" or (name.startswith("expand[") and name[7:-1].isdigit())
+    ]
+
+
+def _expands_of(params: dict[str, Any]) -> list[str]:
+    expand = params.get("expand") or []
+    return [str(name) for name in expand] if isinstance(expand, list) else [str(expand)]
+
+
+def _record_view(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as the API shows it: without the stand-in's own bookkeeping (``_...`` keys)."""
+    return {key: copy.deepcopy(value) for key, value in obj.items() if not key.startswith("_")}
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A write's first answer, kept under its idempotency key."""
+
+    fingerprint: tuple[str, str, tuple[tuple[str, str], ...]]  # method, path, the sorted form
+    status: int
+    body: str
+    saved_at: float
+
+
 @dataclass(kw_only=True)
 class _Account(Traffic):
     account_id: str
@@ -314,11 +478,29 @@ class _Account(Traffic):
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     credit_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
-    second: deque[float] = field(default_factory=deque)  # when the reads of the last second came in
+    payment_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attached: dict[str, dict[str, Any]] = field(default_factory=dict)  # InvoicePayments made here
+    off_stripe: dict[str, int] = field(default_factory=dict)  # invoice id -> paid outside Stripe
+    idempotency: dict[str, _Saved] = field(default_factory=dict)
+    write_faults: deque[int] = field(default_factory=deque)  # statuses the next writes answer
+    write_log: list[dict[str, Any]] = field(default_factory=list)
+    second: deque[float] = field(default_factory=deque)  # when the calls of the last second came in
 
     @property
     def live(self) -> bool:
         return bool(self.api_key and self.api_key.startswith(("sk_live_", "rk_live_")))
+
+    @property
+    def invoice_payments(self) -> dict[str, dict[str, Any]]:
+        """Every InvoicePayment: those the seeded invoices carry (``payments.data``) and those
+        attached here."""
+        seeded = {
+            payment["id"]: payment
+            for invoice in self.invoices.values()
+            for payment in ((invoice.get("payments") or {}).get("data") or ())
+            if isinstance(payment, dict) and isinstance(payment.get("id"), str)
+        }
+        return seeded | self.attached
 
 
 class StripeSandbox(SandboxServer[_Account]):
@@ -339,21 +521,29 @@ class StripeSandbox(SandboxServer[_Account]):
         reads_per_second: int | None = None,
         clock: Callable[[], float] = time.time,
         latency_seconds: float = 0.0,
+        idempotency_ttl_seconds: float = IDEMPOTENCY_TTL_SECONDS,
     ) -> None:
-        # None: Stripe's own limit for the key's mode (25 test, 100 live).
+        # None: Stripe's own limit for the key's mode (25 test, 100 live); writes count against it too.
         self.reads_per_second = reads_per_second
+        self.idempotency_ttl_seconds = idempotency_ttl_seconds
         super().__init__(
             clock=clock,
             latency_seconds=latency_seconds,
             rules=[
                 Rule(
-                    "/v1/<any(invoices, credit_notes, refunds):collection>", endpoint="list", methods=["GET"]
+                    "/v1/<any(invoices, credit_notes, refunds, invoice_payments):collection>",
+                    endpoint="list",
+                    methods=["GET"],
                 ),
                 Rule(
-                    "/v1/<any(invoices, credit_notes, refunds):collection>/<invoice_id>",
+                    "/v1/<any(invoices, credit_notes, refunds, invoice_payments, payment_records):collection>"
+                    "/<invoice_id>",
                     endpoint="retrieve",
                     methods=["GET"],
                 ),
+                Rule("/v1/invoices/<invoice_id>/pay", endpoint="pay", methods=["POST"]),
+                Rule("/v1/invoices/<invoice_id>/attach_payment", endpoint="attach_payment", methods=["POST"]),
+                Rule("/v1/payment_records/report_payment", endpoint="report_payment", methods=["POST"]),
             ],
         )
 
@@ -402,14 +592,29 @@ class StripeSandbox(SandboxServer[_Account]):
         return len(copied)
 
     def documents(self, account_id: str, kind: str) -> list[dict[str, Any]]:
-        if kind not in LIST_FILTERS:
+        if kind not in LIST_FILTERS and kind != "payment_records":
             raise KeyError(kind)
         with self._lock:
-            return copy.deepcopy(list(getattr(self._tenant(account_id), kind).values()))
+            return [_record_view(obj) for obj in getattr(self._tenant(account_id), kind).values()]
 
     def inject_status(self, account_id: str, status: int, count: int = 1) -> None:
         """The next ``count`` API calls answer ``status`` (429 or a 5xx)."""
         self._inject_status(account_id, status, count)
+
+    def inject_write_status(self, account_id: str, status: int, count: int = 1) -> None:
+        """The next ``count`` writes (not reads) answer ``status`` (429 or a 5xx). A 5xx is saved
+        under the write's idempotency key, as Stripe saves its 500s, so a retry with the same key
+        gets it again; a 429 is not saved."""
+        if status != 429 and not 500 <= status <= 599:
+            raise ValueError("inject_write_status takes 429 or a 5xx status")
+        with self._lock:
+            self._tenant(account_id).write_faults.extend([status] * count)
+
+    def writes(self, account_id: str) -> list[dict[str, Any]]:
+        """Each write the account received: ``path``, ``key``, ``status``, ``replayed`` (answered
+        from the idempotency store, so no effect) and ``effect`` (it changed something)."""
+        with self._lock:
+            return copy.deepcopy(self._tenant(account_id).write_log)
 
     def revoke_refresh_token(self, account_id: str) -> None:
         """Rolls the account's secret key: calls with the old one answer 401 from now on."""
@@ -441,6 +646,16 @@ class StripeSandbox(SandboxServer[_Account]):
         ]
 
     def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
+        if endpoint == "ctl_faults" and b'"writes"' in request.get_data():
+            # POST /_sandbox/accounts/<tenant>/faults {"writes": true, "status": 500, "count": 1}
+            try:
+                body = json.loads(request.get_data())
+                self.inject_write_status(args["tenant"], int(body["status"]), int(body.get("count", 1)))
+            except KeyError as exc:
+                return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
+            except (TypeError, ValueError) as exc:
+                return self._json({"error": str(exc)}, 400)
+            return self._json({"ok": True})
         if endpoint not in ("ctl_add", "ctl_add_objects"):
             return super()._control(request, endpoint, args)
         collection = args.get("collection", "invoices")
@@ -487,6 +702,7 @@ class StripeSandbox(SandboxServer[_Account]):
 
     def _route(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         key = self._presented_key(request)
+        write = request.method == "POST"
         with self._lock:
             account = next(
                 (
@@ -498,17 +714,21 @@ class StripeSandbox(SandboxServer[_Account]):
             )
             if account is None:
                 return self._unauthorized(key)
-            if account.injected:
-                return self._injected(account.injected.popleft())
-            now = self._clock()
-            expire_window(account.second, now, span=1.0)
-            limit = self.reads_per_second or (
-                LIVE_READS_PER_SECOND if account.live else TEST_READS_PER_SECOND
-            )
-            if len(account.second) >= limit:
-                return self._rate_limited()
-            account.second.append(now)
-            self._admit(account, now)
+            if write:
+                answered, respond_write = self._write(account, request, endpoint, args)
+            else:
+                if account.injected:
+                    return self._injected(account.injected.popleft())
+                now = self._clock()
+                if not self._within_limit(account, now):
+                    return self._rate_limited()
+                self._admit(account, now)
+        if write:
+            # Served outside the lock, as reads are: the latency must not hold every other call up.
+            if respond_write is None:
+                assert answered is not None
+                return answered
+            return self._serve(account, is_write=True, respond=respond_write)
 
         collection = str(args.get("collection", "invoices"))
 
@@ -524,10 +744,423 @@ class StripeSandbox(SandboxServer[_Account]):
                         ),
                         404,
                     )
-                return self._json(copy.deepcopy(found))
+                if collection != "invoices":
+                    return self._json(_record_view(found))
+                try:
+                    return self._json(
+                        self._invoice_view(account, found, _expands(request.args.items(multi=True)))
+                    )
+                except _Refused as refused:
+                    return self._json(refused.body, refused.status)
             return self._list(account, request, collection)
 
         return self._serve(account, is_write=False, respond=respond)
+
+    def _within_limit(self, account: _Account, now: float) -> bool:
+        """Whether a call fits the per-second budget (reads and writes share it, as at Stripe);
+        counts it if so. Under the lock."""
+        expire_window(account.second, now, span=1.0)
+        limit = self.reads_per_second or (LIVE_READS_PER_SECOND if account.live else TEST_READS_PER_SECOND)
+        if len(account.second) >= limit:
+            return False
+        account.second.append(now)
+        return True
+
+    # ---------------------------------------------------------------------------------------------
+    # Writes
+
+    def _write(
+        self, account: _Account, request: Request, endpoint: str, args: dict[str, Any]
+    ) -> tuple[Response, None] | tuple[None, Callable[[], Response]]:
+        """A POST, under the lock: 429s first (never saved), then the idempotency store (replay, or
+        400 for a key used with other parameters), then injected 5xx (saved); each of those is the
+        answer. Otherwise the call is admitted and its ``respond`` returned for ``_serve``."""
+        path = request.path
+        idempotency_key = request.headers.get("Idempotency-Key")
+        fault = self._write_fault(account)
+        if fault == 429:
+            return self._log_write(account, path, idempotency_key, self._rate_limited()), None
+        now = self._clock()
+        if not self._within_limit(account, now):
+            return self._log_write(account, path, idempotency_key, self._rate_limited()), None
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+            refused = _error(
+                f"Invalid Idempotency-Key: it must be 1 to {MAX_IDEMPOTENCY_KEY} characters.",
+                code="idempotency_key_invalid",
+            )
+            return self._log_write(account, path, idempotency_key, self._json(refused, 400)), None
+        pairs = sorted((str(k), str(v)) for k, v in request.form.items(multi=True))
+        fingerprint = (request.method, path, tuple(pairs))
+        if idempotency_key is not None:
+            for stale in [
+                k for k, v in account.idempotency.items() if v.saved_at <= now - self.idempotency_ttl_seconds
+            ]:
+                del account.idempotency[stale]
+            saved = account.idempotency.get(idempotency_key)
+            if saved is not None:
+                if saved.fingerprint != fingerprint:
+                    mismatch = {
+                        "error": {
+                            "type": "idempotency_error",
+                            "message": (
+                                "Keys for idempotent requests can only be used with the same parameters they "
+                                "were first used with. Try using a key other than "
+                                f"'{idempotency_key}' if you meant to execute a different request."
+                            ),
+                        }
+                    }
+                    return self._log_write(account, path, idempotency_key, self._json(mismatch, 400)), None
+                replay = Response(
+                    saved.body,
+                    status=saved.status,
+                    content_type=self.json_type,
+                    headers={"Idempotent-Replayed": "true", "Idempotency-Key": idempotency_key},
+                )
+                return self._log_write(account, path, idempotency_key, replay, replayed=True), None
+        if fault is not None:
+            # A 5xx after execution began: Stripe saves it under the key like any other result.
+            failed = self._injected(fault)
+            self._save(account, idempotency_key, fingerprint, failed, now)
+            return self._log_write(account, path, idempotency_key, failed), None
+        self._admit(account, now)
+
+        def respond() -> Response:
+            try:
+                params = form_params(pairs)
+                handler = {
+                    "pay": self._pay,
+                    "attach_payment": self._attach_payment,
+                    "report_payment": self._report_payment,
+                }[endpoint]
+                body = handler(account, params, args, now)
+                response = self._json(body)
+                effect = True
+            except ValueError as exc:
+                response, effect = self._json(_error(str(exc), code="parameter_invalid_string"), 400), False
+            except _Refused as refused:
+                response, effect = self._json(refused.body, refused.status), False
+                if not refused.saved:
+                    return self._log_write(account, path, idempotency_key, response)
+            self._save(account, idempotency_key, fingerprint, response, now)
+            return self._log_write(account, path, idempotency_key, response, effect=effect)
+
+        return None, respond
+
+    def _write_fault(self, account: _Account) -> int | None:
+        if account.write_faults:
+            return account.write_faults.popleft()
+        if account.injected:
+            return account.injected.popleft()
+        return None
+
+    def _save(
+        self,
+        account: _Account,
+        idempotency_key: str | None,
+        fingerprint: tuple[str, str, tuple[tuple[str, str], ...]],
+        response: Response,
+        now: float,
+    ) -> None:
+        if idempotency_key is not None:
+            account.idempotency[idempotency_key] = _Saved(
+                fingerprint, response.status_code, response.get_data(as_text=True), now
+            )
+
+    @staticmethod
+    def _log_write(
+        account: _Account,
+        path: str,
+        idempotency_key: str | None,
+        response: Response,
+        *,
+        replayed: bool = False,
+        effect: bool = False,
+    ) -> Response:
+        account.write_log.append(
+            {
+                "path": path,
+                "key": idempotency_key,
+                "status": response.status_code,
+                "replayed": replayed,
+                "effect": effect,
+            }
+        )
+        return response
+
+    def _invoice_of(self, account: _Account, invoice_id: str) -> dict[str, Any]:
+        found = account.invoices.get(invoice_id)
+        if found is None:
+            raise _Refused(
+                404, _error(f"No such invoice: '{invoice_id}'", code="resource_missing", param="invoice")
+            )
+        return found
+
+    @staticmethod
+    def _payable(invoice: dict[str, Any]) -> None:
+        status = str(invoice.get("status"))
+        if status not in PAYABLE:
+            message = UNPAYABLE.get(status, f"This invoice is {status} and cannot be paid.")
+            raise _Refused(400, _error(message, code=UNEXPECTED_STATE))
+
+    @staticmethod
+    def _known(params: dict[str, Any], allowed: frozenset[str]) -> None:
+        for name in params:
+            if name not in allowed:
+                raise _Refused(
+                    400,
+                    _error(f"Received unknown parameter: {name}", code="parameter_unknown", param=name),
+                    saved=False,
+                )
+
+    def _mark_paid(self, invoice: dict[str, Any], now: float) -> None:
+        invoice["status"] = "paid"
+        transitions = invoice.setdefault("status_transitions", {})
+        transitions["paid_at"] = int(now)
+
+    def _pay(
+        self, account: _Account, params: dict[str, Any], args: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        self._known(params, PAY_PARAMS)
+        invoice = self._invoice_of(account, str(args["invoice_id"]))
+        out_of_band = params.get("paid_out_of_band")
+        if out_of_band not in (None, "true", "false"):
+            raise _invalid(
+                "paid_out_of_band", "Invalid boolean: " + str(out_of_band), "parameter_invalid_boolean"
+            )
+        self._payable(invoice)
+        if out_of_band != "true":
+            # A real Stripe would charge the customer's payment method; there is none here.
+            raise _Refused(
+                400,
+                _error(
+                    "This stand-in charges no cards: pass paid_out_of_band=true to mark the invoice paid.",
+                    code="invoice_no_payment_method_types",
+                ),
+            )
+        remaining = int(invoice.get("amount_remaining", 0))
+        invoice["amount_paid"] = int(invoice.get("amount_paid", 0)) + remaining
+        invoice["amount_remaining"] = 0
+        account.off_stripe[invoice["id"]] = account.off_stripe.get(invoice["id"], 0) + remaining
+        self._mark_paid(invoice, now)
+        return self._invoice_view(account, invoice, _expands_of(params))
+
+    def _report_payment(
+        self, account: _Account, params: dict[str, Any], _args: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        self._known(params, REPORT_PARAMS)
+        requested = params.get("amount_requested")
+        if not isinstance(requested, dict):
+            raise _missing("amount_requested")
+        for name in ("currency", "value"):
+            if not requested.get(name):
+                raise _missing(f"amount_requested[{name}]")
+        currency = str(requested["currency"]).lower()
+        if len(currency) != 3 or not currency.isalpha():
+            raise _invalid("amount_requested[currency]", f"Invalid currency: {requested['currency']}.")
+        value = _positive_int(requested["value"], "amount_requested[value]")
+        if "initiated_at" not in params:
+            raise _missing("initiated_at")
+        initiated_at = _positive_int(params["initiated_at"], "initiated_at")
+        method = params.get("payment_method_details")
+        if not isinstance(method, dict):
+            raise _missing("payment_method_details")
+        if method.get("type", "custom") != "custom":
+            raise _invalid(
+                "payment_method_details[type]", "Invalid payment_method_details[type]: must be custom."
+            )
+        custom: dict[str, Any] = method["custom"] if isinstance(method.get("custom"), dict) else {}
+        if method.get("payment_method") is None and not custom.get("display_name"):
+            raise _missing("payment_method_details[custom][display_name]")
+        outcome = params.get("outcome", "guaranteed")
+        if outcome not in ("guaranteed", "failed", "canceled"):
+            raise _invalid(
+                "outcome", f"Invalid outcome: {outcome}; must be one of guaranteed, failed, canceled."
+            )
+        at: dict[str, int] = {}
+        for state in ("guaranteed", "failed", "canceled"):
+            details = params.get(state)
+            if state == outcome and "outcome" in params and not isinstance(details, dict):
+                raise _missing(f"{state}[{state}_at]")
+            if isinstance(details, dict):
+                at[state] = _positive_int(details.get(f"{state}_at", ""), f"{state}[{state}_at]")
+        processor = params.get("processor_details")
+        if processor is not None:
+            if not isinstance(processor, dict) or processor.get("type") != "custom":
+                raise _missing("processor_details[type]")
+            reference = (processor.get("custom") or {}).get("payment_reference")
+            if not reference:
+                raise _missing("processor_details[custom][payment_reference]")
+        metadata = params.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise _invalid("metadata", "Invalid object: metadata must be a set of key-value pairs.")
+        customer = (
+            params.get("customer_details") if isinstance(params.get("customer_details"), dict) else None
+        )
+        record_id = f"pr_{secrets.token_hex(12)}"
+        created = int(now)
+
+        def amount(applies: bool) -> dict[str, Any]:
+            return {"currency": currency, "value": value if applies else 0}
+
+        record = {
+            "id": record_id,
+            "object": "payment_record",
+            "amount": amount(True),
+            "amount_authorized": amount(outcome == "guaranteed"),
+            "amount_canceled": amount(outcome == "canceled"),
+            "amount_failed": amount(outcome == "failed"),
+            "amount_guaranteed": amount(outcome == "guaranteed"),
+            "amount_refunded": amount(False),
+            "amount_requested": amount(True),
+            "application": None,
+            "created": created,
+            "customer_details": (
+                {
+                    "customer": customer.get("customer"),
+                    "email": customer.get("email"),
+                    "name": customer.get("name"),
+                    "phone": customer.get("phone"),
+                }
+                if customer
+                else None
+            ),
+            "customer_presence": params.get("customer_presence"),
+            "description": params.get("description"),
+            "latest_payment_attempt_record": f"par_{secrets.token_hex(12)}",
+            "livemode": account.live,
+            "metadata": {str(k): str(v) for k, v in metadata.items()},
+            "payment_method_details": {
+                "billing_details": None,
+                "custom": {"display_name": custom.get("display_name"), "type": custom.get("type")},
+                "payment_method": method.get("payment_method"),
+                "type": "custom",
+            },
+            "processor_details": (
+                {"type": "custom", "custom": {"payment_reference": processor["custom"]["payment_reference"]}}
+                if processor is not None
+                else {"type": "custom", "custom": None}
+            ),
+            "reported_by": "self",
+            "shipping_details": None,
+            # Not Stripe fields: kept off the wire (see _record_view) for attach_payment.
+            "_initiated_at": initiated_at,
+            "_outcome_at": at.get(str(outcome), initiated_at),
+            "_outcome": outcome,
+        }
+        account.payment_records[record_id] = record
+        return _record_view(record)
+
+    def _attach_payment(
+        self, account: _Account, params: dict[str, Any], args: dict[str, Any], now: float
+    ) -> dict[str, Any]:
+        self._known(params, ATTACH_PARAMS)
+        invoice = self._invoice_of(account, str(args["invoice_id"]))
+        if "payment_intent" in params:
+            raise _Refused(
+                404,
+                _error(
+                    f"No such payment_intent: '{params['payment_intent']}'",
+                    code="resource_missing",
+                    param="payment_intent",
+                ),
+            )
+        record_id = params.get("payment_record")
+        if not record_id:
+            raise _missing("payment_record")
+        record = account.payment_records.get(str(record_id))
+        if record is None:
+            raise _Refused(
+                404,
+                _error(
+                    f"No such payment_record: '{record_id}'", code="resource_missing", param="payment_record"
+                ),
+            )
+        already = next(
+            (p for p in account.attached.values() if p["payment"].get("payment_record") == record_id), None
+        )
+        if already is not None:
+            raise _Refused(
+                400,
+                _error(
+                    f"PaymentRecord {record_id} is already attached to invoice {already['invoice']}.",
+                    param="payment_record",
+                ),
+            )
+        self._payable(invoice)
+        currency = record["amount_requested"]["currency"]
+        if currency != str(invoice.get("currency", "")).lower():
+            raise _Refused(
+                400,
+                _error(
+                    f"The PaymentRecord's currency ({currency}) must match the invoice's "
+                    f"({invoice.get('currency')}).",
+                    param="payment_record",
+                ),
+            )
+        value = int(record["amount_requested"]["value"])
+        paid = record["_outcome"] == "guaranteed"
+        payment_id = f"inpay_{secrets.token_hex(12)}"
+        created = int(now)
+        account.attached[payment_id] = {
+            "id": payment_id,
+            "object": "invoice_payment",
+            "amount_paid": value if paid else None,
+            "amount_requested": value,
+            "created": created,
+            "currency": currency,
+            "invoice": invoice["id"],
+            "is_default": False,
+            "livemode": account.live,
+            "payment": {"type": "payment_record", "payment_record": record_id},
+            "status": "paid" if paid else "canceled",
+            "status_transitions": {
+                "canceled_at": None if paid else created,
+                "paid_at": record["_outcome_at"] if paid else None,
+            },
+        }
+        if paid:
+            remaining = int(invoice.get("amount_remaining", 0))
+            invoice["amount_paid"] = int(invoice.get("amount_paid", 0)) + value
+            invoice["amount_remaining"] = max(remaining - value, 0)
+            if value > remaining:
+                # Stripe credits an overpayment to the customer's balance.
+                invoice["amount_overpaid"] = int(invoice.get("amount_overpaid", 0)) + value - remaining
+            account.off_stripe[invoice["id"]] = account.off_stripe.get(invoice["id"], 0) + value
+            if invoice["amount_remaining"] == 0:
+                self._mark_paid(invoice, now)
+        return self._invoice_view(account, invoice, _expands_of(params))
+
+    def _invoice_view(self, account: _Account, invoice: dict[str, Any], expand: list[str]) -> dict[str, Any]:
+        """The invoice as Stripe answers it: ``payments`` and ``amount_paid_off_stripe`` only when
+        expanded (400 for a field that cannot be)."""
+        view = copy.deepcopy(invoice)
+        for name in expand:
+            if name not in EXPANDABLE_INVOICE:
+                raise _Refused(
+                    400,
+                    _error(
+                        f"This property cannot be expanded ({name}).",
+                        code="parameter_invalid_string",
+                        param="expand",
+                    ),
+                    saved=False,
+                )
+        if "payments" in expand:
+            mine = sorted(
+                (p for p in account.invoice_payments.values() if p.get("invoice") == invoice["id"]),
+                key=lambda p: (p.get("created", 0), p["id"]),
+                reverse=True,
+            )
+            view["payments"] = {
+                "object": "list",
+                "data": copy.deepcopy(mine),
+                "has_more": False,
+                "total_count": len(mine),
+                "url": f"/v1/invoices/{invoice['id']}/payments",
+            }
+        if "amount_paid_off_stripe" in expand:
+            view["amount_paid_off_stripe"] = account.off_stripe.get(invoice["id"], 0)
+        return view
 
     def _rate_limited(self) -> Response:
         return self._json(
@@ -570,10 +1203,11 @@ class StripeSandbox(SandboxServer[_Account]):
                 400,
             )
         status = query.get("status")
-        if status is not None and status not in STATUSES:
+        statuses = PAYMENT_STATUSES if collection == "invoice_payments" else STATUSES
+        if status is not None and status not in statuses:
             return self._json(
                 _error(
-                    f"Invalid status: must be one of {', '.join(STATUSES)}",
+                    f"Invalid status: must be one of {', '.join(statuses)}",
                     code="parameter_invalid_string",
                     param="status",
                 ),
@@ -601,7 +1235,15 @@ class StripeSandbox(SandboxServer[_Account]):
                     _error("Invalid integer", code="parameter_invalid_integer", param="created"), 400
                 )
         equal = {
-            name: query[name] for name in LIST_FILTERS[collection] - {"status"} if query.get(name) is not None
+            name: query[name]
+            for name in LIST_FILTERS[collection] - {"status"}
+            if query.get(name) is not None and not name.startswith("payment[")
+        }
+        # payment[type] / payment[payment_intent] / payment[payment_record]: the InvoicePayment's payment.
+        of_payment = {
+            name[8:-1]: query[name]
+            for name in LIST_FILTERS[collection]
+            if name.startswith("payment[") and name in query
         }
         pool: dict[str, dict[str, Any]] = getattr(account, collection)
         # Newest first, as Stripe lists; ties broken by id so the order (and the cursors) are stable.
@@ -611,6 +1253,7 @@ class StripeSandbox(SandboxServer[_Account]):
             for i in ordered
             if (status is None or i.get("status") == status)
             and all(i.get(name) == value for name, value in equal.items())
+            and all((i.get("payment") or {}).get(name) == value for name, value in of_payment.items())
             and all(test(int(i["created"]), bound) for test, bound in bounds)
         ]
         after, before = query.get("starting_after"), query.get("ending_before")
