@@ -278,3 +278,35 @@ def test_the_form_is_read_back_as_stripe_nests_it() -> None:
     }
     with pytest.raises(ValueError, match="malformed"):
         form_params([("a", "1"), ("a[b]", "2")])
+
+
+def test_stripe_python_writes_to_the_stand_in_as_to_stripe(sandbox: StripeSandbox, clock: FakeClock) -> None:
+    """Given the official stripe-python client pointed at the stand-in, when it reports a payment,
+    attaches it, lists the invoice's payments and pays another invoice out of band (its own
+    encoding: expand[0], its own Idempotency-Key), then each answer is a typed object of the right
+    kind and the stand-in holds what our client would have made."""
+    sdk = stripe.StripeClient(KEY, base_addresses={"api": sandbox.base_url})
+    record = sdk.v1.payment_records.report_payment(
+        params={
+            "amount_requested": {"currency": "usd", "value": 2500},
+            "initiated_at": START,
+            "outcome": "guaranteed",
+            "guaranteed": {"guaranteed_at": START},
+            "payment_method_details": {"type": "custom", "custom": {"display_name": "Recorded in Xero"}},
+            "processor_details": {"type": "custom", "custom": {"payment_reference": "xero:abc"}},
+        },
+        options={"idempotency_key": "sdk-report"},
+    )
+    assert record.id.startswith("pr_") and record.amount_guaranteed.value == 2500
+    invoice = sdk.v1.invoices.attach_payment(
+        OPEN,
+        params={"payment_record": record.id, "expand": ["payments"]},
+        options={"idempotency_key": "sdk-attach"},
+    )
+    assert invoice.amount_paid == 2500 and invoice.payments is not None
+    assert invoice.payments.data[0].payment.payment_record == record.id
+    listed = sdk.v1.invoice_payments.list(params={"invoice": OPEN, "payment": {"type": "payment_record"}})
+    assert [p.id for p in listed.data] == [invoice.payments.data[0].id]
+    paid = sdk.v1.invoices.pay("in_1Hist000004", params={"paid_out_of_band": True})
+    assert paid.status == "paid" and paid.amount_remaining == 0
+    assert sandbox.writes(ACCOUNT)[-1]["key"]  # stripe-python sent its own key
