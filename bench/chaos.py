@@ -372,11 +372,18 @@ def deliver(
     senders: int,
     revoke_at: float | None,
     revoke: Callable[[], None],
+    max_backlog: int = 0,
 ) -> Delivery:
+    """Posts every webhook; with ``max_backlog``, the senders wait while the sync queue holds more
+    messages than that (waiting or in flight). moto's SQS costs time proportional to the messages
+    a queue holds on every send and receive (it recounts them for the queue's attributes), so an
+    unpaced run of thousands of documents spends itself inside moto; SQS does not, and pacing
+    changes when a webhook is sent, not the order or the faults."""
     from invoice_sync.sources.signing import signature_header  # noqa: PLC0415
 
     result = Delivery()
     lock = threading.Lock()
+    room = Backlog(stack, max_backlog)
     revoke_index = int(len(webhooks) * revoke_at) if revoke_at is not None else None
     url = stack.webhook_url()
     secret = stack.company.webhook_secret
@@ -418,16 +425,52 @@ def deliver(
                     revoke()
                     with lock:
                         result.revoked_at = time.monotonic()
+                room.wait()
                 send(http, webhooks[index])
                 if index % 500 == 0:
                     print(f"  sent {index:,} of {len(webhooks):,} webhooks", file=sys.stderr, flush=True)
 
     threads = [threading.Thread(target=work, name=f"sender-{i}", daemon=True) for i in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with room:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     return result
+
+
+class Backlog:
+    """Open while the sync queue holds at most ``limit`` messages (waiting or in flight), read
+    twice a second; always open when ``limit`` is 0. A context manager: the reader runs inside."""
+
+    def __init__(self, stack: Any, limit: int) -> None:
+        self._stack = stack
+        self._limit = limit
+        self._open = threading.Event()
+        self._open.set()
+        self._done = threading.Event()
+
+    def wait(self) -> None:
+        self._open.wait()
+
+    def _read(self) -> None:
+        from invoice_sync.store.queue import depth_of  # noqa: PLC0415
+
+        while not self._done.wait(0.5):
+            depth = depth_of(self._stack.client("sqs"), self._stack.resources.sync_queue_url)
+            if depth.visible + depth.in_flight > self._limit:
+                self._open.clear()
+            else:
+                self._open.set()
+        self._open.set()
+
+    def __enter__(self) -> Backlog:
+        if self._limit > 0:
+            threading.Thread(target=self._read, name="backlog", daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -665,6 +708,13 @@ def main() -> int:
     parser.add_argument("--pollers", type=int, default=2, help="push invocations at once (default 2)")
     parser.add_argument("--senders", type=int, default=4, help="threads posting webhooks (default 4)")
     parser.add_argument(
+        "--max-backlog",
+        type=int,
+        default=200,
+        help="senders wait while the sync queue holds more messages (moto's SQS slows with its "
+        "length; 0: no pacing; default 200)",
+    )
+    parser.add_argument(
         "--moto-thread",
         action="store_true",
         help="run moto's server in this process (default: a process of its own, a second core)",
@@ -778,7 +828,14 @@ def run(args: argparse.Namespace, stack_class: Any) -> int:  # noqa: PLR0915 - t
         if revoke_at is None:
             reconnected.set()
         sent_at = time.monotonic()
-        result = deliver(stack, webhooks, senders=args.senders, revoke_at=revoke_at, revoke=revoke)
+        result = deliver(
+            stack,
+            webhooks,
+            senders=args.senders,
+            revoke_at=revoke_at,
+            revoke=revoke,
+            max_backlog=args.max_backlog,
+        )
         delivered = time.monotonic() - sent_at
         if not reconnected.wait(timeout=args.timeout):
             print("the operator's reconnect did not finish", file=sys.stderr)

@@ -69,6 +69,7 @@ def test_a_tiny_chaos_run_leaves_exactly_one_document_per_source_document_to_the
         pollers=1,
         senders=2,
         moto_thread=False,  # moto in a process of its own, as the bench runs it by default
+        max_backlog=20,  # the senders pace themselves, as in a large run
         retry_seconds=1,
         timeout=600.0,
         show=10,
