@@ -26,6 +26,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypedDict, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -39,10 +40,12 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = [
+    "BY_HAND_PAYMENTS",
     "CENT",
     "CODE_TTL_SECONDS",
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
+    "ByHandPayment",
     "DemoCredentials",
     "GrantRefused",
     "SandboxServer",
@@ -134,6 +137,48 @@ def parse_number(value: Any) -> Decimal | None:
     except InvalidOperation:
         return None
     return result if result.is_finite() else None
+
+
+# --------------------------------------------------------------------------------------------------
+# What a person does in the ledger by hand
+
+# The control call that plays a person recording a payment in the ledger:
+# POST /_sandbox/<control_root>/<tenant>/payments-by-hand
+BY_HAND_PAYMENTS = "payments-by-hand"
+
+
+@dataclass(frozen=True)
+class ByHandPayment:
+    """A payment a person records in the ledger against an invoice already there (a cheque, a bank
+    feed match): no invoice-sync marker, the ledger's own rules and balances.
+
+    The control body is ``{"invoice_id", "amount", "paid_on"?, "reference"?, "note"?, "account"?}``
+    with ``amount`` a JSON number or numeric string and ``paid_on`` an ISO date."""
+
+    invoice_id: str
+    amount: Decimal
+    paid_on: date | None = None
+    reference: str | None = None  # the cheque number or bank reference
+    note: str | None = None  # the ledger's memo of the payment
+    account: str | None = None  # where the money lands (a ledger account id or code)
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ByHandPayment:
+        if not body.get("invoice_id"):
+            raise ValueError("invoice_id is required")
+        amount = parse_number(body.get("amount"))
+        if amount is None:
+            raise ValueError("amount must be a number")
+        raw_day = body.get("paid_on")
+        optional = {
+            name: str(body[name]) if body.get(name) else None for name in ("reference", "note", "account")
+        }
+        return cls(
+            invoice_id=str(body["invoice_id"]),
+            amount=amount,
+            paid_on=date.fromisoformat(str(raw_day)) if raw_day else None,
+            **optional,
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -619,9 +664,19 @@ class SandboxServer(ABC, Generic[TenantT]):
             "disconnect": self.disconnect,
         }
 
+    def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
+        """POST /_sandbox/<control_root>/<tenant>/<call> with a JSON object body: call -> what it
+        does with the tenant and the body; its result is the 201 answer. A ``KeyError`` answers
+        404, a ``ValueError`` (what the ledger would refuse) 400."""
+        return {}
+
     def _control_rules(self) -> list[Rule]:
         root = f"/_sandbox/{self.control_root}"
         return [
+            *(
+                Rule(f"{root}/<tenant>/{call}", endpoint=f"ctl_call:{call}", methods=["POST"])
+                for call in self._control_calls()
+            ),
             Rule(root, endpoint="ctl_seed", methods=["POST"]),
             Rule("/_sandbox/consent", endpoint="ctl_consent", methods=["POST"]),
             Rule(f"{root}/<tenant>/faults", endpoint="ctl_faults", methods=["POST"]),
@@ -659,6 +714,9 @@ class SandboxServer(ABC, Generic[TenantT]):
             tenant = args["tenant"]
             if endpoint == "ctl_documents":
                 return self._json(self.documents(tenant, args["kind"]))
+            if endpoint.startswith("ctl_call:"):
+                result = self._control_calls()[endpoint.removeprefix("ctl_call:")](tenant, body)
+                return self._json(result, 201)
             if endpoint == "ctl_faults":
                 if "lose_responses" in body:
                     lost_as = str(body.get("lost_as", "gateway"))

@@ -48,8 +48,10 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from invoice_sync_ops.sandboxes.base import (
+    BY_HAND_PAYMENTS,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    ByHandPayment,
     GrantRefused,
     SandboxServer,
     Traffic,
@@ -409,8 +411,57 @@ class FreshBooksSandbox(SandboxServer[_Account]):
         with self._lock:
             self._tenant(account_id).access_tokens.clear()
 
+    def record_payment_by_hand(
+        self,
+        account_id: str,
+        invoice_id: str,
+        amount: Decimal,
+        *,
+        paid_on: date | None = None,
+        reference: str | None = None,
+        note: str | None = None,
+        account: str | None = None,  # noqa: ARG002 - a FreshBooks payment names no account
+    ) -> dict[str, Any]:
+        """A person adding a payment to an invoice in FreshBooks (a cheque): a payment of type
+        ``Check`` with no invoice-sync marker, its note the note and reference together (FreshBooks
+        keeps one text field). It goes through the API's own write: the invoice's paid, outstanding,
+        statuses and ``updated`` move as FreshBooks moves them, and what FreshBooks would refuse
+        raises ``ValueError``. Returns the payment as served."""
+        with self._lock:
+            tenant = self._tenant(account_id)
+            number = _int_id(invoice_id)
+            if number is None or number not in tenant.table("invoices"):
+                raise KeyError(f"invoice {invoice_id}")
+            data: dict[str, Any] = {
+                "invoiceid": number,
+                "amount": {"amount": format(amount, "f")},
+                "date": (paid_on.isoformat() if paid_on else self._today()),
+                "type": "Check",
+                "note": " ".join(part for part in (reference, note) if part),
+            }
+            try:
+                payment = self._create(tenant, "payments", data)
+            except _Fault as fault:
+                raise ValueError(f"FreshBooks {fault.errno}: {fault.message}") from fault
+            return copy.deepcopy(payment)
+
     # ---------------------------------------------------------------------------------------------
     # Helpers
+
+    def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
+        return {**super()._control_calls(), BY_HAND_PAYMENTS: self._payment_by_hand_call}
+
+    def _payment_by_hand_call(self, account_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        wanted = ByHandPayment.from_body(body)
+        return self.record_payment_by_hand(
+            account_id,
+            wanted.invoice_id,
+            wanted.amount,
+            paid_on=wanted.paid_on,
+            reference=wanted.reference,
+            note=wanted.note,
+            account=wanted.account,
+        )
 
     def _seed_tenant(self, tenant_id: str, options: dict[str, Any]) -> None:
         options["business_id"] = int(options["business_id"])

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -26,8 +26,10 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from invoice_sync_ops.sandboxes.base import (
+    BY_HAND_PAYMENTS,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    ByHandPayment,
     GrantRefused,
     SandboxServer,
     TokenReader,
@@ -613,8 +615,64 @@ class QuickBooksSandbox(SandboxServer[_Company]):
         with self._lock:
             self._tenant(realm_id).request_ids.clear()
 
+    def record_payment_by_hand(
+        self,
+        realm_id: str,
+        invoice_id: str,
+        amount: Decimal,
+        *,
+        paid_on: date | None = None,
+        reference: str | None = None,
+        note: str | None = None,
+        account: str | None = None,
+    ) -> dict[str, Any]:
+        """A person receiving a payment in QBO (Receive payment): a Payment of ``amount`` on the
+        invoice for its customer, with no invoice-sync marker, into ``account`` (an account id; none:
+        Undeposited Funds). It goes through the API's own write, so the invoice's Balance and
+        LinkedTxn, its SyncToken and LastUpdatedTime move as QBO moves them, and what QBO would
+        refuse (more than is due) raises ``ValueError``. Returns the Payment as QBO serves it."""
+        with self._lock:
+            company = self._tenant(realm_id)
+            invoice = company.table("Invoice").get(str(invoice_id))
+            if invoice is None:
+                raise KeyError(f"invoice {invoice_id}")
+            body: dict[str, Any] = {
+                "CustomerRef": {"value": _ref_value(invoice["CustomerRef"])},
+                "CurrencyRef": dict(invoice.get("CurrencyRef") or {"value": company.currency}),
+                "TotalAmt": amount,
+                "TxnDate": (paid_on or self._now().date()).isoformat(),
+                "Line": [{"Amount": amount, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+            }
+            if reference:
+                body["PaymentRefNum"] = reference
+            if note:
+                body["PrivateNote"] = note
+            if account:
+                body["DepositToAccountRef"] = {"value": account}
+            try:
+                written = self._write(company, "Payment", body, "")
+            except _Fault as fault:
+                raise ValueError(f"QBO {fault.code}: {fault.detail or fault.message}") from fault
+            payment: dict[str, Any] = written["Payment"]
+            return payment
+
     # ---------------------------------------------------------------------------------------------
     # Helpers
+
+    def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
+        return {**super()._control_calls(), BY_HAND_PAYMENTS: self._payment_by_hand_call}
+
+    def _payment_by_hand_call(self, realm_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        wanted = ByHandPayment.from_body(body)
+        return self.record_payment_by_hand(
+            realm_id,
+            wanted.invoice_id,
+            wanted.amount,
+            paid_on=wanted.paid_on,
+            reference=wanted.reference,
+            note=wanted.note,
+            account=wanted.account,
+        )
 
     def _seed_tenant(self, tenant_id: str, options: dict[str, Any]) -> None:
         self.seed_company(tenant_id, **options)

@@ -38,9 +38,11 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from invoice_sync_ops.sandboxes.base import (
+    BY_HAND_PAYMENTS,
     CENT,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    ByHandPayment,
     GrantRefused,
     SandboxServer,
     TokenReader,
@@ -660,6 +662,58 @@ class XeroSandbox(SandboxServer[_Org]):
     def _control_actions(self) -> dict[str, Callable[[str], None]]:
         return {**super()._control_actions(), "forget-idempotency-keys": self.forget_idempotency_keys}
 
+    def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
+        return {**super()._control_calls(), BY_HAND_PAYMENTS: self._payment_by_hand_call}
+
+    def _payment_by_hand_call(self, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        wanted = ByHandPayment.from_body(body)
+        return self.record_payment_by_hand(
+            tenant_id,
+            wanted.invoice_id,
+            wanted.amount,
+            paid_on=wanted.paid_on,
+            reference=wanted.reference,
+            note=wanted.note,
+            account=wanted.account,
+        )
+
+    def record_payment_by_hand(
+        self,
+        tenant_id: str,
+        invoice_id: str,
+        amount: Decimal,
+        *,
+        paid_on: date | None = None,
+        reference: str | None = None,
+        note: str | None = None,
+        account: str | None = None,
+    ) -> dict[str, Any]:
+        """A person recording a payment in Xero (or matching a bank-feed line to an invoice): an
+        ACCRECPAYMENT of ``amount`` on the invoice into bank account ``account`` (a code; none: the
+        organisation's first bank account), with no invoice-sync marker. Xero keeps one text field
+        on a payment, so ``Reference`` is the reference, else the note. It goes through the API's own
+        write: AmountDue, the invoice's Payments and Status and both UpdatedDateUTC move as Xero
+        moves them, and what Xero would refuse raises ``ValueError``. Returns the Payment as served."""
+        with self._lock:
+            org = self._tenant(tenant_id)
+            if str(invoice_id) not in org.table("Invoices"):
+                raise KeyError(f"invoice {invoice_id}")
+            code = account or next(
+                (a["Code"] for a in org.table("Accounts").values() if a.get("Type") == "BANK"), ""
+            )
+            element: dict[str, Any] = {
+                "Invoice": {"InvoiceID": str(invoice_id)},
+                "Account": {"Code": code},
+                "Amount": amount,
+                "Date": (paid_on or self._today()).isoformat(),
+                "Reference": reference or note or "",
+            }
+            try:
+                payment = self._write_payment(org, element, _Write(method="PUT", target=None, unitdp=2))
+            except _Invalid as invalid:
+                raise ValueError("Xero: " + "; ".join(invalid.messages)) from invalid
+            return copy.deepcopy(payment)
+
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
 
@@ -1054,6 +1108,9 @@ class XeroSandbox(SandboxServer[_Org]):
                     moment = moment.replace(tzinfo=UTC)
                 cutoff = moment.timestamp() * 1000
                 rows = [row for row in rows if (_ms_of(row.get("UpdatedDateUTC")) or 0) > cutoff]
+        order = request.args.get("order")
+        if order and order.strip():
+            rows = self._ordered(rows, order)
         page_arg = request.args.get("page")
         rows = copy.deepcopy(rows)
         if page_arg is None:
@@ -1074,6 +1131,25 @@ class XeroSandbox(SandboxServer[_Org]):
             "itemCount": len(rows),
         }
         return envelope
+
+    @staticmethod
+    def _ordered(rows: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+        """``order=Field [ASC|DESC]`` on one field (Xero takes a comma list; the sandbox one):
+        /Date()/ stamps as moments, numbers as numbers, the rest as text; ties keep their order."""
+        field_name, _, direction = order.strip().partition(" ")
+        if direction.strip().upper() not in ("", "ASC", "DESC") or not field_name:
+            raise _query_error(f"order '{order}' is not Field ASC or Field DESC")  # sandbox wording
+
+        def key(row: dict[str, Any]) -> tuple[int, Decimal, str]:
+            value = _lookup(row, field_name)
+            moment = _ms_of(value)
+            if moment is not None:
+                return (0, Decimal(moment), "")
+            if isinstance(value, Decimal | int) and not isinstance(value, bool):
+                return (0, Decimal(value), "")
+            return (1, Decimal(0), "" if value is None else str(value).lower())
+
+        return sorted(rows, key=key, reverse=direction.strip().upper() == "DESC")
 
     # ---------------------------------------------------------------------------------------------
     # Contacts

@@ -73,6 +73,7 @@ class FreshBooksLedger(RefundIsCreditNote):
     batch_size = 1  # FreshBooks has no batch call
     chart_page_size = PER_PAGE
     list_page_size = PER_PAGE
+    payment_page_size = PAYMENT_PAGE_SIZE  # list_ledger_payments' pages (the port's most)
 
     def __init__(self, client: FreshBooksClient) -> None:
         self.client = client
@@ -391,10 +392,12 @@ class FreshBooksLedger(RefundIsCreditNote):
             for row in self.client.pages(PAYMENTS, "payments", {**search, "vis_state": state})
         ]
         payments = [payloads.ledger_payment(row) for row in rows]
-        payments = [p for p in payments if p.updated_at is None or p.updated_at >= since]
-        payments.sort(key=lambda p: (p.updated_at or since, int(p.id) if p.id.isdigit() else 0, p.id))
-        start = (page - 1) * PAYMENT_PAGE_SIZE
-        return payments[start : start + PAYMENT_PAGE_SIZE], len(payments) > start + PAYMENT_PAGE_SIZE
+        floor = since.replace(microsecond=0)  # FreshBooks keeps ``updated`` to the second
+        payments = [p for p in payments if p.updated_at is None or p.updated_at >= floor]
+        payments.sort(key=lambda p: (p.updated_at or floor, int(p.id) if p.id.isdigit() else 0, p.id))
+        size = self.payment_page_size
+        start = (page - 1) * size
+        return payments[start : start + size], len(payments) > start + size
 
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
         replayed = self._replayed("payment", idempotency_key)

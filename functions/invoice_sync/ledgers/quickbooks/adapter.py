@@ -74,6 +74,7 @@ class QuickBooksLedger:
     # QBO answers at most 1,000 rows per query; the chart is read page by page.
     chart_page_size = 1000
     list_page_size = 1000  # reconciliation's listing pages (QBO's most per query)
+    payment_page_size = PAYMENT_PAGE_SIZE  # list_ledger_payments' pages (the port's most)
 
     def __init__(self, client: QuickBooksClient) -> None:
         self.client = client
@@ -227,7 +228,7 @@ class QuickBooksLedger:
         reading an empty one."""
         if page < 1:
             raise ValueError("pages are numbered from 1")
-        size = PAYMENT_PAGE_SIZE
+        size = self.payment_page_size
         statement = (
             f"select * from Payment where MetaData.LastUpdatedTime >= '{_stamp(since)}' "  # noqa: S608 - no user input
             f"ORDERBY MetaData.LastUpdatedTime STARTPOSITION {(page - 1) * size + 1} MAXRESULTS {size + 1}"

@@ -90,6 +90,7 @@ class XeroLedger(RefundIsCreditNote):
     # Xero takes many invoices per request; 50 keeps a request well inside its size limits.
     batch_size = 50
     list_page_size = PAGE_SIZE
+    payment_page_size = PAYMENT_PAGE_SIZE  # list_ledger_payments' pages (the port's most)
 
     def __init__(self, http: LedgerHttp) -> None:
         self.http = http
@@ -257,13 +258,14 @@ class XeroLedger(RefundIsCreditNote):
             raise ValueError("pages are numbered from 1")
         early = since.astimezone(UTC) - timedelta(seconds=1)
         headers = {"If-Modified-Since": early.strftime("%Y-%m-%dT%H:%M:%S")}
-        params = {"page": str(page), "pageSize": str(PAYMENT_PAGE_SIZE), "order": "UpdatedDateUTC ASC"}
+        params = {"page": str(page), "pageSize": str(self.payment_page_size), "order": "UpdatedDateUTC ASC"}
         rows: list[dict[str, Any]] = (
             self.http.request("GET", "Payments", params=params, headers=headers).get("Payments") or []
         )
         payments = [payloads.ledger_payment(row) for row in rows]
-        newer = [p for p in payments if p.updated_at is None or p.updated_at >= since]
-        return newer, len(rows) >= PAYMENT_PAGE_SIZE
+        floor = since.replace(microsecond=0)  # "since" to the second, as the ledgers keep time
+        newer = [p for p in payments if p.updated_at is None or p.updated_at >= floor]
+        return newer, len(rows) >= self.payment_page_size
 
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
         body = payloads.payment_body(draft)
