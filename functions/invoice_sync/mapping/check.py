@@ -111,3 +111,31 @@ def check(connection: Connection, rules: Iterable[MappingRule], chart: Chart) ->
         if text is not None:
             problems.append(Problem("setting", name, value, text))
     return problems, checked
+
+
+def check_payments_back(connection: Connection, *, writer_key: bool, webhook_keys: bool) -> list[Problem]:
+    """What payments back needs when it is on (design 3.8): the Stripe writer key, and the ledger's
+    webhook key (Xero may go without: its payments are polled). ``writer_key`` and
+    ``webhook_keys`` say whether those secrets exist; the caller reads them, this stays pure."""
+    if not connection.payments_back:
+        return []
+    problems: list[Problem] = []
+    if not writer_key:
+        problems.append(
+            Problem(
+                "setting",
+                "payments_back",
+                "",
+                "on, but no Stripe writer key is stored (invoice-sync secret stripe-writer)",
+            )
+        )
+    if not webhook_keys and connection.ledger != "xero":
+        problems.append(
+            Problem(
+                "setting",
+                "payments_back",
+                "",
+                f"on, but no {connection.ledger} webhook key is stored (invoice-sync secret ledger-webhook)",
+            )
+        )
+    return problems

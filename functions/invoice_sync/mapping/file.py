@@ -13,6 +13,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
@@ -57,6 +58,9 @@ class Settings:
     refund_account: str | None = None
     refund_from_account: str | None = None
     rounding_account: str | None = None  # reserved: push adds no rounding line yet
+    # Payments back (issue 7): ledger payments mirrored to Stripe, none made before the start.
+    payments_back: bool = False
+    payments_back_since: datetime | None = None
 
     @classmethod
     def of(cls, connection: Connection) -> Settings:
@@ -143,6 +147,19 @@ def _text(value: str | None) -> str | None:
     return value or None
 
 
+def _moment(value: str | None) -> datetime | None:
+    """A date (midnight UTC) or an ISO 8601 time with its zone, in UTC; None when it is neither."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if len(value) == 10:  # a bare date
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo is not None else None
+
+
 class _Builder:
     """Collects settings and rules from either form, checking each value as it arrives."""
 
@@ -185,6 +202,21 @@ class _Builder:
         elif name == "no_tax_code":
             # Empty is meaningful (FreshBooks: no tax on the line), so it is kept as "".
             self.settings[name] = value or ""
+        elif name == "payments_back":
+            if value is None or value.lower() not in {"true", "false"}:
+                problems.add(line, name, f"must be true or false, not {value!r}")
+            else:
+                self.settings[name] = value.lower() == "true"
+        elif name == "payments_back_since":
+            moment = _moment(value)
+            if value is not None and moment is None:
+                problems.add(
+                    line,
+                    name,
+                    f"{value!r} is not a date (YYYY-MM-DD, UTC) or an ISO 8601 time with its zone",
+                )
+            else:
+                self.settings[name] = moment
         elif name in OPTIONAL_SETTINGS:
             self.settings[name] = value
         else:
@@ -378,6 +410,8 @@ def dump_yaml(document: MappingDocument) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value.value if isinstance(value, StrEnum) else value
 
 
@@ -474,6 +508,8 @@ def dump_csv(document: MappingDocument) -> str:
             writer.writerow(["setting", name, value, *blank])
     for f in fields(Settings):
         value = _plain(getattr(document.settings, f.name))
+        if isinstance(value, bool):
+            value = "true" if value else "false"
         if value is not None:
             writer.writerow(["setting", f.name, value, *blank])
     for rule in document.rules:

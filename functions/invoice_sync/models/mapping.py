@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PrivateAttr
 
 from invoice_sync.models.documents import SourceKind
 
@@ -74,6 +74,10 @@ class Connection(BaseModel):
     # Reserved: the account a rounding adjustment line would post to. Mapping files carry it and
     # ``mappings check`` checks it, but push adds no rounding line yet (it sends the source's tax).
     rounding_account: str | None = None
+    # Payments back (issue 7): payments made in the ledger are mirrored to Stripe, except those
+    # made before ``payments_back_since`` (when set). Off unless an operator turns it on.
+    payments_back: bool = False
+    payments_back_since: AwareDatetime | None = None
     active: bool = True
 
 

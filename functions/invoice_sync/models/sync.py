@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-DocumentKind = Literal["invoice", "payment", "customer", "credit_note", "refund"]
+# ``ledger_payment``: a payment made in the ledger and mirrored to the source (issue 7, payments
+# back); its records are ``direction="to_source"``.
+DocumentKind = Literal["invoice", "payment", "customer", "credit_note", "refund", "ledger_payment"]
+
+# Which way a record's document travels: Stripe -> ledger (everything push writes) or ledger ->
+# Stripe (payments back).
+Direction = Literal["to_ledger", "to_source"]
+
+LedgerPaidState = Literal["pending", "done"]
 
 
 class SyncStatus(StrEnum):
@@ -26,6 +35,30 @@ class SyncStatus(StrEnum):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class LedgerPaid(BaseModel):
+    """One ledger payment's share of an invoice, as payments back records it on the invoice's record
+    (design 3.6, loop 2): ``pending`` from before the Stripe call until its outcome is known,
+    ``done`` once Stripe holds the money. Push subtracts these amounts from Stripe's cumulative
+    ``amount_paid``, and waits while one is pending."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: int = Field(gt=0)  # minor units of the invoice's currency
+    state: LedgerPaidState
+    at: AwareDatetime  # when the entry was last set
+
+
+class PollCursor(BaseModel):
+    """Where a ledger poll (the Xero payments poll) resumes, and the revision it was read at."""
+
+    model_config = ConfigDict(frozen=True)
+
+    since: AwareDatetime  # the newest change seen (Xero: UpdatedDateUTC), the next poll's If-Modified-Since
+    revision: int = Field(default=0, ge=0)  # 0: never saved
+    last_run_at: AwareDatetime | None = None
+    last_count: int | None = Field(default=None, ge=0)
 
 
 class SyncRecord(BaseModel):
@@ -70,5 +103,39 @@ class SyncRecord(BaseModel):
     # ledger item, account and tax code), as compact JSON (``invoice_sync.models.summary``). None
     # on records written before the export existed: they export with blanks.
     summary: str | None = None
+    # Payments back (issue 7). All optional: records written before them load unchanged.
+    direction: Direction = "to_ledger"
+    # ledger_payment records: the Stripe invoice (in_…) the ledger payment pays, and the Stripe
+    # object that now holds the money: the invoice itself (paid out of band) or a payment record
+    # (pr_…, a partial payment).
+    source_target: str | None = None
+    stripe_object: str | None = None
+    # Part of the Stripe idempotency key; bumped only after a 5xx or a timeout that a re-read shows
+    # Stripe did not act on (Stripe keeps a 500 under its key for 24 hours).
+    attempts_generation: int = Field(default=0, ge=0)
+    # Invoices: the ledger payments mirrored to Stripe, by their record's sort key
+    # (``ledger_payment#{payment}:{invoice}``). Stored as compact JSON; None when there are none.
+    ledger_paid: dict[str, LedgerPaid] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @field_validator("ledger_paid", mode="before")
+    @classmethod
+    def _ledger_paid_json(cls, value: Any) -> Any:
+        """The store keeps the map as a JSON string; a model or dict is taken as it is."""
+        if isinstance(value, str):
+            return json.loads(value) if value else None
+        return value
+
+    def ledger_paid_total(self) -> int:
+        """Minor units the ledger's own payments (pending or done) account for on this invoice."""
+        return sum(entry.amount for entry in (self.ledger_paid or {}).values())
+
+    def ledger_paid_pending(self, now: datetime, within: timedelta) -> list[str]:
+        """The keys of the entries still pending that were set less than ``within`` before ``now``:
+        a Stripe call for them may be in flight (push waits rather than guess)."""
+        return sorted(
+            key
+            for key, entry in (self.ledger_paid or {}).items()
+            if entry.state == "pending" and now - entry.at < within
+        )

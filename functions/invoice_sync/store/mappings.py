@@ -9,7 +9,9 @@ Items:
   push found or created the customer. One per customer, so they are read one at a time, never
   with the rules;
 - ``pk=CONN#{id}, sk=VERSION#{n:06d}``: the record of mapping version n as an import made it
-  (``MappingVersion``); ``mappings`` skips these.
+  (``MappingVersion``); ``mappings`` skips these;
+- ``pk=TENANT#{ledger}#{tenant id}, sk=CONNECTION``: ``connection_id``, the connection a ledger
+  company belongs to, so a ledger webhook naming its tenant reaches its connection (issue 7).
 
 A warm Lambda keeps what it read for ``cache_seconds``: webhooks must not pay a DynamoDB read each
 to learn that a connection exists.
@@ -21,7 +23,14 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from invoice_sync.models.mapping import Connection, MappingRule, Mappings, MappingVersion, RuleKind
+from invoice_sync.models.mapping import (
+    Connection,
+    LedgerKind,
+    MappingRule,
+    Mappings,
+    MappingVersion,
+    RuleKind,
+)
 from invoice_sync.store import aws
 
 # The connection fields a mapping import sets (the rest of the item belongs to `connect`).
@@ -35,6 +44,8 @@ SETTING_FIELDS = (
     "refund_account",
     "refund_from_account",
     "rounding_account",
+    "payments_back",
+    "payments_back_since",
 )
 BATCH_WRITE = 25  # DynamoDB's most requests per BatchWriteItem
 
@@ -190,6 +201,27 @@ class MappingsStore:
         )
         self.forget(connection_id)
 
+    def tenant_connection(self, ledger: LedgerKind, tenant_id: str) -> str | None:
+        """The connection that ledger company ``tenant_id`` belongs to (one GetItem, cached while
+        warm, an unknown tenant too); None when no ``connect`` or import recorded one."""
+        key = f"tenant#{ledger}#{tenant_id}"
+        hit, value = self._cached(key)
+        if hit:
+            return value  # type: ignore[no-any-return]
+        item = self._client.get_item(TableName=self.table, Key=_tenant_key(ledger, tenant_id)).get("Item")
+        connection_id = str(item["connection_id"]["S"]) if item and "connection_id" in item else None
+        self._keep(key, connection_id)
+        return connection_id
+
+    def put_tenant_connection(self, ledger: LedgerKind, tenant_id: str, connection_id: str) -> None:
+        """Records that ledger company ``tenant_id`` belongs to ``connection_id`` (replacing any
+        earlier owner: the last ``connect`` to a company wins, as its webhooks can go to one only)."""
+        self._client.put_item(
+            TableName=self.table,
+            Item={**_tenant_key(ledger, tenant_id), "connection_id": {"S": connection_id}},
+        )
+        self._cache.pop(f"tenant#{ledger}#{tenant_id}", None)
+
     def connections(self) -> list[Connection]:
         """Every registered connection, in id order (one query and a GetItem each: few of them)."""
         ids: list[str] = []
@@ -310,7 +342,7 @@ class MappingsStore:
         attribute_values = {
             ":new": {"N": str(record.version)},
             ":old": {"N": str(expected_version)},
-            **{f":{name}": {"S": str(values[name])} for name in present},
+            **{f":{name}": _typed({name: values[name]})[name] for name in present},
         }
         item = {
             "pk": {"S": f"CONN#{connection.connection_id}"},
@@ -381,6 +413,10 @@ class MappingsStore:
                 learned=True,
             ),
         )
+
+
+def _tenant_key(ledger: LedgerKind, tenant_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"TENANT#{ledger}#{tenant_id}"}, "sk": {"S": "CONNECTION"}}
 
 
 def _version(item: dict[str, Any], *, with_snapshots: bool) -> MappingVersion:

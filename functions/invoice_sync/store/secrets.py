@@ -3,8 +3,12 @@
 Names: ``{prefix}/{connection}/webhook`` holds ``{"secrets": ["whsec_new", "whsec_old"]}`` (two
 while an operator rotates); ``{prefix}/{connection}/ledger-oauth`` holds the OAuth client and
 token set; ``{prefix}/{connection}/stripe-api`` holds ``{"api_key": "rk_..."}``, the Stripe key the
-operator CLI reads invoices with (``try``, ``backfill``). Values never leave this module except as
-``SecretStr``.
+operator CLI reads invoices with (``try``, ``backfill``). Payments back (issue 7) adds
+``{prefix}/{connection}/ledger-webhook``, ``{"keys": ["…"]}`` (the ledger's webhook verifier token,
+webhook key or verifier; a list for rotation), and ``{prefix}/{connection}/stripe-writer``,
+``{"api_key": "rk_..."}``, the one Stripe key that may write (mark invoices paid, report payments);
+its name does not match ``stripe-api-??????``, so a role that reads the read key cannot read it.
+Values never leave this module except as ``SecretStr``.
 
 The webhook secrets are cached while warm, ``cache_seconds`` each (0: never cached), as Powertools'
 ``SecretsProvider`` did; that package imports boto3 and its S3 transfer machinery at cold start
@@ -14,7 +18,7 @@ for what is one ``GetSecretValue`` and a dict here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,11 @@ if TYPE_CHECKING:
     from invoice_sync.models.tokens import TokenSet
 
 _MISSING = object()  # no such secret
+
+
+class LedgerWebhookNotConfigured(UnknownConnection):
+    """The connection has no (usable) ledger webhook key: its ledger webhooks are answered as for an
+    unknown connection (404), never checked against nothing."""
 
 
 class SecretStore:
@@ -106,18 +115,66 @@ class SecretStore:
                     "token dates not recorded", extra={"connection_id": connection_id, "error": str(error)}
                 )
 
+    def ledger_webhook_keys(self, connection_id: str) -> list[SecretStr]:
+        """The ledger's webhook keys (QBO verifier token, Xero webhook key, FreshBooks verifiers),
+        newest first, cached while warm like the Stripe signing secrets. ``LedgerWebhookNotConfigured``
+        when there is no secret or it holds no key."""
+        name = self._name(connection_id, "ledger-webhook")
+        value = self._cached_json(name)
+        if value is _MISSING:
+            raise LedgerWebhookNotConfigured(f"no ledger webhook key for connection {connection_id}")
+        keys = value.get("keys") if isinstance(value, dict) else None
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and k for k in keys):
+            raise LedgerWebhookNotConfigured(f"ledger webhook secret of {connection_id} is malformed")
+        return [SecretStr(k) for k in keys]
+
+    def put_ledger_webhook_keys(self, connection_id: str, keys: Sequence[str]) -> None:
+        """Replaces the ledger webhook keys (the CLI, from stdin; two while rotating). ``ValueError``
+        for an empty list or an empty key; the message never holds a key."""
+        if not keys or not all(isinstance(k, str) and k.strip() for k in keys):
+            raise ValueError("ledger webhook keys must be one or more non-empty strings")
+        name = self._name(connection_id, "ledger-webhook")
+        self._put(name, json.dumps({"keys": [k.strip() for k in keys]}))
+        self._cache.pop(name, None)
+
+    def add_ledger_webhook_key(self, connection_id: str, key: str) -> None:
+        """Puts ``key`` first among the connection's ledger webhook keys, read fresh (payments back,
+        after FreshBooks accepted a callback's verifier); a key already there is not added twice."""
+        name = self._name(connection_id, "ledger-webhook")
+        raw = self._read(name)
+        value = json.loads(raw) if raw is not None else {}
+        held = value.get("keys") if isinstance(value, dict) else None
+        current = [k for k in held if isinstance(k, str) and k] if isinstance(held, list) else []
+        self.put_ledger_webhook_keys(connection_id, [key, *(k for k in current if k != key)])
+
     def stripe_secret_name(self, connection_id: str) -> str:
         return self._name(connection_id, "stripe-api")
 
     def stripe_api_key(self, connection_id: str) -> SecretStr:
         """The connection's Stripe API key (a restricted key with invoice read access will do).
         ``ConnectionBroken`` when none is stored or the secret holds no key; never the value."""
-        name = self.stripe_secret_name(connection_id)
+        return self._stripe_key(self.stripe_secret_name(connection_id), connection_id, "Stripe API key")
+
+    def put_stripe_api_key(self, connection_id: str, api_key: str) -> None:
+        self._put(self.stripe_secret_name(connection_id), json.dumps({"api_key": api_key}))
+
+    def stripe_writer_secret_name(self, connection_id: str) -> str:
+        return self._name(connection_id, "stripe-writer")
+
+    def stripe_writer_key(self, connection_id: str) -> SecretStr:
+        """The Stripe key payments back writes with (a restricted key with Invoices and Payment
+        Records write), distinct from the read key; read fresh. ``ConnectionBroken`` when none is
+        stored or the secret holds no key; never the value."""
+        name = self.stripe_writer_secret_name(connection_id)
+        return self._stripe_key(name, connection_id, "Stripe writer key")
+
+    def put_stripe_writer_key(self, connection_id: str, api_key: str) -> None:
+        self._put(self.stripe_writer_secret_name(connection_id), json.dumps({"api_key": api_key}))
+
+    def _stripe_key(self, name: str, connection_id: str, what: str) -> SecretStr:
         raw = self._read(name)
         if raw is None:
-            raise ConnectionBroken(
-                "Stripe API key missing", f"no Stripe API key stored for connection {connection_id}"
-            )
+            raise ConnectionBroken(f"{what} missing", f"no {what} stored for connection {connection_id}")
         try:
             value = json.loads(raw)
         except ValueError:
@@ -125,13 +182,10 @@ class SecretStore:
         key = value.get("api_key") if isinstance(value, dict) else value
         if not isinstance(key, str) or not key.startswith(("sk_", "rk_")):
             raise ConnectionBroken(
-                "Stripe API key malformed",
+                f"{what} malformed",
                 f'secret {name} holds no Stripe key (expected {{"api_key": "sk_... or rk_..."}})',
             )
         return SecretStr(key)
-
-    def put_stripe_api_key(self, connection_id: str, api_key: str) -> None:
-        self._put(self.stripe_secret_name(connection_id), json.dumps({"api_key": api_key}))
 
     def _read(self, name: str) -> str | None:
         """A secret's current value, read fresh; None when there is no such secret."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,15 @@ from typing import Any, get_args
 from botocore.exceptions import ClientError
 
 from invoice_sync.errors import TransientError
-from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
+from invoice_sync.models.sync import (
+    DocumentKind,
+    LedgerPaid,
+    LedgerPaidState,
+    PollCursor,
+    SyncRecord,
+    SyncStatus,
+    utcnow,
+)
 from invoice_sync.models.tokens import TokenSet
 from invoice_sync.store import aws
 
@@ -33,6 +42,12 @@ BATCH_GET_ATTEMPTS = 8
 
 class ConcurrentUpdate(TransientError):
     """Another worker changed the record since it was read; the message is retried later."""
+
+
+# LINK# items that name a sync record (payments back, design 3.8), beside the charge links that
+# name an invoice: a ledger payment push booked (``ledger-payment:{id}``) and a Stripe payment
+# record payments back made (``pr_…``).
+RECORD_LINK_PREFIXES = ("ledger-payment:", "pr_")
 
 
 def _record_key(connection_id: str, kind: str, source_id: str) -> dict[str, Any]:
@@ -56,7 +71,10 @@ def _to_item(record: SyncRecord, revision: int) -> dict[str, Any]:
         item["attention_pk"] = {"S": f"{record.connection_id}#{record.status.value}"}
         item["attention_sk"] = {"S": f"{updated.isoformat()}#{record.kind}#{record.source_id}"}
     for name, value in record.model_dump(mode="json", exclude_none=True).items():
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, dict):
+            # ``ledger_paid``: one string attribute, so records stay flat (S and N values only).
+            item[name] = {"S": json.dumps(value, sort_keys=True, separators=(",", ":"))}
+        elif isinstance(value, bool) or not isinstance(value, int):
             item[name] = {"S": str(value)}
         else:
             item[name] = {"N": str(value)}
@@ -129,7 +147,18 @@ class SyncStateStore:
 
     def synced_total(self, connection_id: str, kind: DocumentKind, source_prefix: str) -> int:
         """The ledger totals of the synced records whose source id starts with ``source_prefix``."""
-        total = 0
+        return sum(
+            record.ledger_total or 0
+            for record, _ in self.records_with_prefix(connection_id, kind, source_prefix)
+            if record.status is SyncStatus.SYNCED
+        )
+
+    def records_with_prefix(
+        self, connection_id: str, kind: DocumentKind, source_prefix: str
+    ) -> Iterator[tuple[SyncRecord, int]]:
+        """The records of ``kind`` whose source id starts with ``source_prefix``, with their
+        revisions, in sort-key order (one strongly consistent query, page by page). Payments back
+        finds every invoice one ledger payment paid with ``("ledger_payment", f"{payment_id}:")``."""
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self.table,
@@ -141,10 +170,7 @@ class SyncStateStore:
             ConsistentRead=True,
         ):
             for item in page["Items"]:
-                record = _from_item(item)[0]
-                if record.status is SyncStatus.SYNCED:
-                    total += record.ledger_total or 0
-        return total
+                yield _from_item(item)
 
     def needing_attention(
         self, connection_id: str, status: SyncStatus, *, newest_first: bool = False
@@ -239,34 +265,153 @@ class SyncStateStore:
                 return record
         return None
 
-    # --- payment links: which invoice a charge paid ---------------------------------------------
+    # --- payment links: which invoice a charge paid, which record a ledger payment is -------------
+
+    def _put_link(self, connection_id: str, name: str, attribute: str, value: str) -> None:
+        """One ``LINK#{connection}`` item: ``name`` (a charge, a ledger payment, a payment record)
+        -> ``value``. Kept under their own partition so that listing a connection's records stays
+        records only, and one IAM statement covers every link."""
+        self._client.put_item(
+            TableName=self.table,
+            Item={"pk": {"S": f"LINK#{connection_id}"}, "sk": {"S": name}, attribute: {"S": value}},
+        )
+
+    def _get_link(self, connection_id: str, name: str, attribute: str) -> str | None:
+        response = self._client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"LINK#{connection_id}"}, "sk": {"S": name}},
+            ConsistentRead=True,
+        )
+        value = response.get("Item", {}).get(attribute)
+        return None if value is None else str(value["S"])
 
     def link_charges(self, connection_id: str, charges: Sequence[str], invoice_source_id: str) -> None:
-        """Remembers that these charges (or payment intents) paid this invoice, for their refunds.
-
-        Kept under their own partition so that listing a connection's records stays records only.
-        """
+        """Remembers that these charges (or payment intents) paid this invoice, for their refunds."""
         for charge in charges:
-            self._client.put_item(
-                TableName=self.table,
-                Item={
-                    "pk": {"S": f"LINK#{connection_id}"},
-                    "sk": {"S": charge},
-                    "invoice_source_id": {"S": invoice_source_id},
-                },
-            )
+            self._put_link(connection_id, charge, "invoice_source_id", invoice_source_id)
 
     def invoice_of_charge(self, connection_id: str, charges: Sequence[str]) -> str | None:
         """The invoice the first of these charges (or payment intents) is known to have paid."""
         for charge in charges:
-            response = self._client.get_item(
-                TableName=self.table,
-                Key={"pk": {"S": f"LINK#{connection_id}"}, "sk": {"S": charge}},
-                ConsistentRead=True,
-            )
-            if "Item" in response:
-                return str(response["Item"]["invoice_source_id"]["S"])
+            invoice = self._get_link(connection_id, charge, "invoice_source_id")
+            if invoice is not None:
+                return invoice
         return None
+
+    def link(self, connection_id: str, name: str, record_sk: str) -> None:
+        """Remembers which sync record ``name`` belongs to: ``ledger-payment:{ledger payment id}``
+        -> the ``payment#…`` record push booked it for (echo suppression, design 3.6 rule 2), or a
+        Stripe payment record ``pr_…`` -> the ``ledger_payment#…`` record that made it (loop 2).
+        Writing the same link again is harmless. ``ValueError`` for any other name, so a record
+        link never overwrites a charge's."""
+        _check_link_name(name)
+        _check_record_sk(record_sk)
+        self._put_link(connection_id, name, "record_sk", record_sk)
+
+    def linked(self, connection_id: str, name: str) -> str | None:
+        """The record sort key ``link`` stored under ``name``; None when there is none (one
+        strongly consistent GetItem)."""
+        _check_link_name(name)
+        return self._get_link(connection_id, name, "record_sk")
+
+    # --- ledger payments on an invoice: what payments back has told Stripe (design 3.6) -----------
+
+    def reserve_ledger_paid(
+        self,
+        connection_id: str,
+        invoice_source_id: str,
+        key: str,
+        amount: int,
+        state: LedgerPaidState,
+        expected_revision: int,
+        *,
+        at: datetime | None = None,
+    ) -> tuple[SyncRecord, int]:
+        """Sets ``ledger_paid[key]`` (a ``ledger_payment#…`` record's sort key) on the invoice's
+        record to ``amount`` minor units in ``state``, if the record is still at
+        ``expected_revision``; returns the record as written and its new revision. Setting the same
+        key again replaces it (a retry never adds twice). ``ConcurrentUpdate`` when the record moved
+        or is gone since it was read: the caller re-reads and decides again."""
+        entry = LedgerPaid(amount=amount, state=state, at=at or utcnow())
+        record = self._invoice_at(connection_id, invoice_source_id, expected_revision)
+        record.ledger_paid = {**(record.ledger_paid or {}), key: entry}
+        return record, self.save(record, expected_revision)
+
+    def release_ledger_paid(
+        self, connection_id: str, invoice_source_id: str, key: str, expected_revision: int
+    ) -> tuple[SyncRecord, int]:
+        """Removes ``ledger_paid[key]`` from the invoice's record under ``expected_revision`` (a
+        Stripe call that did not take the money, a parked ledger payment). Releasing a key that is
+        not there writes nothing and returns the record at its revision. ``ConcurrentUpdate`` as
+        ``reserve_ledger_paid``."""
+        record = self._invoice_at(connection_id, invoice_source_id, expected_revision)
+        if key not in (record.ledger_paid or {}):
+            return record, expected_revision
+        remaining = {k: v for k, v in (record.ledger_paid or {}).items() if k != key}
+        record.ledger_paid = remaining or None
+        return record, self.save(record, expected_revision)
+
+    def _invoice_at(self, connection_id: str, invoice_source_id: str, expected_revision: int) -> SyncRecord:
+        record, revision = self.get(connection_id, "invoice", invoice_source_id)
+        if record is None or revision != expected_revision:
+            raise ConcurrentUpdate(
+                f"invoice {invoice_source_id} was updated by another worker"
+                if record is not None
+                else f"invoice {invoice_source_id} has no record (expected revision {expected_revision})"
+            )
+        return record
+
+    # --- poll cursors: where a ledger poll resumes ------------------------------------------------
+
+    def poll_cursor(self, connection_id: str, name: str = "xero-payments") -> PollCursor | None:
+        """The connection's cursor for poll ``name`` (``POLL#{connection}``, sk ``name``), with the
+        revision it is at; None before the first poll saved one."""
+        item = self._client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"POLL#{connection_id}"}, "sk": {"S": name}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        return PollCursor(
+            since=datetime.fromisoformat(item["since"]["S"]),
+            revision=int(item["revision"]["N"]),
+            last_run_at=datetime.fromisoformat(item["last_run_at"]["S"]) if "last_run_at" in item else None,
+            last_count=int(item["last_count"]["N"]) if "last_count" in item else None,
+        )
+
+    def save_poll_cursor(
+        self, connection_id: str, cursor: PollCursor, expected_revision: int, name: str = "xero-payments"
+    ) -> PollCursor:
+        """Writes the cursor if nobody saved it since ``expected_revision`` (0: none saved yet);
+        returns it at its new revision (``cursor.revision`` itself is not consulted).
+        ``ConcurrentUpdate`` when another poll saved first: two polls never both move it."""
+        new_revision = expected_revision + 1
+        item: dict[str, Any] = {
+            "pk": {"S": f"POLL#{connection_id}"},
+            "sk": {"S": name},
+            "since": {"S": cursor.since.isoformat()},
+            "revision": {"N": str(new_revision)},
+        }
+        if cursor.last_run_at is not None:
+            item["last_run_at"] = {"S": cursor.last_run_at.isoformat()}
+        if cursor.last_count is not None:
+            item["last_count"] = {"N": str(cursor.last_count)}
+        kwargs: dict[str, Any] = {"TableName": self.table, "Item": item}
+        if expected_revision:
+            kwargs["ConditionExpression"] = "revision = :revision"
+            kwargs["ExpressionAttributeValues"] = {":revision": {"N": str(expected_revision)}}
+        else:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
+        try:
+            self._client.put_item(**kwargs)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ConcurrentUpdate(
+                    f"the {name} cursor of {connection_id} was saved by another poll"
+                ) from exc
+            raise
+        return cursor.model_copy(update={"revision": new_revision})
 
     # --- ledger use: requests per connection and day --------------------------------------------
 
@@ -413,3 +558,14 @@ class SyncStateStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+
+
+def _check_link_name(name: str) -> None:
+    if not name.startswith(RECORD_LINK_PREFIXES) or name in RECORD_LINK_PREFIXES:
+        raise ValueError(f"{name!r} is not a record link (expected ledger-payment:{{id}} or pr_…)")
+
+
+def _check_record_sk(record_sk: str) -> None:
+    kind, separator, source_id = record_sk.partition("#")
+    if not separator or not source_id or kind not in get_args(DocumentKind):
+        raise ValueError(f"{record_sk!r} is not a sync record's sort key ({{kind}}#{{source id}})")
