@@ -210,14 +210,17 @@ def test_listing_since_a_moment_gives_only_newer_payments_oldest_first_page_by_p
 ) -> None:
     """Given one payment recorded before a moment T and three after it (one pushed, two by
     hand), when the changes since T are listed in pages of two, then exactly the three newer
-    ones come back, in the order they were made, over more than one page, each page at most two."""
+    ones come back, in the order they were made (a second apart), over more than one page, each
+    page at most two; nothing is listed since a moment still to come."""
     customer, invoice_id = _invoice(payments, "Listed")
     older = payments.by_hand(invoice_id, "10.00", reference="old")
     assert older.status_code == 201, older.text
     since = _next_second()
     first = payments.payment_id(payments.by_hand(invoice_id, "11.00", reference="a").json())
+    _next_second()  # each later by a whole second, so the order is the ledger's, not ties kept
     draft = payments.case.payment(invoice_id, customer, Decimal("12.00"), "in_listed_b")
     second = payments.case.ledger.create_payment(draft, "pay-listed-b").id
+    _next_second()
     third = payments.payment_id(payments.by_hand(invoice_id, "13.00", reference="c").json())
     payments.case.ledger.payment_page_size = 2  # type: ignore[attr-defined]
 
