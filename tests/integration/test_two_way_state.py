@@ -327,6 +327,16 @@ def test_ledger_webhook_keys_cached_while_warm_and_refreshed_on_put(
     client.create_secret(Name="invoice-sync/test/bad/ledger-webhook", SecretString='{"keys": []}')
     with pytest.raises(LedgerWebhookNotConfigured, match="malformed"):
         warm.ledger_webhook_keys("bad")
+    client.create_secret(Name="invoice-sync/test/bare/ledger-webhook", SecretString="bare-verifier")
+    with pytest.raises(LedgerWebhookNotConfigured, match="malformed") as bare:
+        warm.ledger_webhook_keys("bare")
+    assert "bare-verifier" not in repr(bare.value)
+    assert bare.value.__suppress_context__  # the JSON error, which holds the value, is not chained
+    with pytest.raises(LedgerWebhookNotConfigured, match="malformed"):
+        warm.add_ledger_webhook_key("bare", "fb-verifier")  # a value it cannot read is never overwritten
+    assert client.get_secret_value(SecretId="invoice-sync/test/bare/ledger-webhook")["SecretString"] == (
+        "bare-verifier"
+    )
 
 
 def test_stripe_writer_key_is_its_own_secret(secrets: SecretStore) -> None:

@@ -57,6 +57,7 @@ def test_ledger_paid_accepts_its_stored_json_and_typed_entries() -> None:
     assert record.ledger_paid == {"ledger_payment#190:147": LedgerPaid(amount=4000, state="pending", at=AT)}
     assert record.ledger_paid_total() == 4000
     assert _invoice(ledger_paid="").ledger_paid is None
+    assert _invoice(ledger_paid="{}").ledger_paid is None and _invoice(ledger_paid={}).ledger_paid is None
     assert _invoice(ledger_paid={"k": {"amount": 1, "state": "done", "at": AT}}).ledger_paid_total() == 1
 
 

@@ -124,8 +124,8 @@ class SyncRecord(BaseModel):
     def _ledger_paid_json(cls, value: Any) -> Any:
         """The store keeps the map as a JSON string; a model or dict is taken as it is."""
         if isinstance(value, str):
-            return json.loads(value) if value else None
-        return value
+            value = json.loads(value) if value else None
+        return value or None  # no entries: none
 
     def ledger_paid_total(self) -> int:
         """Minor units the ledger's own payments (pending or done) account for on this invoice."""

@@ -120,7 +120,12 @@ class SecretStore:
         newest first, cached while warm like the Stripe signing secrets. ``LedgerWebhookNotConfigured``
         when there is no secret or it holds no key."""
         name = self._name(connection_id, "ledger-webhook")
-        value = self._cached_json(name)
+        try:
+            value = self._cached_json(name)
+        except ValueError:  # not JSON; the error would carry the value, so it goes no further
+            raise LedgerWebhookNotConfigured(
+                f"ledger webhook secret of {connection_id} is malformed"
+            ) from None
         if value is _MISSING:
             raise LedgerWebhookNotConfigured(f"no ledger webhook key for connection {connection_id}")
         keys = value.get("keys") if isinstance(value, dict) else None
@@ -142,9 +147,18 @@ class SecretStore:
         after FreshBooks accepted a callback's verifier); a key already there is not added twice."""
         name = self._name(connection_id, "ledger-webhook")
         raw = self._read(name)
-        value = json.loads(raw) if raw is not None else {}
+        try:
+            value = json.loads(raw) if raw is not None else {"keys": []}
+        except ValueError:
+            value = None
         held = value.get("keys") if isinstance(value, dict) else None
-        current = [k for k in held if isinstance(k, str) and k] if isinstance(held, list) else []
+        if not isinstance(held, list):
+            # Never overwritten: it may hold a key in a form this version does not read.
+            raise LedgerWebhookNotConfigured(
+                f"ledger webhook secret of {connection_id} is malformed; set it again "
+                "(invoice-sync secret ledger-webhook)"
+            )
+        current = [k for k in held if isinstance(k, str) and k]
         self.put_ledger_webhook_keys(connection_id, [key, *(k for k in current if k != key)])
 
     def stripe_secret_name(self, connection_id: str) -> str:
