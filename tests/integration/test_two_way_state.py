@@ -1,10 +1,12 @@
 """The state and secrets payments back (issue 7, design 3.6 to 3.8) keeps, on moto (mock_aws), with
 tables from template.yaml: the new record fields and old items without them, ``ledger_paid`` set
 and removed under the record's revision, record links, the prefix query, the Xero poll cursor, the
-ledger webhook and Stripe writer secrets, and the tenant directory."""
+ledger webhook and Stripe writer secrets, the tenant directory and FreshBooks callbacks awaiting
+verification."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +21,7 @@ from invoice_sync.models.mapping import Connection, MappingVersion
 from invoice_sync.models.sync import LedgerPaid, PollCursor, SyncRecord, SyncStatus
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.store.secrets import LedgerWebhookNotConfigured, SecretStore
-from invoice_sync.store.sync_state import ConcurrentUpdate, SyncStateStore
+from invoice_sync.store.sync_state import CALLBACK_TTL_SECONDS, ConcurrentUpdate, SyncStateStore
 from invoice_sync_ops.template import StackResources, create_stack_resources
 from tests.integration.conftest import REGION
 
@@ -423,3 +425,28 @@ def test_a_mapping_import_sets_and_clears_the_payments_back_settings(
     read = mappings.connection("acme")
     assert read is not None and read.payments_back is False and read.payments_back_since is None
     assert read.mapping_version == 3
+
+
+# --- FreshBooks callbacks awaiting verification -------------------------------------------------
+
+
+def test_pending_callback_lives_an_hour_and_is_verified_once(store: SyncStateStore) -> None:
+    """Given a callback registered, when read, then it is pending with its event; once verified it
+    reads verified and a second verification is refused; a stranger's callback id is unknown, and
+    once its hour is over a callback is gone (read and verify alike), even before DynamoDB's TTL
+    removes the item."""
+    registered = store.put_pending_callback("acme", "cb_1", "payment.create")
+    assert store.pending_callback("acme", "cb_1") == registered
+    assert registered.state == "pending" and registered.event == "payment.create"
+    assert store.pending_callback("acme", "cb_2") is None
+    assert store.pending_callback("other", "cb_1") is None
+    assert store.mark_callback_verified("acme", "cb_1") is True
+    read = store.pending_callback("acme", "cb_1")
+    assert read is not None and read.state == "verified"
+    assert store.mark_callback_verified("acme", "cb_1") is False
+    assert store.mark_callback_verified("acme", "cb_2") is False
+
+    assert registered.expires_at - CALLBACK_TTL_SECONDS == pytest.approx(time.time(), abs=5)
+    store.put_pending_callback("acme", "cb_3", "payment.update", ttl_seconds=0)  # its hour is over
+    assert store.pending_callback("acme", "cb_3") is None
+    assert store.mark_callback_verified("acme", "cb_3") is False

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 from botocore.exceptions import ClientError
 
@@ -34,6 +34,20 @@ class TokenDates:
     access_expires_at: datetime | None
     refresh_expires_at: datetime | None
 
+
+@dataclass(frozen=True)
+class PendingCallback:
+    """A FreshBooks webhook callback ``connect`` registered and FreshBooks has not verified yet
+    (``pending``), or has (``verified``): what lets an unsigned ``callback.verify`` through."""
+
+    callback_id: str
+    state: Literal["pending", "verified"]
+    event: str  # the FreshBooks event name registered (payment.create, …)
+    expires_at: int  # epoch seconds; DynamoDB's TTL removes the item some time after
+
+
+# A pending FreshBooks callback lives an hour (design 3.2): its verification arrives in seconds.
+CALLBACK_TTL_SECONDS = 3600
 
 # BatchGetItem reads at most 100 keys a request; unprocessed keys are asked for again, backing off.
 BATCH_GET_KEYS = 100
@@ -412,6 +426,64 @@ class SyncStateStore:
                 ) from exc
             raise
         return cursor.model_copy(update={"revision": new_revision})
+
+    # --- FreshBooks callbacks awaiting their verification (design 3.2) ----------------------------
+
+    def put_pending_callback(
+        self, connection_id: str, callback_id: str, event: str, ttl_seconds: int = CALLBACK_TTL_SECONDS
+    ) -> PendingCallback:
+        """Records a callback just registered with FreshBooks (``FBHOOK#{connection}``, sk the
+        callback id), pending for ``ttl_seconds``; registering it again starts it afresh."""
+        callback = PendingCallback(callback_id, "pending", event, int(time.time()) + ttl_seconds)
+        self._client.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": f"FBHOOK#{connection_id}"},
+                "sk": {"S": callback_id},
+                "state": {"S": callback.state},
+                "event": {"S": event},
+                "expires_at": {"N": str(callback.expires_at)},
+            },
+        )
+        return callback
+
+    def pending_callback(self, connection_id: str, callback_id: str) -> PendingCallback | None:
+        """The callback as recorded, if its hour is not over (DynamoDB removes expired items only
+        eventually, so expiry is checked here); None for a stranger's or a stale one. One GetItem,
+        the only read ``ledger_events`` makes of this table (``FBHOOK#*`` leading keys)."""
+        item = self._client.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": f"FBHOOK#{connection_id}"}, "sk": {"S": callback_id}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None or int(item["expires_at"]["N"]) <= time.time():
+            return None
+        state = item["state"]["S"]
+        if state not in ("pending", "verified"):
+            return None
+        return PendingCallback(callback_id, state, item["event"]["S"], int(item["expires_at"]["N"]))
+
+    def mark_callback_verified(self, connection_id: str, callback_id: str) -> bool:
+        """Marks a live pending callback verified (after FreshBooks accepted its verifier); False
+        when there is none pending (expired, never registered, verified already)."""
+        try:
+            self._client.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": f"FBHOOK#{connection_id}"}, "sk": {"S": callback_id}},
+                UpdateExpression="SET #state = :verified",
+                ConditionExpression="#state = :pending AND expires_at > :now",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":verified": {"S": "verified"},
+                    ":pending": {"S": "pending"},
+                    ":now": {"N": str(int(time.time()))},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # --- ledger use: requests per connection and day --------------------------------------------
 
