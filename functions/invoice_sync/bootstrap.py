@@ -21,6 +21,7 @@ from invoice_sync.wiring import reset
 if TYPE_CHECKING:
     from invoice_sync.wiring.export import build_export, nightly_export
     from invoice_sync.wiring.intake import intake
+    from invoice_sync.wiring.ledger_intake import ledger_intake
     from invoice_sync.wiring.ledgers import ledgers
     from invoice_sync.wiring.push import build_push, push
     from invoice_sync.wiring.reconcile import reconcile, reconcile_sides
@@ -31,6 +32,7 @@ __all__ = [
     "build_export",
     "build_push",
     "intake",
+    "ledger_intake",
     "ledgers",
     "mappings",
     "nightly_export",
@@ -46,6 +48,7 @@ _HOMES = {
     "build_export": "export",
     "nightly_export": "export",
     "intake": "intake",
+    "ledger_intake": "ledger_intake",
     "ledgers": "ledgers",
     "build_push": "push",
     "push": "push",

@@ -1,14 +1,14 @@
 """SQS sync queue: sending snapshots (one, or ten to a request), its depth, and the dead-letter
-queue's redrive back onto it."""
+queue's redrive back onto it. The ledger events queue (payments back): hints sent ten to a request."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from invoice_sync.errors import MessageTooLarge, TransientError
-from invoice_sync.models.messages import SyncMessage
+from invoice_sync.models.messages import LedgerEventMessage, SyncMessage
 from invoice_sync.store import aws
 
 # SQS allows 256 KiB per message; leave room for attributes and the envelope.
@@ -132,8 +132,11 @@ class SyncQueue:
         return depth_of(self._client, self.queue_url)
 
 
-def _chunks(items: list[tuple[SyncMessage, str]]) -> list[list[tuple[SyncMessage, str]]]:
-    chunks: list[list[tuple[SyncMessage, str]]] = []
+_M = TypeVar("_M")
+
+
+def _chunks(items: list[tuple[_M, str]]) -> list[list[tuple[_M, str]]]:
+    chunks: list[list[tuple[_M, str]]] = []
     size = 0
     for item in items:
         length = len(item[1].encode())
@@ -143,6 +146,58 @@ def _chunks(items: list[tuple[SyncMessage, str]]) -> list[list[tuple[SyncMessage
         chunks[-1].append(item)
         size += length
     return chunks
+
+
+class LedgerEventsSendFailed(TransientError):
+    """SQS refused some ledger events of a batch (the delivery is answered 503 and retried)."""
+
+    def __init__(self, failed: list[tuple[LedgerEventMessage, str]]) -> None:
+        super().__init__(f"SQS refused {len(failed)} ledger event(s): {failed[0][1]}")
+        self.failed = failed
+
+
+class LedgerEventsQueue:
+    """The ledger events queue (``LedgerEventsQueue`` in template.yaml): what ``ledger_events``
+    and the Xero poll send, and ``payments_back`` works through. A body is
+    ``LedgerEventMessage.to_queue_body()``, the one serialisation that carries a FreshBooks
+    verifier; the attributes name the connection and the kind, never the verifier."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client or aws.client("sqs")
+
+    def send_batch(self, messages: Sequence[LedgerEventMessage]) -> int:
+        """Sends ``messages`` ten to a request (fewer when their bodies would pass 256 KiB a
+        request); returns how many were sent. Raises ``LedgerEventsSendFailed`` naming the entries
+        SQS refused, after sending every other one; an SQS error raises as it is."""
+        failed: list[tuple[LedgerEventMessage, str]] = []
+        sent = 0
+        for chunk in _chunks([(m, m.to_queue_body()) for m in messages]):
+            response = self._client.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": body,
+                        "MessageAttributes": {
+                            "connection": {"DataType": "String", "StringValue": message.connection_id},
+                            "kind": {"DataType": "String", "StringValue": message.kind},
+                        },
+                    }
+                    for i, (message, body) in enumerate(chunk)
+                ],
+            )
+            for entry in response.get("Failed", []):
+                failed.append(
+                    (chunk[int(entry["Id"])][0], f"{entry.get('Code')}: {entry.get('Message', '')}")
+                )
+            sent += len(response.get("Successful", []))
+        if failed:
+            raise LedgerEventsSendFailed(failed)
+        return sent
+
+    def depth(self) -> QueueDepth:
+        return depth_of(self._client, self.queue_url)
 
 
 class DeadLetterQueue:
