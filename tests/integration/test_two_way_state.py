@@ -306,6 +306,12 @@ def test_ledger_webhook_keys_put_get_add_and_missing(secrets: SecretStore) -> No
     ]
     secrets.add_ledger_webhook_key("other", "first")
     assert [k.get_secret_value() for k in secrets.ledger_webhook_keys("other")] == ["first"]
+    secrets.ensure_ledger_webhook_secret("fresh")
+    with pytest.raises(LedgerWebhookNotConfigured):
+        secrets.ledger_webhook_keys("fresh")  # created empty: still not configured
+    secrets.add_ledger_webhook_key("fresh", "fb-verifier")
+    secrets.ensure_ledger_webhook_secret("fresh")  # exists: left alone
+    assert [k.get_secret_value() for k in secrets.ledger_webhook_keys("fresh")] == ["fb-verifier"]
     with pytest.raises(ValueError, match="non-empty"):
         secrets.put_ledger_webhook_keys("acme", [])
     with pytest.raises(ValueError, match="non-empty"):

@@ -142,6 +142,15 @@ class SecretStore:
         self._put(name, json.dumps({"keys": [k.strip() for k in keys]}))
         self._cache.pop(name, None)
 
+    def ensure_ledger_webhook_secret(self, connection_id: str) -> None:
+        """Creates the connection's ledger webhook secret with no key (``{"keys": []}``: still not
+        configured) unless it exists. The CLI does this when it registers a FreshBooks callback, so
+        that payments back, adding the verifier later, needs ``PutSecretValue`` and never
+        ``CreateSecret``."""
+        name = self._name(connection_id, "ledger-webhook")
+        if self._read(name) is None:
+            self._put(name, json.dumps({"keys": []}))
+
     def add_ledger_webhook_key(self, connection_id: str, key: str) -> None:
         """Puts ``key`` first among the connection's ledger webhook keys, read fresh (payments back,
         after FreshBooks accepted a callback's verifier); a key already there is not added twice."""
