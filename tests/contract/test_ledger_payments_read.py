@@ -22,7 +22,7 @@ import pytest
 from invoice_sync.errors import NotFound
 from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
 from invoice_sync.ledgers.port import LedgerPayment, PaymentApplication, marked, marker
-from invoice_sync_ops.sandboxes.base import BY_HAND_PAYMENTS, SandboxServer
+from invoice_sync_ops.sandboxes.base import BY_HAND_PAYMENTS, BY_HAND_REMOVALS, SandboxServer
 from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
 from invoice_sync_ops.sandboxes.quickbooks import QuickBooksSandbox
 from invoice_sync_ops.sandboxes.xero import XeroSandbox
@@ -37,10 +37,17 @@ class PaymentsCase:
     unknown_id: str  # a payment id the ledger does not have
     payment_id: Callable[[dict[str, Any]], str]  # the id in the ledger's own payment object
 
+    def _control(self, call: str, body: dict[str, str]) -> httpx.Response:
+        url = f"{self.sandbox.base_url}/_sandbox/{self.sandbox.control_root}/{self.tenant}/{call}"
+        return httpx.post(url, json=body, timeout=10)
+
     def by_hand(self, invoice_id: str, amount: str, **fields: str) -> httpx.Response:
         """A person records a payment in the ledger: the sandbox's control call, over HTTP."""
-        url = f"{self.sandbox.base_url}/_sandbox/{self.sandbox.control_root}/{self.tenant}/{BY_HAND_PAYMENTS}"
-        return httpx.post(url, json={"invoice_id": invoice_id, "amount": amount, **fields}, timeout=10)
+        return self._control(BY_HAND_PAYMENTS, {"invoice_id": invoice_id, "amount": amount, **fields})
+
+    def remove_by_hand(self, payment_id: str) -> httpx.Response:
+        """A person voids (QBO) or deletes (Xero, FreshBooks) a payment in the ledger."""
+        return self._control(BY_HAND_REMOVALS, {"payment_id": payment_id})
 
 
 def _case(
@@ -231,6 +238,28 @@ def test_listing_since_a_moment_gives_only_newer_payments_oldest_first_page_by_p
     assert all(p.applications == (PaymentApplication(invoice_id, p.total),) for p in listed)
     assert pages >= 2
     assert payments.case.ledger.list_ledger_payments(datetime.now(UTC).replace(year=2099), 1) == ([], False)
+
+
+def test_a_payment_removed_by_hand_lists_again_as_voided_at_its_change(payments: PaymentsCase) -> None:
+    """Given two payments recorded before a moment T, one recorded after it, and then the first
+    one removed by a person, when the changes since T are listed, then the newer payment comes
+    first and the removed one after it (listed by when it changed, not when it was made), read as
+    voided; the invoice owes that money again."""
+    _, invoice_id = _invoice(payments, "Removed")
+    removed = payments.payment_id(payments.by_hand(invoice_id, "20.00", reference="r").json())
+    payments.by_hand(invoice_id, "21.00", reference="kept")
+    since = _next_second()
+    newer = payments.payment_id(payments.by_hand(invoice_id, "22.00", reference="n").json())
+    _next_second()
+    answer = payments.remove_by_hand(removed)
+    assert answer.status_code == 201, answer.text
+
+    listed, _ = _all_pages(payments, since)
+
+    assert [p.id for p in listed] == [newer, removed]
+    assert [p.voided for p in listed] == [False, True]
+    assert payments.case.ledger.get_ledger_payment(removed).voided is True
+    assert payments.case.ledger.get_invoice(invoice_id).balance == Decimal("182.38") - Decimal("43.00")
 
 
 def test_an_unknown_payment_is_not_found(payments: PaymentsCase) -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BY_HAND_PAYMENTS",
+    "BY_HAND_REMOVALS",
     "CENT",
     "CODE_TTL_SECONDS",
     "DEMO_CLIENT_ID",
@@ -59,6 +60,7 @@ __all__ = [
     "money",
     "parse_number",
     "pkce_challenge",
+    "removed_payment_id",
     "retry_after",
     "run_foreground",
     "seed_demo",
@@ -145,6 +147,9 @@ def parse_number(value: Any) -> Decimal | None:
 # The control call that plays a person recording a payment in the ledger:
 # POST /_sandbox/<control_root>/<tenant>/payments-by-hand
 BY_HAND_PAYMENTS = "payments-by-hand"
+# ... and one removing a payment by hand (QBO voids it, Xero and FreshBooks delete it), body
+# ``{"payment_id"}``: POST /_sandbox/<control_root>/<tenant>/payments-removed-by-hand
+BY_HAND_REMOVALS = "payments-removed-by-hand"
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,13 @@ class ByHandPayment:
             paid_on=date.fromisoformat(str(raw_day)) if raw_day else None,
             **optional,
         )
+
+
+def removed_payment_id(body: dict[str, Any]) -> str:
+    """The ``payment_id`` of a ``payments-removed-by-hand`` control body."""
+    if not body.get("payment_id"):
+        raise ValueError("payment_id is required")
+    return str(body["payment_id"])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from werkzeug.wrappers import Request, Response
 
 from invoice_sync_ops.sandboxes.base import (
     BY_HAND_PAYMENTS,
+    BY_HAND_REMOVALS,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     ByHandPayment,
@@ -62,6 +63,7 @@ from invoice_sync_ops.sandboxes.base import (
     loads,
     money,
     parse_number,
+    removed_payment_id,
     retry_after,
     run_foreground,
     seed_demo,
@@ -445,11 +447,29 @@ class FreshBooksSandbox(SandboxServer[_Account]):
                 raise ValueError(f"FreshBooks {fault.errno}: {fault.message}") from fault
             return copy.deepcopy(payment)
 
+    def void_payment_by_hand(self, account_id: str, payment_id: str) -> dict[str, Any]:
+        """A person deleting a payment in FreshBooks (``vis_state`` 1): the invoice owes the money
+        again and both ``updated`` stamps move. Returns the deleted payment."""
+        with self._lock:
+            tenant = self._tenant(account_id)
+            number = _int_id(payment_id)
+            payment = tenant.table("payments").get(number) if number is not None else None
+            if payment is None:
+                raise KeyError(f"payment {payment_id}")
+            self._set_vis_state(tenant, "payments", payment, 1)
+            return copy.deepcopy(payment)
+
     # ---------------------------------------------------------------------------------------------
     # Helpers
 
     def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
-        return {**super()._control_calls(), BY_HAND_PAYMENTS: self._payment_by_hand_call}
+        return {
+            **super()._control_calls(),
+            BY_HAND_PAYMENTS: self._payment_by_hand_call,
+            BY_HAND_REMOVALS: lambda account_id, body: self.void_payment_by_hand(
+                account_id, removed_payment_id(body)
+            ),
+        }
 
     def _payment_by_hand_call(self, account_id: str, body: dict[str, Any]) -> dict[str, Any]:
         wanted = ByHandPayment.from_body(body)

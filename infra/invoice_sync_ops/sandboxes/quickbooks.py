@@ -27,6 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 from invoice_sync_ops.sandboxes.base import (
     BY_HAND_PAYMENTS,
+    BY_HAND_REMOVALS,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     ByHandPayment,
@@ -41,6 +42,7 @@ from invoice_sync_ops.sandboxes.base import (
     loads,
     money,
     parse_number,
+    removed_payment_id,
     run_foreground,
     seed_demo,
 )
@@ -656,11 +658,32 @@ class QuickBooksSandbox(SandboxServer[_Company]):
             payment: dict[str, Any] = written["Payment"]
             return payment
 
+    def void_payment_by_hand(self, realm_id: str, payment_id: str) -> dict[str, Any]:
+        """A person voiding a payment in QBO: zeroed, its note "Voided", its invoices owed again,
+        SyncToken and LastUpdatedTime moved (the API's own void). Returns the voided Payment."""
+        with self._lock:
+            company = self._tenant(realm_id)
+            payment = company.table("Payment").get(str(payment_id))
+            if payment is None:
+                raise KeyError(f"payment {payment_id}")
+            body = {"Id": payment["Id"], "SyncToken": payment["SyncToken"]}
+            try:
+                voided: dict[str, Any] = self._write(company, "Payment", body, "void")["Payment"]
+            except _Fault as fault:
+                raise ValueError(f"QBO {fault.code}: {fault.detail or fault.message}") from fault
+            return voided
+
     # ---------------------------------------------------------------------------------------------
     # Helpers
 
     def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
-        return {**super()._control_calls(), BY_HAND_PAYMENTS: self._payment_by_hand_call}
+        return {
+            **super()._control_calls(),
+            BY_HAND_PAYMENTS: self._payment_by_hand_call,
+            BY_HAND_REMOVALS: lambda realm_id, body: self.void_payment_by_hand(
+                realm_id, removed_payment_id(body)
+            ),
+        }
 
     def _payment_by_hand_call(self, realm_id: str, body: dict[str, Any]) -> dict[str, Any]:
         wanted = ByHandPayment.from_body(body)

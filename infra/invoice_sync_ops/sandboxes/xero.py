@@ -39,6 +39,7 @@ from werkzeug.wrappers import Request, Response
 
 from invoice_sync_ops.sandboxes.base import (
     BY_HAND_PAYMENTS,
+    BY_HAND_REMOVALS,
     CENT,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -53,6 +54,7 @@ from invoice_sync_ops.sandboxes.base import (
     loads,
     money,
     parse_number,
+    removed_payment_id,
     retry_after,
     run_foreground,
     seed_demo,
@@ -663,7 +665,13 @@ class XeroSandbox(SandboxServer[_Org]):
         return {**super()._control_actions(), "forget-idempotency-keys": self.forget_idempotency_keys}
 
     def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
-        return {**super()._control_calls(), BY_HAND_PAYMENTS: self._payment_by_hand_call}
+        return {
+            **super()._control_calls(),
+            BY_HAND_PAYMENTS: self._payment_by_hand_call,
+            BY_HAND_REMOVALS: lambda tenant_id, body: self.void_payment_by_hand(
+                tenant_id, removed_payment_id(body)
+            ),
+        }
 
     def _payment_by_hand_call(self, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
         wanted = ByHandPayment.from_body(body)
@@ -713,6 +721,20 @@ class XeroSandbox(SandboxServer[_Org]):
             except _Invalid as invalid:
                 raise ValueError("Xero: " + "; ".join(invalid.messages)) from invalid
             return copy.deepcopy(payment)
+
+    def void_payment_by_hand(self, tenant_id: str, payment_id: str) -> dict[str, Any]:
+        """A person removing a payment in Xero (its only undo: Status DELETED): the invoice owes
+        the money again and both UpdatedDateUTC move. Returns the deleted Payment."""
+        with self._lock:
+            org = self._tenant(tenant_id)
+            payment = org.table("Payments").get(str(payment_id))
+            if payment is None:
+                raise KeyError(f"payment {payment_id}")
+            try:
+                deleted = self._delete_payment(org, {"Status": "DELETED"}, payment)
+            except _Invalid as invalid:
+                raise ValueError("Xero: " + "; ".join(invalid.messages)) from invalid
+            return copy.deepcopy(deleted)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), tz=UTC)
