@@ -80,6 +80,11 @@ def connection(connection_id: str, ledger: str, tenant: str, **changes: Any) -> 
     )
 
 
+@dataclass(frozen=True)
+class Registration:
+    state: str
+
+
 @dataclass
 class World:
     """Every port of the intake, recording what it was asked."""
@@ -91,7 +96,7 @@ class World:
     queue_error: Exception | None = None
     objects: dict[str, bytes] = field(default_factory=dict)
     alerts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    pending: set[tuple[str, str]] = field(default_factory=set)
+    pending: dict[tuple[str, str], str] = field(default_factory=dict)
     lookups: list[str] = field(default_factory=list)
 
     # connections and the tenant directory
@@ -128,8 +133,10 @@ class World:
         self.alerts.append((subject, details))
 
     # pending FreshBooks registrations
-    def pending_callback(self, connection_id: str, callback_id: str) -> bool:
-        return (connection_id, callback_id) in self.pending
+    def pending_callback(self, connection_id: str, callback_id: str) -> Registration | None:
+        self.lookups.append(f"pending {connection_id} {callback_id}")
+        state = self.pending.get((connection_id, callback_id))
+        return None if state is None else Registration(state)
 
     @property
     def messages(self) -> list[LedgerEventMessage]:
@@ -158,7 +165,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         },
         keys={"acme": [KEY], "globex": [KEY], "initech": [KEY]},
     )
-    intake = build(world)
+    intake = build(world, callbacks=True)
     monkeypatch.setattr(bootstrap, "ledger_intake", lambda: intake)
     return world
 
@@ -381,9 +388,14 @@ def test_xero_404_is_empty_too(world: World) -> None:
     assert post("xero", "nobody", fixture("xero/itr.json")) == {"statusCode": 404, **EMPTY}
 
 
-def test_freshbooks_verify_without_a_pending_store_is_404_and_nothing_sent(world: World) -> None:
+def test_freshbooks_verify_without_a_pending_store_is_404_and_nothing_sent(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Given no store of pending registrations is wired, then a callback.verify (unsigned by
     nature) is a stranger's: 404, nothing sent, the secret not even read."""
+    intake = build(world)
+    monkeypatch.setattr(bootstrap, "ledger_intake", lambda: intake)
+    world.pending[("initech", "2208")] = "pending"
     response = post("freshbooks", "initech", fixture("freshbooks/callback_verify.form"), key=None)
     assert response == json_answer(404, {"error": "no pending webhook registration"})
     assert world.sent == []
@@ -397,7 +409,7 @@ def test_freshbooks_verify_with_a_pending_registration_is_queued_with_its_verifi
     travels in the queue body only; an unknown callback id is 404."""
     intake = build(world, callbacks=True)
     monkeypatch.setattr(bootstrap, "ledger_intake", lambda: intake)
-    world.pending.add(("initech", "2208"))
+    world.pending[("initech", "2208")] = "pending"
     del world.keys["initech"]  # before the first verify there is no key: it is not asked for
     body = fixture("freshbooks/callback_verify.form")
     assert post("freshbooks", "initech", body, key=None)["statusCode"] == 200
@@ -408,6 +420,28 @@ def test_freshbooks_verify_with_a_pending_registration_is_queued_with_its_verifi
     other = body.replace(b"object_id=2208", b"object_id=9999")
     assert post("freshbooks", "initech", other, key=None)["statusCode"] == 404
     assert len(world.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "body"),
+    [
+        ("verified", b"name=callback.verify&object_id=2208&verifier=abc"),  # verified already
+        ("pending", b"name=callback.verify&object_id=&verifier=abc"),  # no callback id
+        ("pending", b"name=callback.verify&object_id=2208"),  # no verifier
+        ("pending", b"name=callback.verify&object_id=2208&verifier="),
+    ],
+)
+def test_a_verify_not_for_a_live_pending_registration_is_404_and_sends_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch, state: str, body: bytes
+) -> None:
+    intake = build(world, callbacks=True)
+    monkeypatch.setattr(bootstrap, "ledger_intake", lambda: intake)
+    world.pending[("initech", "2208")] = state
+    assert post("freshbooks", "initech", body, key=None) == json_answer(
+        404, {"error": "no pending webhook registration"}
+    )
+    assert world.sent == []
+    assert not any(entry.startswith("pending initech ") and entry.endswith(" ") for entry in world.lookups)
 
 
 # --- 413 --------------------------------------------------------------------------------------------

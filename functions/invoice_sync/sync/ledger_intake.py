@@ -12,7 +12,9 @@ first, so a stranger costs a regex and a cached lookup at most:
 6. the signature matches one of its keys, in constant time (``ledgers.webhooks``; 401, and nothing
    is written or kept: a stranger cannot make us store or send anything);
 7. the handshakes: a Xero Intent-to-Receive is a signed body with no events, so it simply yields
-   none (200); a FreshBooks ``callback.verify`` is answered by ``_verify_callback``;
+   none (200); a FreshBooks ``callback.verify`` (unsigned: its verifier is the key to be) is
+   believed only for a registration the connection has pending (``FBHOOK#``), else 404, and its
+   verifier travels to the worker, which confirms it with FreshBooks before keeping it;
 8. the body is parsed into events, and each event's tenant is routed to a connection (below);
    events of connections that have not turned payments back on are dropped (200 ``ignored``). An
    authentic body that cannot be parsed is refused 400, archived and alerted once a connection a
@@ -85,10 +87,16 @@ class LedgerWebhookKeys(Protocol):
         """Raises ``UnknownConnection`` (404) when the connection has no key configured."""
 
 
+class PendingRegistration(Protocol):
+    @property
+    def state(self) -> str:
+        """``pending`` until FreshBooks accepted the verifier, then ``verified``."""
+
+
 class PendingCallbacks(Protocol):
-    def pending_callback(self, connection_id: str, callback_id: str) -> bool:
-        """True while ``invoice-sync connect freshbooks --webhooks`` has a registration of
-        ``callback_id`` pending for the connection (its ``FBHOOK#`` item, design 3.2)."""
+    def pending_callback(self, connection_id: str, callback_id: str) -> PendingRegistration | None:
+        """The registration of ``callback_id`` that ``invoice-sync connect freshbooks --webhooks``
+        recorded for the connection (its ``FBHOOK#`` item, design 3.2), unless its hour is over."""
 
 
 class LedgerEventSender(Protocol):
@@ -155,7 +163,7 @@ class LedgerIntake:
         # None: an authentic but unparseable body is refused and kept nowhere (unit tests).
         self.refusals = refusals
         # None: no store of pending FreshBooks registrations, so every callback.verify is a
-        # stranger's (404) and nothing can be confirmed through this function.
+        # stranger's (404).
         self.callbacks = callbacks
         self.clock = clock
 
@@ -203,16 +211,21 @@ class LedgerIntake:
         key), so it is believed only for a registration this connection has pending; any other is a
         stranger's or a stale one (404, nothing written). The verifier then travels to the worker,
         which confirms it with FreshBooks before it becomes a key."""
-        callback_id = form.get("object_id") or ""
-        if self.callbacks is None or not self.callbacks.pending_callback(
-            connection.connection_id, callback_id
-        ):
-            raise UnknownConnection("no pending webhook registration")
         try:
             events = freshbooks.parse(form)
         except UnparseableWebhook:
             # Not authentic either way: refused as unknown, and kept nowhere.
             raise UnknownConnection("no pending webhook registration") from None
+        # One verify event, its callback id a checked string (1 to 255 characters): a key DynamoDB
+        # takes, so a stranger's form cannot turn the lookup into a 5xx.
+        for event in events:
+            registration = (
+                None
+                if self.callbacks is None
+                else self.callbacks.pending_callback(connection.connection_id, event.object_id)
+            )
+            if registration is None or registration.state != "pending":
+                raise UnknownConnection("no pending webhook registration")
         messages = [event.message(connection.connection_id, connection.ledger) for event in events]
         return LedgerIntakeResult(LedgerIntakeOutcome.QUEUED, self.queue.send_batch(messages))
 

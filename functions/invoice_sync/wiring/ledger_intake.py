@@ -1,11 +1,13 @@
 """The ledger webhook intake's wiring: the use case on the Mappings table (connections and the
 tenant directory), the ledger-webhook secrets, the ledger events queue, and the raw archive and
-alerts topic for authentic but unparseable deliveries. No SyncState store, no ledger adapter, no
-Stripe client: the internet-facing function holds no token and writes no record."""
+alerts topic for authentic but unparseable deliveries, and the pending FreshBooks registrations.
+No ledger adapter, no Stripe client: the internet-facing function holds no token and writes no
+record."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from invoice_sync.settings import get_settings
 from invoice_sync.store import aws
@@ -16,8 +18,22 @@ from invoice_sync.sync.intake import Refusals
 from invoice_sync.sync.ledger_intake import LedgerIntake
 from invoice_sync.wiring import once, stores
 
+if TYPE_CHECKING:
+    from invoice_sync.store.sync_state import PendingCallback
+
 # template.yaml's Globals give every function the queue's URL, as they give SYNC_QUEUE_URL.
 QUEUE_URL_VARIABLE = "LEDGER_EVENTS_QUEUE_URL"
+
+
+class PendingFreshBooksCallbacks:
+    """The SyncState table's ``FBHOOK#`` items (one GetItem, the function's only read of that
+    table). Its store is loaded on the first ``callback.verify``, not at cold start: a
+    registration is rare, every other delivery never needs it."""
+
+    def pending_callback(self, connection_id: str, callback_id: str) -> PendingCallback | None:
+        from invoice_sync.wiring.state import state  # noqa: PLC0415
+
+        return state().pending_callback(connection_id, callback_id)
 
 
 @once
@@ -31,4 +47,5 @@ def ledger_intake() -> LedgerIntake:
         queue=LedgerEventsQueue(os.environ[QUEUE_URL_VARIABLE]),
         max_bytes=settings.max_webhook_bytes,
         refusals=Refusals(archive, AlertPublisher(settings.alerts_topic_arn, aws.OnFirstUse("sns"))),
+        callbacks=PendingFreshBooksCallbacks(),
     )
