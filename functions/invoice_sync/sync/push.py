@@ -622,13 +622,7 @@ class PushService:
             return ledger.update_invoice(record.ledger_id, current.version, draft, key)
 
     def _in_flight(self, record: SyncRecord) -> bool:
-        """An intent recorded so recently that the worker that recorded it may still be running."""
-        return (
-            record.status is SyncStatus.PENDING
-            and record.idempotency_key is not None
-            and record.updated_at is not None
-            and utcnow() - record.updated_at < self.intent_timeout
-        )
+        return intent_in_flight(record, self.intent_timeout)
 
     def _create_once(
         self,
@@ -1104,14 +1098,31 @@ class PushService:
             if record.idempotency_key
             else None
         )
+        connection_id = invoice_record.connection_id
         if document is None:
+            from_ledger = self._from_ledger(connection_id, payment)
+            if from_ledger is not None:
+                # A payment record payments back attached: the ledger holds that money already.
+                record.status = SyncStatus.SKIPPED
+                record.last_error = f"recorded from the ledger ({from_ledger})"
+                self.state.save(record, revision)
+                return ledger_invoice
             amount = Money(minor=payment.amount, currency=payment.currency).to_decimal()
             if payment.cumulative:
                 # The source gave the paid total so far: book only what earlier payments of it did
-                # not (credit applied to the invoice is not a payment and is not counted).
-                booked = self.state.synced_total(
-                    invoice_record.connection_id, "payment", payment.source_id.rsplit(":", 1)[0] + ":"
+                # not, nor the ledger's own payments payments back told the source about (credit
+                # applied to the invoice is not a payment and is not counted).
+                paid_in_ledger = self._ledger_paid(invoice_record, mappings)
+                booked = (
+                    self.state.synced_total(
+                        connection_id, "payment", payment.source_id.rsplit(":", 1)[0] + ":"
+                    )
+                    + paid_in_ledger.ledger_paid_total()
                 )
+                if paid_in_ledger.ledger_paid_pending(utcnow(), self.intent_timeout):
+                    # Stripe's paid total may or may not hold that money yet: subtracting it now
+                    # could leave a card payment unbooked if the Stripe call then fails.
+                    raise TransientError("a payment from the ledger is being recorded in Stripe")
                 amount -= Money(minor=booked, currency=payment.currency).to_decimal()
             if amount <= Decimal(0):
                 record.status = SyncStatus.SKIPPED
@@ -1141,6 +1152,11 @@ class PushService:
                 account=mappings.connection.payment_account,
             )
             document = ledger.create_payment(draft, record.idempotency_key)
+        if mappings.connection.payments_back:
+            # Echo rule 2 (design 3.6): the ledger's webhook for this payment must not send it
+            # back to the source, even after someone edits its note. Written before the record
+            # says synced: a crash in between writes it again on the retry.
+            self.state.link(connection_id, f"ledger-payment:{document.id}", f"payment#{payment.source_id}")
         record.ledger_id = document.id
         record.ledger_number = document.number
         record.ledger_total = Money.from_decimal(document.total, payment.currency).minor
@@ -1150,6 +1166,24 @@ class PushService:
         record.mapping_version = mappings.connection.mapping_version
         self.state.save(record, revision)
         return ledger.get_invoice(ledger_invoice.id)
+
+    def _ledger_paid(self, invoice_record: SyncRecord, mappings: Mappings) -> SyncRecord:
+        """The invoice's record with the ledger payments payments back has told the source about:
+        read again where the flow is on, since payments back may have reserved one after this
+        push read the record."""
+        if not mappings.connection.payments_back:
+            return invoice_record
+        latest, _ = self.state.get(invoice_record.connection_id, "invoice", invoice_record.source_id)
+        return latest or invoice_record
+
+    def _from_ledger(self, connection_id: str, payment: Payment) -> str | None:
+        """The payments-back record a source payment is, when it is a payment record (``pr_…``)
+        payments back made for a ledger payment (loop 2 of design 3.6); None for any other."""
+        payment_record = getattr(payment, "payment_record", None)
+        if not isinstance(payment_record, str) or not payment_record.startswith("pr_"):
+            return None
+        record_sk = self.state.linked(connection_id, payment_record)
+        return record_sk if record_sk is not None and record_sk.startswith("ledger_payment#") else None
 
     @staticmethod
     def _existing_payment(
@@ -1183,55 +1217,10 @@ class PushService:
         return PushResult(outcome, record.source_id, record.ledger_id, note)
 
     def _park(self, record: SyncRecord, revision: int, version: int, error: ParkError) -> None:
-        record.status = error.status
-        record.source_version = max(record.source_version, version)
-        record.content_hash = None
-        record.last_error = str(error)
-        record.attempts += 1
-        logger.warning("parked", extra={"source_id": record.source_id, "reason": error.reason})
-        if isinstance(error, ConnectionBroken):
-            # The whole connection is stuck: one alert for it (again daily while it lasts), not
-            # one per invoice that arrives meanwhile.
-            key = f"{record.connection_id}#{error.reason}"
-            if record.alerted_reason != error.reason and not self.state.alert_sent(key):
-                self._publish_connection(record.connection_id, error)
-                self.state.mark_alert_sent(key, CONNECTION_ALERT_SECONDS)
-        elif record.alerted_reason != error.reason:
-            # Published before the record says so: if publishing fails, the retry alerts again.
-            self._publish(record, error.reason, str(error))
-        record.alerted_reason = error.reason
-        self.state.save(record, revision)
-
-    def _publish_connection(self, connection_id: str, error: ParkError) -> None:
-        self.alerts.publish(
-            f"invoice-sync: connection {connection_id}: {error.reason}",
-            f"Connection {connection_id} cannot sync: {error}.\nEvery document that arrives meanwhile is "
-            "parked, not lost. Reconnect the ledger (`invoice-sync connect LEDGER --connection "
-            f"{connection_id}`), then re-drive the parked records (`invoice-sync redrive "
-            f"--connection {connection_id}`).",
-            {
-                "connection_id": connection_id,
-                "reason": error.reason,
-                "detail": str(error),
-                "kind": "connection",
-            },
-        )
+        park_record(self.state, self.alerts, record, revision, version, error)
 
     def _publish(self, record: SyncRecord, reason: str, text: str) -> None:
-        self.alerts.publish(
-            f"invoice-sync: {reason} ({record.source_number or record.source_id})",
-            f"{record.kind} {record.source_number or record.source_id} of connection {record.connection_id}: "
-            f"{text}\nFix the cause (a missing rule: `invoice-sync mappings import`), then re-drive it: "
-            f"`invoice-sync redrive --connection {record.connection_id} --source-id {record.source_id}`.",
-            {
-                "connection_id": record.connection_id,
-                "kind": record.kind,
-                "source_id": record.source_id,
-                "status": record.status.value,
-                "reason": reason,
-                "detail": text,
-            },
-        )
+        publish_record(self.alerts, record, reason, text)
 
     def _from_archive(self, message: SyncMessage) -> Document:
         """The snapshot of a message that travelled without one (too big): from its raw body."""
@@ -1242,3 +1231,99 @@ class PushService:
         if event is None:
             raise InvalidSnapshot("archived event is not a document event", message.archive_key)
         return event.document
+
+
+# --- parking and intents, shared with payments back -----------------------------------------------
+
+
+class ParkState(Protocol):
+    """What parking needs of the SyncState store: the record's write and the alert markers."""
+
+    def save(self, record: SyncRecord, revision: int) -> int: ...
+
+    def alert_sent(self, key: str) -> bool: ...
+
+    def mark_alert_sent(self, key: str, ttl_seconds: int) -> None: ...
+
+
+REDRIVE_ADVICE = (
+    "Fix the cause (a missing rule: `invoice-sync mappings import`), then re-drive it: "
+    "`invoice-sync redrive --connection {connection} --source-id {source_id}`."
+)
+
+
+def intent_in_flight(record: SyncRecord, timeout: timedelta) -> bool:
+    """An intent recorded so recently that the worker that recorded it may still be running."""
+    return (
+        record.status is SyncStatus.PENDING
+        and record.idempotency_key is not None
+        and record.updated_at is not None
+        and utcnow() - record.updated_at < timeout
+    )
+
+
+def park_record(
+    state: ParkState,
+    alerts: Alerts,
+    record: SyncRecord,
+    revision: int,
+    version: int,
+    error: ParkError,
+    *,
+    advice: str = REDRIVE_ADVICE,
+) -> None:
+    """Parks ``record`` with the error's reason and alerts once per reason: a broken connection
+    once a day for the whole connection, anything else once per record. ``advice`` says what a
+    person does about it (``{connection}`` and ``{source_id}`` are filled in)."""
+    record.status = error.status
+    record.source_version = max(record.source_version, version)
+    record.content_hash = None
+    record.last_error = str(error)
+    record.attempts += 1
+    logger.warning("parked", extra={"source_id": record.source_id, "reason": error.reason})
+    if isinstance(error, ConnectionBroken):
+        # The whole connection is stuck: one alert for it (again daily while it lasts), not
+        # one per invoice that arrives meanwhile.
+        key = f"{record.connection_id}#{error.reason}"
+        if record.alerted_reason != error.reason and not state.alert_sent(key):
+            publish_connection(alerts, record.connection_id, error)
+            state.mark_alert_sent(key, CONNECTION_ALERT_SECONDS)
+    elif record.alerted_reason != error.reason:
+        # Published before the record says so: if publishing fails, the retry alerts again.
+        publish_record(alerts, record, error.reason, str(error), advice=advice)
+    record.alerted_reason = error.reason
+    state.save(record, revision)
+
+
+def publish_connection(alerts: Alerts, connection_id: str, error: ParkError) -> None:
+    alerts.publish(
+        f"invoice-sync: connection {connection_id}: {error.reason}",
+        f"Connection {connection_id} cannot sync: {error}.\nEvery document that arrives meanwhile is "
+        "parked, not lost. Reconnect the ledger (`invoice-sync connect LEDGER --connection "
+        f"{connection_id}`), then re-drive the parked records (`invoice-sync redrive "
+        f"--connection {connection_id}`).",
+        {
+            "connection_id": connection_id,
+            "reason": error.reason,
+            "detail": str(error),
+            "kind": "connection",
+        },
+    )
+
+
+def publish_record(
+    alerts: Alerts, record: SyncRecord, reason: str, text: str, *, advice: str = REDRIVE_ADVICE
+) -> None:
+    alerts.publish(
+        f"invoice-sync: {reason} ({record.source_number or record.source_id})",
+        f"{record.kind} {record.source_number or record.source_id} of connection {record.connection_id}: "
+        f"{text}\n" + advice.format(connection=record.connection_id, source_id=record.source_id),
+        {
+            "connection_id": record.connection_id,
+            "kind": record.kind,
+            "source_id": record.source_id,
+            "status": record.status.value,
+            "reason": reason,
+            "detail": text,
+        },
+    )
