@@ -174,6 +174,9 @@ class StackResources:
     alerts_topic_arn: str
     # Local only: an SQS queue subscribed to the alerts topic, so tests and the demo can read alerts.
     alerts_inbox_url: str
+    # Payments back (issue 7): the ledgers' hints, and where they go after five failed deliveries.
+    ledger_events_queue_url: str = ""
+    ledger_events_dead_letter_queue_url: str = ""
 
     def environment(self) -> dict[str, str]:
         """The environment variables template.yaml's Globals give every function for these resources."""
@@ -181,6 +184,7 @@ class StackResources:
             "SYNC_TABLE": self.sync_table,
             "MAPPINGS_TABLE": self.mappings_table,
             "SYNC_QUEUE_URL": self.sync_queue_url,
+            "LEDGER_EVENTS_QUEUE_URL": self.ledger_events_queue_url,
             "ARCHIVE_BUCKET": self.archive_bucket,
             "ALERTS_TOPIC_ARN": self.alerts_topic_arn,
         }
@@ -218,6 +222,24 @@ def _ensure_queue(sqs: Any, name: str, attributes: Mapping[str, str]) -> str:
 def _queue_arn(sqs: Any, url: str) -> str:
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
     return cast("str", attributes["QueueArn"])
+
+
+def _ensure_queue_pair(
+    sqs: Any, name: str, queue_id: str, dlq_id: str, template: Template
+) -> tuple[str, str]:
+    """A queue and its dead-letter queue as the template defines them: the DLQ (``{name}-dlq``)
+    takes redrives from that queue only; returns (DLQ url, queue url)."""
+    dlq_url = _ensure_queue(sqs, f"{name}-dlq", queue_attributes(dlq_id, template))
+    redrive = {
+        "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+        "maxReceiveCount": max_receive_count(queue_id, template),
+    }
+    url = _ensure_queue(
+        sqs, name, {**queue_attributes(queue_id, template), "RedrivePolicy": json.dumps(redrive)}
+    )
+    allow = {"redrivePermission": "byQueue", "sourceQueueArnList": [_queue_arn(sqs, url)]}
+    sqs.set_queue_attributes(QueueUrl=dlq_url, Attributes={"RedriveAllowPolicy": json.dumps(allow)})
+    return dlq_url, url
 
 
 def lifecycle_rules(logical_id: str, template: Template | None = None) -> list[dict[str, Any]]:
@@ -312,14 +334,11 @@ def create_stack_resources(
     _ensure_table(dynamodb, "SyncStateTable", sync_table, tpl)
     _ensure_table(dynamodb, "MappingsTable", mappings_table, tpl)
 
-    dlq_url = _ensure_queue(sqs, f"{prefix}-sync-dlq", queue_attributes("SyncDeadLetterQueue", tpl))
-    dlq_arn = _queue_arn(sqs, dlq_url)
-    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count("SyncQueue", tpl)}
-    sync_attributes = {**queue_attributes("SyncQueue", tpl), "RedrivePolicy": json.dumps(redrive)}
-    sync_url = _ensure_queue(sqs, f"{prefix}-sync", sync_attributes)
-    # The template's DLQ only takes redrives from the sync queue (RedriveAllowPolicy byQueue).
-    allow = {"redrivePermission": "byQueue", "sourceQueueArnList": [_queue_arn(sqs, sync_url)]}
-    sqs.set_queue_attributes(QueueUrl=dlq_url, Attributes={"RedriveAllowPolicy": json.dumps(allow)})
+    # Each dead-letter queue only takes redrives from its own queue (RedriveAllowPolicy byQueue).
+    dlq_url, sync_url = _ensure_queue_pair(sqs, f"{prefix}-sync", "SyncQueue", "SyncDeadLetterQueue", tpl)
+    ledger_dlq_url, ledger_url = _ensure_queue_pair(
+        sqs, f"{prefix}-ledger-events", "LedgerEventsQueue", "LedgerEventsDeadLetterQueue", tpl
+    )
 
     bucket = f"{prefix}-archive"
     _ensure_bucket(s3, "ArchiveBucket", bucket, region, tpl)
@@ -352,4 +371,6 @@ def create_stack_resources(
         archive_bucket=bucket,
         alerts_topic_arn=topic_arn,
         alerts_inbox_url=inbox_url,
+        ledger_events_queue_url=ledger_url,
+        ledger_events_dead_letter_queue_url=ledger_dlq_url,
     )

@@ -59,6 +59,13 @@ EXPECTED_RESOURCES = {
     "PushRole": "AWS::IAM::Role",
     "NightlyExportRole": "AWS::IAM::Role",
     "ReconcileRole": "AWS::IAM::Role",
+    "LedgerEventsFunction": "AWS::Serverless::Function",
+    "LedgerEventsLogGroup": "AWS::Logs::LogGroup",
+    "LedgerEventsRole": "AWS::IAM::Role",
+    "LedgerEventsQueue": "AWS::SQS::Queue",
+    "LedgerEventsDeadLetterQueue": "AWS::SQS::Queue",
+    "LedgerEventsDeadLettersAlarm": "AWS::CloudWatch::Alarm",
+    "LedgerEventsErrorsAlarm": "AWS::CloudWatch::Alarm",
 }
 EXPECTED_OUTPUTS = {
     "WebhookUrl",
@@ -69,6 +76,9 @@ EXPECTED_OUTPUTS = {
     "ArchiveBucketName",
     "AlertsTopicArn",
     "SecretsPrefix",
+    "LedgerWebhookUrl",
+    "LedgerEventsQueueUrl",
+    "LedgerEventsDeadLetterQueueUrl",
 }
 
 
@@ -500,7 +510,13 @@ def test_every_function_that_alerts_may_publish_to_the_alerts_topic(template: di
     """Proves each function whose wiring builds an AlertPublisher (intake for an authentic but
     invalid webhook, push, export, reconcile) may publish to the alerts topic and use its KMS key:
     without them its first alert would fail in AWS, never on moto, which checks no permissions."""
-    for logical_id in ("WebhookIntakeFunction", "PushFunction", "NightlyExportFunction", "ReconcileFunction"):
+    for logical_id in (
+        "WebhookIntakeFunction",
+        "PushFunction",
+        "NightlyExportFunction",
+        "ReconcileFunction",
+        "LedgerEventsFunction",
+    ):
         _, role = function_role(template, logical_id)
         grants = {
             (action, str(resource))
@@ -511,3 +527,85 @@ def test_every_function_that_alerts_may_publish_to_the_alerts_topic(template: di
         assert ("sns:Publish", str({"Ref": "AlertsTopic"})) in grants, logical_id
         key = str({"Fn::GetAtt": ["AlertsKey", "Arn"]})
         assert {("kms:GenerateDataKey", key), ("kms:Decrypt", key)} <= grants, logical_id
+
+
+def test_ledger_events_function_reads_webhook_keys_and_sends_to_its_queue_only(
+    template: dict[str, Any],
+) -> None:
+    """Proves the internet-facing ledger webhook function (design two-way.md 5) is on its route,
+    answers within Intuit's window, and its role grants exactly: send to the ledger events queue,
+    GetItem on the Mappings table and on FBHOOK# items of the SyncState table, the ledger-webhook
+    secrets (not the OAuth tokens, not a Stripe key), PutObject under raw/ledger/, the alert with
+    its key, its own logs; no write to a table, no PutSecretValue."""
+    function = template["Resources"]["LedgerEventsFunction"]["Properties"]
+    assert function["Handler"] == "invoice_sync.handlers.ledger_events.handler"
+    assert function["Timeout"] <= 10
+    assert function["Events"]["LedgerWebhook"] == {
+        "Type": "HttpApi",
+        "Properties": {
+            "ApiId": {"Ref": "HttpApi"},
+            "Method": "POST",
+            "Path": "/ledger-webhooks/{ledger}/{connection}",
+        },
+    }
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["LEDGER_EVENTS_QUEUE_URL"] == {"Ref": "LedgerEventsQueue"}
+    _role_id, role = function_role(template, "LedgerEventsFunction")
+    statements = {st["Sid"]: st for st in role_statements(role)}
+    granted = {
+        sid: (sorted(_as_list(st["Action"])), st["Resource"])
+        for sid, st in statements.items()
+        if sid != "WriteTraces"
+    }
+    secret = (
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+        "invoice-sync/${AWS::StackName}/*/ledger-webhook-??????"
+    )
+    assert granted == {
+        "EnqueueLedgerEvents": (["sqs:SendMessage"], {"Fn::GetAtt": ["LedgerEventsQueue", "Arn"]}),
+        "ReadConnections": (["dynamodb:GetItem"], {"Fn::GetAtt": ["MappingsTable", "Arn"]}),
+        "ReadPendingCallbacks": (["dynamodb:GetItem"], {"Fn::GetAtt": ["SyncStateTable", "Arn"]}),
+        "ReadLedgerWebhookSecrets": (["secretsmanager:GetSecretValue"], {"Fn::Sub": secret}),
+        "ArchiveRefusedLedgerWebhooks": (["s3:PutObject"], {"Fn::Sub": "${ArchiveBucket.Arn}/raw/ledger/*"}),
+        "Alert": (["sns:Publish"], {"Ref": "AlertsTopic"}),
+        "EncryptAlerts": (["kms:Decrypt", "kms:GenerateDataKey"], {"Fn::GetAtt": ["AlertsKey", "Arn"]}),
+        "WriteOwnLogs": (
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            {"Fn::GetAtt": ["LedgerEventsLogGroup", "Arn"]},
+        ),
+    }
+    keys = statements["ReadPendingCallbacks"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert keys == ["FBHOOK#*"]
+
+
+def test_ledger_events_queue_is_encrypted_with_a_dead_letter_queue_like_the_sync_queue(
+    template: dict[str, Any], stack: StackResources
+) -> None:
+    """Proves the ledger events queue has SQS-managed encryption, a visibility of six times the
+    worker's 60 s and a dead-letter queue after five receives that takes redrives from it only, in
+    the template and in the local stack built from it."""
+    resources = template["Resources"]
+    queue = resources["LedgerEventsQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["VisibilityTimeout"] == 360
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["LedgerEventsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    dead = resources["LedgerEventsDeadLetterQueue"]["Properties"]
+    assert dead["SqsManagedSseEnabled"] is True
+    own = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-ledger-events"
+    assert dead["RedriveAllowPolicy"]["sourceQueueArnList"] == [{"Fn::Sub": own}]
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    attributes = sqs.get_queue_attributes(QueueUrl=stack.ledger_events_queue_url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+    assert attributes["VisibilityTimeout"] == "360"
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    redrive = json.loads(attributes["RedrivePolicy"])
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=stack.ledger_events_dead_letter_queue_url, AttributeNames=["All"]
+    )["Attributes"]
+    assert (redrive["deadLetterTargetArn"], int(redrive["maxReceiveCount"])) == (dlq["QueueArn"], 5)
+    # (moto keeps RedriveAllowPolicy but does not return it: the template's is checked above.)
+    assert stack.environment()["LEDGER_EVENTS_QUEUE_URL"] == stack.ledger_events_queue_url

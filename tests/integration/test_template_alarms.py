@@ -101,7 +101,12 @@ def test_every_dead_letter_queue_has_an_alarm(template: dict[str, Any]) -> None:
         for arn in (target, destination.get("Destination"), schedule):
             if arn:
                 dead_letter.add(arn["Fn::GetAtt"][0])
-    assert dead_letter == {"SyncDeadLetterQueue", "ExportDeadLetterQueue", "ReconcileDeadLetterQueue"}
+    assert dead_letter == {
+        "SyncDeadLetterQueue",
+        "ExportDeadLetterQueue",
+        "ReconcileDeadLetterQueue",
+        "LedgerEventsDeadLetterQueue",
+    }
     watched = set()
     for alarm in _of_type(template, "AWS::CloudWatch::Alarm").values():
         props = alarm["Properties"]
