@@ -802,3 +802,35 @@ def test_plan_full_partial_attach_and_done() -> None:
     by_card = _invoice(status="paid", amount_remaining=0, amount_paid_off_stripe=0)
     with pytest.raises(pb.ParkError, match=pb.PAID_BOTH_SIDES):
         plan(by_card, _record(stripe_object="in_1"), 10000, "USD")
+
+
+def test_a_fresh_intent_of_another_worker_is_waited_for_but_a_recorded_failure_is_not() -> None:
+    """Given a two-minute intent timeout: a record whose intent was just written by a worker that has
+    not reported back makes this delivery wait (transient, Stripe not called); once an attempt has
+    recorded its failure, the next delivery goes ahead at once."""
+    world = World()
+    world.service.intent_timeout = timedelta(seconds=120)
+    world.cheque()
+    world.state.put(
+        SyncRecord(
+            connection_id=CONNECTION,
+            kind="ledger_payment",
+            source_id=RECORD,
+            status=SyncStatus.PENDING,
+            idempotency_key="k-in-flight",
+            direction="to_source",
+        )
+    )
+
+    with pytest.raises(TransientError, match="another worker"):
+        world.handle()
+    assert world.stripe.keys == []
+
+    world.stripe.fail["pay"] = [(StripeUnavailable("Stripe failed (503)", status=503), False)]
+    record, revision = world.state.get(CONNECTION, "ledger_payment", RECORD)
+    assert record is not None
+    record.last_error = "could not update Stripe: 503"
+    world.state.save(record, revision)
+    with pytest.raises(TransientError, match="attempt 1"):
+        world.handle()
+    assert world.handle().outcome is Outcome.SYNCED

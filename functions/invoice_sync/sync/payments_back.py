@@ -446,7 +446,7 @@ class PaymentsBackService:
         for record, revision in list(
             self.state.records_with_prefix(connection_id, "ledger_payment", f"{payment.id}:")
         ):
-            if record.ledger_number not in amounts:
+            if record.source_id.removeprefix(f"{payment.id}:") not in amounts:
                 # The payment no longer pays this invoice (moved to another one in the ledger).
                 applied.append(
                     self._guarded(
@@ -539,7 +539,7 @@ class PaymentsBackService:
         record = record or self._new_record(work, source_id)
         if record.status.parked and work.message.operation == "redrive":
             record.attempts = 0  # a person re-drove it: fresh tries
-        if intent_in_flight(record, self.intent_timeout):
+        if self._in_flight(record):
             raise TransientError(f"ledger payment {source_id} is being sent to Stripe by another worker")
         self._describe(record, work, invoice_id, amount)
         record.source_target = invoice_record.source_id
@@ -550,8 +550,14 @@ class PaymentsBackService:
             connection_id, "ledger_payment", source_id, "stripe", str(record.attempts_generation)
         )
         record.status = SyncStatus.PENDING
+        record.last_error = None  # until the outcome is known: a worker may be at it (``_in_flight``)
         revision = self.state.save(record, revision)
         return self._tell_stripe(work, record, revision, amount)
+
+    def _in_flight(self, record: SyncRecord) -> bool:
+        """An intent so fresh that the worker that recorded it may still be calling Stripe. One
+        whose attempt ended in a failure it recorded (``last_error``) is not: that worker is done."""
+        return record.last_error is None and intent_in_flight(record, self.intent_timeout)
 
     def _settled(self, work: _Work, record: SyncRecord | None, revision: int, amount: int) -> Applied | None:
         """The version guard (3.3 step 3.4): what a record already settled says about this event,
@@ -811,7 +817,7 @@ class PaymentsBackService:
         if record.status is SyncStatus.SKIPPED and record.last_error == REMOVED_BEFORE:
             return Applied(record.source_id, Outcome.UNCHANGED, REMOVED_BEFORE)
         if record.status is SyncStatus.PENDING and record.idempotency_key and record.source_target:
-            if intent_in_flight(record, self.intent_timeout):
+            if self._in_flight(record):
                 raise TransientError(
                     f"ledger payment {record.source_id} is being sent to Stripe by another worker"
                 )

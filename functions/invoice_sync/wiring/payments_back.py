@@ -1,0 +1,103 @@
+"""The payments-back worker's wiring: the use case on SyncState, the Mappings table, alerts, the
+ledger adapters (the registry push uses, so tokens and limits are shared while warm) and, per
+connection, a Stripe client holding its ``stripe-writer`` key: the one function that may write to
+Stripe. ``build_payments_back`` is the one recipe, for the Lambda and for the operator CLI."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import httpx
+from pydantic import SecretStr
+
+from invoice_sync.ledgers.registry import LedgerRegistry
+from invoice_sync.ledgers.xero import payloads as xero_payloads
+from invoice_sync.models.mapping import Connection
+from invoice_sync.settings import Settings, get_settings
+from invoice_sync.sources.stripe_api import StripeApi
+from invoice_sync.store import aws
+from invoice_sync.store.alerts import AlertPublisher, AlertWindows
+from invoice_sync.store.secrets import SecretStore
+from invoice_sync.sync.payments_back import BackState, Connections, PaymentsBackService
+from invoice_sync.sync.push import Alerts
+from invoice_sync.wiring import once, stores
+from invoice_sync.wiring.ledgers import ledgers
+from invoice_sync.wiring.state import state
+
+# The worker has 60 s (template.yaml): Stripe's in-place retries stop well inside it, and what is
+# left over goes back to the queue under the same idempotency key.
+STRIPE_TIMEOUT_SECONDS = 10.0
+STRIPE_MAX_ATTEMPTS = 3
+STRIPE_MAX_WAIT_SECONDS = 10.0
+
+
+class StripeWriters:
+    """One Stripe client per connection with its writer key, kept while warm and rebuilt when the
+    secret holds another key (a rotation): the key is read through the secret store's cache."""
+
+    def __init__(self, base_url: str, secrets: SecretStore, http: httpx.Client | None = None) -> None:
+        self.base_url = base_url
+        self.secrets = secrets
+        self._http = http or httpx.Client(timeout=STRIPE_TIMEOUT_SECONDS)
+        self._clients: dict[str, tuple[SecretStr, StripeApi]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, connection: Connection) -> StripeApi:
+        connection_id = connection.connection_id
+        key = self.secrets.stripe_writer_key(connection_id)  # ConnectionBroken when none is stored
+        with self._lock:
+            held = self._clients.get(connection_id)
+            if held is not None and held[0].get_secret_value() == key.get_secret_value():
+                return held[1]
+            client = StripeApi(
+                self.base_url,
+                key,
+                http=self._http,
+                max_attempts=STRIPE_MAX_ATTEMPTS,
+                max_wait_seconds=STRIPE_MAX_WAIT_SECONDS,
+                key_source=f"the secret {self.secrets.stripe_writer_secret_name(connection_id)}",
+            )
+            self._clients[connection_id] = (key, client)
+            return client
+
+
+def build_payments_back(
+    settings: Settings,
+    *,
+    state: BackState,
+    mappings: Connections,
+    alerts: Alerts,
+    ledger_for: LedgerRegistry,
+    secrets: SecretStore,
+) -> PaymentsBackService:
+    """The payments-back use case on the given stores, tuned by ``settings``."""
+    return PaymentsBackService(
+        state=state,
+        mappings=mappings,
+        alerts=alerts,
+        ledger_for=ledger_for,
+        stripe_for=StripeWriters(settings.stripe_api_base, secrets),
+        intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
+        # The Xero poll sends the Payment element it read: no second GET for it.
+        payload_readers={"xero": xero_payloads.ledger_payment},
+    )
+
+
+@once
+def payments_back() -> PaymentsBackService:
+    settings = get_settings()
+    return build_payments_back(
+        settings,
+        state=state(),
+        mappings=stores.mappings(),
+        # SNS only when a record parks or a connection breaks; storms are counted and summarised
+        # as push's are (store/alerts.py).
+        alerts=AlertPublisher(
+            settings.alerts_topic_arn,
+            aws.OnFirstUse("sns"),
+            windows=AlertWindows(settings.sync_table, aws.OnFirstUse("dynamodb")),
+        ),
+        ledger_for=ledgers(),
+        secrets=stores.secrets(),
+    )
