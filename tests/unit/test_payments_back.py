@@ -725,16 +725,15 @@ def test_a_batch_hands_back_only_the_message_that_must_be_retried() -> None:
     [
         ({"kind": "credit_note"}, {}),
         ({"kind": "callback_verify", "verifier": "secret-code"}, {}),
-        ({"kind": "invoice"}, {}),
         ({}, {"payments_back": False}),
     ],
 )
 def test_events_not_followed_are_dropped_with_a_reason_and_no_reads(
     fields: dict[str, Any], connection: dict[str, Any]
 ) -> None:
-    """Given a credit note, a FreshBooks verification, a Xero invoice event, or a connection with
-    payments back off, then the event is dropped with its reason: no ledger read, no record, and a
-    verifier never in the reason."""
+    """Given a credit note, a FreshBooks verification, or a connection with payments back off, then
+    the event is dropped with its reason: no ledger read, no record, and a verifier never in the
+    reason."""
     world = World(**connection)
 
     result = world.handle(**fields)
@@ -834,3 +833,23 @@ def test_a_fresh_intent_of_another_worker_is_waited_for_but_a_recorded_failure_i
     with pytest.raises(TransientError, match="attempt 1"):
         world.handle()
     assert world.handle().outcome is Outcome.SYNCED
+
+
+def test_a_xero_invoice_event_sends_the_payments_on_it_that_are_neither_ours_nor_synced() -> None:
+    """Given a Xero connection and an INVOICE event for L1, which lists cheque P1 and push's LP9
+    (linked), then P1 is sent to Stripe and LP9 is not even read; an event for an invoice without
+    our marker sends nothing."""
+    world = World(ledger="xero")
+    world.cheque()
+    world.ledger.invoices["L1"] = replace(world.ledger.invoices["L1"], linked_payment_ids=("P1", "LP9"))
+    world.state.link(CONNECTION, "ledger-payment:LP9", "payment#in_1:paid:100")
+    world.ledger.invoices["L9"] = replace(world.ledger.invoices["L1"], id="L9", private_note=None)
+
+    result = world.handle("L1", operation="update", kind="invoice", ledger="xero")
+    stranger = world.handle("L9", operation="update", kind="invoice", ledger="xero")
+
+    assert result.outcome is Outcome.SYNCED
+    assert [a.source_id for a in result.applications] == [RECORD]
+    assert world.stripe.effects == [("pay", "in_1")]
+    assert (stranger.outcome, stranger.reason) == (Outcome.DROPPED, pb.NOT_FROM_SOURCE)
+    assert world.handle("L1", operation="update", kind="invoice", ledger="xero").outcome is Outcome.UNCHANGED

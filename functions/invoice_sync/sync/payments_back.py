@@ -407,10 +407,37 @@ class PaymentsBackService:
                 message, "FreshBooks callback verification is not handled by this worker yet"
             )
         if message.kind == "invoice":
-            return self._dropped(
-                message, "invoice events are not followed yet: the payments poll brings the payment"
-            )
+            return self._invoice(message, mappings)
         return self._payment(message, mappings)
+
+    def _invoice(self, message: LedgerEventMessage, mappings: Mappings) -> BackResult:
+        """The Xero fast path (3.3 step 4): an invoice event; each payment on a marked invoice that
+        is neither push's (its link) nor synced already goes through the payment steps. The poll
+        stays the guarantee: this only makes the common case quicker."""
+        ledger = self.ledger_for(mappings)
+        connection_id = mappings.connection.connection_id
+        try:
+            document = ledger.get_invoice(message.object_id)
+        except NotFound:
+            return self._dropped(message, "invoice not in the ledger")
+        except InvoiceSyncError as error:
+            return self._unread(message, mappings, error)
+        if marked(document.private_note) is None:
+            return self._dropped(message, NOT_FROM_SOURCE)
+        results: list[Applied] = []
+        for payment_id in document.linked_payment_ids:
+            if self.state.linked(connection_id, f"ledger-payment:{payment_id}") is not None:
+                continue  # push booked it: ours, and no GET spent on it
+            record, _ = self.state.get(connection_id, "ledger_payment", f"{payment_id}:{document.id}")
+            if record is not None and record.status is SyncStatus.SYNCED:
+                continue
+            hint = message.model_copy(update={"kind": "payment", "object_id": payment_id, "payload": None})
+            results.extend(self._payment(hint, mappings).applications)
+        return (
+            _summary(message.object_id, results)
+            if results
+            else BackResult(Outcome.UNCHANGED, message.object_id)
+        )
 
     @staticmethod
     def _dropped(message: LedgerEventMessage, reason: str) -> BackResult:
