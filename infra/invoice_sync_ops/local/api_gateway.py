@@ -1,9 +1,12 @@
-"""A local HTTP endpoint playing API Gateway's HTTP API in front of the intake function."""
+"""A local HTTP endpoint playing API Gateway's HTTP API in front of the functions it invokes: the
+webhook intake (``POST /webhooks/{source}/{connection}``) and, when given, the ledger webhook
+function (``POST /ledger-webhooks/{ledger}/{connection}``)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -18,18 +21,35 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # API Gateway HTTP APIs refuse bodies over 10 MiB before the function runs.
 MAX_BODY = 10 * 1024 * 1024
 
+WEBHOOK_ROUTE_KEY = "POST /webhooks/{source}/{connection}"
+LEDGER_WEBHOOK_ROUTE_KEY = "POST /ledger-webhooks/{ledger}/{connection}"
+
+
+@dataclass(frozen=True)
+class _Route:
+    route_key: str  # as template.yaml's event gives it, and the handler checks it
+    handler: Handler
+    function_name: str
+
 
 class LocalHttpApi:
-    def __init__(self, handler: Handler) -> None:
-        self._handler = handler
-        self._routes = Map([Rule("/webhooks/<source>/<connection>", methods=["POST"], endpoint="webhook")])
+    """``handler`` serves the webhook route; ``ledger_handler``, when given, the ledger webhook
+    route (without it that path is an unknown route, 404, as on a stack without the function)."""
+
+    def __init__(self, handler: Handler, ledger_handler: Handler | None = None) -> None:
+        self._endpoints = {"webhook": _Route(WEBHOOK_ROUTE_KEY, handler, "webhook-intake")}
+        rules = [Rule("/webhooks/<source>/<connection>", methods=["POST"], endpoint="webhook")]
+        if ledger_handler is not None:
+            self._endpoints["ledger"] = _Route(LEDGER_WEBHOOK_ROUTE_KEY, ledger_handler, "ledger-events")
+            rules.append(Rule("/ledger-webhooks/<ledger>/<connection>", methods=["POST"], endpoint="ledger"))
+        self._routes = Map(rules)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
         try:
-            _, arguments = self._routes.bind_to_environ(environ).match()
+            endpoint, arguments = self._routes.bind_to_environ(environ).match()
         except HTTPException as exc:
             # API Gateway's own answer for an unknown route.
             response = Response(
@@ -55,15 +75,16 @@ class LocalHttpApi:
         for name, value in request.headers.items():
             key = name.lower()
             headers[key] = f"{headers[key]},{value}" if key in headers else value
+        route = self._endpoints[str(endpoint)]
         event = http_api_event(
             "POST",
             request.path,
-            "POST /webhooks/{source}/{connection}",
+            route.route_key,
             {k: str(v) for k, v in arguments.items()},
             headers,
             body,
         )
-        result = self._handler(event, LocalContext("webhook-intake", timeout_seconds=10))
+        result = route.handler(event, LocalContext(route.function_name, timeout_seconds=10))
         response = Response(
             result.get("body", ""),
             status=int(result.get("statusCode", 200)),

@@ -5,7 +5,9 @@
   ``invoice_sync_ops.sandboxes``, over HTTP.
 - Stripe's API (what ``invoice-sync try`` and ``backfill`` read) is the stand-in in
   ``invoice_sync_ops.sandboxes.stripe``, seeded with the demo's invoices and a few more.
-- API Gateway is ``LocalHttpApi``; Lambda's SQS event source is ``SqsEventSource``.
+- API Gateway is ``LocalHttpApi`` (the webhook route and the ledger webhook route); Lambda's SQS
+  event source is ``SqsEventSource``. The ledger events queue has no worker here yet: what the
+  ledger webhook function sends stays on it, for tests to read.
 - The functions run in this process, with the environment template.yaml would give them, pointed
   at the local endpoints through ``AWS_ENDPOINT_URL`` (boto3 reads it itself).
 """
@@ -13,6 +15,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import multiprocessing
 import os
@@ -54,6 +58,12 @@ class DemoCompany:
     webhook_secret: str = "whsec_local_demo"  # noqa: S105 - a local demo value, printed by local up
     stripe_account: str = "acct_1LocalAcme0001"
     stripe_api_key: str = "sk_test_local_demo_acme"
+    # The ledger's webhook key (QBO verifier token, Xero webhook key, FreshBooks verifier): what a
+    # ledger webhook to /ledger-webhooks/<ledger>/acme is signed with.
+    ledger_webhook_key: str = "ledger_webhook_local_demo"
+    # Payments back (issue 7): off, as for any connection until an operator turns it on; then the
+    # ledger webhook function queues the ledger's payments instead of answering them "ignored".
+    payments_back: bool = False
     credentials: Credentials = field(default_factory=Credentials)
 
 
@@ -64,7 +74,8 @@ def seed_demo(
     company: DemoCompany,
     client: Callable[[str], Any],
 ) -> None:
-    """One connection ready to sync: ledger company, mapping rules, webhook secret and OAuth tokens."""
+    """One connection ready to sync: ledger company, mapping rules, webhook secret and OAuth tokens,
+    and for ledger webhooks its key and the tenant directory entry of its ledger company."""
     ledger.seed(sandbox, company.credentials)
     mappings = MappingsStore(resources.mappings_table, client("dynamodb"))
     mappings.put_connection(
@@ -74,14 +85,17 @@ def seed_demo(
                 "ledger": ledger.kind,
                 "tenant_id": ledger.tenant_id,
                 **ledger.connection,
+                "payments_back": company.payments_back,
             }
         )
     )
+    mappings.put_tenant_connection(ledger.kind, ledger.tenant_id, company.connection_id)
     for rule in ledger.rules:
         mappings.put_rule(company.connection_id, rule)
     secrets = SecretStore(SECRETS_PREFIX, client("secretsmanager"))
     secrets.put_webhook_secrets(company.connection_id, [company.webhook_secret])
     secrets.put_stripe_api_key(company.connection_id, company.stripe_api_key)
+    secrets.put_ledger_webhook_keys(company.connection_id, [company.ledger_webhook_key])
     credentials = company.credentials
     secrets.save_ledger_tokens(
         company.connection_id,
@@ -144,7 +158,8 @@ class LocalStack:
     around the real handler, so that nothing of the kind lives in the product's code);
     ``pollers`` is how many push invocations may run at once (Lambda's concurrency), each an
     event source of its own; ``moto_process`` runs moto's server in a process of its own
-    (``MotoProcess``) instead of a thread of this one."""
+    (``MotoProcess``) instead of a thread of this one; ``payments_back`` turns payments back on
+    for the demo connection (off by default, as for a real one)."""
 
     def __init__(
         self,
@@ -156,9 +171,12 @@ class LocalStack:
         wrap_push: Callable[[PushHandler], PushHandler] | None = None,
         pollers: int = 1,
         moto_process: bool = False,
+        payments_back: bool | None = None,
     ) -> None:
         self.ledger = LEDGERS[ledger]
         self.company = company or DemoCompany()
+        if payments_back is not None:
+            self.company = dataclasses.replace(self.company, payments_back=payments_back)
         self._retry_seconds = retry_seconds
         self._extra_environment = dict(environment or {})
         self._wrap_push = wrap_push
@@ -229,14 +247,14 @@ class LocalStack:
         )
         # Imported only now: Powertools reads its settings from the environment at import time.
         from invoice_sync import bootstrap  # noqa: PLC0415
+        from invoice_sync.handlers import ledger_events, webhook_intake  # noqa: PLC0415
         from invoice_sync.handlers import push as push_handler  # noqa: PLC0415
-        from invoice_sync.handlers import webhook_intake  # noqa: PLC0415
         from invoice_sync.observability import logger  # noqa: PLC0415
 
         bootstrap.reset()
         logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"])
         self.seed()
-        self.api = LocalHttpApi(webhook_intake.handler)
+        self.api = LocalHttpApi(webhook_intake.handler, ledger_events.handler)
         self.api_url = self.api.start()
         push = self._wrap_push(push_handler.handler) if self._wrap_push else push_handler.handler
         self.event_sources = [
@@ -320,6 +338,30 @@ class LocalStack:
 
     def webhook_url(self, source: str = "stripe", connection_id: str | None = None) -> str:
         return f"{self.api_url}/webhooks/{source}/{connection_id or self.company.connection_id}"
+
+    def ledger_webhook_url(self, ledger: str | None = None, connection_id: str | None = None) -> str:
+        """Where a ledger posts its webhooks (``LedgerWebhookUrl``): the stack's ledger and the
+        demo connection unless told otherwise."""
+        return (
+            f"{self.api_url}/ledger-webhooks/{ledger or self.ledger.kind}/"
+            f"{connection_id or self.company.connection_id}"
+        )
+
+    def ledger_events(self) -> list[dict[str, Any]]:
+        """What waits on the ledger events queue (nothing takes it off locally yet), as queue bodies
+        (``LedgerEventMessage.from_queue_body`` reads each); left on the queue, visible again."""
+        assert self.resources is not None
+        sqs = self.client("sqs")
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(3):  # a short poll samples some of moto's messages: ask until none is new
+            messages = sqs.receive_message(
+                QueueUrl=self.resources.ledger_events_queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+            ).get("Messages", [])
+            for message in messages:
+                seen.setdefault(message["MessageId"], json.loads(message["Body"]))
+        return list(seen.values())
 
     def drain(self, timeout: float = 60.0) -> bool:
         """Waits until the sync queue is empty and push is idle; False on timeout."""
