@@ -853,3 +853,22 @@ def test_a_xero_invoice_event_sends_the_payments_on_it_that_are_neither_ours_nor
     assert world.stripe.effects == [("pay", "in_1")]
     assert (stranger.outcome, stranger.reason) == (Outcome.DROPPED, pb.NOT_FROM_SOURCE)
     assert world.handle("L1", operation="update", kind="invoice", ledger="xero").outcome is Outcome.UNCHANGED
+
+
+def test_an_amount_changed_while_unsent_starts_over_with_new_keys() -> None:
+    """Given a 40.00 cheque whose payment record was reported but not attached (the worker died), when
+    the person corrects it to 50.00 before the retry, then a new payment record of 50.00 is reported
+    under new keys and attached; the 40.00 one is left unattached (it changes no invoice)."""
+    world = World()
+    world.cheque("40.00")
+    world.stripe.fail["attach"] = [(RuntimeError("Lambda timed out"), False)]  # type: ignore[list-item]
+    with pytest.raises(RuntimeError):
+        world.handle()
+    world.cheque("50.00", version="1")
+
+    assert world.handle(operation="update").outcome is Outcome.SYNCED
+
+    assert world.stripe.effects == [("report", "pr_1"), ("report", "pr_2"), ("attach", "pr_2")]
+    assert world.stripe.records["pr_2"]["amount"] == 5000
+    assert world.record().stripe_object == "pr_2"
+    assert world.ledger_paid() == {RESERVATION: (5000, "done")}

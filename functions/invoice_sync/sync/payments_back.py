@@ -512,16 +512,11 @@ class PaymentsBackService:
         logger.warning(
             "ledger payment unreadable", extra={"object_id": message.object_id, "reason": park.reason}
         )
-        probe = SyncRecord(
-            connection_id=mappings.connection.connection_id,
-            kind="ledger_payment",
-            source_id=f"{message.object_id}:",
-            direction="to_source",
-        )
+        connection_id = mappings.connection.connection_id
         if park.status is SyncStatus.FAILED:
-            key = f"{probe.connection_id}#{park.reason}"
+            key = f"{connection_id}#{park.reason}"
             if not self.state.alert_sent(key):
-                publish_connection(self.alerts, probe.connection_id, park)
+                publish_connection(self.alerts, connection_id, park)
                 self.state.mark_alert_sent(key, CONNECTION_ALERT_SECONDS)
         return BackResult(Outcome.DROPPED, message.object_id, park.reason)
 
@@ -540,6 +535,11 @@ class PaymentsBackService:
                 raise
             current, revision = self.state.get(work.connection_id, "ledger_payment", source_id)
             parked = current or record or self._new_record(work, source_id)
+            if parked.ledger_id is None:
+                # Parked before it was described (the ledger invoice unreadable): enough to find it.
+                parked.ledger_id = work.payment.id
+                parked.ledger_version = work.payment.version
+                parked.ledger_number = source_id.removeprefix(f"{work.payment.id}:")
             if not isinstance(park, AfterStripe) and parked.status is not SyncStatus.SYNCED:
                 self._release(work.connection_id, parked)
             park_record(self.state, self.alerts, parked, revision, 0, park, advice=ADVICE)
@@ -568,6 +568,12 @@ class PaymentsBackService:
             record.attempts = 0  # a person re-drove it: fresh tries
         if self._in_flight(record):
             raise TransientError(f"ledger payment {source_id} is being sent to Stripe by another worker")
+        if record.stripe_object is not None and record.ledger_total not in {None, amount}:
+            # An earlier attempt, for another amount, did not finish: what it named in Stripe (a
+            # payment record not attached changes no invoice) is not this amount's, and its keys
+            # were sent with other parameters.
+            record.stripe_object = None
+            record.attempts_generation += 1
         self._describe(record, work, invoice_id, amount)
         record.source_target = invoice_record.source_id
         record.source_number = invoice_record.source_number
