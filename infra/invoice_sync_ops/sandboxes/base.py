@@ -36,6 +36,8 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from invoice_sync_ops.sandboxes.webhooks import WebhookEmitter
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -46,6 +48,7 @@ __all__ = [
     "CODE_TTL_SECONDS",
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
+    "WEBHOOKS",
     "ByHandPayment",
     "DemoCredentials",
     "GrantRefused",
@@ -194,6 +197,18 @@ def removed_payment_id(body: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Webhooks the sandbox sends
+
+# The control calls for them: POST /_sandbox/<control_root>/<tenant>/webhooks with
+# ``{"url", "key" (or "secret"), "format"?}`` subscribes; GET on the same path lists the
+# subscriptions (no keys); GET /_sandbox/<control_root>/<tenant>/deliveries[?wait=<seconds>] is the
+# delivery log (``wait``: first let the queued deliveries end, up to that many seconds).
+WEBHOOKS = "webhooks"
+DELIVERIES = "deliveries"
+MAX_WAIT_SECONDS = 30.0
+
+
+# --------------------------------------------------------------------------------------------------
 # Query languages
 
 
@@ -339,6 +354,8 @@ class SandboxServer(ABC, Generic[TenantT]):
     supports_pkce: ClassVar[bool] = False
     # How many companies one authorization may cover (QBO: the one the person picks; Xero: several).
     tenants_per_grant: ClassVar[int | None] = 1
+    # The webhook body formats a subscription may ask for, the default first; () for one format.
+    webhook_formats: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, clock: Callable[[], float], latency_seconds: float, rules: list[Rule]) -> None:
         self.latency_seconds = latency_seconds
@@ -353,6 +370,8 @@ class SandboxServer(ABC, Generic[TenantT]):
         # No person clicks "Allow" here: the consent page answers at once, granting unless told not to.
         self._refuse_consent = False
         self._consent_tenants: tuple[str, ...] | None = None  # None: every tenant of the client
+        # The webhooks this ledger sends; its delivery thread starts with the first delivery.
+        self.webhooks = WebhookEmitter(self.thread_name, clock=clock)
         self._url_map = Map(
             [
                 Rule(self.authorize_path, endpoint="oauth_authorize", methods=["GET"]),
@@ -387,6 +406,7 @@ class SandboxServer(ABC, Generic[TenantT]):
             server.server_close()
         if thread is not None:
             thread.join(timeout=5)
+        self.webhooks.stop()
 
     @property
     def wsgi_app(self) -> WSGIApplication:
@@ -411,6 +431,69 @@ class SandboxServer(ABC, Generic[TenantT]):
     @abstractmethod
     def _route(self, request: Request, endpoint: str, args: dict[str, Any]) -> Response:
         """Answer a matched non-control endpoint."""
+
+    # ---------------------------------------------------------------------------------------------
+    # Webhooks
+
+    def subscribe(self, tenant_id: str, url: str, key: str, *, format: str | None = None) -> dict[str, Any]:
+        """Send the tenant's changes to ``url``, signed with ``key`` (the QBO verifier token, the Xero
+        webhook key, the Stripe ``whsec_``), in ``format`` where the vendor has several (see
+        ``webhook_formats``). Returns the subscription as the control API shows it (no key)."""
+        with self._lock:
+            self._tenant(tenant_id)
+        if self.webhook_formats:
+            format = format or self.webhook_formats[0]
+            if format not in self.webhook_formats:
+                raise ValueError(f"format is one of {', '.join(self.webhook_formats)}")
+        elif format is not None:
+            raise ValueError("this sandbox sends one webhook format: leave format out")
+        return self.webhooks.subscribe(tenant_id, url, key, format=format).view()
+
+    def deliveries(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """Every webhook delivery so far (of one tenant, or all), oldest first, with each attempt's
+        status: what tests assert on."""
+        return self.webhooks.deliveries(tenant_id)
+
+    def wait_for_deliveries(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued webhook delivery has ended; False if some had not by ``timeout``."""
+        return self.webhooks.wait_for_deliveries(timeout)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """``wait_for_deliveries``, raising ``TimeoutError`` when they do not end in time."""
+        self.webhooks.flush(timeout)
+
+    def _emit(
+        self,
+        tenant_id: str,
+        event: str,
+        build: Callable[[Any], tuple[bytes, dict[str, str]] | None],
+        *,
+        sign: Callable[[Any], Callable[[bytes], dict[str, str]]] | None = None,
+    ) -> None:
+        """Queue one delivery per subscription of the tenant: ``build(subscription)`` gives the body
+        and headers (None: nothing for that one); ``sign(subscription)`` optionally re-signs each
+        attempt. Called under the sandbox lock, so the body shows the state the change left."""
+        for subscription in self.webhooks.subscriptions(tenant_id):
+            built = build(subscription)
+            if built is None:
+                continue
+            body, headers = built
+            self.webhooks.enqueue(
+                tenant_id,
+                subscription.url,
+                body,
+                headers,
+                event=event,
+                subscription_id=subscription.id,
+                sign=sign(subscription) if sign is not None else None,
+            )
+
+    def _subscribe_call(self, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        key = body.get("key", body.get("secret"))
+        if not body.get("url") or not key:
+            raise ValueError("url and key are required")
+        fmt = body.get("format")
+        return self.subscribe(tenant_id, str(body["url"]), str(key), format=str(fmt) if fmt else None)
 
     # ---------------------------------------------------------------------------------------------
     # The consent page and authorization codes
@@ -680,7 +763,7 @@ class SandboxServer(ABC, Generic[TenantT]):
         """POST /_sandbox/<control_root>/<tenant>/<call> with a JSON object body: call -> what it
         does with the tenant and the body; its result is the 201 answer. A ``KeyError`` answers
         404, a ``ValueError`` (what the ledger would refuse) 400."""
-        return {}
+        return {WEBHOOKS: self._subscribe_call}
 
     def _control_rules(self) -> list[Rule]:
         root = f"/_sandbox/{self.control_root}"
@@ -696,6 +779,8 @@ class SandboxServer(ABC, Generic[TenantT]):
                 Rule(f"{root}/<tenant>/{action}", endpoint=f"ctl_{action}", methods=["POST"])
                 for action in self._control_actions()
             ),
+            Rule(f"{root}/<tenant>/{WEBHOOKS}", endpoint="ctl_webhooks", methods=["GET"]),
+            Rule(f"{root}/<tenant>/{DELIVERIES}", endpoint="ctl_deliveries", methods=["GET"]),
             Rule(f"{root}/<tenant>/<kind>", endpoint="ctl_documents", methods=["GET"]),
             Rule("/_sandbox/requests", endpoint="ctl_requests", methods=["GET"]),
         ]
@@ -724,6 +809,15 @@ class SandboxServer(ABC, Generic[TenantT]):
                 self._seed_tenant(tenant_id, body)
                 return self._json({self.seed_key: tenant_id}, 201)
             tenant = args["tenant"]
+            if endpoint == "ctl_webhooks":
+                with self._lock:
+                    self._tenant(tenant)
+                return self._json([s.view() for s in self.webhooks.subscriptions(tenant)])
+            if endpoint == "ctl_deliveries":
+                wait = float(request.args.get("wait", "0") or 0)
+                if wait > 0:
+                    self.webhooks.wait_for_deliveries(min(wait, MAX_WAIT_SECONDS))
+                return self._json(self.deliveries(tenant))
             if endpoint == "ctl_documents":
                 return self._json(self.documents(tenant, args["kind"]))
             if endpoint.startswith("ctl_call:"):

@@ -28,20 +28,31 @@ What it models, and where a choice had to be made (see the FreshBooks section of
 
 Money inside the sandbox is ``Decimal`` end to end: bodies are parsed with ``parse_float=Decimal`` and
 Decimals are written back as JSON *strings* (FreshBooks' money format), never through float.
+
+Webhooks (design two-way 2.4, 6): the events API's callbacks, ``POST/GET
+/events/account/{id}/events/callbacks`` and ``GET/PUT/DELETE .../callbacks/{callback_id}`` (bearer
+token as for accounting). A new callback gets ``name=callback.verify&object_id=<id>&verifier=<code>…``
+posted to its URI, unsigned; ``PUT {"callback": {"verifier"}}`` with that code verifies it (a wrong
+one: 400 errno 1004, this sandbox's assumption), ``{"resend": true}`` posts the code again. Verified
+callbacks whose event is the name or its parent (``payment``) get ``payment.create|update|delete``
+forms signed ``X-FreshBooks-Hmac-SHA256`` = base64 HMAC-SHA256 of ``json.dumps(form)`` with the code.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 import secrets
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from werkzeug.routing import Rule
@@ -52,6 +63,7 @@ from invoice_sync_ops.sandboxes.base import (
     BY_HAND_REMOVALS,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    WEBHOOKS,
     ByHandPayment,
     GrantRefused,
     SandboxServer,
@@ -68,6 +80,7 @@ from invoice_sync_ops.sandboxes.base import (
     run_foreground,
     seed_demo,
 )
+from invoice_sync_ops.sandboxes.webhooks import base64_hmac_sha256, check_url
 
 __all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "FreshBooksSandbox", "dumps", "main"]
 
@@ -137,6 +150,16 @@ NOT_FOUND_MESSAGE = {
 }
 # Invoice "status" integers (FreshBooks' older enum, still returned next to v3_status).
 STATUS_DRAFT, STATUS_SENT, STATUS_PAID = 1, 2, 4
+
+# Webhooks (design two-way 2.4): callbacks are registered per account through the events API, get a
+# verification code posted (unsigned) to their URI, and receive events once the code is sent back.
+SIGNATURE_HEADER = "X-FreshBooks-Hmac-SHA256"
+VERIFY_EVENT = "callback.verify"
+FORM_TYPE = "application/x-www-form-urlencoded"
+VERIFIER_LENGTH = 33  # as long as the code in FreshBooks' docs
+VERIFIER_ALPHABET = string.ascii_letters + string.digits
+EVENT_NAME = re.compile(r"[a-z_]+(\.[a-z_]+)?")
+WEBHOOK_USER_ID = "1"  # the business owner's user id, as in FreshBooks' example delivery
 
 
 class _Fault(Exception):
@@ -288,6 +311,9 @@ class _Account(Traffic):
     next_id: int = FIRST_ID
     next_invoice_number: int = 1
     next_credit_number: int = 1
+    # callback id -> the callback as served (callbackid, event, uri, verified, updated_at)
+    callbacks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    verifiers: dict[int, str] = field(default_factory=dict)  # callback id -> its code (its HMAC key)
 
     def table(self, resource: str) -> dict[int, dict[str, Any]]:
         return self.store.setdefault(resource, {})
@@ -301,7 +327,7 @@ class FreshBooksSandbox(SandboxServer[_Account]):
     """An in-memory FreshBooks server. Thread-safe: one lock guards all account state."""
 
     thread_name = "freshbooks-sandbox"
-    logged_prefixes = ("/accounting/", "/auth/")
+    logged_prefixes = ("/accounting/", "/auth/", "/events/")
     json_type = "application/json"
     control_root = "accounts"
     seed_key = "account_id"
@@ -323,6 +349,7 @@ class FreshBooksSandbox(SandboxServer[_Account]):
         self.max_concurrent = max_concurrent
         self.allow_overpayment = allow_overpayment
         base = "/accounting/account/<account_id>/<group>/<name>"
+        callbacks = "/events/account/<account_id>/events/callbacks"
         super().__init__(
             clock=clock,
             latency_seconds=latency_seconds,
@@ -331,6 +358,8 @@ class FreshBooksSandbox(SandboxServer[_Account]):
                 Rule("/auth/api/v1/users/me", endpoint="me", methods=["GET"]),
                 Rule(base, endpoint="collection", methods=["GET", "POST"]),
                 Rule(f"{base}/<int:obj_id>", endpoint="item", methods=["GET", "PUT", "DELETE"]),
+                Rule(callbacks, endpoint="callbacks", methods=["GET", "POST"]),
+                Rule(f"{callbacks}/<int:callback_id>", endpoint="callback", methods=["GET", "PUT", "DELETE"]),
             ],
         )
 
@@ -460,11 +489,205 @@ class FreshBooksSandbox(SandboxServer[_Account]):
             return copy.deepcopy(payment)
 
     # ---------------------------------------------------------------------------------------------
+    # Webhooks: the callbacks API
+
+    def subscribe(
+        self,
+        tenant_id: str,
+        url: str,
+        key: str | None = None,
+        *,
+        format: str | None = None,
+        event: str = "payment",
+    ) -> dict[str, Any]:
+        """Register a callback for ``event`` (a parent name such as ``payment`` takes all its
+        children) at ``url``, as ``POST /events/account/{id}/events/callbacks`` does: FreshBooks
+        issues the verifier itself, so ``key`` must be left out; the code is posted (unsigned) to
+        ``url`` as a ``callback.verify`` delivery, and the callback receives events only once the
+        code comes back (``verify_callback`` or ``PUT .../callbacks/{id}``). Returns the callback."""
+        if key is not None or format is not None:
+            raise ValueError("FreshBooks issues the verifier and sends one format: give only url and event")
+        return self.register_callback(tenant_id, event, url)
+
+    def register_callback(self, account_id: str, event: str, uri: str) -> dict[str, Any]:
+        """The callbacks API's create (see ``subscribe``); ``ValueError`` for what it would refuse."""
+        with self._lock:
+            account = self._tenant(account_id)
+            try:
+                return copy.deepcopy(self._create_callback(account, {"event": event, "uri": uri}))
+            except _Fault as fault:
+                raise ValueError(f"FreshBooks {fault.errno}: {fault.message} ({fault.field})") from fault
+
+    def verify_callback(self, account_id: str, callback_id: int, verifier: str) -> dict[str, Any]:
+        """The callbacks API's ``PUT {"callback": {"verifier"}}``: the right code verifies the
+        callback; a wrong one raises ``ValueError`` (400 over HTTP)."""
+        with self._lock:
+            account = self._tenant(account_id)
+            try:
+                return copy.deepcopy(self._update_callback(account, int(callback_id), {"verifier": verifier}))
+            except _Fault as fault:
+                raise ValueError(f"FreshBooks {fault.errno}: {fault.message}") from fault
+
+    def callbacks(self, account_id: str) -> list[dict[str, Any]]:
+        """The account's callbacks as the API lists them (no verifiers)."""
+        with self._lock:
+            return copy.deepcopy(list(self._tenant(account_id).callbacks.values()))
+
+    def callback_verifier(self, account_id: str, callback_id: int) -> str:
+        """The code FreshBooks posted for a callback (what a receiver read from ``callback.verify``):
+        for tests that play the receiver without one."""
+        with self._lock:
+            return self._tenant(account_id).verifiers[int(callback_id)]
+
+    def _callbacks_api(
+        self, account: _Account, request: Request, endpoint: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        if endpoint == "callbacks" and request.method == "GET":
+            rows = list(account.callbacks.values())
+            return {
+                "response": {
+                    "result": {
+                        "callbacks": copy.deepcopy(rows),
+                        "page": 1,
+                        "pages": 1,
+                        "per_page": max(DEFAULT_PER_PAGE, len(rows)),
+                        "total": len(rows),
+                    }
+                }
+            }
+        if endpoint == "callback" and request.method == "GET":
+            return {
+                "response": {
+                    "result": {"callback": copy.deepcopy(self._callback(account, args["callback_id"]))}
+                }
+            }
+        if request.method == "DELETE":
+            self._callback(account, args["callback_id"])
+            del account.callbacks[args["callback_id"]]
+            account.verifiers.pop(args["callback_id"], None)
+            return {"response": {}}
+        try:
+            body = loads(request.get_data())
+        except ValueError as exc:
+            raise _Fault(400, 1005, "The server was unable to parse your request.") from exc
+        data = body.get("callback") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise _required("callback", "callback")
+        if request.method == "POST":
+            callback = self._create_callback(account, data)
+        else:
+            callback = self._update_callback(account, args["callback_id"], data)
+        return {"response": {"result": {"callback": copy.deepcopy(callback)}}}
+
+    def _callback(self, account: _Account, callback_id: int) -> dict[str, Any]:
+        callback = account.callbacks.get(callback_id)
+        if callback is None:
+            raise _Fault(
+                404, 1012, "Callback not found.", field="callbackid", obj="callback", value=callback_id
+            )
+        return callback
+
+    def _create_callback(self, account: _Account, data: dict[str, Any]) -> dict[str, Any]:
+        event, uri = data.get("event"), data.get("uri")
+        if not event:
+            raise _required("event", "callback")
+        if not isinstance(event, str) or not EVENT_NAME.fullmatch(event):
+            raise _invalid("event", "callback", event)
+        if not uri:
+            raise _required("uri", "callback")
+        try:
+            check_url(str(uri))
+        except ValueError:
+            raise _invalid("uri", "callback", uri) from None
+        callback_id = account.new_id()
+        callback = {
+            "callbackid": callback_id,
+            "event": event,
+            "uri": str(uri),
+            "verified": False,
+            "updated_at": self._now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        account.callbacks[callback_id] = callback
+        account.verifiers[callback_id] = "".join(
+            secrets.choice(VERIFIER_ALPHABET) for _ in range(VERIFIER_LENGTH)
+        )
+        self._send_verifier(account, callback_id)
+        return callback
+
+    def _update_callback(self, account: _Account, callback_id: int, data: dict[str, Any]) -> dict[str, Any]:
+        callback = self._callback(account, callback_id)
+        if data.get("resend") is True:
+            self._send_verifier(account, callback_id)
+            return callback
+        verifier = data.get("verifier")
+        if not verifier:
+            raise _required("verifier", "callback")
+        if not secrets.compare_digest(str(verifier).encode(), account.verifiers[callback_id].encode()):
+            raise _Fault(400, 1004, "The verifier is not valid.", field="verifier", obj="callback")
+        callback["verified"] = True
+        callback["updated_at"] = self._now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        return callback
+
+    def _form(
+        self, account: _Account, name: str, object_id: int, *extra: tuple[str, str]
+    ) -> list[tuple[str, str]]:
+        return [
+            ("name", name),
+            ("object_id", str(object_id)),
+            *extra,
+            ("account_id", account.account_id),
+            ("business_id", str(account.business_id)),
+            ("identity_id", str(account.identity_id)),
+            ("user_id", WEBHOOK_USER_ID),
+        ]
+
+    def _send_verifier(self, account: _Account, callback_id: int) -> None:
+        """Post the callback's code to its URI: unsigned, as FreshBooks sends it (no key exists yet)."""
+        form = self._form(account, VERIFY_EVENT, callback_id, ("verifier", account.verifiers[callback_id]))
+        self.webhooks.enqueue(
+            account.account_id,
+            account.callbacks[callback_id]["uri"],
+            urlencode(form).encode("ascii"),
+            {"Content-Type": FORM_TYPE},
+            event=VERIFY_EVENT,
+            subscription_id=f"callback_{callback_id}",
+        )
+
+    def _announce(self, account: _Account, name: str, object_id: int) -> None:
+        """Post ``name`` to every verified callback whose event is it or its parent, signed with the
+        callback's verifier over ``json.dumps`` of the form (FreshBooks' recipe). Under the lock."""
+        form = self._form(account, name, object_id)
+        body = urlencode(form).encode("ascii")
+        # What FreshBooks signs: json.dumps of the form as a dict, in the order sent, with its defaults.
+        signed = json.dumps(dict(form)).encode("ascii")
+        for callback_id, callback in account.callbacks.items():
+            wanted = callback["event"]
+            if not callback["verified"] or not (name == wanted or name.startswith(f"{wanted}.")):
+                continue
+            headers = {
+                "Content-Type": FORM_TYPE,
+                SIGNATURE_HEADER: base64_hmac_sha256(signed, account.verifiers[callback_id]),
+            }
+            self.webhooks.enqueue(
+                account.account_id,
+                callback["uri"],
+                body,
+                headers,
+                event=name,
+                subscription_id=f"callback_{callback_id}",
+            )
+
+    # ---------------------------------------------------------------------------------------------
     # Helpers
 
     def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
         return {
             **super()._control_calls(),
+            WEBHOOKS: lambda account_id, body: self.subscribe(
+                account_id,
+                str(body.get("url") or body.get("uri") or ""),
+                event=str(body.get("event") or "payment"),
+            ),
             BY_HAND_PAYMENTS: self._payment_by_hand_call,
             BY_HAND_REMOVALS: lambda account_id, body: self.void_payment_by_hand(
                 account_id, removed_payment_id(body)
@@ -672,6 +895,8 @@ class FreshBooksSandbox(SandboxServer[_Account]):
     def _handle(
         self, account: _Account, request: Request, endpoint: str, args: dict[str, Any]
     ) -> dict[str, Any]:
+        if endpoint in ("callbacks", "callback"):
+            return self._callbacks_api(account, request, endpoint, args)
         path = f"{args['group']}/{args['name']}"
         if path not in RESOURCES:
             raise _Fault(404, 1012, "The resource referred to in the request cannot be found.", value=path)
@@ -804,6 +1029,7 @@ class FreshBooksSandbox(SandboxServer[_Account]):
             account.applied[obj_id] = obj.pop("_applied")
             self._apply_payments(account, obj["invoiceid"])
             self._record_overpayment(account, obj)
+            self._announce(account, "payment.create", obj_id)
         return obj
 
     def _update(
@@ -845,6 +1071,7 @@ class FreshBooksSandbox(SandboxServer[_Account]):
         existing.update(obj)
         if resource == "payments":
             self._apply_payments(account, existing["invoiceid"])
+            self._announce(account, "payment.update", existing["id"])
         elif resource == "invoices":
             self._apply_payments(account, existing["id"], touch=False)
         return existing
@@ -857,6 +1084,7 @@ class FreshBooksSandbox(SandboxServer[_Account]):
         if resource == "payments":
             # A deleted payment no longer counts: its money goes back onto the invoice.
             self._apply_payments(account, obj["invoiceid"])
+            self._announce(account, "payment.delete" if vis_state == 1 else "payment.update", obj["id"])
 
     @staticmethod
     def _raw_doc(existing: dict[str, Any]) -> dict[str, Any]:

@@ -7,14 +7,23 @@ responses lost after a commit, revoked or expired tokens).
 
 Money inside the sandbox is ``Decimal`` end to end: request bodies are parsed with ``parse_float=Decimal``
 and Decimals are written back as JSON numbers with (at least) two decimal places, never through float.
+
+Webhooks (design two-way 2.2, 6): ``subscribe(realm, url, verifier_token, format="cloudevents" |
+"legacy")`` (control API ``POST /_sandbox/companies/<realm>/webhooks``). Every Payment and CreditMemo
+create, update, delete and void (API, batch or by hand) is posted once saved, one change per body (the
+sandbox does not aggregate, as Intuit's sandbox), signed ``intuit-signature`` = base64 HMAC-SHA256 of
+the raw body with the verifier token. Differences from Intuit: subscriptions are per realm, not per
+app; no Invoice events; retries come after ``retry_delays`` seconds, not Intuit's 0/10/20/30 s... series.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import secrets
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +55,7 @@ from invoice_sync_ops.sandboxes.base import (
     run_foreground,
     seed_demo,
 )
+from invoice_sync_ops.sandboxes.webhooks import base64_hmac_sha256
 
 __all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "QuickBooksSandbox", "SandboxItem", "dumps", "main"]
 
@@ -107,6 +117,15 @@ HOME_CURRENCY = {"US": "USD", "GB": "GBP", "AU": "AUD", "CA": "CAD", "NZ": "NZD"
 # Sales forms (priced from lines by _build_sales_doc, numbered from one custom-number space) and
 # how QBO names each in a 6140 Detail.
 TXN_TYPE_LABEL = {"Invoice": "Invoice", "CreditMemo": "Credit Memo", "RefundReceipt": "Refund Receipt"}
+# Webhooks (design two-way 2.2): the entities whose changes the sandbox announces, the legacy
+# operation and the CloudEvents verb of each write, and the header the body is signed in.
+NOTIFIED = {"Payment", "CreditMemo"}
+LEGACY_OPERATION = {"create": "Create", "update": "Update", "delete": "Delete", "void": "Void"}
+CLOUD_VERB = {"create": "created", "update": "updated", "delete": "deleted", "void": "voided"}
+SIGNATURE_HEADER = "intuit-signature"
+# CloudEvents ``source``: Intuit's names the app (intuit.<app hash>); the sandbox's names itself.
+CLOUD_SOURCE = "intuit.sandbox"
+
 # The account types QBO lets a refund receipt be paid from (its DepositToAccountRef).
 REFUND_FROM_ACCOUNT_TYPES = {"Bank", "Credit Card", "Other Current Asset"}
 
@@ -458,6 +477,8 @@ class QuickBooksSandbox(SandboxServer[_Company]):
     seed_key = "realm_id"
     tenant_noun = "realm"
     authorize_path = "/connect/oauth2"  # https://appcenter.intuit.com/connect/oauth2
+    # ``cloudevents`` (Intuit's format since its 2026 migration) or the ``legacy`` eventNotifications.
+    webhook_formats = ("cloudevents", "legacy")
 
     def __init__(
         self,
@@ -951,6 +972,68 @@ class QuickBooksSandbox(SandboxServer[_Company]):
     # Writes
 
     def _write(self, company: _Company, entity: str, body: dict[str, Any], operation: str) -> dict[str, Any]:
+        """Every write (API, batch item, by hand) goes through here; a Payment or CreditMemo that
+        changed is announced to the company's webhook subscribers once it is saved."""
+        created = body.get("Id") is None
+        result = self._write_entity(company, entity, body, operation)
+        if entity in NOTIFIED:
+            verb = operation or ("create" if created else "update")
+            self._announce(company, entity, str(result[entity]["Id"]), verb)
+        return result
+
+    def _announce(self, company: _Company, entity: str, obj_id: str, verb: str) -> None:
+        """Queue the webhook of one change, per subscriber: near real time (Intuit's sandbox does not
+        aggregate), in the subscription's format, signed with its verifier token. Under the lock."""
+        moment = datetime.fromtimestamp(self._clock(), tz=UTC)
+        stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        realm = company.realm_id
+        legacy = {
+            "eventNotifications": [
+                {
+                    "realmId": realm,
+                    "dataChangeEvent": {
+                        "entities": [
+                            {
+                                "name": entity,
+                                "id": obj_id,
+                                "operation": LEGACY_OPERATION[verb],
+                                "lastUpdated": stamp,
+                            }
+                        ]
+                    },
+                }
+            ]
+        }
+
+        def build(subscription: Any) -> tuple[bytes, dict[str, str]]:
+            if subscription.format == "legacy":
+                document: Any = legacy
+            else:
+                document = [
+                    {
+                        "specversion": "1.0",
+                        "id": str(uuid.uuid4()),
+                        "source": CLOUD_SOURCE,
+                        "type": f"qbo.{entity.lower()}.{CLOUD_VERB[verb]}.v1",
+                        "datacontenttype": "application/json",
+                        "time": stamp,
+                        "intuitentityid": obj_id,
+                        "intuitaccountid": realm,
+                        "data": {},
+                    }
+                ]
+            body = json.dumps(document, separators=(",", ":")).encode()
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: base64_hmac_sha256(body, subscription.key),
+            }
+            return body, headers
+
+        self._emit(realm, f"{entity}.{LEGACY_OPERATION[verb]}", build)
+
+    def _write_entity(
+        self, company: _Company, entity: str, body: dict[str, Any], operation: str
+    ) -> dict[str, Any]:
         if entity not in WRITABLE:
             raise _unsupported(f"create/update of {entity}")
         table = company.table(entity)

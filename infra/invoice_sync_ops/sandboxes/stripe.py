@@ -52,12 +52,23 @@ seeded object is checked with invoice-sync's own Stripe parser; objects arriving
 API (and, on request, from Python: ``sdk_check=True``) with the official ``stripe`` SDK's
 ``Invoice.construct_from`` as well. The SDK check is opt-in from Python because importing the SDK
 costs the local stack and the demo over a second.
+
+Webhooks (design two-way 6): ``subscribe(account, url, whsec)`` (control API ``POST
+/_sandbox/accounts/<account>/webhooks`` with ``{"url", "key"}``). A pay or an attach that changes an
+invoice sends ``invoice.updated`` (with ``previous_attributes``) and, when it becomes paid,
+``invoice.paid``, in Stripe's event envelope with the invoice as stored (``payments`` never
+expanded), each attempt signed ``Stripe-Signature: t=<now>,v1=<hex HMAC-SHA256 of "t.body">``. A
+replayed request sends nothing. Stripe also sends ``invoice.payment_succeeded`` and more; these two
+are the ones the design (two-way 6) asks for.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import functools
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -76,6 +87,7 @@ from invoice_sync.sources.stripe import parse_invoice
 from invoice_sync_ops.sandboxes.base import (
     SandboxServer,
     Traffic,
+    dumps,
     expire_window,
     foreground_parser,
     run_foreground,
@@ -92,6 +104,9 @@ __all__ = [
 
 FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "events" / "stripe"
 API_VERSION = "2026-06-24.dahlia"
+SIGNATURE_HEADER = "Stripe-Signature"
+# What a pay or attach changes on an invoice: an invoice.updated event's previous_attributes.
+PAYMENT_FIELDS = ("amount_paid", "amount_remaining", "amount_overpaid", "status", "status_transitions")
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 TEST_READS_PER_SECOND = 25
@@ -182,6 +197,11 @@ def _error(message: str, *, code: str | None = None, param: str | None = None) -
     if param:
         error["param"] = param
     return {"error": error}
+
+
+def _same(delivery: tuple[bytes, dict[str, str]], _subscription: Any) -> tuple[bytes, dict[str, str]]:
+    """One event's body and headers, the same for every endpoint (each signs it with its own secret)."""
+    return delivery
 
 
 def mask(key: str) -> str:
@@ -485,6 +505,9 @@ class _Account(Traffic):
     write_faults: deque[int] = field(default_factory=deque)  # statuses the next writes answer
     write_log: list[dict[str, Any]] = field(default_factory=list)
     second: deque[float] = field(default_factory=deque)  # when the calls of the last second came in
+    # Events the write being served caused (type, the invoice after, its previous attributes), sent
+    # once it is answered: they describe what was committed, whatever the answer says.
+    outbox: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -826,6 +849,12 @@ class StripeSandbox(SandboxServer[_Account]):
 
         def respond() -> Response:
             try:
+                return answer()
+            finally:
+                self._announce(account, idempotency_key)
+
+        def answer() -> Response:
+            try:
                 params = form_params(pairs)
                 handler = {
                     "pay": self._pay,
@@ -912,6 +941,58 @@ class StripeSandbox(SandboxServer[_Account]):
                     saved=False,
                 )
 
+    # ---------------------------------------------------------------------------------------------
+    # Webhooks
+
+    @staticmethod
+    def _payment_fields(invoice: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy({name: invoice.get(name) for name in PAYMENT_FIELDS if name in invoice})
+
+    @staticmethod
+    def _invoice_changed(account: _Account, invoice: dict[str, Any], before: dict[str, Any]) -> None:
+        """Queue ``invoice.updated`` (with what changed before) and, if it has just become paid,
+        ``invoice.paid``, in the order Stripe sends them. Under the lock."""
+        after = copy.deepcopy(invoice)
+        after.pop("payments", None)  # includable only: an event's invoice never carries it
+        previous = {name: value for name, value in before.items() if after.get(name) != value}
+        account.outbox.append(("invoice.updated", after, previous))
+        if before.get("status") != "paid" and after.get("status") == "paid":
+            account.outbox.append(("invoice.paid", after, None))
+
+    def _announce(self, account: _Account, idempotency_key: str | None) -> None:
+        """Send the events the write caused to the account's endpoints, in Stripe's envelope, each
+        attempt signed ``t=<now>,v1=<hex HMAC-SHA256 of "t.body">`` with the endpoint's whsec_."""
+        events, account.outbox = account.outbox, []
+        request_id = f"req_{secrets.token_hex(7)}"
+        for event_type, invoice, previous in events:
+            data: dict[str, Any] = {"object": invoice}
+            if previous is not None:
+                data["previous_attributes"] = previous
+            envelope = {
+                "id": f"evt_{secrets.token_hex(12)}",
+                "object": "event",
+                "api_version": API_VERSION,
+                "created": int(self._clock()),
+                "data": data,
+                "livemode": account.live,
+                "pending_webhooks": len(self.webhooks.subscriptions(account.account_id)),
+                "request": {"id": request_id, "idempotency_key": idempotency_key},
+                "type": event_type,
+            }
+            delivery = (dumps(envelope).encode(), {"Content-Type": "application/json; charset=utf-8"})
+            self._emit(account.account_id, event_type, functools.partial(_same, delivery), sign=self._signer)
+
+    def _signer(self, subscription: Any) -> Callable[[bytes], dict[str, str]]:
+        secret = subscription.key
+
+        def sign(body: bytes) -> dict[str, str]:
+            timestamp = int(self._clock())
+            signed = f"{timestamp}.".encode() + body
+            digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+            return {SIGNATURE_HEADER: f"t={timestamp},v1={digest}"}
+
+        return sign
+
     def _mark_paid(self, invoice: dict[str, Any], now: float) -> None:
         invoice["status"] = "paid"
         transitions = invoice.setdefault("status_transitions", {})
@@ -937,11 +1018,13 @@ class StripeSandbox(SandboxServer[_Account]):
                     code="invoice_no_payment_method_types",
                 ),
             )
+        before = self._payment_fields(invoice)
         remaining = int(invoice.get("amount_remaining", 0))
         invoice["amount_paid"] = int(invoice.get("amount_paid", 0)) + remaining
         invoice["amount_remaining"] = 0
         account.off_stripe[invoice["id"]] = account.off_stripe.get(invoice["id"], 0) + remaining
         self._mark_paid(invoice, now)
+        self._invoice_changed(account, invoice, before)
         return self._invoice_view(account, invoice, _expands_of(params))
 
     def _report_payment(
@@ -1119,6 +1202,7 @@ class StripeSandbox(SandboxServer[_Account]):
             },
         }
         if paid:
+            before = self._payment_fields(invoice)
             remaining = int(invoice.get("amount_remaining", 0))
             invoice["amount_paid"] = int(invoice.get("amount_paid", 0)) + value
             invoice["amount_remaining"] = max(remaining - value, 0)
@@ -1128,6 +1212,7 @@ class StripeSandbox(SandboxServer[_Account]):
             account.off_stripe[invoice["id"]] = account.off_stripe.get(invoice["id"], 0) + value
             if invoice["amount_remaining"] == 0:
                 self._mark_paid(invoice, now)
+            self._invoice_changed(account, invoice, before)
         return self._invoice_view(account, invoice, _expands_of(params))
 
     def _invoice_view(self, account: _Account, invoice: dict[str, Any], expand: list[str]) -> dict[str, Any]:

@@ -12,6 +12,16 @@ real wording of a validation message is not known, the message is marked ``# san
 
 Money inside the sandbox is ``Decimal`` end to end: request bodies are parsed with ``parse_float=Decimal``
 and Decimals are written back as JSON numbers with (at least) two decimal places, never through float.
+
+Webhooks (design two-way 2.3, 6): ``subscribe(tenant, url, webhook_key, intent_to_receive=False)``
+(control API ``POST /_sandbox/organisations/<tenant>/webhooks``). Invoice and credit note creates and
+updates, and every payment made or deleted (API or by hand) as its invoice's ``INVOICE UPDATE`` (Xero
+has no payment category; whether a payment fires one is unknown for real Xero, so
+``invoice_events_on_payment`` turns it off), are posted once the request succeeds, one body per
+request, signed ``x-xero-signature`` = base64 HMAC-SHA256 of the raw body with the key.
+``send_intent_to_receive`` / ``check_intent_to_receive`` play Xero's Intent-to-Receive check; a
+subscription that failed it gets nothing. Differences from Xero: subscriptions per organisation,
+not per app; short retries, never the 24-hour series that ends with the webhook disabled.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import calendar
 import copy
 import hashlib
+import json
 import math
 import re
 import secrets
@@ -43,6 +54,7 @@ from invoice_sync_ops.sandboxes.base import (
     CENT,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
+    WEBHOOKS,
     ByHandPayment,
     GrantRefused,
     SandboxServer,
@@ -59,6 +71,7 @@ from invoice_sync_ops.sandboxes.base import (
     run_foreground,
     seed_demo,
 )
+from invoice_sync_ops.sandboxes.webhooks import base64_hmac_sha256, post
 
 __all__ = ["DEMO_CLIENT_ID", "DEMO_CLIENT_SECRET", "XeroSandbox", "dumps", "main"]
 
@@ -137,6 +150,12 @@ CONTACT_FIELDS = (
 )
 
 NOT_VALID_FOR_MODIFICATION = "Invoice not of valid status for modification"
+# Webhooks (design two-way 2.3): the header, the categories a write announces, and the
+# Intent-to-Receive series a subscription asking for one is checked with (good, bad).
+SIGNATURE_HEADER = "x-xero-signature"
+EVENT_CATEGORY = {"Invoices": "INVOICE", "CreditNotes": "CREDITNOTE"}
+ITR_SERIES = (3, 2)
+ENTROPY_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class _Invalid(Exception):
@@ -388,6 +407,8 @@ class _Org(Traffic):
     tax_rates: dict[str, Decimal] = field(default_factory=dict)
     idempotency: dict[str, _Replay] = field(default_factory=dict)
     day: deque[float] = field(default_factory=deque)  # when the calls of the last 24 hours came in
+    # (collection, CREATE | UPDATE, id) the request being served changed; sent once it succeeds.
+    changes: list[tuple[str, str, str]] = field(default_factory=list)
 
     def table(self, collection: str) -> dict[str, dict[str, Any]]:
         return self.store.setdefault(collection, {})
@@ -471,6 +492,10 @@ class XeroSandbox(SandboxServer[_Org]):
         self.calls_per_day = calls_per_day
         self.app_calls_per_minute = app_calls_per_minute
         self.idempotency_window_seconds = idempotency_window_seconds
+        # Whether a payment's change to an invoice fires an INVOICE UPDATE webhook. The sandbox says
+        # yes (so the fast path is tested); for real Xero it is an open question (design 2.3).
+        self.invoice_events_on_payment = True
+        self._event_sequence = 0
         # access token -> (the tenants it was granted for, expiry): one token can cover several orgs
         self._access: dict[str, tuple[tuple[str, ...], float]] = {}
         self._app_minute: deque[float] = deque()
@@ -667,11 +692,130 @@ class XeroSandbox(SandboxServer[_Org]):
     def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
         return {
             **super()._control_calls(),
+            WEBHOOKS: self._subscribe_call,
             BY_HAND_PAYMENTS: self._payment_by_hand_call,
             BY_HAND_REMOVALS: lambda tenant_id, body: self.void_payment_by_hand(
                 tenant_id, removed_payment_id(body)
             ),
         }
+
+    # ---------------------------------------------------------------------------------------------
+    # Webhooks
+
+    def subscribe(
+        self,
+        tenant_id: str,
+        url: str,
+        key: str,
+        *,
+        format: str | None = None,
+        intent_to_receive: bool = False,
+    ) -> dict[str, Any]:
+        """Send the organisation's INVOICE and CREDITNOTE events to ``url`` signed with the webhook
+        ``key``. With ``intent_to_receive``, first run Xero's Intent-to-Receive check (3 correctly
+        and 2 wrongly signed empty posts, shuffled): the subscription only receives events if it
+        passed (``itr_passed`` in the answer), as Xero keeps a failing one inactive."""
+        passed = self.check_intent_to_receive(url, key) if intent_to_receive else None
+        with self._lock:
+            self._tenant(tenant_id)
+        if format is not None:
+            raise ValueError("this sandbox sends one webhook format: leave format out")
+        if passed is None:
+            return self.webhooks.subscribe(tenant_id, url, key).view()
+        return self.webhooks.subscribe(tenant_id, url, key, itr_passed=passed).view()
+
+    def _subscribe_call(self, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        key = body.get("key", body.get("secret"))
+        if not body.get("url") or not key:
+            raise ValueError("url and key are required")
+        return self.subscribe(
+            tenant_id, str(body["url"]), str(key), intent_to_receive=bool(body.get("intent_to_receive"))
+        )
+
+    @staticmethod
+    def intent_to_receive_body() -> bytes:
+        """An Intent-to-Receive post: no events, sequences 0, fresh entropy."""
+        entropy = "".join(secrets.choice(ENTROPY_LETTERS) for _ in range(20))
+        document = {"events": [], "firstEventSequence": 0, "lastEventSequence": 0, "entropy": entropy}
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    def send_intent_to_receive(self, url: str, key: str, *, good: bool = True) -> int:
+        """POST one Intent-to-Receive body to ``url``, signed with ``key`` (``good``) or with
+        another key, and return the status the endpoint answered (0: no answer). Synchronous: a
+        test asserts 200 for a good one and 401 for a bad one."""
+        return self._intent_to_receive(url, key, good=good)[0]
+
+    def check_intent_to_receive(
+        self, url: str, key: str, *, good: int = ITR_SERIES[0], bad: int = ITR_SERIES[1]
+    ) -> bool:
+        """Xero's check: every correctly signed post answered 200 with no body and no cookie, every
+        wrongly signed one 401."""
+        series = [True] * good + [False] * bad
+        secrets.SystemRandom().shuffle(series)
+        passed = True
+        for signed in series:
+            status, answered_body, cookie = self._intent_to_receive(url, key, good=signed)
+            if signed:
+                passed &= status == 200 and not answered_body and not cookie
+            else:
+                passed &= status == 401
+        return passed
+
+    def _intent_to_receive(self, url: str, key: str, *, good: bool) -> tuple[int, bytes, bool]:
+        body = self.intent_to_receive_body()
+        signing_key = key if good else secrets.token_urlsafe(32)
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: base64_hmac_sha256(body, signing_key),
+        }
+        answer = post(url, body, headers, timeout=self.webhooks.timeout)
+        return answer.status, answer.body, "set-cookie" in answer.headers
+
+    def _changed(self, org: _Org, collection: str, event_type: str, obj_id: str) -> None:
+        """Note a change the current request made; ``_announce`` sends it once the request succeeds."""
+        if collection in EVENT_CATEGORY and all((c, i) != (collection, obj_id) for c, _, i in org.changes):
+            org.changes.append((collection, event_type, obj_id))  # one event per object and request
+
+    def _announce(self, org: _Org) -> None:
+        """One webhook body per subscriber with the events the request made, signed. Under the lock."""
+        changes, org.changes = org.changes, []
+        if not changes:
+            return
+        stamp = self._now()
+        event_date = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}"
+        base = self.base_url or "https://api.xero.com"
+        events = [
+            {
+                "resourceUrl": f"{base}/api.xro/2.0/{collection}/{obj_id}",
+                "resourceId": obj_id,
+                "eventDateUtc": event_date,
+                "eventType": event_type,
+                "eventCategory": EVENT_CATEGORY[collection],
+                "tenantId": org.tenant_id,
+                "tenantType": "ORGANISATION",
+            }
+            for collection, event_type, obj_id in changes
+        ]
+
+        def build(subscription: Any) -> tuple[bytes, dict[str, str]] | None:
+            if subscription.options.get("itr_passed") is False:
+                return None  # Xero does not send to a subscription that failed its check
+            first = self._event_sequence + 1
+            self._event_sequence += len(events)
+            document = {
+                "events": events,
+                "firstEventSequence": first,
+                "lastEventSequence": self._event_sequence,
+                "entropy": "".join(secrets.choice(ENTROPY_LETTERS) for _ in range(20)),
+            }
+            body = json.dumps(document, separators=(",", ":")).encode()
+            return body, {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: base64_hmac_sha256(body, subscription.key),
+            }
+
+        label = ",".join(f"{EVENT_CATEGORY[c]}.{t}" for c, t, _ in changes)
+        self._emit(org.tenant_id, label, build)
 
     def _payment_by_hand_call(self, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
         wanted = ByHandPayment.from_body(body)
@@ -719,7 +863,9 @@ class XeroSandbox(SandboxServer[_Org]):
             try:
                 payment = self._write_payment(org, element, _Write(method="PUT", target=None, unitdp=2))
             except _Invalid as invalid:
+                org.changes.clear()
                 raise ValueError("Xero: " + "; ".join(invalid.messages)) from invalid
+            self._announce(org)
             return copy.deepcopy(payment)
 
     def void_payment_by_hand(self, tenant_id: str, payment_id: str) -> dict[str, Any]:
@@ -733,7 +879,9 @@ class XeroSandbox(SandboxServer[_Org]):
             try:
                 deleted = self._delete_payment(org, {"Status": "DELETED"}, payment)
             except _Invalid as invalid:
+                org.changes.clear()
                 raise ValueError("Xero: " + "; ".join(invalid.messages)) from invalid
+            self._announce(org)
             return copy.deepcopy(deleted)
 
     def _now(self) -> datetime:
@@ -975,8 +1123,13 @@ class XeroSandbox(SandboxServer[_Org]):
         try:
             payload = self._handle(org, request, endpoint, args)
         except _ApiError as error:
+            org.changes.clear()  # refused: nothing was saved, so nothing is announced
             body = error.body if isinstance(error.body, str) else dumps(error.body)
             return error.status, body.encode(), error.content_type
+        except BaseException:
+            org.changes.clear()
+            raise
+        self._announce(org)
         return 200, dumps(payload).encode(), JSON_TYPE
 
     # ---------------------------------------------------------------------------------------------
@@ -1576,7 +1729,9 @@ class XeroSandbox(SandboxServer[_Org]):
             )
         requested = element.get("Status")
         if existing is not None and requested in CLOSED_STATUSES and requested != existing["Status"]:
-            return self._close_invoice(existing, str(requested))
+            closed = self._close_invoice(existing, str(requested))
+            self._changed(org, "Invoices", "UPDATE", closed["InvoiceID"])
+            return closed
         self._check_invoice_update(existing, element, requested)
         errors: list[str] = []
         doc_type, status, currency, contact, day, due, amounts, priced = self._doc_common(
@@ -1627,6 +1782,7 @@ class XeroSandbox(SandboxServer[_Org]):
         if element.get("Url") or (existing or {}).get("Url"):
             obj["Url"] = element.get("Url") or (existing or {}).get("Url")
         table[invoice_id] = obj
+        self._changed(org, "Invoices", "UPDATE" if existing else "CREATE", invoice_id)
         contact_flag = "IsCustomer" if doc_type == "ACCREC" else "IsSupplier"
         org.table("Contacts")[contact["ContactID"]][contact_flag] = True
         return obj
@@ -1722,6 +1878,7 @@ class XeroSandbox(SandboxServer[_Org]):
                 existing["Status"] = requested
                 existing["RemainingCredit"] = Decimal("0.00")
                 self._stamp(existing)
+                self._changed(org, "CreditNotes", "UPDATE", existing["CreditNoteID"])
                 return existing
             if used:
                 raise _Invalid("Credit note not of valid status for modification")  # sandbox wording
@@ -1771,6 +1928,7 @@ class XeroSandbox(SandboxServer[_Org]):
             "HasErrors": False,
         }
         table[note_id] = obj
+        self._changed(org, "CreditNotes", "UPDATE" if existing else "CREATE", note_id)
         return obj
 
     def _allocate(self, org: _Org, request: Request, note: dict[str, Any]) -> dict[str, Any]:
@@ -1931,7 +2089,13 @@ class XeroSandbox(SandboxServer[_Org]):
         )
         self._settle(payable, doc, day)
         org.table("Payments")[payment_id] = payment
+        self._payment_changed(org, payable.collection, doc[payable.id_field])
         return payment
+
+    def _payment_changed(self, org: _Org, collection: str, doc_id: str) -> None:
+        """A payment made or deleted changed this invoice or credit note (its AmountDue, Status)."""
+        if collection != "Invoices" or self.invoice_events_on_payment:
+            self._changed(org, collection, "UPDATE", doc_id)
 
     @staticmethod
     def _paid_summary(payable: _Payable, doc: dict[str, Any]) -> dict[str, Any]:
@@ -2018,6 +2182,7 @@ class XeroSandbox(SandboxServer[_Org]):
             doc[payable.outstanding] += payment["Amount"]
             doc["Payments"] = [p for p in doc["Payments"] if p["PaymentID"] != payment["PaymentID"]]
             self._settle(payable, doc, self._today())
+            self._payment_changed(org, payable.collection, doc[payable.id_field])
         return payment
 
 
