@@ -127,7 +127,10 @@ def test_signed_quickbooks_deliveries_of_both_formats_are_queued_as_ledger_event
             {"Content-Type": "application/json", "intuit-signature": sign(body, key)},
         )
         assert (response.status_code, response.json()) == (200, {"outcome": "queued", "events": 1})
+    # What the stack shows of the queue (left on it) is what a worker will take off it.
+    shown = [LedgerEventMessage.model_validate(body) for body in queue.ledger_events()]
     messages = sorted(take(queue), key=lambda m: m.object_id)
+    assert sorted(m.object_id for m in shown) == [m.object_id for m in messages]
     assert [(m.connection_id, m.ledger, m.kind, m.object_id, m.operation, m.event_id) for m in messages] == [
         ("acme", "quickbooks", "payment", "501", "create", None),
         ("acme", "quickbooks", "payment", "502", "update", "8f1c2d3e-0000-4000-8000-000000000001"),

@@ -633,3 +633,54 @@ def test_the_handler_loads_no_token_store_ledger_client_or_stripe_code() -> None
         "invoice_sync.sync.push",
     }
     assert not unwanted & loaded
+
+
+# --- the queue body -----------------------------------------------------------------------------
+
+
+class RecordingSqs:
+    def __init__(self) -> None:
+        self.requests: list[list[dict[str, Any]]] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.requests.append(Entries)
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def test_queue_bodies_are_ascii_and_read_back_with_the_verifier() -> None:
+    """Given hints whose ids hold characters SQS refuses in a body (U+FFFE) or any non-ASCII, and a
+    callback_verify, then 23 hints go in requests of 10, 10 and 3, every body is ASCII, and each
+    reads back as the message sent, the verifier included (and never in the attributes)."""
+    from invoice_sync.store.queue import LedgerEventsQueue  # noqa: PLC0415
+
+    hints = [
+        LedgerEventMessage(
+            connection_id="acme",
+            ledger="quickbooks",
+            kind="payment",
+            object_id=f"p\ufffe\u00e9{i}",
+            operation="create",
+            changed_at=None,
+            event_id=None,
+        )
+        for i in range(22)
+    ]
+    verify = LedgerEventMessage(
+        connection_id="initech",
+        ledger="freshbooks",
+        kind="callback_verify",
+        object_id="2208",
+        operation="verify",
+        changed_at=None,
+        event_id=None,
+        verifier=SecretStr("scADVVi5QuKuj"),
+    )
+    sqs = RecordingSqs()
+    assert LedgerEventsQueue("https://sqs/q", sqs).send_batch([*hints, verify]) == 23
+    assert [len(r) for r in sqs.requests] == [10, 10, 3]
+    entries = [e for r in sqs.requests for e in r]
+    assert all(e["MessageBody"].isascii() for e in entries)
+    read = [LedgerEventMessage.from_queue_body(e["MessageBody"]) for e in entries]
+    assert read[:22] == hints
+    assert read[22].verifier is not None and read[22].verifier.get_secret_value() == "scADVVi5QuKuj"
+    assert "scADVVi5QuKuj" not in json.dumps([e["MessageAttributes"] for e in entries])

@@ -3,6 +3,7 @@ queue's redrive back onto it. The ledger events queue (payments back): hints sen
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -148,6 +149,13 @@ def _chunks(items: list[tuple[_M, str]]) -> list[list[tuple[_M, str]]]:
     return chunks
 
 
+def _ledger_body(message: LedgerEventMessage) -> str:
+    """``to_queue_body()`` with every non-ASCII character escaped: SQS refuses a body holding a
+    character outside its set (U+FFFE, U+FFFF), which an authentic webhook's id may carry, and a
+    refusal would be a 503 the ledger retries for ever. The same JSON, read the same way."""
+    return json.dumps(json.loads(message.to_queue_body()), separators=(",", ":"))
+
+
 class LedgerEventsSendFailed(TransientError):
     """SQS refused some ledger events of a batch (the delivery is answered 503 and retried)."""
 
@@ -172,7 +180,7 @@ class LedgerEventsQueue:
         SQS refused, after sending every other one; an SQS error raises as it is."""
         failed: list[tuple[LedgerEventMessage, str]] = []
         sent = 0
-        for chunk in _chunks([(m, m.to_queue_body()) for m in messages]):
+        for chunk in _chunks([(m, _ledger_body(m)) for m in messages]):
             response = self._client.send_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[
