@@ -314,6 +314,29 @@ def test_qbo_payments_through_the_api_are_announced_too(
     assert (event.object_id, event.operation) == (booked.id, "create")
 
 
+def test_qbo_credit_memo_create_is_announced(
+    qbo: tuple[QuickBooksSandbox, LedgerCase], receiver: Receiver
+) -> None:
+    """Given a subscription, when a credit memo is created through the API, then the receiver gets
+    ``qbo.creditmemo.created.v1``, parsed to a credit_note create of the realm."""
+    sandbox, case = qbo
+    customer = case.ledger.create_customer("memo", None, "USD", "cus_memo", "cust-memo").id
+    sandbox.subscribe(REALM, receiver.on("/qbo"), VERIFIER_TOKEN)
+    memo = case.ledger.create_credit_note(case.draft(customer, number="CM-1"), "memo-1")
+    sandbox.flush(FLUSH)
+
+    (got,) = receiver.at("/qbo")
+    webhooks.verify_quickbooks(got.body, got.headers["intuit-signature"], [SecretStr(VERIFIER_TOKEN)])
+    assert json.loads(got.body)[0]["type"] == "qbo.creditmemo.created.v1"
+    (event,) = quickbooks_webhook.parse(got.body)
+    assert (event.tenant_id, event.kind, event.object_id, event.operation) == (
+        REALM,
+        "credit_note",
+        memo.id,
+        "create",
+    )
+
+
 def test_a_delivery_is_made_after_the_request_that_caused_it(
     qbo: tuple[QuickBooksSandbox, LedgerCase], receiver: Receiver
 ) -> None:
@@ -573,6 +596,25 @@ def test_freshbooks_callbacks_refuse_bad_registrations(
     assert httpx.get(base).status_code == 401
 
 
+def test_freshbooks_control_api_registers_a_callback(
+    freshbooks: tuple[FreshBooksSandbox, LedgerCase], receiver: Receiver
+) -> None:
+    """Given the control API, when a test registers a callback with ``{url, event}``, then it is the
+    API's registration: unverified, its code posted to the URI, the same code ``callback_verifier``
+    gives; a key is refused (FreshBooks issues it)."""
+    sandbox, _ = freshbooks
+    answer = _control(sandbox, FB_ACCOUNT, "webhooks", {"url": receiver.on("/fb"), "event": "payment.create"})
+    assert answer.status_code == 201
+    callback = answer.json()
+    assert (callback["event"], callback["verified"]) == ("payment.create", False)
+    sandbox.flush(FLUSH)
+    (verify,) = receiver.at("/fb")
+    form = webhooks.freshbooks_form(verify.body)
+    assert form["verifier"] == sandbox.callback_verifier(FB_ACCOUNT, callback["callbackid"])
+    with pytest.raises(ValueError, match="FreshBooks issues the verifier"):
+        sandbox.subscribe(FB_ACCOUNT, receiver.on("/fb"), "a-key")
+
+
 # --------------------------------------------------------------------------------------------------
 # Stripe
 
@@ -638,9 +680,9 @@ def test_the_queue_is_bounded_and_stop_ends_the_thread(receiver: Receiver) -> No
         emitter.enqueue("t", receiver.on("/q"), f"{n}".encode(), {}, event="e")
     states = [d["state"] for d in emitter.deliveries("t")]
     assert "dropped" in states
-    thread = emitter._thread
-    assert thread is not None
+    assert emitter.running
     receiver.release.set()
     emitter.stop()
-    assert not thread.is_alive()
+    assert not emitter.running
+    assert not [t for t in threading.enumerate() if t.name == "test-webhooks"]
     assert all(d["state"] != "pending" for d in emitter.deliveries("t"))

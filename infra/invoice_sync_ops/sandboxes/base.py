@@ -1,9 +1,11 @@
 """The machinery every ledger sandbox shares, so each ledger module only has to say what is its own.
 
 What lives here is mechanism: serving a WSGI app in a thread, logging ledger calls, Decimal-exact JSON,
-the per-tenant fault queue and sliding-window limits, the ``/_sandbox/...`` control API and the
-foreground runner. Paths, error bodies, status codes and headers stay in the ledger modules: a sandbox
-is only worth having if it speaks its ledger's wire format, and those formats do not agree.
+the per-tenant fault queue and sliding-window limits, the ``/_sandbox/...`` control API, the webhook
+subscriptions and delivery log (``webhooks.WebhookEmitter``; each ledger builds and signs its own
+bodies) and the foreground runner. Paths, error bodies, status codes and headers stay in the ledger
+modules: a sandbox is only worth having if it speaks its ledger's wire format, and those formats do not
+agree.
 """
 
 from __future__ import annotations

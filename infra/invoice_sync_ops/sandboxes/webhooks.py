@@ -262,6 +262,12 @@ class WebhookEmitter:
         if not self.wait_for_deliveries(timeout):
             raise TimeoutError(f"{self.name}: webhook deliveries still pending after {timeout} s")
 
+    @property
+    def running(self) -> bool:
+        """Whether the delivery thread is alive."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the delivery thread; what is still queued is ``abandoned``."""
         with self._lock:
