@@ -23,6 +23,7 @@ INVOICE, PAYMENT, UNMAPPED = "in_1QaCurrentAcme01", "inpay_1QaAcmePay0001", "in_
 RECORD_KEYS = {
     "connection_id",
     "kind",
+    "direction",
     "source_id",
     "source_number",
     "source_version",
@@ -39,6 +40,8 @@ RECORD_KEYS = {
     "attempts",
     "event_id",
     "archive_key",
+    "source_target",
+    "stripe_object",
     "created_at",
     "updated_at",
 }
@@ -78,6 +81,7 @@ def test_log_says_what_synced_into_which_document_and_what_is_parked(stack: Loca
     assert records[UNMAPPED]["status"] == "needs_mapping"
     assert "prod_Mystery" in records[UNMAPPED]["reason"]
     assert all(set(r) == RECORD_KEYS for r in result.json())
+    assert {r["direction"] for r in result.json()} == {"to_ledger"}
     times = [r["updated_at"] for r in result.json()]
     assert times == sorted(times, reverse=True)  # newest first
 
@@ -101,8 +105,9 @@ def test_log_table_for_people(cli: Cli) -> None:
     """Without --json the log is a table naming the documents, statuses and the parked reason."""
     result = cli("log")
     assert result.code == 0
-    for expected in ("ACME-0001", "synced", "needs_mapping", "1677.86 USD", "prod_Mystery", "map v"):
+    for expected in ("ACME-0001", "synced", "needs_mapping", "1677.86 USD", "prod_Mystery", "map v", "dir"):
         assert expected in result.out
+    assert "→" in result.out and "←" not in result.out  # everything here went into the ledger
 
 
 def test_log_errors_are_one_line(cli: Cli) -> None:

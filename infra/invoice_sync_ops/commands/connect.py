@@ -11,8 +11,14 @@ The OAuth 2.0 authorization-code grant, run from the operator's machine:
 4. the tenant is found (QBO: ``realmId`` on the redirect; Xero: ``/connections``; FreshBooks:
    ``/users/me`` memberships) with its company name;
 5. a connection already wired to other books is never switched silently (``--force``);
-6. the token set is saved to Secrets Manager, then the connection registered, and only then does
-   the browser tab say "connected".
+6. the token set is saved to Secrets Manager, then the connection registered and its company
+   recorded in the tenant directory (ledger webhooks name their company: design two-way 3.2), and
+   only then does the browser tab say "connected".
+
+``--payments-back on|off`` turns payments back (ledger payments mirrored to Stripe) on or off for
+the connection, as a mapping version of its own; turned on, ``payments_back_since`` is now unless
+set already, and the command says which secrets are still missing and the ledger webhook address
+to give the ledger.
 
 No secret (client secret, code, tokens) is printed, logged or put in an error message.
 """
@@ -28,10 +34,12 @@ import webbrowser
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import SecretStr, ValidationError
 from rich.table import Table
 from rich.text import Text
@@ -43,6 +51,8 @@ from invoice_sync.models.mapping import Connection, LedgerKind
 from invoice_sync.models.tokens import TokenSet
 from invoice_sync.settings import Settings
 from invoice_sync_ops.commands import COMMON, CliError, Context
+from invoice_sync_ops.commands.mappings import payments_back_secrets, set_payments_back
+from invoice_sync_ops.commands.secret import LEDGER_WEBHOOK_KEY
 from invoice_sync_ops.oauth_flow import (
     Callback,
     Pkce,
@@ -235,6 +245,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--source", choices=("stripe", "generic"), help="a new connection's invoicing source (default stripe)"
     )
     connect.add_argument(
+        "--payments-back",
+        choices=("on", "off"),
+        help="mirror payments recorded in the ledger to Stripe (on) or stop (off); unset: unchanged "
+        "(a new connection: off). See `invoice-sync secret stripe-writer` and `secret ledger-webhook`",
+    )
+    connect.add_argument(
         "--force",
         action="store_true",
         help="let an existing connection switch to a different company (its rules name the old one's)",
@@ -350,7 +366,72 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "secret, on stdin), `invoice-sync mappings import FILE`, `mappings check`, then `try` "
             "one invoice (docs/cli-connect.md).",
         )
+    if args.payments_back is not None:
+        _say(ctx, _payments_back_next(ctx, spec, outcome))
     return 0
+
+
+def _payments_back_next(ctx: Context, spec: LedgerOAuth, outcome: dict[str, Any]) -> str:
+    """What the person does next about payments back: the secrets still missing, where the ledger
+    posts its webhooks, and the check that proves it is ready."""
+    connection_id = outcome["connection"]
+    if not outcome["payments_back"]:
+        return (
+            f"Payments back is off for {connection_id}: payments recorded in {spec.title} are no longer "
+            f"sent to Stripe (its webhooks are answered and ignored; the secrets stay stored)."
+        )
+    lines = [
+        f"Payments back is on for {connection_id}: payments recorded in {spec.title} since "
+        f"{outcome['payments_back_since']} will be recorded on their Stripe invoices. Next:"
+    ]
+    step = 0
+    if not outcome["stripe_writer_key"]:
+        step += 1
+        lines.append(
+            f"  {step}. `invoice-sync secret stripe-writer --connection {connection_id}` (on stdin): a "
+            "Stripe restricted key with Invoices and Payment Records write, Invoice Payments read"
+        )
+    url = ledger_webhook_url(ctx.target, spec.kind, connection_id)
+    if spec.kind == "freshbooks":
+        step += 1
+        lines.append(
+            f"  {step}. register a FreshBooks callback for payment.create, payment.update and "
+            f"payment.delete to {url}; the verifier FreshBooks sends is the key: "
+            f"`invoice-sync secret ledger-webhook --connection {connection_id}` (on stdin)"
+        )
+    else:
+        step += 1
+        portal = "the Intuit developer portal" if spec.kind == "quickbooks" else "the Xero developer portal"
+        events = "Payment" if spec.kind == "quickbooks" else "Invoices"
+        lines.append(f"  {step}. in {portal}, set the app's webhook endpoint to {url} ({events} events)")
+        if not outcome["ledger_webhook_key"]:
+            step += 1
+            lines.append(
+                f"  {step}. `invoice-sync secret ledger-webhook --connection {connection_id}` (on stdin): "
+                f"{LEDGER_WEBHOOK_KEY[spec.kind]}"
+            )
+    step += 1
+    lines.append(
+        f"  {step}. `invoice-sync mappings check --connection {connection_id}` reports nothing missing"
+    )
+    return "\n".join(lines)
+
+
+def ledger_webhook_url(target: Target, ledger: str, connection_id: str) -> str:
+    """Where the ledger posts its webhooks for this connection: the stack's ``LedgerWebhookUrl``
+    output with the ledger and connection filled in; a placeholder for the API's address when the
+    stack cannot say (the local stack's target file does not carry it)."""
+    path = f"/ledger-webhooks/{ledger}/{connection_id}"
+    if target.aws_endpoint is None:
+        try:
+            stacks = target.client("cloudformation").describe_stacks(StackName=target.name)["Stacks"]
+        except (BotoCoreError, ClientError):
+            stacks = []
+        for output in stacks[0].get("Outputs", []) if stacks else []:
+            if output.get("OutputKey") == "LedgerWebhookUrl":
+                pattern = str(output["OutputValue"])
+                return pattern.replace("<ledger>", ledger).replace("<connection>", connection_id)
+    return f"<the stack's API address>{path}"
 
 
 def _connection_id(ctx: Context) -> str:
@@ -545,6 +626,7 @@ def _complete(
     # Saved before the connection points at it and before the browser hears "connected": a
     # connection registered without working tokens would park every document it receives.
     ctx.secrets.save_ledger_tokens(connection_id, tokens)
+    payments_back = {"on": True, "off": False}.get(args.payments_back or "")
     if existing is None:
         connection = Connection.model_validate(
             {
@@ -553,6 +635,8 @@ def _complete(
                 "ledger": spec.kind,
                 "tenant_id": tenant.tenant_id,
                 **dict(spec.new_connection),
+                "payments_back": bool(payments_back),
+                "payments_back_since": _now() if payments_back else None,
             }
         )
         ctx.mappings.put_connection(connection)
@@ -560,6 +644,18 @@ def _complete(
         # Only the tenant: rules, settings and the mapping version may have moved meanwhile.
         ctx.mappings.set_tenant(connection_id, tenant.tenant_id)
         connection = existing.model_copy(update={"tenant_id": tenant.tenant_id})
+        if payments_back is not None:
+            connection = set_payments_back(
+                ctx, connection_id, payments_back, how=f"connect --payments-back {args.payments_back}"
+            )
+    # A ledger webhook names its company; this is how it finds the connection (the last connect
+    # to a company wins: its webhooks can reach one connection only).
+    ctx.mappings.put_tenant_connection(spec.kind, tenant.tenant_id, connection_id)
+    # Whether the secrets payments back needs are stored (None: not asked, --payments-back unset or off).
+    writer_key: bool | None = None
+    webhook_key: bool | None = None
+    if payments_back:
+        writer_key, webhook_key = payments_back_secrets(ctx, connection)
     return {
         "connection": connection_id,
         "created": existing is None,
@@ -570,6 +666,11 @@ def _complete(
         "access_expires_at": _iso(tokens.access_expires_at),
         "refresh_expires_at": _iso(tokens.refresh_expires_at),
         "redirect_uri": redirect_uri,
+        "payments_back": connection.payments_back,
+        "payments_back_since": _iso(connection.payments_back_since),
+        # Only looked at when --payments-back on: whether each secret it needs is stored.
+        "stripe_writer_key": writer_key,
+        "ledger_webhook_key": webhook_key,
     }
 
 
@@ -718,6 +819,10 @@ def _printable(text: str) -> str:
     """A ledger-supplied word, safe for one terminal line."""
     cleaned = "".join(ch for ch in text if ch.isprintable())
     return cleaned[:60]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _iso(value: Any) -> str | None:

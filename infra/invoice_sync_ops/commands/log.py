@@ -3,8 +3,10 @@ mapping version; what is parked and why.
 
 Read from the SyncState table through its indexes, never a scan: a window of days through the
 day index (newest first), parked statuses through the sparse status index, one source id by key
-(every kind). Also home of what the other operations commands share: reading a time from the
-command line and a record's stable JSON shape.
+(every kind). Both directions (design two-way 3.5.3): a record's ``dir`` is ``→`` for what went
+from the source into the ledger (push) and ``←`` for a ledger payment sent back to Stripe
+(``ledger_payment`` records, payments back). Also home of what the other operations commands
+share: reading a time from the command line and a record's stable JSON shape.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import Any, get_args
 from rich.table import Table
 
 from invoice_sync.models.money import Money
-from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus, utcnow
+from invoice_sync.models.sync import Direction, DocumentKind, SyncRecord, SyncStatus, utcnow
 from invoice_sync_ops.commands import COMMON, CliError, Context
 
 DEFAULT_DAYS = 7
 KINDS = get_args(DocumentKind)
+DIRECTIONS = get_args(Direction)
+# The ``dir`` column: into the ledger, or back to the source.
+ARROWS: dict[str, str] = {"to_ledger": "→", "to_source": "←"}
 STATUSES = [s.value for s in SyncStatus]
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -68,6 +73,7 @@ def record_json(record: SyncRecord) -> dict[str, Any]:
     return {
         "connection_id": record.connection_id,
         "kind": record.kind,
+        "direction": record.direction,
         "source_id": record.source_id,
         "source_number": record.source_number,
         "source_version": record.source_version,
@@ -84,6 +90,10 @@ def record_json(record: SyncRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "event_id": record.event_id,
         "archive_key": record.archive_key,
+        # Payments back: the Stripe invoice a ledger payment pays, and the Stripe object holding
+        # the money now (the invoice, paid out of band, or a payment record pr_…).
+        "source_target": record.source_target,
+        "stripe_object": record.stripe_object,
         "created_at": record.created_at.isoformat() if record.created_at else None,
         "updated_at": record.updated_at.isoformat() if record.updated_at else None,
     }
@@ -94,8 +104,9 @@ _STYLE = {"synced": "green", "needs_mapping": "yellow", "rejected": "red", "fail
 
 def records_table(records: Iterable[SyncRecord], title: str) -> Table:
     table = Table(title=title, title_justify="left")
+    table.add_column("time (UTC)", overflow="fold")
+    table.add_column("dir", no_wrap=True, min_width=3)
     for column in (
-        "time (UTC)",
         "kind",
         "source",
         "number",
@@ -116,6 +127,7 @@ def records_table(records: Iterable[SyncRecord], title: str) -> Table:
         style = _STYLE.get(status)
         table.add_row(
             record.updated_at.strftime("%Y-%m-%d %H:%M:%S") if record.updated_at else "",
+            ARROWS.get(record.direction, record.direction),
             record.kind,
             record.source_id,
             record.source_number or "",
@@ -133,11 +145,13 @@ def _selected(ctx: Context, args: argparse.Namespace, connection_id: str) -> Ite
     until = parse_when(args.until, end_of_day=True) if args.until else None
     statuses = {SyncStatus(s) for s in args.status or ()}
     kinds = set(args.kind or ())
+    direction = getattr(args, "direction", None)
 
     def wanted(record: SyncRecord) -> bool:
         return (
             (not statuses or record.status in statuses)
             and (not kinds or record.kind in kinds)
+            and (direction is None or record.direction == direction)
             and (since is None or record.updated_at is None or record.updated_at >= since)
             and (until is None or record.updated_at is None or record.updated_at <= until)
         )
@@ -190,7 +204,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parents=[COMMON],
         help="the sync log: what synced when, into which ledger document; what is parked and why",
         description=(
-            "The sync log, newest first: time, kind, source id and number, status, ledger document, "
+            "The sync log, newest first: time, direction (→ into the ledger, ← back to the source), "
+            "kind, source id and number, status, ledger document, "
             f"amount, mapping version and reason. Without filters: the last {DEFAULT_DAYS} days."
         ),
     )
@@ -199,5 +214,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--until", help="written until: a date (its end) or an ISO time (UTC)")
     parser.add_argument("--source-id", help="one source object (invoice, payment, credit note, refund) by id")
     parser.add_argument("--kind", action="append", choices=KINDS, help="only this kind (repeatable)")
+    parser.add_argument(
+        "--direction",
+        choices=DIRECTIONS,
+        help="only into the ledger (to_ledger, → in the table) or back to Stripe (to_source, ←)",
+    )
     parser.add_argument("--limit", type=int, default=50, help="at most this many records (default 50)")
     parser.set_defaults(func=run)

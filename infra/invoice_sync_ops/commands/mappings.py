@@ -4,7 +4,10 @@
 ``import FILE`` makes the connection equal to a file, as a new mapping version (``--dry-run``
 prints what would change); ``check`` reads the ledger's chart and reports every rule or setting
 that points at something missing or inactive (exit 1 when there is any); ``history`` lists the
-versions imports made. The file format is ``docs/cli-mappings.md``.
+versions imports made. The file format is ``docs/cli-mappings.md``. An import also records the
+connection's ledger company in the tenant directory (ledger webhooks name their company, design
+two-way 3.2); ``check`` also says what payments back still needs when it is on (its secrets:
+whether they exist, never their values).
 
 A bad file is one line on stderr (file, line, field, what is wrong) and exit 1, and nothing is
 written: the whole file is parsed and checked before the first write.
@@ -26,12 +29,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
+from invoice_sync.errors import ConnectionBroken
 from invoice_sync.mapping import file as mapping_file
 from invoice_sync.mapping.changes import Plan, plan
-from invoice_sync.mapping.check import NOT_CHECKED, check
+from invoice_sync.mapping.check import NOT_CHECKED, check, check_payments_back
 from invoice_sync.mapping.file import MappingDocument, MappingFileError
-from invoice_sync.models.mapping import MappingVersion
+from invoice_sync.models.mapping import Connection, MappingVersion
 from invoice_sync.store.mappings import MappingWriteError
+from invoice_sync.store.secrets import LedgerWebhookNotConfigured
 from invoice_sync_ops.commands import COMMON, CliError, Context
 
 # A version record keeps the imported document when it fits comfortably in one DynamoDB item
@@ -184,6 +189,10 @@ def _import(
         "changes": changes.as_json(),
         "written": False,
     }
+    if not args.dry_run:
+        # Idempotent, so also on an import that changes nothing: it fills the directory in for
+        # connections registered before it existed.
+        ctx.mappings.put_tenant_connection(connection.ledger, connection.tenant_id, connection_id)
     if args.dry_run or changes.empty:
         ctx.emit(result, _changes_table(changes))
         if changes.empty:
@@ -261,6 +270,10 @@ def run_check(args: argparse.Namespace, ctx: Context) -> int:  # noqa: ARG001 - 
     connection = mappings.connection
     chart = ctx.ledger(connection_id).chart()
     problems, checked = check(connection, mappings.rules, chart)
+    if connection.payments_back:
+        writer, webhook = payments_back_secrets(ctx, connection)
+        problems += check_payments_back(connection, writer_key=writer, webhook_keys=webhook)
+        checked += 1
     data = {
         "connection": connection_id,
         "ledger": connection.ledger,
@@ -284,6 +297,69 @@ def run_check(args: argparse.Namespace, ctx: Context) -> int:  # noqa: ARG001 - 
         f"{counts['tax_codes']} tax codes and {counts['accounts']} accounts in {connection.ledger}"
     )
     return 1 if problems else 0
+
+
+def payments_back_secrets(ctx: Context, connection: Connection) -> tuple[bool, bool]:
+    """Whether the Stripe writer key and the ledger webhook key are stored (readable as payments
+    back and the ledger webhook function read them); their values go no further than the store."""
+    try:
+        ctx.secrets.stripe_writer_key(connection.connection_id)
+        writer = True
+    except ConnectionBroken:
+        writer = False
+    try:
+        ctx.secrets.ledger_webhook_keys(connection.connection_id)
+        webhook = True
+    except LedgerWebhookNotConfigured:
+        webhook = False
+    return writer, webhook
+
+
+# --- payments back, turned on or off by connect ---------------------------------------------------
+
+
+def set_payments_back(ctx: Context, connection_id: str, on: bool, *, how: str) -> Connection:
+    """Turns payments back on or off as a mapping version of its own (as an import of the current
+    mapping with that one setting changed would): recorded in ``history``, conditional on the
+    version, under the import lease. Turned on, ``payments_back_since`` becomes now unless it is
+    set already (nothing made before it is mirrored). Returns the connection as it now is."""
+    lease, owner = f"mappings-import#{connection_id}", uuid.uuid4().hex
+    if not ctx.state.acquire_lock(lease, owner, IMPORT_LEASE_SECONDS):
+        raise CliError(
+            f"a mappings import of {connection_id} is running; try --payments-back again when it ends"
+        )
+    try:
+        connection = ctx.connection(connection_id)  # read again under the lease
+        since = connection.payments_back_since
+        if on and since is None:
+            since = datetime.now(UTC).replace(microsecond=0)
+        wanted = connection.model_copy(update={"payments_back": on, "payments_back_since": since})
+        if wanted == connection:
+            return connection
+        current = _current(ctx, connection_id)
+        changed = sum(
+            getattr(connection, name) != getattr(wanted, name)
+            for name in ("payments_back", "payments_back_since")
+        )
+        document = MappingDocument.of(wanted, current.rules)
+        text = mapping_file.dump_yaml(document).encode("utf-8")
+        record = MappingVersion(
+            version=connection.mapping_version + 1,
+            at=datetime.now(UTC).isoformat(timespec="seconds"),
+            actor=_actor(ctx),
+            file=how,
+            file_sha256=hashlib.sha256(text).hexdigest(),
+            counts=document.counts(),
+            changes={"added": 0, "changed": 0, "removed": 0, "settings": changed},
+            snapshot=_snapshot(document),
+        )
+        try:
+            version = ctx.mappings.commit_version(wanted, connection.mapping_version, record)
+        except MappingWriteError as exc:
+            raise CliError(str(exc)) from None
+        return wanted.model_copy(update={"mapping_version": version})
+    finally:
+        ctx.state.release_lock(lease, owner)
 
 
 # --- history ------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ records by status and reason, token age and expiry, ledger requests used today, 
 
 Every figure comes from one cheap read: SQS queue attributes, the sparse status index (parked
 records only), each connection's token secret (dates only: token values are never printed), the
-day's ledger-use item, and the newest day-index entries.
+day's ledger-use item, and the newest day-index entries. Where payments back is on (issue 7),
+whether the two secrets it needs are stored (read as it reads them; their values are not printed);
+its parked ``ledger_payment`` records count with the others, by reason.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from invoice_sync.models.mapping import Connection
 from invoice_sync.models.sync import SyncStatus, utcnow
 from invoice_sync.store.queue import DeadLetterQueue, QueueDepth, SyncQueue
 from invoice_sync_ops.commands import COMMON, Context
+from invoice_sync_ops.commands.mappings import payments_back_secrets
 
 PARKED = [s for s in SyncStatus if s.parked]
 # The ledgers' published limits: Xero 5,000 calls a day per organisation; QBO and FreshBooks
@@ -86,6 +89,30 @@ def _tokens(ctx: Context, connection_id: str, now: datetime) -> dict[str, Any]:
     }
 
 
+def _payments_back(ctx: Context, connection: Connection) -> dict[str, Any]:
+    """On or off, since when, and (only when on: two reads) whether its secrets are stored."""
+    if not connection.payments_back:
+        return {"on": False, "since": None, "stripe_writer_key": None, "ledger_webhook_key": None}
+    writer, webhook = payments_back_secrets(ctx, connection)
+    since = connection.payments_back_since
+    return {
+        "on": True,
+        "since": since.isoformat() if since else None,
+        "stripe_writer_key": writer,
+        "ledger_webhook_key": webhook,
+    }
+
+
+def _payments_back_cell(state: dict[str, Any], ledger: str) -> str:
+    if not state["on"]:
+        return "off"
+    needed = [("writer key", "stripe_writer_key")]
+    if ledger != "xero":  # Xero's payments are polled when it sends no webhooks
+        needed.append(("webhook key", "ledger_webhook_key"))
+    missing = [name for name, key in needed if not state[key]]
+    return f"[yellow]on, no {' or '.join(missing)}[/]" if missing else "on"
+
+
 def connection_status(ctx: Context, connection: Connection, now: datetime) -> dict[str, Any]:
     connection_id = connection.connection_id
     parked: dict[str, Any] = {}
@@ -106,6 +133,7 @@ def connection_status(ctx: Context, connection: Connection, now: datetime) -> di
         "mapping_version": connection.mapping_version,
         "parked": parked,
         "tokens": _tokens(ctx, connection_id, now),
+        "payments_back": _payments_back(ctx, connection),
         "ledger_use": {
             "day": day,
             "requests": requests,
@@ -142,6 +170,7 @@ def _tables(data: dict[str, Any]) -> Group:
         "refresh expires in",
         "ledger requests today",
         "last sync (UTC)",
+        "payments back",
     ):
         connections.add_column(column, overflow="fold")
     parked = Table(title="Parked records by reason", title_justify="left")
@@ -164,6 +193,7 @@ def _tables(data: dict[str, Any]) -> Group:
             f"{use['requests']:,}{limit}{throttled}",
             (c["last_synced_at"] or "none in 7 days")[:19].replace("T", " ")
             + (f"  {c['last_synced']}" if c["last_synced"] else ""),
+            _payments_back_cell(c["payments_back"], c["ledger"]),
         )
         for status, counts in c["parked"].items():
             for reason, count in counts["reasons"].items():
