@@ -397,7 +397,8 @@ def test_a_delivery_never_answered_2xx_ends_failed(
 
 def test_subscriptions_are_checked(qbo: tuple[QuickBooksSandbox, LedgerCase]) -> None:
     """Given the control API, when a subscription lacks a key, names an unknown format or an unknown
-    realm, then it answers 400, 400 and 404; the listing shows subscriptions without their keys."""
+    realm, then it answers 400, 400 and 404; the listing shows subscriptions without their keys, and
+    ``webhooks-removed`` ends one."""
     sandbox, _ = qbo
     assert _control(sandbox, REALM, "webhooks", {"url": "http://127.0.0.1:9/x"}).status_code == 400
     bad_format = {"url": "http://127.0.0.1:9/x", "key": "k", "format": "xml"}
@@ -409,6 +410,9 @@ def test_subscriptions_are_checked(qbo: tuple[QuickBooksSandbox, LedgerCase]) ->
     listed = httpx.get(f"{sandbox.base_url}/_sandbox/companies/{REALM}/webhooks", timeout=10)
     assert listed.json()[0]["url"] == "http://127.0.0.1:9/x"
     assert "secret-key-1" not in listed.text
+    removed = _control(sandbox, REALM, "webhooks-removed", {"id": listed.json()[0]["id"]})
+    assert removed.status_code == 201
+    assert sandbox.webhooks.subscriptions(REALM) == []
 
 
 # --------------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ __all__ = [
     "DEMO_CLIENT_ID",
     "DEMO_CLIENT_SECRET",
     "WEBHOOKS",
+    "WEBHOOKS_REMOVED",
     "ByHandPayment",
     "DemoCredentials",
     "GrantRefused",
@@ -206,6 +207,8 @@ def removed_payment_id(body: dict[str, Any]) -> str:
 # subscriptions (no keys); GET /_sandbox/<control_root>/<tenant>/deliveries[?wait=<seconds>] is the
 # delivery log (``wait``: first let the queued deliveries end, up to that many seconds).
 WEBHOOKS = "webhooks"
+# ... and POST /_sandbox/<control_root>/<tenant>/webhooks-removed with ``{"id"}`` unsubscribes.
+WEBHOOKS_REMOVED = "webhooks-removed"
 DELIVERIES = "deliveries"
 MAX_WAIT_SECONDS = 30.0
 
@@ -450,6 +453,10 @@ class SandboxServer(ABC, Generic[TenantT]):
         elif format is not None:
             raise ValueError("this sandbox sends one webhook format: leave format out")
         return self.webhooks.subscribe(tenant_id, url, key, format=format).view()
+
+    def unsubscribe(self, tenant_id: str, subscription_id: str) -> None:
+        """Stop sending to a subscription (what is queued for it is still delivered)."""
+        self.webhooks.unsubscribe(tenant_id, subscription_id)
 
     def deliveries(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
         """Every webhook delivery so far (of one tenant, or all), oldest first, with each attempt's
@@ -765,7 +772,10 @@ class SandboxServer(ABC, Generic[TenantT]):
         """POST /_sandbox/<control_root>/<tenant>/<call> with a JSON object body: call -> what it
         does with the tenant and the body; its result is the 201 answer. A ``KeyError`` answers
         404, a ``ValueError`` (what the ledger would refuse) 400."""
-        return {WEBHOOKS: self._subscribe_call}
+        return {
+            WEBHOOKS: self._subscribe_call,
+            WEBHOOKS_REMOVED: lambda tenant_id, body: self.unsubscribe(tenant_id, str(body["id"])),
+        }
 
     def _control_rules(self) -> list[Rule]:
         root = f"/_sandbox/{self.control_root}"
