@@ -380,7 +380,7 @@ def test_unknown_inactive_or_other_ledger_connection_is_404(world: World, case: 
 
 def test_no_ledger_webhook_key_is_404_not_401(world: World) -> None:
     del world.keys["acme"]
-    assert post("quickbooks", "acme", legacy())["statusCode"] == 404
+    assert post("quickbooks", "acme", legacy()) == json_answer(404, {"error": "unknown connection 'acme'"})
     assert world.sent == []
 
 

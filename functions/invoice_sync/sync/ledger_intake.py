@@ -183,7 +183,11 @@ class LedgerIntake:
             form = _unverified_form(body)
             if form is not None and freshbooks.is_verify(form):
                 return self._verify_callback(connection, form)
-        keys = self.keys.ledger_webhook_keys(connection_id)
+        try:
+            keys = self.keys.ledger_webhook_keys(connection_id)
+        except UnknownConnection:
+            # Not configured is answered as unknown, in the same words.
+            raise UnknownConnection(f"unknown connection {connection_id!r}") from None
         header = headers.get(SIGNATURE_HEADERS[ledger])
         form = _verified_form(ledger, body, header, keys)
         # Authentic from here on: what follows may be kept, logged and alerted.
