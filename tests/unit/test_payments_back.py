@@ -872,3 +872,32 @@ def test_an_amount_changed_while_unsent_starts_over_with_new_keys() -> None:
     assert world.stripe.records["pr_2"]["amount"] == 5000
     assert world.record().stripe_object == "pr_2"
     assert world.ledger_paid() == {RESERVATION: (5000, "done")}
+
+
+def test_a_retry_a_day_after_a_crash_in_report_alerts_once_that_an_orphan_is_possible() -> None:
+    """Given an intent recorded more than 24 h ago by an attempt that never reported back (it may
+    have died inside report_payment, and Stripe has forgotten its key), when it is re-driven, then
+    one "orphan payment record possible" alert goes out and the payment still reaches Stripe."""
+    world = World()
+    world.cheque("40.00")
+    world.state.put(
+        SyncRecord(
+            connection_id=CONNECTION,
+            kind="ledger_payment",
+            source_id=RECORD,
+            status=SyncStatus.PENDING,
+            idempotency_key="k-old",
+            direction="to_source",
+            ledger_total=4000,
+        )
+    )
+    key = (CONNECTION, "ledger_payment", RECORD)
+    stored, revision = world.state.records[key]
+    world.state.records[key] = (
+        stored.model_copy(update={"updated_at": stored.updated_at - timedelta(hours=25)}),
+        revision,
+    )
+
+    assert world.handle(operation="redrive").outcome is Outcome.SYNCED
+    assert world.alerts.reasons == [pb.ORPHAN_POSSIBLE]
+    assert "ledger_payment#P1:L1" in world.alerts.published[0][1]

@@ -38,7 +38,7 @@ from invoice_sync.ledgers.port import LedgerPayment, LedgerPort, PaymentApplicat
 from invoice_sync.models.mapping import Connection, LedgerKind, Mappings
 from invoice_sync.models.messages import LedgerEventMessage
 from invoice_sync.models.money import Money
-from invoice_sync.models.sync import DocumentKind, LedgerPaidState, SyncRecord, SyncStatus
+from invoice_sync.models.sync import DocumentKind, LedgerPaidState, SyncRecord, SyncStatus, utcnow
 from invoice_sync.observability import logger
 from invoice_sync.sources.stripe_api import (
     PAYMENT_EXPANDS,
@@ -61,6 +61,7 @@ from invoice_sync.sync.push import (
     intent_in_flight,
     park_record,
     publish_connection,
+    publish_record,
 )
 
 # What every note invoice-sync writes starts with (``marker``, credit applications, payouts). The
@@ -81,6 +82,9 @@ CHANGED_AFTER = "ledger payment changed after it reached Stripe"
 REMOVED_AFTER = "ledger payment removed after it reached Stripe"
 REMOVED_BEFORE = "removed in the ledger before it was sent"
 GAVE_UP = "could not update Stripe"
+ORPHAN_POSSIBLE = "orphan payment record possible"
+# How long Stripe keeps an idempotency key (at least a day, 2.1): past it, a retry is a new request.
+STRIPE_KEY_LIFETIME = timedelta(hours=24)
 # Reasons that say Stripe holds the money: such a record never sends again, and its reservation
 # on the invoice stays (push must keep subtracting that money).
 AFTER_STRIPE = frozenset({CHANGED_AFTER, REMOVED_AFTER})
@@ -568,6 +572,7 @@ class PaymentsBackService:
             record.attempts = 0  # a person re-drove it: fresh tries
         if self._in_flight(record):
             raise TransientError(f"ledger payment {source_id} is being sent to Stripe by another worker")
+        self._orphan_check(record)
         if record.stripe_object is not None and record.ledger_total not in {None, amount}:
             # An earlier attempt, for another amount, did not finish: what it named in Stripe (a
             # payment record not attached changes no invoice) is not this amount's, and its keys
@@ -586,6 +591,30 @@ class PaymentsBackService:
         record.last_error = None  # until the outcome is known: a worker may be at it (``_in_flight``)
         revision = self.state.save(record, revision)
         return self._tell_stripe(work, record, revision, amount)
+
+    def _orphan_check(self, record: SyncRecord) -> None:
+        """3.7's one gap: an attempt that died after Stripe made a payment record but before the
+        record named it, retried after Stripe has forgotten the key (24 h), reports a second one.
+        The first changes no invoice; a person is told once to look for it."""
+        if (
+            record.status is not SyncStatus.PENDING
+            or record.last_error is not None
+            or record.stripe_object is not None
+            or record.updated_at is None
+            or utcnow() - record.updated_at < STRIPE_KEY_LIFETIME
+            or record.alerted_reason == ORPHAN_POSSIBLE
+        ):
+            return
+        publish_record(
+            self.alerts,
+            record,
+            ORPHAN_POSSIBLE,
+            f"an attempt {int((utcnow() - record.updated_at).total_seconds() // 3600)} hours ago may have "
+            "left a payment record in Stripe attached to no invoice (its metadata "
+            f"invoice_sync_record=ledger_payment#{record.source_id})",
+            advice="Look for it in Stripe's payment records and leave it unattached; nothing else is needed.",
+        )
+        record.alerted_reason = ORPHAN_POSSIBLE
 
     def _in_flight(self, record: SyncRecord) -> bool:
         """An intent so fresh that the worker that recorded it may still be calling Stripe. One
