@@ -6,9 +6,9 @@ its service loads that use case only (the handler imports its own wiring module,
 happens at cold start, not on the first request). A bench or test may still replace a name here
 (``bootstrap.intake = ...``): the handlers look their service up through this module.
 
-``build_push`` is the one recipe for the push use case: the push Lambda calls it with the stores
-built here, the operator CLI with the stores of its target. ``reset()`` forgets every wired object
-(tests change the environment between cases).
+``build_push`` is the one recipe for the push use case (``build_payments_back`` for payments
+back): the Lambda calls it with the stores built here, the operator CLI with the stores of its
+target. ``reset()`` forgets every wired object (tests change the environment between cases).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from invoice_sync.wiring.intake import intake
     from invoice_sync.wiring.ledger_intake import ledger_intake
     from invoice_sync.wiring.ledgers import ledgers
+    from invoice_sync.wiring.payments_back import build_payments_back, payments_back
     from invoice_sync.wiring.push import build_push, push
     from invoice_sync.wiring.reconcile import reconcile, reconcile_sides
     from invoice_sync.wiring.state import state
@@ -30,12 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_export",
+    "build_payments_back",
     "build_push",
     "intake",
     "ledger_intake",
     "ledgers",
     "mappings",
     "nightly_export",
+    "payments_back",
     "push",
     "reconcile",
     "reconcile_sides",
@@ -50,6 +53,8 @@ _HOMES = {
     "intake": "intake",
     "ledger_intake": "ledger_intake",
     "ledgers": "ledgers",
+    "build_payments_back": "payments_back",
+    "payments_back": "payments_back",
     "build_push": "push",
     "push": "push",
     "reconcile": "reconcile",

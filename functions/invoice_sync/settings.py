@@ -15,6 +15,8 @@ class Settings(BaseModel):
     sync_table: str = Field(alias="SYNC_TABLE")
     mappings_table: str = Field(alias="MAPPINGS_TABLE")
     sync_queue_url: str = Field(alias="SYNC_QUEUE_URL")
+    # The ledger webhooks' queue (ledger_events sends, payments_back reads); empty where unused.
+    ledger_events_queue_url: str = Field(default="", alias="LEDGER_EVENTS_QUEUE_URL")
     archive_bucket: str = Field(alias="ARCHIVE_BUCKET")
     alerts_topic_arn: str = Field(alias="ALERTS_TOPIC_ARN")
     secrets_prefix: str = Field(default="invoice-sync", alias="SECRETS_PREFIX")

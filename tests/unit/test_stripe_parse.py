@@ -167,6 +167,42 @@ def test_only_paid_invoice_payments_count(event_dict: EventDict) -> None:
     assert [p.source_id for p in invoice.invoice.payments] == ["inpay_1QaAcmePay0001"]
 
 
+def test_payment_record_payment_keeps_its_payment_record(event_dict: EventDict) -> None:
+    """Given an invoice.paid whose payments list holds a card payment and a payment record (money
+    recorded off Stripe, as payments back attaches), the record's Payment names its ``pr_`` id and
+    no charge, while the card payment names no payment record (push skips a linked record by it)."""
+    event = event_dict("a2")
+    card = event["data"]["object"]["payments"]["data"][0]
+    recorded = {
+        **card,
+        "id": "inpay_recorded",
+        "amount_paid": 1000,
+        "payment": {"type": "payment_record", "payment_record": "pr_1QaBackCheque01"},
+    }
+    event["data"]["object"]["payments"]["data"] = [card, recorded]
+    result = parse_event(as_bytes(event))
+    assert result is not None
+    by_id = {p.source_id: p for p in result.invoice.payments}
+    assert by_id["inpay_recorded"].payment_record == "pr_1QaBackCheque01"
+    assert by_id["inpay_recorded"].charges == ()
+    assert by_id["inpay_recorded"].amount == 1000
+    assert by_id["inpay_1QaAcmePay0001"].payment_record is None
+
+
+def test_payment_record_id_is_read_from_an_expanded_record(event_dict: EventDict) -> None:
+    """Given a payment_record payment whose record is expanded into its object, its id is kept."""
+    event = event_dict("a2")
+    card = event["data"]["object"]["payments"]["data"][0]
+    card["payment"] = {
+        "type": "payment_record",
+        "payment_record": {"id": "pr_expanded", "object": "payment_record"},
+    }
+    result = parse_event(as_bytes(event))
+    assert result is not None
+    (payment,) = result.invoice.payments
+    assert payment.payment_record == "pr_expanded"
+
+
 def test_legacy_payment_without_charge_gets_a_stable_id(event_dict: EventDict) -> None:
     """Given a legacy paid invoice with no charge (paid out of band), the Payment id is derived from the
     invoice id, so every delivery yields the same id."""

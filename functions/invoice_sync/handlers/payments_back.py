@@ -22,14 +22,12 @@ from invoice_sync.sync.payments_back import Outcome, PaymentsBackService
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
 # batch.
-from invoice_sync.wiring import payments_back as _wiring
+from invoice_sync.wiring import payments_back as _wiring  # noqa: F401
 
 
 def service() -> PaymentsBackService:
-    """The use case: ``bootstrap``'s when it names one (so a bench or test may stand one in),
-    else this function's own wiring."""
-    found = getattr(bootstrap, "payments_back", None) or _wiring.payments_back
-    built: PaymentsBackService = found()
+    """The use case, looked up through ``bootstrap`` (so a bench or test may stand one in)."""
+    built: PaymentsBackService = bootstrap.payments_back()
     return built
 
 

@@ -263,18 +263,23 @@ class LedgerPort(Protocol):
         ...
 
 
+# What every note invoice-sync writes starts with: ``marker``'s notes, and the notes of credit
+# applications and payouts. A ledger payment whose note or reference starts with it is ours.
+MARKER_PREFIX = "invoice-sync:"
+
+
 def marker(source: str, source_id: str) -> str:
     """The note that identifies a ledger document as invoice-sync's copy of one source document."""
-    return f"invoice-sync: {source} {source_id}"
+    return f"{MARKER_PREFIX} {source} {source_id}"
 
 
 def marked(note: str | None) -> tuple[str, str] | None:
     """(source, source id) a ledger note's marker names; None for a note without one (a document
     someone made in the ledger, or a QBO void that replaced the note)."""
     text = (note or "").strip()
-    if not text.startswith("invoice-sync: "):
+    if not text.startswith(f"{MARKER_PREFIX} "):
         return None
-    parts = text[len("invoice-sync: ") :].split()
+    parts = text[len(MARKER_PREFIX) + 1 :].split()
     return (parts[0], parts[1]) if len(parts) >= 2 else None
 
 

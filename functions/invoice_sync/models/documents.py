@@ -91,6 +91,9 @@ class Payment(_Frozen):
     # True when ``amount`` is the invoice's paid total so far rather than one payment: push then
     # books only what the ledger does not have yet.
     cumulative: bool = False
+    # The Stripe payment record (``pr_...``) this payment is, when it is money recorded off Stripe
+    # (payments back's partial payments): push skips one that is linked to a ledger payment.
+    payment_record: str | None = None
 
 
 def _digest(shape: dict[str, object]) -> str:

@@ -138,6 +138,8 @@ class _PaymentRef(_In):
     type: str | None = None
     payment_intent: str | dict[str, Any] | None = None
     charge: str | dict[str, Any] | None = None
+    # ``type == "payment_record"``: money recorded off Stripe (payments back's partial payments).
+    payment_record: str | dict[str, Any] | None = None
 
 
 class _InvoicePayment(_In):
@@ -302,6 +304,11 @@ def _payments(raw: _StripeInvoice, currency: str) -> tuple[Payment, ...]:
                 paid_on=_day((p.status_transitions.paid_at if p.status_transitions else None) or p.created),
                 reference=p.id,
                 charges=_ids(p.payment.payment_intent, p.payment.charge) if p.payment else (),
+                payment_record=(
+                    _id(p.payment.payment_record)
+                    if p.payment and p.payment.type == "payment_record"
+                    else None
+                ),
             )
             for p in raw.payments.data
             if p.status == "paid" and (p.amount_paid or 0) > 0

@@ -34,7 +34,13 @@ from invoice_sync.errors import (
     ParkError,
     TransientError,
 )
-from invoice_sync.ledgers.port import LedgerPayment, LedgerPort, PaymentApplication, marked, marker
+from invoice_sync.ledgers.port import (
+    MARKER_PREFIX,
+    LedgerPayment,
+    LedgerPort,
+    PaymentApplication,
+    marked,
+)
 from invoice_sync.models.mapping import Connection, LedgerKind, Mappings
 from invoice_sync.models.messages import LedgerEventMessage
 from invoice_sync.models.money import Money
@@ -64,9 +70,8 @@ from invoice_sync.sync.push import (
     publish_record,
 )
 
-# What every note invoice-sync writes starts with (``marker``, credit applications, payouts). The
-# prefix, not ``marked()``: "invoice-sync: applies credit memo 7" parses as a source and an id.
-MARKER_PREFIX = marker("stripe", "x").split(" ", 1)[0]
+# Echoes are told by the port's MARKER_PREFIX, not ``marked()``: "invoice-sync: applies credit
+# memo 7" parses as a source and an id.
 
 # The stable reasons of design section 4 (they de-duplicate alerts).
 NOT_FROM_SOURCE = "invoice not from the source"

@@ -6,7 +6,6 @@ record."""
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from invoice_sync.settings import get_settings
@@ -20,9 +19,6 @@ from invoice_sync.wiring import once, stores
 
 if TYPE_CHECKING:
     from invoice_sync.store.sync_state import PendingCallback
-
-# template.yaml's Globals give every function the queue's URL, as they give SYNC_QUEUE_URL.
-QUEUE_URL_VARIABLE = "LEDGER_EVENTS_QUEUE_URL"
 
 
 class PendingFreshBooksCallbacks:
@@ -44,7 +40,7 @@ def ledger_intake() -> LedgerIntake:
     return LedgerIntake(
         connections=stores.mappings(),
         keys=stores.secrets(),
-        queue=LedgerEventsQueue(os.environ[QUEUE_URL_VARIABLE]),
+        queue=LedgerEventsQueue(settings.ledger_events_queue_url),
         max_bytes=settings.max_webhook_bytes,
         refusals=Refusals(archive, AlertPublisher(settings.alerts_topic_arn, aws.OnFirstUse("sns"))),
         callbacks=PendingFreshBooksCallbacks(),
