@@ -576,3 +576,55 @@ def test_the_installed_command_prints_the_address_on_one_line_with_no_browser(
     assert "state=" in printed[-1]
     assert CLIENT_SECRET not in "".join(printed) + out + err
     assert context(target_path).connection(connection).tenant_id == ledger_stack.ledger.tenant_id
+
+
+# --------------------------------------------------------------------------------------------------
+# Payments back on FreshBooks: connect registers the payment callback itself (design two-way 3.2)
+
+
+@pytest.mark.parametrize("ledger_stack", ["freshbooks"], indirect=True)
+def test_payments_back_on_freshbooks_registers_a_verifiable_callback(
+    ledger_stack: LocalStack, target_path: Path, run: Callable[..., Run]
+) -> None:
+    """Given the FreshBooks sandbox, when a connection is made with `--payments-back on` and the
+    stack's ledger webhook address, then FreshBooks holds one `payment` callback to that address,
+    the callback is recorded as pending (so its verify is believed), the ledger-webhook secret
+    exists with no key yet, and FreshBooks' verification reaches the ledger events queue through
+    the webhook route (answered 200); connecting again registers no second callback."""
+    sandbox = ledger_stack.sandbox
+    assert isinstance(sandbox, FreshBooksSandbox)
+    fb = own(ledger_stack, "fbback")
+    url = ledger_stack.ledger_webhook_url("freshbooks", fb)
+    result = run(
+        *connect_args("freshbooks", fb, "--payments-back", "on", "--ledger-webhook-url", url, "--json")
+    )
+    assert result.code == 0, result.err
+    callback = result.json()["callback"]
+    assert (callback["registered"], callback["uri"], callback["verified"]) == (True, url, False)
+    account = result.json()["tenant_id"]
+    mine = [c for c in sandbox.callbacks(account) if c["uri"] == url]
+    assert [(str(c["callbackid"]), c["event"]) for c in mine] == [(callback["callback_id"], "payment")]
+
+    ctx = context(target_path)
+    pending = ctx.state.pending_callback(fb, callback["callback_id"])
+    assert pending is not None and pending.state == "pending"
+    raw = ctx.target.client("secretsmanager").get_secret_value(
+        SecretId=f"{ctx.secrets.prefix}/{fb}/ledger-webhook"
+    )
+    assert json.loads(raw["SecretString"]) == {"keys": []}
+
+    assert sandbox.webhooks.wait_for_deliveries(20)
+    verifies = [d for d in sandbox.webhooks.deliveries(account) if d["url"] == url]
+    assert verifies and all(d["event"] == "callback.verify" for d in verifies)
+    assert any(a["status"] == 200 for d in verifies for a in d["attempts"])
+    queued = [m for m in ledger_stack.ledger_events() if m.get("connection_id") == fb]
+    assert {m["kind"] for m in queued} == {"callback_verify"}
+    verifier = parse_qs(verifies[0]["body"])["verifier"][0]
+    assert verifier not in result.out + result.err
+
+    again = run(
+        *connect_args("freshbooks", fb, "--payments-back", "on", "--ledger-webhook-url", url, "--json")
+    )
+    assert again.code == 0, again.err
+    assert again.json()["callback"]["callback_id"] == callback["callback_id"]
+    assert len([c for c in sandbox.callbacks(account) if c["uri"] == url]) == 1

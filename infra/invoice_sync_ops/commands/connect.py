@@ -18,7 +18,10 @@ The OAuth 2.0 authorization-code grant, run from the operator's machine:
 ``--payments-back on|off`` turns payments back (ledger payments mirrored to Stripe) on or off for
 the connection, as a mapping version of its own; turned on, ``payments_back_since`` is now unless
 set already, and the command says which secrets are still missing and the ledger webhook address
-to give the ledger.
+to give the ledger. FreshBooks registers its webhooks only through its API, so for FreshBooks the
+command registers the ``payment`` callback itself (design two-way 3.2): the connection's
+``ledger-webhook`` secret is created empty, the callback recorded as pending (``FBHOOK#``), and
+FreshBooks asked to send its verification again, now that a pending registration will believe it.
 
 No secret (client secret, code, tokens) is printed, logged or put in an error message.
 """
@@ -251,6 +254,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(a new connection: off). See `invoice-sync secret stripe-writer` and `secret ledger-webhook`",
     )
     connect.add_argument(
+        "--ledger-webhook-url",
+        help="the stack's ledger webhook address for this connection, when the stack cannot say "
+        "(default: the LedgerWebhookUrl output); FreshBooks callbacks are registered to it",
+    )
+    connect.add_argument(
         "--force",
         action="store_true",
         help="let an existing connection switch to a different company (its rules name the old one's)",
@@ -342,6 +350,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"({spec.title}). You can close this tab.",
         )
 
+    if args.payments_back == "on" and spec.kind == "freshbooks":
+        # After the browser hears "connected": the connection stands even if this fails (run again).
+        outcome["callback"] = _register_freshbooks_callback(ctx, args, settings, outcome)
     table = Table(title=f"Connected to {spec.title}", title_justify="left")
     for column in ("connection", "ledger", "company", "tenant", "access token until", "refresh token until"):
         table.add_column(column)
@@ -367,11 +378,90 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "one invoice (docs/cli-connect.md).",
         )
     if args.payments_back is not None:
-        _say(ctx, _payments_back_next(ctx, spec, outcome))
+        _say(ctx, _payments_back_next(ctx, args, spec, outcome))
     return 0
 
 
-def _payments_back_next(ctx: Context, spec: LedgerOAuth, outcome: dict[str, Any]) -> str:
+# FreshBooks: the callback payments back listens to (its parent event: create, update and delete).
+FRESHBOOKS_CALLBACK_EVENT = "payment"
+
+
+def _register_freshbooks_callback(
+    ctx: Context, args: argparse.Namespace, settings: Settings, outcome: dict[str, Any]
+) -> dict[str, Any]:
+    """Registers (or finds) the connection's ``payment`` callback at its ledger webhook address and
+    makes it verifiable: the empty ``ledger-webhook`` secret (so the worker adds the verifier with
+    PutSecretValue only), the pending item the verify delivery is believed for, and a resend of
+    the verification (the first one may have arrived before the pending item existed). ``None``
+    for the address when the stack cannot say it: nothing registered."""
+    connection_id, account = outcome["connection"], outcome["tenant_id"]
+    url = args.ledger_webhook_url or ledger_webhook_url(ctx.target, "freshbooks", connection_id)
+    if url.startswith("<"):
+        return {"registered": False, "uri": None, "callback_id": None, "verified": False}
+    tokens = ctx.secrets.ledger_tokens(connection_id)
+    assert tokens.access_token is not None
+    api = settings.freshbooks_api_base.rstrip("/")
+    base = f"{api}/events/account/{quote(account, safe='')}/events/callbacks"
+    headers = {
+        "Authorization": f"Bearer {tokens.access_token.get_secret_value()}",
+        "Accept": "application/json",
+    }
+    ctx.secrets.ensure_ledger_webhook_secret(connection_id)
+    with httpx.Client(timeout=settings.ledger_timeout_seconds, headers=headers) as http:
+        listed = _freshbooks_call(http, "GET", base, "callbacks")
+        callbacks = listed.get("callbacks") if isinstance(listed, dict) else None
+        mine = [
+            c
+            for c in (callbacks if isinstance(callbacks, list) else [])
+            if isinstance(c, dict) and c.get("uri") == url and c.get("event") == FRESHBOOKS_CALLBACK_EVENT
+        ]
+        if mine and mine[0].get("verified"):
+            return {
+                "registered": True,
+                "uri": url,
+                "callback_id": str(mine[0]["callbackid"]),
+                "verified": True,
+            }
+        callback: Any
+        if mine:
+            callback = mine[0]
+        else:
+            created = _freshbooks_call(
+                http, "POST", base, "callback", {"callback": {"event": FRESHBOOKS_CALLBACK_EVENT, "uri": url}}
+            )
+            callback = created.get("callback") if isinstance(created, dict) else None
+            if not isinstance(callback, dict) or "callbackid" not in callback:
+                raise CliError("FreshBooks' answer to the callback registration names no callback")
+        callback_id = str(callback["callbackid"])
+        ctx.state.put_pending_callback(connection_id, callback_id, FRESHBOOKS_CALLBACK_EVENT)
+        _freshbooks_call(
+            http, "PUT", f"{base}/{quote(callback_id, safe='')}", "callback", {"callback": {"resend": True}}
+        )
+    return {"registered": True, "uri": url, "callback_id": callback_id, "verified": False}
+
+
+def _freshbooks_call(http: httpx.Client, method: str, url: str, what: str, body: Any = None) -> Any:
+    """One call to FreshBooks' events API: its ``response.result``, or one line naming the status."""
+    try:
+        response = http.request(method, url, json=body)
+    except httpx.TransportError as exc:
+        raise CliError(f"FreshBooks unreachable registering its {what}: {exc.__class__.__name__}") from None
+    if response.status_code >= 400:
+        raise CliError(
+            f"FreshBooks answered HTTP {response.status_code} registering the payments callback: the "
+            "connection is stored; run connect again with --payments-back on"
+        )
+    try:
+        data = response.json()
+    except ValueError:
+        raise CliError("FreshBooks' callbacks answer is not JSON") from None
+    inner = data.get("response") if isinstance(data, dict) else None
+    return inner.get("result") if isinstance(inner, dict) else None
+
+
+def _payments_back_next(
+    ctx: Context, args: argparse.Namespace, spec: LedgerOAuth, outcome: dict[str, Any]
+) -> str:
     """What the person does next about payments back: the secrets still missing, where the ledger
     posts its webhooks, and the check that proves it is ready."""
     connection_id = outcome["connection"]
@@ -391,13 +481,21 @@ def _payments_back_next(ctx: Context, spec: LedgerOAuth, outcome: dict[str, Any]
             f"  {step}. `invoice-sync secret stripe-writer --connection {connection_id}` (on stdin): a "
             "Stripe restricted key with Invoices and Payment Records write, Invoice Payments read"
         )
-    url = ledger_webhook_url(ctx.target, spec.kind, connection_id)
-    if spec.kind == "freshbooks":
+    url = args.ledger_webhook_url or ledger_webhook_url(ctx.target, spec.kind, connection_id)
+    callback = outcome.get("callback")
+    if spec.kind == "freshbooks" and callback and callback["verified"]:
+        lines.append(f"  FreshBooks' payment callback {callback['callback_id']} to {url} is verified.")
+    elif spec.kind == "freshbooks" and callback and callback["registered"]:
+        lines.append(
+            f"  FreshBooks' payment callback {callback['callback_id']} is registered to {url}; "
+            "its verification comes by itself within the hour (`invoice-sync status` then shows the "
+            "webhook key). If not, run connect again with --payments-back on."
+        )
+    elif spec.kind == "freshbooks":
         step += 1
         lines.append(
-            f"  {step}. register a FreshBooks callback for payment.create, payment.update and "
-            f"payment.delete to {url}; the verifier FreshBooks sends is the key: "
-            f"`invoice-sync secret ledger-webhook --connection {connection_id}` (on stdin)"
+            f"  {step}. run connect again with --payments-back on --ledger-webhook-url {url} (the "
+            "stack's API address in place of the <...>): FreshBooks' payment callback is registered there"
         )
     else:
         step += 1
