@@ -66,6 +66,10 @@ EXPECTED_RESOURCES = {
     "LedgerEventsDeadLetterQueue": "AWS::SQS::Queue",
     "LedgerEventsDeadLettersAlarm": "AWS::CloudWatch::Alarm",
     "LedgerEventsErrorsAlarm": "AWS::CloudWatch::Alarm",
+    "PaymentsBackFunction": "AWS::Serverless::Function",
+    "PaymentsBackLogGroup": "AWS::Logs::LogGroup",
+    "PaymentsBackRole": "AWS::IAM::Role",
+    "PaymentsBackErrorsAlarm": "AWS::CloudWatch::Alarm",
 }
 EXPECTED_OUTPUTS = {
     "WebhookUrl",
@@ -516,6 +520,7 @@ def test_every_function_that_alerts_may_publish_to_the_alerts_topic(template: di
         "NightlyExportFunction",
         "ReconcileFunction",
         "LedgerEventsFunction",
+        "PaymentsBackFunction",
     ):
         _, role = function_role(template, logical_id)
         grants = {
@@ -609,3 +614,76 @@ def test_ledger_events_queue_is_encrypted_with_a_dead_letter_queue_like_the_sync
     assert (redrive["deadLetterTargetArn"], int(redrive["maxReceiveCount"])) == (dlq["QueueArn"], 5)
     # (moto keeps RedriveAllowPolicy but does not return it: the template's is checked above.)
     assert stack.environment()["LEDGER_EVENTS_QUEUE_URL"] == stack.ledger_events_queue_url
+
+
+def test_payments_back_function_reads_the_ledger_events_queue_and_writes_with_the_writer_key(
+    template: dict[str, Any],
+) -> None:
+    """Proves the payments-back worker (design two-way.md 3.3, 5) polls the ledger events queue in
+    small batches with partial failures at a concurrency of two, within the queue's visibility,
+    and its role grants exactly: its records (no UpdateItem but alert windows), the connections
+    (read only), the ledger tokens, the stripe-writer keys (read only; not the reading Stripe key,
+    not the webhook secrets), the alert with its key, the queue's receive side, its own logs; no
+    archive, no SendMessage."""
+    resources = template["Resources"]
+    function = resources["PaymentsBackFunction"]["Properties"]
+    assert function["Handler"] == "invoice_sync.handlers.payments_back.handler"
+    assert (function["Timeout"], function["MemorySize"]) == (60, 192)
+    assert resources["LedgerEventsQueue"]["Properties"]["VisibilityTimeout"] == 6 * function["Timeout"]
+    assert function["Events"]["LedgerEventsMessages"] == {
+        "Type": "SQS",
+        "Properties": {
+            "Queue": {"Fn::GetAtt": ["LedgerEventsQueue", "Arn"]},
+            "BatchSize": 10,
+            "MaximumBatchingWindowInSeconds": 5,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 2},
+        },
+    }
+    _role_id, role = function_role(template, "PaymentsBackFunction")
+    statements = {st["Sid"]: st for st in role_statements(role)}
+    granted = {
+        sid: (sorted(_as_list(st["Action"])), st["Resource"])
+        for sid, st in statements.items()
+        if sid != "WriteTraces"
+    }
+    secret = (
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+        "invoice-sync/${AWS::StackName}/*/"
+    )
+    table = {"Fn::GetAtt": ["SyncStateTable", "Arn"]}
+    assert granted == {
+        "SyncRecords": (
+            ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"],
+            table,
+        ),
+        "AlertWindows": (["dynamodb:UpdateItem"], table),
+        "ReadConnections": (["dynamodb:GetItem", "dynamodb:Query"], {"Fn::GetAtt": ["MappingsTable", "Arn"]}),
+        "RotateLedgerTokens": (
+            ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+            {"Fn::Sub": secret + "ledger-oauth-??????"},
+        ),
+        "ReadStripeWriterKeys": (
+            ["secretsmanager:GetSecretValue"],
+            {"Fn::Sub": secret + "stripe-writer-??????"},
+        ),
+        "Alert": (["sns:Publish"], {"Ref": "AlertsTopic"}),
+        "EncryptAlerts": (["kms:Decrypt", "kms:GenerateDataKey"], {"Fn::GetAtt": ["AlertsKey", "Arn"]}),
+        "PollLedgerEventsQueue": (
+            sorted(
+                [
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility",
+                ]
+            ),
+            {"Fn::GetAtt": ["LedgerEventsQueue", "Arn"]},
+        ),
+        "WriteOwnLogs": (
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            {"Fn::GetAtt": ["PaymentsBackLogGroup", "Arn"]},
+        ),
+    }
+    keys = statements["AlertWindows"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert keys == ["ALERT#*"]
