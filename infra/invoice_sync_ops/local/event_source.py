@@ -1,4 +1,5 @@
-"""Delivers the sync queue to the push function the way Lambda's SQS event source does.
+"""Delivers an SQS queue to a function the way Lambda's SQS event source does: the sync queue to
+push, the ledger events queue to payments_back.
 
 Long-polls up to ``batch_size`` messages, invokes the handler with an SQS event, deletes what
 succeeded and leaves the ``batchItemFailures`` on the queue. Lambda would wait out the queue's
@@ -34,6 +35,8 @@ class SqsEventSource:
         batch_size: int = 10,
         wait_seconds: int = 1,
         retry_seconds: int = 1,
+        function_name: str = "push",
+        timeout_seconds: float = 60,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -41,6 +44,8 @@ class SqsEventSource:
         self._batch_size = batch_size
         self._wait_seconds = wait_seconds
         self._retry_seconds = retry_seconds
+        self._function_name = function_name
+        self._timeout_seconds = timeout_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
@@ -68,7 +73,8 @@ class SqsEventSource:
             self.invocations += 1
             try:
                 result = self._handler(
-                    sqs_event(received, self._arn), LocalContext("push", timeout_seconds=60)
+                    sqs_event(received, self._arn),
+                    LocalContext(self._function_name, timeout_seconds=self._timeout_seconds),
                 )
                 failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures", [])}
             except Exception:  # noqa: BLE001 - a crashed invocation fails the whole batch, as in Lambda

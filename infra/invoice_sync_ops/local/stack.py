@@ -6,8 +6,12 @@
 - Stripe's API (what ``invoice-sync try`` and ``backfill`` read) is the stand-in in
   ``invoice_sync_ops.sandboxes.stripe``, seeded with the demo's invoices and a few more.
 - API Gateway is ``LocalHttpApi`` (the webhook route and the ledger webhook route); Lambda's SQS
-  event source is ``SqsEventSource``. The ledger events queue has no worker here yet: what the
-  ledger webhook function sends stays on it, for tests to read.
+  event source is ``SqsEventSource``. The ledger events queue has a worker only with
+  ``payments_back_worker``: then ``payments_back`` takes what the ledger webhook function sends,
+  the ledger sandbox sends its webhooks to the ledger webhook route and the Stripe stand-in its
+  own to the Stripe route, so a payment recorded by hand in the ledger goes the whole way round
+  (ledger -> Stripe -> intake -> push). Without it what the ledger webhook function sends stays
+  on the queue, for tests to read.
 - The functions run in this process, with the environment template.yaml would give them, pointed
   at the local endpoints through ``AWS_ENDPOINT_URL`` (boto3 reads it itself).
 """
@@ -64,6 +68,9 @@ class DemoCompany:
     # Payments back (issue 7): off, as for any connection until an operator turns it on; then the
     # ledger webhook function queues the ledger's payments instead of answering them "ignored".
     payments_back: bool = False
+    # The restricted Stripe key payments back writes with: the stand-in has one key per account,
+    # so locally it is the account's key (stored as the connection's stripe-writer secret).
+    stripe_writer_key: str = "sk_test_local_demo_acme"
     credentials: Credentials = field(default_factory=Credentials)
 
 
@@ -96,6 +103,8 @@ def seed_demo(
     secrets.put_webhook_secrets(company.connection_id, [company.webhook_secret])
     secrets.put_stripe_api_key(company.connection_id, company.stripe_api_key)
     secrets.put_ledger_webhook_keys(company.connection_id, [company.ledger_webhook_key])
+    if company.payments_back:
+        secrets.put_stripe_writer_key(company.connection_id, company.stripe_writer_key)
     credentials = company.credentials
     secrets.save_ledger_tokens(
         company.connection_id,
@@ -159,7 +168,12 @@ class LocalStack:
     ``pollers`` is how many push invocations may run at once (Lambda's concurrency), each an
     event source of its own; ``moto_process`` runs moto's server in a process of its own
     (``MotoProcess``) instead of a thread of this one; ``payments_back`` turns payments back on
-    for the demo connection (off by default, as for a real one)."""
+    for the demo connection (off by default, as for a real one) and stores its stripe-writer key;
+    ``payments_back_worker`` (which implies ``payments_back``) also runs the payments_back worker
+    on the ledger events queue and subscribes the ledger sandbox (QuickBooks: CloudEvents, Xero)
+    to the ledger webhook route and the Stripe stand-in to the Stripe route, so that the two-way
+    flow runs whole. FreshBooks issues its verifier itself (a callback.verify the worker does not
+    handle yet), so its sandbox is not subscribed."""
 
     def __init__(
         self,
@@ -172,11 +186,16 @@ class LocalStack:
         pollers: int = 1,
         moto_process: bool = False,
         payments_back: bool | None = None,
+        payments_back_worker: bool = False,
     ) -> None:
         self.ledger = LEDGERS[ledger]
         self.company = company or DemoCompany()
+        if payments_back_worker:
+            payments_back = True
         if payments_back is not None:
             self.company = dataclasses.replace(self.company, payments_back=payments_back)
+        self._payments_back_worker = payments_back_worker
+        self.payments_back_source: SqsEventSource | None = None
         self._retry_seconds = retry_seconds
         self._extra_environment = dict(environment or {})
         self._wrap_push = wrap_push
@@ -247,7 +266,7 @@ class LocalStack:
         )
         # Imported only now: Powertools reads its settings from the environment at import time.
         from invoice_sync import bootstrap  # noqa: PLC0415
-        from invoice_sync.handlers import ledger_events, webhook_intake  # noqa: PLC0415
+        from invoice_sync.handlers import ledger_events, payments_back, webhook_intake  # noqa: PLC0415
         from invoice_sync.handlers import push as push_handler  # noqa: PLC0415
         from invoice_sync.observability import logger  # noqa: PLC0415
 
@@ -266,11 +285,32 @@ class LocalStack:
         self.event_source = self.event_sources[0]
         for source in self.event_sources:
             source.start()
+        if self._payments_back_worker:
+            self._start_payments_back(payments_back.handler)
         return self
+
+    def _start_payments_back(self, handler: PushHandler) -> None:
+        """The worker on the ledger events queue (Lambda's event source: batches of 10, as the
+        template's), and the webhooks of both sides pointed at this stack."""
+        assert self.resources is not None
+        self.payments_back_source = SqsEventSource(
+            self.client("sqs"),
+            self.resources.ledger_events_queue_url,
+            handler,
+            retry_seconds=self._retry_seconds,
+            function_name="payments-back",
+        )
+        self.payments_back_source.start()
+        if self.ledger.kind != "freshbooks":
+            subscribe: Callable[..., Any] = self.sandbox.subscribe  # type: ignore[attr-defined]
+            subscribe(self.ledger.tenant_id, self.ledger_webhook_url(), self.company.ledger_webhook_key)
+        self.stripe.subscribe(self.company.stripe_account, self.webhook_url(), self.company.webhook_secret)
 
     def stop(self) -> None:
         for source in self.event_sources:
             source.stop()
+        if self.payments_back_source:
+            self.payments_back_source.stop()
         if self.api:
             self.api.stop()
         self.sandbox.stop()
@@ -348,8 +388,9 @@ class LocalStack:
         )
 
     def ledger_events(self) -> list[dict[str, Any]]:
-        """What waits on the ledger events queue (nothing takes it off locally yet), as queue bodies
-        (``LedgerEventMessage.from_queue_body`` reads each); left on the queue, visible again."""
+        """What waits on the ledger events queue (nothing takes it off without
+        ``payments_back_worker``), as queue bodies (``LedgerEventMessage.from_queue_body`` reads
+        each); left on the queue, visible again."""
         assert self.resources is not None
         sqs = self.client("sqs")
         seen: dict[str, dict[str, Any]] = {}
@@ -364,23 +405,40 @@ class LocalStack:
         return list(seen.values())
 
     def drain(self, timeout: float = 60.0) -> bool:
-        """Waits until the sync queue is empty and push is idle; False on timeout."""
+        """Waits until the sync queue is empty and push is idle; with ``payments_back_worker``,
+        until the ledger events queue is empty and the worker idle too, and neither sandbox has a
+        webhook still on its way (each side's writes send webhooks that cause more work); False on
+        timeout."""
         assert self.resources is not None
         assert self.event_source is not None
-        sqs = self.client("sqs")
+        queues = [self.resources.sync_queue_url]
+        sources = list(self.event_sources)
+        if self.payments_back_source is not None:
+            queues.append(self.resources.ledger_events_queue_url)
+            sources.append(self.payments_back_source)
         deadline = time.monotonic() + timeout
         quiet_rounds = 0
         while time.monotonic() < deadline:
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=self.resources.sync_queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            pending = int(attributes["ApproximateNumberOfMessages"]) + int(
-                attributes["ApproximateNumberOfMessagesNotVisible"]
-            )
-            busy = any(source.busy.is_set() for source in self.event_sources)
+            pending = sum(self._queued(url) for url in queues)
+            busy = any(source.busy.is_set() for source in sources)
+            if self.payments_back_source is not None and not self._webhooks_delivered():
+                busy = True
             quiet_rounds = quiet_rounds + 1 if pending == 0 and not busy else 0
             if quiet_rounds >= 3:
                 return True
             time.sleep(0.2)
         return False
+
+    def _queued(self, queue_url: str) -> int:
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def _webhooks_delivered(self) -> bool:
+        """True when neither the ledger sandbox nor the Stripe stand-in has a delivery unfinished."""
+        ledger_done: Callable[[float], bool] = self.sandbox.wait_for_deliveries  # type: ignore[attr-defined]
+        return bool(ledger_done(0.0)) and self.stripe.wait_for_deliveries(0.0)

@@ -1,0 +1,215 @@
+"""End-to-end: payments back (issue 7) the whole way round on the local stack, over HTTP only.
+
+An invoice is finalized in Stripe (the stand-in) and its signed invoice.finalized posted to the
+Stripe route; push makes it in the QuickBooks sandbox. A person then records a cheque by hand in
+QuickBooks: the sandbox posts its signed webhook (CloudEvents) to the ledger webhook route,
+``ledger_events`` queues it, the ``payments_back`` worker tells the Stripe stand-in (paid out of
+band, or a payment record attached), the stand-in posts its signed invoice.updated/invoice.paid
+back to the Stripe route, and push, seeing money the ledger holds already, books nothing more.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from invoice_sync.models.sync import SyncRecord, SyncStatus
+from invoice_sync.sources.stripe import signature_header
+from invoice_sync.store.sync_state import SyncStateStore
+from invoice_sync_ops.demo import EVENTS
+from invoice_sync_ops.local.stack import LocalStack
+
+TOTAL = 167786  # a1's invoice: USD 1,677.86
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    """The QuickBooks demo stack with payments back on and its worker running: the sandbox sends
+    its webhooks to the ledger webhook route, the Stripe stand-in its own to the Stripe route."""
+    with LocalStack(payments_back_worker=True) as running:
+        yield running
+
+
+def _post_finalized(stack: LocalStack, invoice: dict[str, Any]) -> None:
+    """Stripe's signed invoice.finalized for ``invoice``, posted to the Stripe route."""
+    event: dict[str, Any] = json.loads((EVENTS / "a1_invoice.finalized.current.json").read_bytes())
+    event["id"] = f"evt_{invoice['id'][3:]}Finalized"
+    event["created"] = int(time.time())
+    event["data"]["object"] = invoice
+    body = json.dumps(event).encode()
+    header = signature_header(body, [stack.company.webhook_secret], int(time.time()))
+    response = httpx.post(
+        stack.webhook_url(),
+        content=body,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+
+
+def _synced_invoice(stack: LocalStack, name: str) -> tuple[str, str]:
+    """An open invoice like a1's (its own id and number) held by the Stripe stand-in, finalized and
+    synced to QuickBooks; returns (Stripe invoice id, QuickBooks invoice id)."""
+    event = json.loads((EVENTS / "a1_invoice.finalized.current.json").read_bytes())
+    invoice = copy.deepcopy(event["data"]["object"])
+    invoice["id"] = f"in_1QaBack{name}"
+    invoice["number"] = f"BACK-{name}"
+    stack.stripe.add_invoices(stack.company.stripe_account, [invoice])
+    _post_finalized(stack, invoice)
+    assert stack.drain(timeout=90)
+    record = _record(stack, "invoice", invoice["id"])
+    assert record.status is SyncStatus.SYNCED
+    assert record.ledger_id is not None
+    return invoice["id"], record.ledger_id
+
+
+def _record(stack: LocalStack, kind: str, source_id: str) -> SyncRecord:
+    assert stack.resources is not None
+    state = SyncStateStore(stack.resources.sync_table, stack.client("dynamodb"))
+    record, _ = state.get(stack.company.connection_id, kind, source_id)  # type: ignore[arg-type]
+    assert record is not None, f"no {kind} record for {source_id}"
+    return record
+
+
+def _stripe_invoice(stack: LocalStack, invoice_id: str) -> dict[str, Any]:
+    (invoice,) = [
+        i for i in stack.stripe.documents(stack.company.stripe_account, "invoices") if i["id"] == invoice_id
+    ]
+    return invoice
+
+
+def _effects(stack: LocalStack, since: int) -> list[str]:
+    """The Stripe writes that changed something, after the first ``since`` writes."""
+    writes = stack.stripe.writes(stack.company.stripe_account)[since:]
+    return [write["path"].rsplit("/", 1)[-1] for write in writes if write["effect"]]
+
+
+def _payments_on(stack: LocalStack, ledger_invoice: str) -> list[str]:
+    """The ids of the QuickBooks payments applied to ``ledger_invoice``, read over the sandbox's HTTP
+    control API."""
+    response = httpx.get(f"{stack.ledger_url}/_sandbox/companies/{stack.ledger.tenant_id}/Payment")
+    response.raise_for_status()
+    return sorted(
+        str(payment["Id"])
+        for payment in response.json()
+        if any(
+            linked.get("TxnId") == ledger_invoice and linked.get("TxnType") == "Invoice"
+            for line in payment.get("Line", [])
+            for linked in line.get("LinkedTxn", [])
+        )
+    )
+
+
+def _delivered(deliveries: list[dict[str, Any]], url: str) -> list[dict[str, Any]]:
+    return [d for d in deliveries if d["url"] == url and d["state"] == "delivered"]
+
+
+def test_a_cheque_for_the_whole_invoice_marks_it_paid_in_stripe_and_comes_back_as_nothing(
+    stack: LocalStack,
+) -> None:
+    """Given an invoice finalized in Stripe and synced to QuickBooks, when a person records a cheque
+    for all of it by hand in QuickBooks, then the sandbox's signed webhook reaches ledger_events (a
+    2xx), the worker pays the Stripe invoice out of band with one write, Stripe's invoice.paid comes
+    back through intake and push (a 2xx; push's record: already in the ledger), and QuickBooks
+    still holds exactly one payment on the invoice: the person's."""
+    invoice_id, ledger_invoice = _synced_invoice(stack, "Full01")
+    writes_before = len(stack.stripe.writes(stack.company.stripe_account))
+    ledger_before = len(
+        _delivered(stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url())
+    )  # type: ignore[attr-defined]
+
+    cheque = stack.sandbox.record_payment_by_hand(  # type: ignore[attr-defined]
+        stack.ledger.tenant_id, ledger_invoice, Decimal("1677.86"), reference="1042"
+    )
+    assert stack.drain(timeout=120)
+
+    ledger_deliveries = _delivered(
+        stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url()
+    )  # type: ignore[attr-defined]
+    assert len(ledger_deliveries) > ledger_before
+    assert _effects(stack, writes_before) == ["pay"]
+    stripe_invoice = _stripe_invoice(stack, invoice_id)
+    assert (stripe_invoice["status"], stripe_invoice["amount_remaining"]) == ("paid", 0)
+    back = _record(stack, "ledger_payment", f"{cheque['Id']}:{ledger_invoice}")
+    assert (back.status, back.stripe_object) == (SyncStatus.SYNCED, invoice_id)
+    paid_events = [
+        d
+        for d in _delivered(stack.stripe.deliveries(stack.company.stripe_account), stack.webhook_url())
+        if json.loads(d["body"])["type"] == "invoice.paid"
+        and json.loads(d["body"])["data"]["object"]["id"] == invoice_id
+    ]
+    assert len(paid_events) == 1
+    pushed = _record(stack, "payment", f"{invoice_id}:paid:{TOTAL}")
+    assert pushed.status is SyncStatus.SKIPPED
+    assert _payments_on(stack, ledger_invoice) == [str(cheque["Id"])]
+
+
+def test_a_cheque_for_part_attaches_a_payment_record_then_the_rest_pays_it(stack: LocalStack) -> None:
+    """Given a synced invoice, when a person records a cheque for 1,000.00 of its 1,677.86, then
+    Stripe gets a payment record reported and attached and the invoice stays open with 677.86
+    remaining; when they then record the 677.86 left, Stripe pays the invoice out of band; after
+    each of Stripe's webhooks comes back, QuickBooks holds the person's two payments and no more."""
+    invoice_id, ledger_invoice = _synced_invoice(stack, "Part01")
+    writes_before = len(stack.stripe.writes(stack.company.stripe_account))
+
+    first = stack.sandbox.record_payment_by_hand(  # type: ignore[attr-defined]
+        stack.ledger.tenant_id, ledger_invoice, Decimal("1000.00"), reference="1043"
+    )
+    assert stack.drain(timeout=120)
+
+    assert _effects(stack, writes_before) == ["report_payment", "attach_payment"]
+    stripe_invoice = _stripe_invoice(stack, invoice_id)
+    assert (stripe_invoice["status"], stripe_invoice["amount_remaining"]) == ("open", TOTAL - 100000)
+    assert _payments_on(stack, ledger_invoice) == [str(first["Id"])]
+
+    rest = stack.sandbox.record_payment_by_hand(  # type: ignore[attr-defined]
+        stack.ledger.tenant_id, ledger_invoice, Decimal("677.86"), reference="1044"
+    )
+    assert stack.drain(timeout=120)
+
+    assert _effects(stack, writes_before) == ["report_payment", "attach_payment", "pay"]
+    stripe_invoice = _stripe_invoice(stack, invoice_id)
+    assert (stripe_invoice["status"], stripe_invoice["amount_remaining"]) == ("paid", 0)
+    assert _payments_on(stack, ledger_invoice) == sorted([str(first["Id"]), str(rest["Id"])])
+
+
+def test_the_card_payment_push_booked_is_never_sent_to_stripe(stack: LocalStack) -> None:
+    """Given a synced invoice paid by card in Stripe (its invoice.paid posted to the Stripe route),
+    when push books that payment in QuickBooks and the sandbox's webhook for it reaches the worker,
+    then nothing at all is written to Stripe, and QuickBooks holds push's one payment."""
+    invoice_id, ledger_invoice = _synced_invoice(stack, "Card01")
+    writes_before = len(stack.stripe.writes(stack.company.stripe_account))
+    ledger_before = len(
+        _delivered(stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url())
+    )  # type: ignore[attr-defined]
+    event: dict[str, Any] = json.loads((EVENTS / "a2_invoice.paid.current.json").read_bytes())
+    paid = event["data"]["object"]
+    paid.update(id=invoice_id, number="BACK-Card01")
+    for payment in paid["payments"]["data"]:
+        payment["id"] = payment["id"] + "Card"
+        payment["invoice"] = invoice_id
+    event["id"] = "evt_1QaBackCard01Paid"
+    event["created"] = int(time.time())
+    body = json.dumps(event).encode()
+    header = signature_header(body, [stack.company.webhook_secret], int(time.time()))
+    assert (
+        httpx.post(stack.webhook_url(), content=body, headers={"Stripe-Signature": header}).status_code == 200
+    )
+    assert stack.drain(timeout=120)
+
+    pushed = _payments_on(stack, ledger_invoice)
+    assert len(pushed) == 1
+    # The sandbox told the ledger webhook route of push's payment, and the worker took it off the
+    # queue: and still Stripe received no write.
+    assert (
+        len(_delivered(stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url()))
+        > ledger_before
+    )  # type: ignore[attr-defined]
+    assert stack.stripe.writes(stack.company.stripe_account)[writes_before:] == []
+    assert stack.ledger_events() == []
