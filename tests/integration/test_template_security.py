@@ -235,15 +235,18 @@ def test_every_checkov_suppression_says_why(template: dict[str, Any]) -> None:
 
 
 def test_alert_windows_are_the_only_items_roles_update(template: dict[str, Any]) -> None:
-    """Proves the roles that count alert storms (push) and flush their summaries (the nightly
-    export) may UpdateItem and, for the export, Query the SyncState table for ALERT# items only:
-    no role updates a sync record in place (records are written whole under a condition)."""
+    """Proves the roles that count alert storms (push, payments back) and flush their summaries
+    (the nightly export) may UpdateItem and, for the export, Query the SyncState table for ALERT#
+    items only: no role updates a sync record in place (records are written whole under a
+    condition)."""
     updaters = set()
     for function_id in (
         "WebhookIntakeFunction",
         "PushFunction",
         "NightlyExportFunction",
         "ReconcileFunction",
+        "LedgerEventsFunction",
+        "PaymentsBackFunction",
     ):
         role_id, role = function_role(template, function_id)
         for statement in role_statements(role):
@@ -252,4 +255,4 @@ def test_alert_windows_are_the_only_items_roles_update(template: dict[str, Any])
                 keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
                 assert keys == ["ALERT#*"], role_id
                 updaters.add(function_id)
-    assert updaters == {"PushFunction", "NightlyExportFunction"}
+    assert updaters == {"PushFunction", "NightlyExportFunction", "PaymentsBackFunction"}
