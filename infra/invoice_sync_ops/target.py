@@ -34,6 +34,13 @@ STACK_OUTPUTS = {
     "alerts_topic_arn": "AlertsTopicArn",
     "secrets_prefix": "SecretsPrefix",
 }
+# Outputs a stack deployed before payments back (issue 7) does not have: the Target field stays
+# None there, and a command that needs one says so.
+OPTIONAL_STACK_OUTPUTS = {
+    "ledger_events_queue_url": "LedgerEventsQueueUrl",
+    "ledger_events_dead_letter_queue_url": "LedgerEventsDeadLetterQueueUrl",
+    "ledger_webhook_url": "LedgerWebhookUrl",
+}
 
 
 def default_local_file() -> Path:
@@ -60,6 +67,12 @@ class Target(BaseModel):
     archive_bucket: str
     alerts_topic_arn: str
     secrets_prefix: str
+    # Payments back (issue 7): the ledger events queue, its dead letters, and the ledger webhook
+    # URL pattern (``…/ledger-webhooks/<ledger>/<connection>``). None for an older stack or an
+    # older target file, which still load.
+    ledger_events_queue_url: str | None = None
+    ledger_events_dead_letter_queue_url: str | None = None
+    ledger_webhook_url: str | None = None
     # Local stack only: moto's server, and where each ledger's API and token endpoint are
     # (the variables template.yaml would give push: QUICKBOOKS_API_BASE, XERO_TOKEN_URL, ...).
     aws_endpoint: str | None = None
@@ -80,6 +93,17 @@ class Target(BaseModel):
             return session.client(service, endpoint_url=self.aws_endpoint)
         return boto3.session.Session(region_name=self.region).client(service)
 
+    def ledger_events_queue(self) -> str:
+        """The ledger events queue's URL, for a command that must send to it; a ``TargetError``
+        (one line, exit 1) where this stack or target file has none."""
+        if not self.ledger_events_queue_url:
+            raise TargetError(
+                f"this stack has no ledger events queue ({self.name}: deployed, or its target file "
+                "written, before payments back): deploy the current template, or restart "
+                "`invoice-sync local up`"
+            )
+        return self.ledger_events_queue_url
+
     def settings(self) -> Settings:
         """The settings push would run with here: for building ledger adapters the same way."""
         return Settings.from_env(
@@ -87,6 +111,7 @@ class Target(BaseModel):
                 "SYNC_TABLE": self.sync_table,
                 "MAPPINGS_TABLE": self.mappings_table,
                 "SYNC_QUEUE_URL": self.sync_queue_url,
+                "LEDGER_EVENTS_QUEUE_URL": self.ledger_events_queue_url or "",
                 "ARCHIVE_BUCKET": self.archive_bucket,
                 "ALERTS_TOPIC_ARN": self.alerts_topic_arn,
                 "SECRETS_PREFIX": self.secrets_prefix,
@@ -127,6 +152,7 @@ def from_stack(name: str, region: str | None = None) -> Target:
         name=name,
         region=session.region_name,
         **{field: outputs[key] for field, key in STACK_OUTPUTS.items()},
+        **{field: outputs.get(key) for field, key in OPTIONAL_STACK_OUTPUTS.items()},
     )
 
 
