@@ -237,10 +237,17 @@ def test_every_checkov_suppression_says_why(template: dict[str, Any]) -> None:
 def test_alert_windows_are_the_only_items_roles_update(template: dict[str, Any]) -> None:
     """Proves the roles that count alert storms (push, payments back) and flush their summaries
     (the nightly export) may UpdateItem and, for the export, Query the SyncState table for ALERT#
-    items only, and push its ledger-use counter (USE#, which store/sync_state.add_ledger_use
-    updates in place): no role updates a sync record in place (records are written whole under
-    a condition)."""
-    updaters = set()
+    items only, push its ledger-use counter (USE#, which store/sync_state.add_ledger_use
+    updates in place), and payments back, in a statement of its own, the FreshBooks callbacks it
+    marks verified (FBHOOK#, store/sync_state.mark_callback_verified): no role updates a sync
+    record in place (records are written whole under a condition)."""
+    # Each updating role's UpdateItem statements, as their lists of leading keys, in order.
+    expected = {
+        "PushFunction": [["ALERT#*", "USE#*"]],
+        "NightlyExportFunction": [["ALERT#*"]],
+        "PaymentsBackFunction": [["ALERT#*"], ["FBHOOK#*"]],
+    }
+    updaters: dict[str, list[list[str]]] = {}
     for function_id in (
         "WebhookIntakeFunction",
         "PushFunction",
@@ -252,10 +259,12 @@ def test_alert_windows_are_the_only_items_roles_update(template: dict[str, Any])
         role_id, role = function_role(template, function_id)
         for statement in role_statements(role):
             if "dynamodb:UpdateItem" in _as_list(statement["Action"]):
+                assert statement["Effect"] == "Allow", role_id
                 assert statement["Resource"] == {"Fn::GetAtt": ["SyncStateTable", "Arn"]}, role_id
+                assert set(statement["Condition"]) == {"ForAllValues:StringLike"}, role_id
                 keys = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
-                # Push also ADDs to its day's ledger-use counter (USE#), an item no record shares.
-                allowed = ["ALERT#*", "USE#*"] if function_id == "PushFunction" else ["ALERT#*"]
-                assert keys == allowed, role_id
-                updaters.add(function_id)
-    assert updaters == {"PushFunction", "NightlyExportFunction", "PaymentsBackFunction"}
+                if keys == ["FBHOOK#*"]:
+                    # The callback statement grants UpdateItem and nothing else.
+                    assert _as_list(statement["Action"]) == ["dynamodb:UpdateItem"], role_id
+                updaters.setdefault(function_id, []).append(keys)
+    assert updaters == expected

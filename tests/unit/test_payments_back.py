@@ -13,13 +13,15 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
-from invoice_sync.errors import NotFound, TransientError
+from invoice_sync.errors import LedgerUnavailable, LedgerValidation, NotFound, TokenRevoked, TransientError
 from invoice_sync.ledgers.port import LedgerDocument, LedgerPayment, PaymentApplication, marker
 from invoice_sync.models.mapping import Connection, Mappings
 from invoice_sync.models.messages import LedgerEventMessage
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sources.stripe_api import StripeApiError, StripeAuthError, StripeUnavailable
+from invoice_sync.store.sync_state import PendingCallback
 from invoice_sync.sync import payments_back as pb
 from invoice_sync.sync.payments_back import Outcome, PaymentsBackService, Step, StripeInvoice, plan
 from tests.unit.fake_state import FakeAlerts, FakeState
@@ -162,6 +164,58 @@ class FakeLedger:
         return self.invoices[ledger_id]
 
 
+class CallbackState(FakeState):
+    """FakeState with FreshBooks callback registrations (FBHOOK#), as SyncStateStore keeps them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.callbacks: dict[tuple[str, str], PendingCallback] = {}
+
+    def pending_callback(self, connection_id: str, callback_id: str) -> PendingCallback | None:
+        return self.callbacks.get((connection_id, callback_id))
+
+    def mark_callback_verified(self, connection_id: str, callback_id: str) -> bool:
+        found = self.callbacks.get((connection_id, callback_id))
+        if found is None or found.state != "pending":
+            return False
+        self.callbacks[(connection_id, callback_id)] = replace(found, state="verified")
+        return True
+
+
+class FakeFreshBooks(FakeLedger):
+    """A ledger whose callbacks are verified by their code: ``codes`` holds each callback's, and
+    ``fail`` an error to raise (once) before checking."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: dict[str, str] = {}
+        self.verified: list[str] = []
+        self.sent: list[object] = []
+        self.fail: list[Exception] = []
+
+    def verify_callback(self, callback_id: str, verifier: SecretStr) -> None:
+        self.sent.append(verifier)
+        if self.fail:
+            raise self.fail.pop(0)
+        if callback_id not in self.codes:
+            raise NotFound("FreshBooks: Callback not found. (callback.callbackid)", code="1012")
+        if verifier.get_secret_value() != self.codes[callback_id]:
+            raise LedgerValidation("FreshBooks: The verifier is not valid. (callback.verifier)", code="1004")
+        self.verified.append(callback_id)
+
+
+class FakeKeys:
+    def __init__(self) -> None:
+        self.keys: dict[str, list[str]] = {}
+        self.fail: list[Exception] = []
+
+    def add_ledger_webhook_key(self, connection_id: str, key: str) -> None:
+        if self.fail:
+            raise self.fail.pop(0)
+        held = self.keys.setdefault(connection_id, [])
+        held[:] = [key, *(k for k in held if k != key)]
+
+
 class FakeMappings:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -174,9 +228,10 @@ class FakeMappings:
 
 class World:
     def __init__(self, **connection: Any) -> None:
-        self.state = FakeState()
+        self.state = CallbackState()
         self.alerts = FakeAlerts()
-        self.ledger = FakeLedger()
+        self.ledger: FakeLedger = FakeLedger()
+        self.keys = FakeKeys()
         self.stripe = FakeStripe()
         self.stripe_built = 0
         settings = {"connection_id": CONNECTION, "tenant_id": "realm-1", "payments_back": True, **connection}
@@ -189,6 +244,7 @@ class World:
             stripe_for=self._stripe,
             # Each retry in these tests comes straight after the last: none is another worker's.
             intent_timeout=timedelta(0),
+            webhook_keys=self.keys,
         )
         self.state.put(
             SyncRecord(
@@ -901,3 +957,138 @@ def test_a_retry_a_day_after_a_crash_in_report_alerts_once_that_an_orphan_is_pos
     assert world.handle(operation="redrive").outcome is Outcome.SYNCED
     assert world.alerts.reasons == [pb.ORPHAN_POSSIBLE]
     assert "ledger_payment#P1:L1" in world.alerts.published[0][1]
+
+
+# --- FreshBooks callback verification (design 3.2) ---------------------------------------------------
+
+CODE = "k3yFr0mFreshB00ks0000000000000001"
+
+
+def freshbooks_world(*, state: str = "pending", code: str | None = CODE) -> tuple[World, FakeFreshBooks]:
+    """A FreshBooks connection with payments back on that registered callback 7 (``codes``: the
+    verifier FreshBooks issued), pending unless told otherwise."""
+    world = World(ledger="freshbooks", tenant_id="ACCT1")
+    ledger = FakeFreshBooks()
+    world.ledger = ledger
+    if code is not None:
+        ledger.codes["7"] = code
+    world.state.callbacks[(CONNECTION, "7")] = PendingCallback("7", state, "payment", 2_000_000_000)  # type: ignore[arg-type]
+    return world, ledger
+
+
+def verify(world: World, verifier: str = CODE, callback_id: str = "7") -> pb.BackResult:
+    return world.service.handle(
+        message(
+            callback_id,
+            "verify",
+            ledger="freshbooks",
+            kind="callback_verify",
+            verifier=verifier,
+            event_id=None,
+        )
+    )
+
+
+def test_a_verify_for_a_pending_callback_sends_the_code_back_then_keeps_it_as_the_key() -> None:
+    """Given callback 7 pending, when its verify is handled, then FreshBooks is sent the code (as a
+    SecretStr) once, the code becomes the connection's first ledger webhook key, and the
+    registration is verified; no record is written and nobody is alerted."""
+    world, ledger = freshbooks_world()
+
+    result = verify(world)
+
+    assert (result.outcome, result.object_id) == (Outcome.VERIFIED, "7")
+    assert ledger.verified == ["7"]
+    assert len(ledger.sent) == 1 and isinstance(ledger.sent[0], SecretStr)
+    assert world.keys.keys == {CONNECTION: [CODE]}
+    assert world.state.callbacks[(CONNECTION, "7")].state == "verified"
+    assert world.state.saves == []
+    assert world.alerts.published == []
+
+
+@pytest.mark.parametrize(
+    ("state", "callback_id"),
+    [("pending", "8"), ("verified", "7")],
+    ids=["unknown callback", "verified already"],
+)
+def test_a_verify_without_a_pending_registration_is_dropped_before_any_call(
+    state: str, callback_id: str
+) -> None:
+    """Given a verify for a callback never registered here (a forgery) or one verified already,
+    then it is dropped: FreshBooks is not called, no key is stored, nothing changes."""
+    world, ledger = freshbooks_world(state=state)
+    ledger.codes[callback_id] = CODE
+
+    result = verify(world, callback_id=callback_id)
+
+    assert result.outcome is Outcome.DROPPED
+    assert ledger.sent == []
+    assert world.keys.keys == {}
+    assert world.state.callbacks[(CONNECTION, "7")].state == state
+
+
+@pytest.mark.parametrize("sent", ["not-the-code", CODE], ids=["wrong code", "callback gone"])
+def test_a_verifier_freshbooks_refuses_is_dropped_never_kept_and_never_logged(
+    sent: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Given callback 7 pending, when a verify carries a code FreshBooks refuses (400 errno 1004),
+    or FreshBooks no longer has the callback (404), then the message is dropped with a reason (not
+    retried), no key is stored, the registration stays pending, and the code is in no log line
+    and not in the reason."""
+    world, ledger = freshbooks_world(code=None if sent == CODE else CODE)
+
+    result = verify(world, verifier=sent)
+
+    assert (result.outcome, result.reason) == (Outcome.DROPPED, "ledger refused the verifier")
+    assert len(ledger.sent) == 1
+    assert world.keys.keys == {}
+    assert world.state.callbacks[(CONNECTION, "7")].state == "pending"
+    assert sent not in caplog.text
+    assert sent not in (result.reason or "")
+
+
+def test_a_transient_failure_is_raised_so_the_verify_comes_back_and_then_completes() -> None:
+    """Given callback 7 pending and FreshBooks answering 503 once, then the handling raises (the
+    message goes back to the queue) with no key stored and the registration still pending; the
+    retry verifies it and keeps the code."""
+    world, ledger = freshbooks_world()
+    ledger.fail.append(LedgerUnavailable("FreshBooks answered HTTP 503", code="503"))
+
+    with pytest.raises(LedgerUnavailable):
+        verify(world)
+    assert world.keys.keys == {}
+    assert world.state.callbacks[(CONNECTION, "7")].state == "pending"
+
+    assert verify(world).outcome is Outcome.VERIFIED
+    assert world.keys.keys == {CONNECTION: [CODE]}
+
+
+def test_a_key_that_cannot_be_stored_leaves_the_registration_pending_for_the_retry() -> None:
+    """Given FreshBooks accepts the code but the secret's put fails (Secrets Manager throttles),
+    then the handling raises and the registration is not marked verified, so the retry sends the
+    code again (FreshBooks takes the right one twice) and keeps it."""
+    world, ledger = freshbooks_world()
+    world.keys.fail.append(TransientError("Secrets Manager throttled"))
+
+    with pytest.raises(TransientError):
+        verify(world)
+    assert world.state.callbacks[(CONNECTION, "7")].state == "pending"
+
+    assert verify(world).outcome is Outcome.VERIFIED
+    assert ledger.verified == ["7", "7"]
+    assert world.keys.keys == {CONNECTION: [CODE]}
+    assert world.state.callbacks[(CONNECTION, "7")].state == "verified"
+
+
+def test_a_revoked_authorisation_drops_the_verify_with_one_connection_alert() -> None:
+    """Given FreshBooks refuses the connection's token for good, then the verify is dropped (a
+    retry cannot help; `connect` again resends the code), the connection is alerted once, and no
+    key is stored."""
+    world, ledger = freshbooks_world()
+    ledger.fail.append(TokenRevoked("FreshBooks refused the refresh token", code="invalid_grant"))
+
+    result = verify(world)
+
+    assert result.outcome is Outcome.DROPPED
+    assert world.alerts.reasons == ["ledger authorisation revoked"]
+    assert world.keys.keys == {}

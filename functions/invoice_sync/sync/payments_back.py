@@ -25,11 +25,14 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, runtime_checkable
+
+from pydantic import SecretStr
 
 from invoice_sync.errors import (
     InvalidSnapshot,
     InvoiceSyncError,
+    LedgerValidation,
     NotFound,
     ParkError,
     TransientError,
@@ -57,7 +60,7 @@ from invoice_sync.sources.stripe_api import (
     StripeUnavailable,
     domain_error,
 )
-from invoice_sync.store.sync_state import ConcurrentUpdate
+from invoice_sync.store.sync_state import ConcurrentUpdate, PendingCallback
 from invoice_sync.sync.keys import idempotency_key
 from invoice_sync.sync.outcomes import park_reason
 from invoice_sync.sync.push import (
@@ -115,6 +118,7 @@ class Outcome(StrEnum):
     PARKED = "parked"
     OURS = "ours"  # invoice-sync booked it: an echo, nothing written
     DROPPED = "dropped"  # an event this worker does not follow (yet), logged with its reason
+    VERIFIED = "verified"  # a FreshBooks callback's verifier accepted and kept as its key
 
 
 @dataclass(frozen=True)
@@ -208,9 +212,26 @@ class BackState(ParkState, Protocol):
         self, connection_id: str, invoice_source_id: str, key: str, expected_revision: int
     ) -> tuple[SyncRecord, int]: ...
 
+    def pending_callback(self, connection_id: str, callback_id: str) -> PendingCallback | None: ...
+
+    def mark_callback_verified(self, connection_id: str, callback_id: str) -> bool: ...
+
 
 class Connections(Protocol):
     def mappings(self, connection_id: str) -> Mappings | None: ...
+
+
+class WebhookKeys(Protocol):
+    """Where a verified callback's verifier is kept (``store.secrets.SecretStore``)."""
+
+    def add_ledger_webhook_key(self, connection_id: str, key: str) -> None: ...
+
+
+@runtime_checkable
+class CallbackVerifier(Protocol):
+    """A ledger whose webhook callbacks are verified by sending a code back (FreshBooks)."""
+
+    def verify_callback(self, callback_id: str, verifier: SecretStr) -> None: ...
 
 
 LedgerFactory = Callable[[Mappings], LedgerPort]
@@ -365,6 +386,7 @@ class PaymentsBackService:
         intent_timeout: timedelta = timedelta(seconds=120),
         payload_readers: Mapping[LedgerKind, PaymentReader] | None = None,
         max_stripe_attempts: int = MAX_STRIPE_ATTEMPTS,
+        webhook_keys: WebhookKeys | None = None,
     ) -> None:
         self.state = state
         self.mappings = mappings
@@ -376,6 +398,8 @@ class PaymentsBackService:
         # Pure readers of a payment element a poll sent along (saves a GET), per ledger.
         self.payload_readers = dict(payload_readers or {})
         self.max_stripe_attempts = max_stripe_attempts
+        # Only FreshBooks' callback verification writes a key; without a store it is dropped.
+        self.webhook_keys = webhook_keys
 
     def handle_batch(
         self,
@@ -411,10 +435,7 @@ class PaymentsBackService:
         if message.kind == "credit_note":
             return self._dropped(message, "ledger credit notes are not mirrored to Stripe yet (phase 2)")
         if message.kind == "callback_verify":
-            # The verifier is in the message: never logged, and not kept until this is built.
-            return self._dropped(
-                message, "FreshBooks callback verification is not handled by this worker yet"
-            )
+            return self._verify_callback(message, mappings)
         if message.kind == "invoice":
             return self._invoice(message, mappings)
         return self._payment(message, mappings)
@@ -455,6 +476,44 @@ class PaymentsBackService:
             extra={"kind": message.kind, "object_id": message.object_id, "reason": reason},
         )
         return BackResult(Outcome.DROPPED, message.object_id, reason)
+
+    # --- a FreshBooks callback's verification (design 3.2) ------------------------------------------
+
+    def _verify_callback(self, message: LedgerEventMessage, mappings: Mappings) -> BackResult:
+        """Completes the handshake of a callback ``connect`` registered: the message is only a
+        hint, so the registration must still be pending here; FreshBooks must accept the verifier
+        (a forged one costs one PUT it refuses); only then is the verifier the connection's
+        ledger webhook key and the registration verified. The verifier is never logged, and
+        leaves its ``SecretStr`` only for the secret's put. Raises what should be retried."""
+        connection_id = mappings.connection.connection_id
+        callback_id = message.object_id
+        verifier = message.verifier
+        if verifier is None or not verifier.get_secret_value():
+            return self._dropped(message, "callback verification without a verifier")
+        pending = self.state.pending_callback(connection_id, callback_id)
+        if pending is None or pending.state != "pending":
+            return self._dropped(message, "no pending callback registration")
+        ledger = self.ledger_for(mappings)
+        if not isinstance(ledger, CallbackVerifier) or self.webhook_keys is None:
+            return self._dropped(message, "this worker cannot verify the ledger's callbacks")
+        try:
+            ledger.verify_callback(callback_id, verifier)
+        except (LedgerValidation, NotFound) as error:
+            # Only the ledger's error code is logged: its words could quote what was sent.
+            logger.warning(
+                "callback verifier refused by the ledger",
+                extra={"callback_id": callback_id, "code": error.code},
+            )
+            return BackResult(Outcome.DROPPED, callback_id, "ledger refused the verifier")
+        except InvoiceSyncError as error:
+            return self._unread(message, mappings, error)
+        self.webhook_keys.add_ledger_webhook_key(connection_id, verifier.get_secret_value())
+        if not self.state.mark_callback_verified(connection_id, callback_id):
+            # Its hour ran out, or another delivery of the same verify got here first: the key is
+            # stored either way (adding it again changes nothing).
+            logger.info("callback registration no longer pending", extra={"callback_id": callback_id})
+        logger.info("ledger callback verified", extra={"callback_id": callback_id})
+        return BackResult(Outcome.VERIFIED, callback_id)
 
     # --- one ledger payment -----------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """The payments-back worker's wiring: the use case on SyncState, the Mappings table, alerts, the
 ledger adapters (the registry push uses, so tokens and limits are shared while warm) and, per
 connection, a Stripe client holding its ``stripe-writer`` key: the one function that may write to
-Stripe. ``build_payments_back`` is the one recipe, for the Lambda and for the operator CLI."""
+Stripe. The secret store also takes a FreshBooks callback's verifier once FreshBooks accepted it
+(the connection's ``ledger-webhook`` secret). ``build_payments_back`` is the one recipe, for the
+Lambda and for the operator CLI."""
 
 from __future__ import annotations
 
@@ -81,6 +83,7 @@ def build_payments_back(
         intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
         # The Xero poll sends the Payment element it read: no second GET for it.
         payload_readers={"xero": xero_payloads.ledger_payment},
+        webhook_keys=secrets,
     )
 
 

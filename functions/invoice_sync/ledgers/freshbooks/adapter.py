@@ -19,6 +19,9 @@ adapter supplies what the port promises:
 * **Refunds.** A refund is a credit note (booked exactly as ``create_credit_note`` books one) whose
   credit is then paid out. FreshBooks' API has no way to pay a credit out (see ``pay_out_credit``), so
   that step raises ``Unsupported`` and the refund is parked for a person with what to record by hand.
+* **Webhooks.** FreshBooks sends a new callback's verifier to its address; ``verify_callback`` sends
+  it back (``PUT /events/account/{id}/events/callbacks/{callback_id}``) so the callback goes live.
+  A verifier FreshBooks refuses is a ``LedgerValidation``: never a key.
 * **Items.** FreshBooks lines take any name, so a mapping that names an item the account does not
   have would go through unnoticed; lines are checked against the account's items (listed once per
   warm process, again when a name is missing) and refused with ``LedgerValidation`` instead.
@@ -34,17 +37,21 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import SecretStr
+
 from invoice_sync.errors import (
     DuplicateName,
     DuplicateNumber,
     LedgerError,
     LedgerValidation,
+    NotFound,
     StaleObject,
     Unsupported,
 )
 from invoice_sync.ledgers.freshbooks import payloads
 from invoice_sync.ledgers.freshbooks.client import PER_PAGE, FreshBooksClient
 from invoice_sync.ledgers.port import (
+    MARKER_PREFIX,
     PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
@@ -65,6 +72,7 @@ PAYMENTS = "payments/payments"
 ITEMS = "items/items"
 CREDIT_NOTES = "credit_notes/credit_notes"
 TAXES = "taxes/taxes"
+CALLBACKS = "events/callbacks"  # under the events API's account root, not the accounting one
 REPLAY_MEMORY = 1024
 ACCOUNTING_TZ = payloads.ACCOUNTING_TZ
 
@@ -203,9 +211,7 @@ class FreshBooksLedger(RefundIsCreditNote):
         if not found:
             return None
         # FreshBooks lets numbers repeat; prefer invoice-sync's own copy, then the oldest.
-        ours = [
-            i for i in found if (payloads.marker_of(i.get("notes")) or "").startswith(payloads.MARKER_PREFIX)
-        ]
+        ours = [i for i in found if (payloads.marker_of(i.get("notes")) or "").startswith(MARKER_PREFIX)]
         return self._document((ours or found)[0])
 
     def get_invoice(self, ledger_id: str) -> LedgerDocument:
@@ -406,3 +412,22 @@ class FreshBooksLedger(RefundIsCreditNote):
         created = self.client.write("POST", PAYMENTS, "payment", payloads.payment_body(draft))
         self._remember("payment", idempotency_key, str(created["id"]))
         return payloads.payment_document(created)
+
+    # --- webhooks ---------------------------------------------------------------------------------
+
+    def verify_callback(self, callback_id: str, verifier: SecretStr) -> None:
+        """Sends a callback's verifier back (``PUT /events/account/{account_id}/events/callbacks/
+        {callback_id}`` with ``{"callback": {"callback_id", "verifier"}}``, LEDGER-APIS 3.5), which
+        makes FreshBooks deliver the callback's events. A refused verifier (400, errno 1004) is
+        ``LedgerValidation``, an unknown callback ``NotFound``; 429/5xx are transient. Sending the
+        right verifier again is harmless, so the PUT is retried in place like any update. The
+        verifier is read out of its ``SecretStr`` only into the request body."""
+        if not callback_id.isdigit():
+            # FreshBooks' callback ids are integers; anything else is not a callback of this account.
+            raise NotFound(f"FreshBooks: no callback {callback_id!r}", code="1012")
+        self.client.events_write(
+            "PUT",
+            f"{CALLBACKS}/{callback_id}",
+            "callback",
+            {"callback_id": int(callback_id), "verifier": verifier.get_secret_value()},
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from invoice_sync.errors import (
     CompanyUnavailable,
@@ -27,6 +28,9 @@ ERRNO_CONFLICT = 409
 ERRNO_ACCESS_DENIED = 1003
 ERRNO_UNKNOWN_RESOURCE = 1012
 ERRNO_INACTIVE_ACCOUNT = 1042
+# The accounting root every call of the client is under; the events API (webhook callbacks) is
+# its sibling on the same host, ``/events/account/{account_id}``, with the same bearer token.
+ACCOUNTING_ROOT = "accounting/account"
 
 
 def _errors(body: Any) -> list[dict[str, Any]]:
@@ -89,8 +93,36 @@ def error_for(status: int, body: Any, headers: Mapping[str, str]) -> LedgerError
 class FreshBooksClient:
     """Calls under ``/accounting/account/{account_id}``, unwrapping ``{"response": {"result": ...}}``."""
 
-    def __init__(self, http: LedgerHttp) -> None:
+    def __init__(self, http: LedgerHttp, account_id: str | None = None) -> None:
         self.http = http
+        self._account_id = account_id
+
+    @property
+    def account_id(self) -> str:
+        """The FreshBooks account the client works in: as given, else the last segment of its
+        accounting root (``…/accounting/account/{account_id}``, what the registry builds)."""
+        if self._account_id is None:
+            # LedgerHttp keeps its root private; a client built without the id reads it from there.
+            path = urlsplit(self.http._base).path.rstrip("/")
+            parent, _, account = path.rpartition("/")
+            if not parent.endswith(f"/{ACCOUNTING_ROOT}") or not account:
+                raise ValueError("the FreshBooks client's base URL names no accounting account")
+            self._account_id = account
+        return self._account_id
+
+    def events_write(self, method: str, path: str, single: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A write to the events API (``/events/account/{account_id}/{path}``), through the same
+        plumbing as accounting calls (token, limits, retries, ``error_for``). The path is written
+        relative to the accounting root: ``../../../`` climbs out of ``accounting/account/{id}``
+        and httpx removes dot segments before sending (RFC 3986 5.2.4), so the request goes to the
+        events root of the same host."""
+        account = quote(self.account_id, safe="")
+        climb = "../" * (ACCOUNTING_ROOT.count("/") + 2)
+        response = self.http.request(
+            method, f"{climb}events/account/{account}/{path}", payload={single: body}, idempotent=True
+        )
+        result: dict[str, Any] = self._result(response)[single]
+        return result
 
     def get(self, path: str, single: str) -> dict[str, Any]:
         result: dict[str, Any] = self._result(self.http.request("GET", path))[single]

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from invoice_sync.errors import LedgerValidation
 from invoice_sync.ledgers.port import (
+    MARKER_PREFIX,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
@@ -37,8 +38,6 @@ CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 PERCENT_PLACES = 3  # FreshBooks refuses a percent with more decimals (errno 1018)
 UNIT_PLACES = 2  # unit_cost is money
-# Every ``port.marker`` starts with this; the marker is the last paragraph of an invoice's notes.
-MARKER_PREFIX = "invoice-sync:"
 PAYMENT_TYPE = "Other"  # the source's payment method is not known to the port
 # FreshBooks' accounting timestamps ("updated") are US/Eastern wall-clock time.
 ACCOUNTING_TZ = ZoneInfo("America/New_York")
