@@ -6,7 +6,10 @@ hash keep the ledger at exactly one document whatever is sent again.
 
 - A **re-drive** takes parked records (after a mapping was added, a connection reconnected) back
   to the event that last brought their snapshot (``SyncRecord.archive_key``; for older records
-  the archive's listing of the days the record lived).
+  the archive's listing of the days the record lived). A parked ``ledger_payment`` record (payments
+  back) has no Stripe event behind it: it is re-driven as a hint naming its ledger payment,
+  ``operation="redrive"``, for the ledger events queue (design two-way, section 4); the worker
+  re-reads the payment and gives the parked records fresh tries.
 - A **replay** takes every archived event of a window, with today's mapping. ``difference`` says,
   without touching anything, what push would do with each one: the dry run.
 """
@@ -29,8 +32,8 @@ from invoice_sync.models.documents import (
     InvoiceStatus,
     Refund,
 )
-from invoice_sync.models.mapping import MappingRule, Mappings, RuleKind
-from invoice_sync.models.messages import SyncMessage
+from invoice_sync.models.mapping import LedgerKind, MappingRule, Mappings, RuleKind
+from invoice_sync.models.messages import LedgerEventMessage, SyncMessage
 from invoice_sync.models.sync import DocumentKind, SyncRecord, SyncStatus
 from invoice_sync.sources import SOURCES
 from invoice_sync.store.archive import ArchivedEvent, parse_archive_key
@@ -101,20 +104,59 @@ def archive_key_of(record: SyncRecord, archive: ArchiveReader, source: str) -> s
     return None
 
 
+# Why a parked ledger_payment record cannot be re-driven (shown to the operator as it is).
+NO_LEDGER_PAYMENT_ID = "no ledger payment id on the record: nothing to ask the ledger for"
+NO_LEDGER_KIND = "the connection's ledger is not known: a ledger event names its ledger"
+
+
+def ledger_redrive_event(record: SyncRecord, ledger: LedgerKind) -> LedgerEventMessage | None:
+    """The hint that re-drives a parked ``ledger_payment`` record: its ledger payment, by id, for
+    ``payments_back`` to re-read (``operation="redrive"``: the parked records start their tries
+    afresh). No change time or event id: it comes from a person, not the ledger. None when the
+    record does not name its ledger payment."""
+    if not record.ledger_id:
+        return None
+    return LedgerEventMessage(
+        connection_id=record.connection_id,
+        ledger=ledger,
+        kind="payment",
+        operation="redrive",
+        object_id=record.ledger_id,
+        changed_at=None,
+        event_id=None,
+    )
+
+
 @dataclass
 class RedrivePlan:
     """What a re-drive will send: one message per archived event (an invoice and its parked
-    payment share one), and the records it cannot find an event for."""
+    payment share one) for the sync queue, one hint per ledger payment (its records, one per
+    invoice it pays, share one) for the ledger events queue; the records it cannot find an event
+    for, and those it cannot re-drive at all, with why."""
 
     messages: list[SyncMessage] = field(default_factory=list)
+    ledger_events: list[LedgerEventMessage] = field(default_factory=list)
     records: list[SyncRecord] = field(default_factory=list)
     missing: list[SyncRecord] = field(default_factory=list)
+    not_redrivable: list[tuple[SyncRecord, str]] = field(default_factory=list)
 
 
-def plan_redrive(parked: Iterable[SyncRecord], archive: ArchiveReader, source: str) -> RedrivePlan:
+def plan_redrive(
+    parked: Iterable[SyncRecord],
+    archive: ArchiveReader,
+    source: str,
+    *,
+    ledger: LedgerKind | None = None,
+) -> RedrivePlan:
+    """Plans a re-drive of ``parked`` (records of one connection whose source is ``source`` and
+    ledger ``ledger``). Reads the archive only for records that came from the source."""
     plan = RedrivePlan()
     seen: set[str] = set()
+    payments: set[tuple[str, str]] = set()
     for record in parked:
+        if record.kind == "ledger_payment":
+            _plan_ledger_payment(plan, payments, record, ledger)
+            continue
         key = archive_key_of(record, archive, source)
         if key is None:
             plan.missing.append(record)
@@ -129,6 +171,23 @@ def plan_redrive(parked: Iterable[SyncRecord], archive: ArchiveReader, source: s
             continue
         plan.messages.append(message)
     return plan
+
+
+def _plan_ledger_payment(
+    plan: RedrivePlan, payments: set[tuple[str, str]], record: SyncRecord, ledger: LedgerKind | None
+) -> None:
+    if ledger is None:
+        plan.not_redrivable.append((record, NO_LEDGER_KIND))
+        return
+    event = ledger_redrive_event(record, ledger)
+    if event is None:
+        plan.not_redrivable.append((record, NO_LEDGER_PAYMENT_ID))
+        return
+    plan.records.append(record)
+    payment = (event.connection_id, event.object_id)
+    if payment not in payments:
+        payments.add(payment)
+        plan.ledger_events.append(event)
 
 
 # --- replay ---------------------------------------------------------------------------------------

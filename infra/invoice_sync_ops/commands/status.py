@@ -5,7 +5,8 @@ Every figure comes from one cheap read: SQS queue attributes, the sparse status 
 records only), each connection's token secret (dates only: token values are never printed), the
 day's ledger-use item, and the newest day-index entries. Where payments back is on (issue 7),
 whether the two secrets it needs are stored (read as it reads them; their values are not printed);
-its parked ``ledger_payment`` records count with the others, by reason.
+its parked ``ledger_payment`` records count with the others, by reason, and the ledger events queue
+and its dead letters are shown beside the sync queue's (where the stack has them).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from invoice_sync.ledgers.quickbooks import client as qbo
 from invoice_sync.ledgers.xero import client as xero
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.sync import SyncStatus, utcnow
-from invoice_sync.store.queue import DeadLetterQueue, QueueDepth, SyncQueue
+from invoice_sync.store.queue import QueueDepth, depth_of
 from invoice_sync_ops.commands import COMMON, Context
 from invoice_sync_ops.commands.mappings import payments_back_secrets
 
@@ -54,6 +55,10 @@ def _depth(depth: QueueDepth) -> dict[str, int]:
         "delayed": depth.delayed,
         "total": depth.total,
     }
+
+
+def _optional_depth(sqs: Any, queue_url: str | None) -> dict[str, int] | None:
+    return _depth(depth_of(sqs, queue_url)) if queue_url else None
 
 
 def _seconds(later: datetime | None, earlier: datetime) -> int | None:
@@ -150,9 +155,16 @@ def _tables(data: dict[str, Any]) -> Group:
     queues = Table(title="Queues", title_justify="left")
     for column in ("queue", "waiting", "in flight", "delayed"):
         queues.add_column(column, justify="right" if column != "queue" else "left")
-    for name, key in (("sync queue", "queue"), ("dead letters", "dead_letters")):
+    for name, key in (
+        ("sync queue", "queue"),
+        ("dead letters", "dead_letters"),
+        ("ledger events", "ledger_events"),
+        ("ledger event dead letters", "ledger_events_dead_letters"),
+    ):
         depth = data[key]
-        style = "red" if key == "dead_letters" and depth["total"] else ""
+        if depth is None:  # a stack older than payments back has no ledger events queue
+            continue
+        style = "red" if key.endswith("dead_letters") and depth["total"] else ""
         queues.add_row(
             name,
             *(
@@ -209,9 +221,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     now = utcnow()
     chosen = getattr(args, "connection", None) or os.environ.get("INVOICE_SYNC_CONNECTION")
     connections = [ctx.connection(chosen)] if chosen else ctx.mappings.connections()
+    sqs = target.client("sqs")
     data = {
-        "queue": _depth(SyncQueue(target.sync_queue_url, target.client("sqs")).depth()),
-        "dead_letters": _depth(DeadLetterQueue(target.dead_letter_queue_url, target.client("sqs")).depth()),
+        "queue": _depth(depth_of(sqs, target.sync_queue_url)),
+        "dead_letters": _depth(depth_of(sqs, target.dead_letter_queue_url)),
+        # Payments back: None where the stack (or its target file) has no such queue.
+        "ledger_events": _optional_depth(sqs, target.ledger_events_queue_url),
+        "ledger_events_dead_letters": _optional_depth(sqs, target.ledger_events_dead_letter_queue_url),
         "connections": [connection_status(ctx, c, now) for c in connections],
         "as_of": now.isoformat(),
     }
@@ -228,9 +244,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "status",
         parents=[COMMON],
-        help="queue depth, dead letters, parked records by reason, token age, ledger use today",
+        help="queue depths, dead letters, parked records by reason, token age, ledger use today",
         description=(
-            "How the deployment is doing: the sync queue and its dead letters, and per connection "
+            "How the deployment is doing: the sync queue and its dead letters (and the ledger "
+            "events queue and its dead letters, for payments back), and per connection "
             "(every one, or --connection) the parked records by status and reason, token age and "
             "expiry, ledger requests used today against the ledger's limit, and the last sync."
         ),
