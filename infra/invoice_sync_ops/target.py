@@ -98,9 +98,9 @@ class Target(BaseModel):
         (one line, exit 1) where this stack or target file has none."""
         if not self.ledger_events_queue_url:
             raise TargetError(
-                f"this stack has no ledger events queue ({self.name}: deployed, or its target file "
-                "written, before payments back): deploy the current template, or restart "
-                "`invoice-sync local up`"
+                f"this stack has no ledger events queue ({self.name}: it, or its target file, is "
+                "older than payments back): deploy the current template (locally: restart "
+                "`invoice-sync local up`)"
             )
         return self.ledger_events_queue_url
 

@@ -197,7 +197,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=_delay,
         default=0,
         metavar="SECONDS",
-        help="hold the re-driven events back this long (0-900), e.g. while a ledger outage ends",
+        help=(
+            "hold the events re-driven to the sync queue back this long (0-900), e.g. while a "
+            "ledger outage ends (ledger events for payments back are sent at once)"
+        ),
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would be sent; send nothing")
     parser.add_argument("--yes", action="store_true", help=f"no question when more than {CONFIRM_ABOVE}")
