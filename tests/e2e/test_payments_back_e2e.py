@@ -1,5 +1,6 @@
 """End-to-end: payments back (issue 7) the whole way round on the local stack, over HTTP only,
-for QuickBooks and Xero (FreshBooks' callback.verify is not taken by the worker yet).
+for QuickBooks, Xero and FreshBooks (whose callback is first verified: FreshBooks posts its code
+to the ledger webhook route, ``ledger_events`` queues it, the worker sends it back and keeps it).
 
 An invoice is finalized in Stripe (the stand-in) and its signed invoice.finalized posted to the
 Stripe route; push makes it in the ledger sandbox. A person then records a cheque by hand in the
@@ -8,6 +9,7 @@ INVOICE event) to the ledger webhook route,
 ``ledger_events`` queues it, the ``payments_back`` worker tells the Stripe stand-in (paid out of
 band, or a payment record attached), the stand-in posts its signed invoice.updated/invoice.paid
 back to the Stripe route, and push, seeing money the ledger holds already, books nothing more.
+(FreshBooks: a payment.create form signed with the callback's verifier.)
 """
 
 from __future__ import annotations
@@ -18,24 +20,28 @@ import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from invoice_sync.models.messages import LedgerEventMessage
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sources.stripe import signature_header
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.demo import EVENTS
-from invoice_sync_ops.local.stack import LocalStack
+from invoice_sync_ops.local.stack import SECRETS_PREFIX, LocalStack
+from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
 
 TOTAL = 167786  # a1's invoice: USD 1,677.86
 
 
 # The field that holds each ledger's payment id.
-PAYMENT_ID = {"quickbooks": "Id", "xero": "PaymentID"}
+PAYMENT_ID = {"quickbooks": "Id", "xero": "PaymentID", "freshbooks": "id"}
 
 
-@pytest.fixture(scope="module", params=["quickbooks", "xero"])
+@pytest.fixture(scope="module", params=["quickbooks", "xero", "freshbooks"])
 def stack(request: pytest.FixtureRequest) -> Iterator[LocalStack]:
     """The demo stack on a ledger with payments back on and its worker running: the sandbox sends
     its webhooks to the ledger webhook route, the Stripe stand-in its own to the Stripe route."""
@@ -99,6 +105,8 @@ def _effects(stack: LocalStack, since: int) -> list[str]:
 def _applied_to(payment: dict[str, Any]) -> set[str]:
     if "PaymentID" in payment:  # Xero: one invoice a payment, deleted ones kept
         return set() if payment.get("Status") == "DELETED" else {str(payment["Invoice"]["InvoiceID"])}
+    if "invoiceid" in payment:  # FreshBooks: one invoice a payment, deleted ones kept (vis_state 1)
+        return set() if payment.get("vis_state") == 1 else {str(payment["invoiceid"])}
     return {
         str(linked["TxnId"])
         for line in payment.get("Line", [])
@@ -137,16 +145,16 @@ def test_a_cheque_for_the_whole_invoice_marks_it_paid_in_stripe_and_comes_back_a
     writes_before = len(stack.stripe.writes(stack.company.stripe_account))
     ledger_before = len(
         _delivered(stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url())
-    )  # type: ignore[attr-defined]
+    )
 
-    cheque = stack.sandbox.record_payment_by_hand(  # type: ignore[attr-defined]
+    cheque = stack.sandbox.record_payment_by_hand(
         stack.ledger.tenant_id, ledger_invoice, Decimal("1677.86"), reference="1042"
     )
     assert stack.drain(timeout=120)
 
     ledger_deliveries = _delivered(
         stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url()
-    )  # type: ignore[attr-defined]
+    )
     assert len(ledger_deliveries) > ledger_before
     assert _effects(stack, writes_before) == ["pay"]
     stripe_invoice = _stripe_invoice(stack, invoice_id)
@@ -173,7 +181,7 @@ def test_a_cheque_for_part_attaches_a_payment_record_then_the_rest_pays_it(stack
     invoice_id, ledger_invoice = _synced_invoice(stack, "Part01")
     writes_before = len(stack.stripe.writes(stack.company.stripe_account))
 
-    first = stack.sandbox.record_payment_by_hand(  # type: ignore[attr-defined]
+    first = stack.sandbox.record_payment_by_hand(
         stack.ledger.tenant_id, ledger_invoice, Decimal("1000.00"), reference="1043"
     )
     assert stack.drain(timeout=120)
@@ -183,7 +191,7 @@ def test_a_cheque_for_part_attaches_a_payment_record_then_the_rest_pays_it(stack
     assert (stripe_invoice["status"], stripe_invoice["amount_remaining"]) == ("open", TOTAL - 100000)
     assert _payments_on(stack, ledger_invoice) == [_id(stack, first)]
 
-    rest = stack.sandbox.record_payment_by_hand(  # type: ignore[attr-defined]
+    rest = stack.sandbox.record_payment_by_hand(
         stack.ledger.tenant_id, ledger_invoice, Decimal("677.86"), reference="1044"
     )
     assert stack.drain(timeout=120)
@@ -202,7 +210,7 @@ def test_the_card_payment_push_booked_is_never_sent_to_stripe(stack: LocalStack)
     writes_before = len(stack.stripe.writes(stack.company.stripe_account))
     ledger_before = len(
         _delivered(stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url())
-    )  # type: ignore[attr-defined]
+    )
     event: dict[str, Any] = json.loads((EVENTS / "a2_invoice.paid.current.json").read_bytes())
     paid = event["data"]["object"]
     paid.update(id=invoice_id, number="BACK-Card01")
@@ -225,6 +233,92 @@ def test_the_card_payment_push_booked_is_never_sent_to_stripe(stack: LocalStack)
     assert (
         len(_delivered(stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url()))
         > ledger_before
-    )  # type: ignore[attr-defined]
+    )
     assert stack.stripe.writes(stack.company.stripe_account)[writes_before:] == []
     assert stack.ledger_events() == []
+
+
+def _ledger_webhook_keys(stack: LocalStack) -> list[str]:
+    raw = stack.client("secretsmanager").get_secret_value(
+        SecretId=f"{SECRETS_PREFIX}/{stack.company.connection_id}/ledger-webhook"
+    )
+    keys: list[str] = json.loads(raw["SecretString"])["keys"]
+    return keys
+
+
+def _freshbooks(stack: LocalStack) -> FreshBooksSandbox:
+    if stack.ledger.kind != "freshbooks":
+        pytest.skip("FreshBooks' callbacks only")
+    assert isinstance(stack.sandbox, FreshBooksSandbox)
+    return stack.sandbox
+
+
+def test_freshbooks_callback_is_verified_by_the_worker_and_its_code_kept_as_the_key(
+    stack: LocalStack,
+) -> None:
+    """Given the stack registered FreshBooks' payment callback as `connect` does, then FreshBooks'
+    verification went ledger_events -> queue -> worker -> FreshBooks: the sandbox shows the one
+    callback verified, the connection's ledger-webhook secret holds the code FreshBooks issued as
+    its first key, the registration is no longer pending, and nothing is left on the queue."""
+    sandbox = _freshbooks(stack)
+    assert stack.drain(timeout=60)
+    callback_id = stack.freshbooks_callback_id
+    assert callback_id is not None
+
+    callbacks = [
+        c for c in sandbox.callbacks(stack.ledger.tenant_id) if c["uri"] == stack.ledger_webhook_url()
+    ]
+    assert [(str(c["callbackid"]), c["verified"]) for c in callbacks] == [(callback_id, True)]
+    code = sandbox.callback_verifier(stack.ledger.tenant_id, int(callback_id))
+    assert _ledger_webhook_keys(stack)[0] == code
+    assert stack.resources is not None
+    state = SyncStateStore(stack.resources.sync_table, stack.client("dynamodb"))
+    pending = state.pending_callback(stack.company.connection_id, callback_id)
+    assert pending is not None and pending.state == "verified"
+    assert stack.ledger_events() == []
+
+
+def test_a_forged_freshbooks_verify_leaves_nothing(stack: LocalStack) -> None:
+    """Given the verified callback, when a stranger posts an unsigned callback.verify for a callback
+    the connection never registered, then ledger_events answers 404 and queues nothing; and when
+    such a verify reaches the queue anyway (the message is only a hint), the worker drops it:
+    no call verifies anything, the secret's keys and FreshBooks' callbacks are as they were."""
+    sandbox = _freshbooks(stack)
+    assert stack.drain(timeout=60)
+    keys_before = _ledger_webhook_keys(stack)
+    callbacks_before = sandbox.callbacks(stack.ledger.tenant_id)
+    form = {
+        "name": "callback.verify",
+        "object_id": "999999",
+        "verifier": "forgedVerifier0000000000000000001",
+        "account_id": stack.ledger.tenant_id,
+    }
+
+    response = httpx.post(
+        stack.ledger_webhook_url(),
+        content=urlencode(form).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 404
+    assert stack.ledger_events() == []
+
+    assert stack.resources is not None
+    forged = LedgerEventMessage(
+        connection_id=stack.company.connection_id,
+        ledger="freshbooks",
+        kind="callback_verify",
+        object_id="999999",
+        operation="verify",
+        changed_at=None,
+        event_id=None,
+        verifier=SecretStr(form["verifier"]),
+    )
+    stack.client("sqs").send_message(
+        QueueUrl=stack.resources.ledger_events_queue_url, MessageBody=forged.to_queue_body()
+    )
+    assert stack.drain(timeout=60)
+
+    assert stack.ledger_events() == []
+    assert _ledger_webhook_keys(stack) == keys_before
+    assert form["verifier"] not in _ledger_webhook_keys(stack)
+    assert sandbox.callbacks(stack.ledger.tenant_id) == callbacks_before

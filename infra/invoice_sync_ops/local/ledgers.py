@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from typing import Any, Protocol
 
 from invoice_sync.ledgers.port import marker
@@ -25,6 +27,30 @@ class Sandbox(Protocol):
     def stop(self) -> None: ...
 
     def documents(self, tenant_id: str, collection: str, /) -> list[dict[str, Any]]: ...
+
+    # Webhooks (sandboxes/base.py): every sandbox sends them; FreshBooks issues its own verifier,
+    # so its ``subscribe`` takes no key (a callback, verified by sending the code back).
+    def subscribe(
+        self, tenant_id: str, url: str, key: str, /, *, format: str | None = None
+    ) -> dict[str, Any]: ...
+
+    def deliveries(self, tenant_id: str | None = None, /) -> list[dict[str, Any]]: ...
+
+    def wait_for_deliveries(self, timeout: float = 10.0, /) -> bool: ...
+
+    # A payment a person records in the ledger (the sandbox's own write, its webhook included).
+    def record_payment_by_hand(
+        self,
+        tenant_id: str,
+        invoice_id: str,
+        amount: Decimal,
+        /,
+        *,
+        paid_on: date | None = None,
+        reference: str | None = None,
+        note: str | None = None,
+        account: str | None = None,
+    ) -> dict[str, Any]: ...
 
 
 MARKER = marker("stripe", "")

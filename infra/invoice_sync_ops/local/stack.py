@@ -10,8 +10,9 @@
   ``payments_back_worker``: then ``payments_back`` takes what the ledger webhook function sends,
   the ledger sandbox sends its webhooks to the ledger webhook route and the Stripe stand-in its
   own to the Stripe route, so a payment recorded by hand in the ledger goes the whole way round
-  (ledger -> Stripe -> intake -> push). Without it what the ledger webhook function sends stays
-  on the queue, for tests to read.
+  (ledger -> Stripe -> intake -> push). FreshBooks' callback is registered as ``connect``
+  registers it, and its verification goes ledger_events -> the worker -> FreshBooks. Without
+  it what the ledger webhook function sends stays on the queue, for tests to read.
 - The functions run in this process, with the environment template.yaml would give them, pointed
   at the local endpoints through ``AWS_ENDPOINT_URL`` (boto3 reads it itself).
 """
@@ -35,10 +36,12 @@ import boto3
 import httpx
 from moto.server import ThreadedMotoServer
 
+from invoice_sync.ledgers.http import token_grant
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.tokens import TokenSet
 from invoice_sync.store.mappings import MappingsStore
 from invoice_sync.store.secrets import SecretStore
+from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.local.api_gateway import LocalHttpApi
 from invoice_sync_ops.local.event_source import SqsEventSource
 from invoice_sync_ops.local.ledgers import LEDGERS, Credentials, LocalLedger, Sandbox
@@ -52,6 +55,9 @@ SECRETS_PREFIX = "invoice-sync/local"
 # finalized invoices, one a day from 2025-06-01 (HIST-0001 ...), for `backfill --since 2025-06-01`.
 HISTORY_START = 1_748_736_000
 HISTORY_COUNT = 12
+# The event FreshBooks' payments callback is registered for (as `connect` does): its children
+# payment.create, payment.update and payment.delete.
+FRESHBOOKS_CALLBACK_EVENT = "payment"
 
 
 @dataclass(frozen=True)
@@ -172,8 +178,10 @@ class LocalStack:
     ``payments_back_worker`` (which implies ``payments_back``) also runs the payments_back worker
     on the ledger events queue and subscribes the ledger sandbox (QuickBooks: CloudEvents, Xero)
     to the ledger webhook route and the Stripe stand-in to the Stripe route, so that the two-way
-    flow runs whole. FreshBooks issues its verifier itself (a callback.verify the worker does not
-    handle yet), so its sandbox is not subscribed."""
+    flow runs whole. FreshBooks issues its verifier itself: its ``payment`` callback is registered
+    the way ``connect freshbooks --payments-back on`` does it (``freshbooks_callback_id``), and
+    the verification it posts goes through ledger_events and the worker before any payment event
+    is sent."""
 
     def __init__(
         self,
@@ -196,6 +204,8 @@ class LocalStack:
             self.company = dataclasses.replace(self.company, payments_back=payments_back)
         self._payments_back_worker = payments_back_worker
         self.payments_back_source: SqsEventSource | None = None
+        # The FreshBooks callback the stack registered (payments_back_worker on FreshBooks).
+        self.freshbooks_callback_id: str | None = None
         self._retry_seconds = retry_seconds
         self._extra_environment = dict(environment or {})
         self._wrap_push = wrap_push
@@ -301,10 +311,56 @@ class LocalStack:
             function_name="payments-back",
         )
         self.payments_back_source.start()
-        if self.ledger.kind != "freshbooks":
-            subscribe: Callable[..., Any] = self.sandbox.subscribe  # type: ignore[attr-defined]
-            subscribe(self.ledger.tenant_id, self.ledger_webhook_url(), self.company.ledger_webhook_key)
+        if self.ledger.kind == "freshbooks":
+            self.freshbooks_callback_id = self._register_freshbooks_callback()
+        else:
+            self.sandbox.subscribe(
+                self.ledger.tenant_id, self.ledger_webhook_url(), self.company.ledger_webhook_key
+            )
         self.stripe.subscribe(self.company.stripe_account, self.webhook_url(), self.company.webhook_secret)
+
+    def _register_freshbooks_callback(self) -> str:
+        """The steps of ``connect freshbooks --payments-back on`` (commands/connect.py), over the
+        sandbox's own API with the connection's token: the ledger-webhook secret made to exist,
+        the ``payment`` callback registered at the ledger webhook route, the FBHOOK# pending item,
+        then a resend of the verification (the first came before the pending item, and was
+        answered 404). The callback id."""
+        assert self.resources is not None
+        connection_id = self.company.connection_id
+        secrets = SecretStore(SECRETS_PREFIX, self.client("secretsmanager"))
+        state = SyncStateStore(self.resources.sync_table, self.client("dynamodb"))
+        stored = secrets.ledger_tokens(connection_id)
+        env = self.ledger.environment(self.ledger_url)
+        base = f"{self.ledger_url}/events/account/{self.ledger.tenant_id}/events/callbacks"
+        with httpx.Client(timeout=10) as http:
+            # connect holds a fresh access token from its consent; the seeded connection has only a
+            # refresh token, so it is refreshed (and the rotated tokens saved, as the worker does).
+            tokens = token_grant(
+                http,
+                env["FRESHBOOKS_TOKEN_URL"],
+                {"grant_type": "refresh_token", "refresh_token": stored.refresh_token.get_secret_value()},
+                client_id=stored.client_id,
+                client_secret=stored.client_secret,
+                name="FreshBooks",
+                json_body=True,
+                previous_refresh=stored.refresh_token,
+            )
+            secrets.save_ledger_tokens(connection_id, tokens)
+            assert tokens.access_token is not None
+            headers = {"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"}
+            secrets.ensure_ledger_webhook_secret(connection_id)
+            created = http.post(
+                base,
+                json={"callback": {"event": FRESHBOOKS_CALLBACK_EVENT, "uri": self.ledger_webhook_url()}},
+                headers=headers,
+            )
+            created.raise_for_status()
+            callback_id = str(created.json()["response"]["result"]["callback"]["callbackid"])
+            state.put_pending_callback(connection_id, callback_id, FRESHBOOKS_CALLBACK_EVENT)
+            http.put(
+                f"{base}/{callback_id}", json={"callback": {"resend": True}}, headers=headers
+            ).raise_for_status()
+        return callback_id
 
     def stop(self) -> None:
         for source in self.event_sources:
@@ -440,5 +496,4 @@ class LocalStack:
 
     def _webhooks_delivered(self) -> bool:
         """True when neither the ledger sandbox nor the Stripe stand-in has a delivery unfinished."""
-        ledger_done: Callable[[float], bool] = self.sandbox.wait_for_deliveries  # type: ignore[attr-defined]
-        return bool(ledger_done(0.0)) and self.stripe.wait_for_deliveries(0.0)
+        return self.sandbox.wait_for_deliveries(0.0) and self.stripe.wait_for_deliveries(0.0)
