@@ -322,3 +322,42 @@ def test_a_forged_freshbooks_verify_leaves_nothing(stack: LocalStack) -> None:
     assert _ledger_webhook_keys(stack) == keys_before
     assert form["verifier"] not in _ledger_webhook_keys(stack)
     assert sandbox.callbacks(stack.ledger.tenant_id) == callbacks_before
+
+
+def test_a_verifier_freshbooks_refuses_is_never_kept(stack: LocalStack) -> None:
+    """Given a second callback the connection registered (pending) whose code went elsewhere, when
+    a verify with a wrong code for it reaches the worker, then the worker's PUT is refused by
+    FreshBooks (400, errno 1004) and the message is dropped, not retried: the callback stays
+    unverified, the secret's keys are as they were, the registration is still pending."""
+    sandbox = _freshbooks(stack)
+    assert stack.drain(timeout=60)
+    assert stack.resources is not None
+    keys_before = _ledger_webhook_keys(stack)
+    # Its code is posted to a connection that does not exist (404), so no true verify comes.
+    other = sandbox.register_callback(
+        stack.ledger.tenant_id, "payment", stack.ledger_webhook_url(connection_id="nobody")
+    )
+    callback_id = str(other["callbackid"])
+    state = SyncStateStore(stack.resources.sync_table, stack.client("dynamodb"))
+    state.put_pending_callback(stack.company.connection_id, callback_id, "payment")
+    wrong = LedgerEventMessage(
+        connection_id=stack.company.connection_id,
+        ledger="freshbooks",
+        kind="callback_verify",
+        object_id=callback_id,
+        operation="verify",
+        changed_at=None,
+        event_id=None,
+        verifier=SecretStr("wrongVerifier00000000000000000001"),
+    )
+    stack.client("sqs").send_message(
+        QueueUrl=stack.resources.ledger_events_queue_url, MessageBody=wrong.to_queue_body()
+    )
+    assert stack.drain(timeout=60)
+
+    (listed,) = [c for c in sandbox.callbacks(stack.ledger.tenant_id) if str(c["callbackid"]) == callback_id]
+    assert listed["verified"] is False
+    assert _ledger_webhook_keys(stack) == keys_before
+    pending = state.pending_callback(stack.company.connection_id, callback_id)
+    assert pending is not None and pending.state == "pending"
+    assert stack.ledger_events() == []
