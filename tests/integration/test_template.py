@@ -684,6 +684,14 @@ def test_payments_back_function_reads_the_ledger_events_queue_and_writes_with_th
             ["logs:CreateLogStream", "logs:PutLogEvents"],
             {"Fn::GetAtt": ["PaymentsBackLogGroup", "Arn"]},
         ),
+        # FreshBooks' callback verification: the pending item marked verified, its key stored.
+        "VerifiedCallbacks": (["dynamodb:UpdateItem"], table),
+        "AddLedgerWebhookKeys": (
+            ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+            {"Fn::Sub": secret + "ledger-webhook-??????"},
+        ),
     }
     keys = statements["AlertWindows"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert keys == ["ALERT#*"]
+    verified = statements["VerifiedCallbacks"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert verified == ["FBHOOK#*"]

@@ -164,7 +164,8 @@ class LedgerRegistry:
                         base_url=f"{settings.freshbooks_api_base.rstrip('/')}/accounting/account/{connection.tenant_id}",
                         limiter=self._limiter(freshbooks.REQUESTS_PER_MINUTE, freshbooks.CONCURRENT_REQUESTS),
                         error_for=freshbooks.error_for,
-                    )
+                    ),
+                    account_id=connection.tenant_id,
                 )
             )
         raise ConnectionBroken(

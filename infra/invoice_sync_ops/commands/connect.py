@@ -517,10 +517,10 @@ def _payments_back_next(
 
 def ledger_webhook_url(target: Target, ledger: str, connection_id: str) -> str:
     """Where the ledger posts its webhooks for this connection: the stack's ``LedgerWebhookUrl``
-    output with the ledger and connection filled in; a placeholder for the API's address when the
-    stack cannot say (the local stack's target file does not carry it)."""
-    path = f"/ledger-webhooks/{ledger}/{connection_id}"
-    if target.aws_endpoint is None:
+    (in the target, else read from the stack's outputs) with the ledger and connection filled
+    in; a placeholder for the API's address when neither can say (an older target file)."""
+    pattern = target.ledger_webhook_url
+    if pattern is None and target.aws_endpoint is None:
         try:
             stacks = target.client("cloudformation").describe_stacks(StackName=target.name)["Stacks"]
         except (BotoCoreError, ClientError):
@@ -528,8 +528,9 @@ def ledger_webhook_url(target: Target, ledger: str, connection_id: str) -> str:
         for output in stacks[0].get("Outputs", []) if stacks else []:
             if output.get("OutputKey") == "LedgerWebhookUrl":
                 pattern = str(output["OutputValue"])
-                return pattern.replace("<ledger>", ledger).replace("<connection>", connection_id)
-    return f"<the stack's API address>{path}"
+    if pattern:
+        return pattern.replace("<ledger>", ledger).replace("<connection>", connection_id)
+    return f"<the stack's API address>/ledger-webhooks/{ledger}/{connection_id}"
 
 
 def _connection_id(ctx: Context) -> str:

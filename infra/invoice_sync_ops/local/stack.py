@@ -430,6 +430,10 @@ class LocalStack:
             secrets_prefix=SECRETS_PREFIX,
             ledger_environment=self.ledger.environment(self.ledger_url),
             stripe_api_base=self.stripe_url,
+            ledger_events_queue_url=self.resources.ledger_events_queue_url or None,
+            ledger_events_dead_letter_queue_url=self.resources.ledger_events_dead_letter_queue_url or None,
+            # The template's LedgerWebhookUrl output has the same placeholders.
+            ledger_webhook_url=f"{self.api_url}/ledger-webhooks/<ledger>/<connection>",
         )
 
     def webhook_url(self, source: str = "stripe", connection_id: str | None = None) -> str:

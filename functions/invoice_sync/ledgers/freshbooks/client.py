@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from invoice_sync.errors import (
     CompanyUnavailable,
@@ -93,22 +93,9 @@ def error_for(status: int, body: Any, headers: Mapping[str, str]) -> LedgerError
 class FreshBooksClient:
     """Calls under ``/accounting/account/{account_id}``, unwrapping ``{"response": {"result": ...}}``."""
 
-    def __init__(self, http: LedgerHttp, account_id: str | None = None) -> None:
+    def __init__(self, http: LedgerHttp, account_id: str) -> None:
         self.http = http
-        self._account_id = account_id
-
-    @property
-    def account_id(self) -> str:
-        """The FreshBooks account the client works in: as given, else the last segment of its
-        accounting root (``…/accounting/account/{account_id}``, what the registry builds)."""
-        if self._account_id is None:
-            # LedgerHttp keeps its root private; a client built without the id reads it from there.
-            path = urlsplit(self.http._base).path.rstrip("/")
-            parent, _, account = path.rpartition("/")
-            if not parent.endswith(f"/{ACCOUNTING_ROOT}") or not account:
-                raise ValueError("the FreshBooks client's base URL names no accounting account")
-            self._account_id = account
-        return self._account_id
+        self.account_id = account_id  # the events API (callbacks) names the account in its path
 
     def events_write(self, method: str, path: str, single: str, body: dict[str, Any]) -> dict[str, Any]:
         """A write to the events API (``/events/account/{account_id}/{path}``), through the same
