@@ -246,13 +246,16 @@ def _ledger_webhook_keys(stack: LocalStack) -> list[str]:
     return keys
 
 
+# FreshBooks' callbacks only: the module's FreshBooks stack, not a skip on the other two.
+FRESHBOOKS_ONLY = pytest.mark.parametrize("stack", ["freshbooks"], indirect=True)
+
+
 def _freshbooks(stack: LocalStack) -> FreshBooksSandbox:
-    if stack.ledger.kind != "freshbooks":
-        pytest.skip("FreshBooks' callbacks only")
     assert isinstance(stack.sandbox, FreshBooksSandbox)
     return stack.sandbox
 
 
+@FRESHBOOKS_ONLY
 def test_freshbooks_callback_is_verified_by_the_worker_and_its_code_kept_as_the_key(
     stack: LocalStack,
 ) -> None:
@@ -278,6 +281,7 @@ def test_freshbooks_callback_is_verified_by_the_worker_and_its_code_kept_as_the_
     assert stack.ledger_events() == []
 
 
+@FRESHBOOKS_ONLY
 def test_a_forged_freshbooks_verify_leaves_nothing(stack: LocalStack) -> None:
     """Given the verified callback, when a stranger posts an unsigned callback.verify for a callback
     the connection never registered, then ledger_events answers 404 and queues nothing; and when
@@ -324,6 +328,7 @@ def test_a_forged_freshbooks_verify_leaves_nothing(stack: LocalStack) -> None:
     assert sandbox.callbacks(stack.ledger.tenant_id) == callbacks_before
 
 
+@FRESHBOOKS_ONLY
 def test_a_verifier_freshbooks_refuses_is_never_kept(stack: LocalStack) -> None:
     """Given a second callback the connection registered (pending) whose code went elsewhere, when
     a verify with a wrong code for it reaches the worker, then the worker's PUT is refused by
