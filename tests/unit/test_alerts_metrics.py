@@ -109,6 +109,8 @@ def test_push_emits_synced_parked_by_reason_latency_and_quota(
         _message(3, "xero-org", None),
         _message(4, "qbo-co", None),
     ]
+    # Metrics another test added to the process-wide Metrics without flushing them are not this batch's.
+    push.metrics.clear_metrics()
     capsys.readouterr()
     response = push.handler(sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:q"), LocalContext("push"))
     assert response == {"batchItemFailures": []}
