@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
-import httpx
 from pydantic import SecretStr
 
 from invoice_sync.ledgers.registry import LedgerRegistry
@@ -38,10 +37,9 @@ class StripeWriters:
     """One Stripe client per connection with its writer key, kept while warm and rebuilt when the
     secret holds another key (a rotation): the key is read through the secret store's cache."""
 
-    def __init__(self, base_url: str, secrets: SecretStore, http: httpx.Client | None = None) -> None:
+    def __init__(self, base_url: str, secrets: SecretStore) -> None:
         self.base_url = base_url
         self.secrets = secrets
-        self._http = http or httpx.Client(timeout=STRIPE_TIMEOUT_SECONDS)
         self._clients: dict[str, tuple[SecretStr, StripeApi]] = {}
         self._lock = threading.Lock()
 
@@ -55,7 +53,7 @@ class StripeWriters:
             client = StripeApi(
                 self.base_url,
                 key,
-                http=self._http,
+                timeout=STRIPE_TIMEOUT_SECONDS,
                 max_attempts=STRIPE_MAX_ATTEMPTS,
                 max_wait_seconds=STRIPE_MAX_WAIT_SECONDS,
                 key_source=f"the secret {self.secrets.stripe_writer_secret_name(connection_id)}",
