@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, Protocol
 
-from invoice_sync.errors import LedgerError
+from invoice_sync.errors import LedgerError, Unsupported
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,55 @@ class LedgerPayment:
     voided: bool = False
     updated_at: datetime | None = None
     deposit_account: str | None = None  # QBO DepositToAccountRef, Xero Account code
+
+
+# What one line of a payout's deposit is (design 3.5.2 step 8): a payment or refund push booked
+# (moved out of the clearing / undeposited-funds account), the payout's fees, a dispute or other
+# adjustment, or money in the payout that no synced payment accounts for.
+DepositLineKind = Literal["payment", "refund", "fee", "adjustment", "unmatched"]
+
+
+@dataclass(frozen=True)
+class DepositLine:
+    kind: DepositLineKind
+    amount: Decimal  # signed, ledger currency decimals: into the bank +, out of it - (fees, refunds)
+    description: str
+    # payment / refund lines: the ledger document (QBO Payment / RefundReceipt id, Xero payment or
+    # credit-note payout id) whose money the deposit moves; None on the other kinds.
+    ledger_id: str | None = None
+    # fee / adjustment / unmatched lines: the account they post to (QBO account id, Xero account
+    # code, FreshBooks expense category id); None on payment and refund lines.
+    account: str | None = None
+    source_id: str | None = None  # the Stripe balance transaction (txn_...) the line comes from
+
+
+@dataclass(frozen=True)
+class DepositDraft:
+    """A Stripe payout as the bank sees it: one deposit equal to the bank line to the cent
+    (``total`` is the sum of ``lines``). QBO books one Deposit; Xero books the fees and adjustments
+    out of the clearing account and one transfer of ``total`` to ``bank_account``; FreshBooks, which
+    has no deposit API, books the fee lines as one expense (``deposit_support``)."""
+
+    source_id: str  # po_...
+    number: str  # the reference the deposit carries, e.g. "PO-1QxYz" (how it is found again)
+    arrival_on: date
+    currency: str
+    bank_account: str | None  # QBO bank account id, Xero bank account code; None for FreshBooks
+    # Xero: the clearing account payments landed in (the connection's payment_account).
+    clearing_account: str | None
+    contact_id: str | None  # Xero: the "Stripe" supplier contact its bank transactions need
+    lines: tuple[DepositLine, ...]
+    total: Decimal
+    private_note: str  # marker(source, po_...)
+
+    def __post_init__(self) -> None:
+        if sum((line.amount for line in self.lines), Decimal(0)) != self.total:
+            raise ValueError(f"deposit {self.number}: its lines do not add up to its total {self.total}")
+
+
+# How a ledger books a payout: one deposit document (QBO), clearing-account transactions and one
+# transfer (Xero), or only the fees as an expense, the rest left to a deposit slip (FreshBooks).
+DepositSupport = Literal["deposit", "transfer", "fees_only"]
 
 
 # How many payments one ``list_ledger_payments`` page carries at most.
@@ -252,6 +301,24 @@ class LedgerPort(Protocol):
         whether a further page may hold more."""
         ...
 
+    deposit_support: DepositSupport
+
+    def find_deposit(self, draft: DepositDraft) -> LedgerDocument | None:
+        """The deposit (Xero: the transfer; FreshBooks: the fee expense) already booked for this
+        payout: found by ``draft.number`` near ``draft.arrival_on`` and adopted only when it carries
+        ``draft.private_note``'s marker; None when there is none."""
+        ...
+
+    def create_deposit(self, draft: DepositDraft, idempotency_key: str) -> LedgerDocument:
+        """Books the payout as ``deposit_support`` says, every write carrying the marker and an
+        idempotency key derived from ``idempotency_key``. Returns the document ``find_deposit``
+        finds again, its ``total`` the deposit's (FreshBooks: the fee expense's)."""
+        ...
+
+    def get_deposit(self, ledger_id: str) -> LedgerDocument:
+        """A deposit (Xero: transfer; FreshBooks: expense) by id, for reconciliation; ``NotFound``."""
+        ...
+
     def list_documents(
         self, kind: ListedKind, since: datetime, until: datetime | None = None
     ) -> Iterator[LedgerDocument]:
@@ -309,6 +376,20 @@ class RefundIsCreditNote:
         idempotency_key: str,
     ) -> LedgerDocument:
         return self.create_credit_note(draft, idempotency_key)
+
+
+class NoDeposits:
+    """Deposits not built for this adapter yet: every deposit call is ``Unsupported``. Each adapter
+    replaces it with its own ``find_deposit`` / ``create_deposit`` / ``get_deposit``."""
+
+    def find_deposit(self, draft: DepositDraft) -> LedgerDocument | None:  # noqa: ARG002
+        raise Unsupported("booking payouts as deposits is not built for this ledger yet")
+
+    def create_deposit(self, draft: DepositDraft, idempotency_key: str) -> LedgerDocument:  # noqa: ARG002
+        raise Unsupported("booking payouts as deposits is not built for this ledger yet")
+
+    def get_deposit(self, ledger_id: str) -> LedgerDocument:  # noqa: ARG002
+        raise Unsupported("booking payouts as deposits is not built for this ledger yet")
 
 
 def in_window(document: LedgerDocument, since: datetime, until: datetime | None) -> bool:

@@ -61,6 +61,13 @@ class Settings:
     # Payments back (issue 7): ledger payments mirrored to Stripe, none made before the start.
     payments_back: bool = False
     payments_back_since: datetime | None = None
+    # Payouts as bank deposits (issue 7): see ``Connection``.
+    payout_deposits: bool = False
+    payout_bank_account: str | None = None
+    payout_fee_account: str | None = None
+    payout_adjustment_account: str | None = None
+    payout_unmatched_account: str | None = None
+    payout_contact_id: str | None = None
 
     @classmethod
     def of(cls, connection: Connection) -> Settings:
@@ -202,7 +209,7 @@ class _Builder:
         elif name == "no_tax_code":
             # Empty is meaningful (FreshBooks: no tax on the line), so it is kept as "".
             self.settings[name] = value or ""
-        elif name == "payments_back":
+        elif name in ("payments_back", "payout_deposits"):
             if value is None or value.lower() not in {"true", "false"}:
                 problems.add(line, name, f"must be true or false, not {value!r}")
             else:

@@ -78,6 +78,16 @@ class Connection(BaseModel):
     # made before ``payments_back_since`` (when set). Off unless an operator turns it on.
     payments_back: bool = False
     payments_back_since: AwareDatetime | None = None
+    # Payouts as bank deposits (issue 7): each Stripe payout becomes one deposit equal to the bank
+    # line. The bank account it lands in (QBO account id, Xero bank account code; FreshBooks has
+    # none), the accounts its fees, adjustments (disputes, reversals) and unmatched money post to
+    # (FreshBooks: the fees' expense category id), and Xero's "Stripe" supplier contact.
+    payout_deposits: bool = False
+    payout_bank_account: str | None = None
+    payout_fee_account: str | None = None
+    payout_adjustment_account: str | None = None
+    payout_unmatched_account: str | None = None
+    payout_contact_id: str | None = None
     active: bool = True
 
 

@@ -55,11 +55,13 @@ from invoice_sync.ledgers.port import (
     PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
+    DepositSupport,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
     LedgerPayment,
     ListedKind,
+    NoDeposits,
     PaymentDraft,
     RefundIsCreditNote,
     in_window,
@@ -77,7 +79,8 @@ REPLAY_MEMORY = 1024
 ACCOUNTING_TZ = payloads.ACCOUNTING_TZ
 
 
-class FreshBooksLedger(RefundIsCreditNote):
+class FreshBooksLedger(RefundIsCreditNote, NoDeposits):
+    deposit_support: DepositSupport = "fees_only"
     batch_size = 1  # FreshBooks has no batch call
     chart_page_size = PER_PAGE
     list_page_size = PER_PAGE

@@ -14,11 +14,13 @@ from invoice_sync.ledgers.port import (
     PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
+    DepositSupport,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
     LedgerPayment,
     ListedKind,
+    NoDeposits,
     PaymentDraft,
     as_decimal,
 )
@@ -68,7 +70,8 @@ def _tax_code_entry(row: dict[str, Any]) -> ChartEntry:
     )
 
 
-class QuickBooksLedger:
+class QuickBooksLedger(NoDeposits):
+    deposit_support: DepositSupport = "deposit"
     # Intuit recommends at most 30 operations per batch request (python-quickbooks splits at 30).
     batch_size = 30
     # QBO answers at most 1,000 rows per query; the chart is read page by page.

@@ -20,11 +20,13 @@ from invoice_sync.ledgers.port import (
     PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
+    DepositSupport,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
     LedgerPayment,
     ListedKind,
+    NoDeposits,
     PaymentDraft,
     RefundIsCreditNote,
     as_decimal,
@@ -86,7 +88,8 @@ def _item_entry(row: dict[str, Any]) -> ChartEntry:
     )
 
 
-class XeroLedger(RefundIsCreditNote):
+class XeroLedger(RefundIsCreditNote, NoDeposits):
+    deposit_support: DepositSupport = "transfer"
     # Xero takes many invoices per request; 50 keeps a request well inside its size limits.
     batch_size = 50
     list_page_size = PAGE_SIZE
