@@ -21,12 +21,13 @@ def _invoice(**fields: object) -> SyncRecord:
     return SyncRecord(connection_id="acme", kind="invoice", source_id="in_1", **fields)  # type: ignore[arg-type]
 
 
-def test_document_kinds_gain_ledger_payment_only() -> None:
-    """Given the kinds, then ledger_payment is one and payout is not (payouts are a later commit)."""
-    assert "ledger_payment" in get_args(DocumentKind)
-    assert "payout" not in get_args(DocumentKind)
+def test_document_kinds_gain_ledger_payment_and_payout() -> None:
+    """Given the kinds, then ledger_payment and payout are two (design two-way 3.8), and a kind
+    outside them is still refused."""
+    assert {"ledger_payment", "payout"} <= set(get_args(DocumentKind))
+    assert SyncRecord(connection_id="acme", kind="payout", source_id="po_1").deposit_id is None
     with pytest.raises(ValidationError):
-        SyncRecord(connection_id="acme", kind="payout", source_id="po_1")  # type: ignore[arg-type]
+        SyncRecord(connection_id="acme", kind="deposit", source_id="po_1")  # type: ignore[arg-type]
 
 
 def test_new_record_fields_default_so_old_records_validate() -> None:

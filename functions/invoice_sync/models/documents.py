@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from invoice_sync.models.money import Currency, Money
 
@@ -192,8 +192,54 @@ class Refund(_Frozen):
         return _digest(self.model_dump(mode="json"))
 
 
+PayoutStatus = Literal["paid", "pending", "in_transit", "canceled", "failed"]
+ReconciliationStatus = Literal["completed", "in_progress", "not_applicable"]
+
+# Lifecycle order of a payout's snapshots (design two-way 3.5.2): pending < in_transit < paid <
+# failed | canceled ("Some payouts that fail might initially show as paid, then change to failed",
+# stripe-python ``_payout.py``). Even numbers, so that ``reconciliation_status: completed`` adds one
+# within its status: payout.paid and payout.reconciliation_completed stamped in the same second
+# still order, the completed one last.
+PAYOUT_RANK: dict[str, int] = {"pending": 0, "in_transit": 2, "paid": 4, "failed": 8, "canceled": 8}
+
+
+class Payout(_Frozen):
+    """Money Stripe sent to the bank (a ``po_...``): what becomes one ledger deposit (design two-way
+    3.5.2). Not a ``Document``: it has no customer, lines or invoice, and push handles it apart."""
+
+    source: SourceKind = "stripe"
+    source_id: str = Field(pattern=r"^po_")
+    amount: int = Field(gt=0)  # minor units of ``currency``, what lands on the bank line
+    currency: Currency
+    arrival_on: date  # the day the bank receives it (Stripe's ``arrival_date``)
+    # True when Stripe's schedule made it; only then can Stripe say which transactions it settles.
+    automatic: bool
+    status: PayoutStatus
+    reconciliation_status: ReconciliationStatus
+    balance_transaction: str | None  # the payout's own txn_..., excluded from the deposit's lines
+    destination: str | None  # ba_... (bank account) or card_..., for the bank-account mapping
+    created: int  # the event's time (Unix seconds), as ``Refund.refunded_at``
+
+    @property
+    def number(self) -> str:
+        """The reference the ledger deposit carries (and is found by): ``PO-`` and the id's tail."""
+        return f"PO-{self.source_id[3:]}"
+
+    @property
+    def total(self) -> int:
+        return self.amount
+
+    def money(self, minor: int) -> Money:
+        return Money(minor=minor, currency=self.currency)
+
+    def content_hash(self) -> str:
+        """Hash of what shapes the deposit and its fate: everything but the event time."""
+        return _digest(self.model_dump(mode="json", exclude={"created"}))
+
+
 Document = Invoice | CreditNote | Refund
 Billed = Invoice | CreditNote  # documents with lines, mapped line by line onto the ledger
+Subject = Document | Payout  # what one source event is about
 
 
 class SourceEvent(_Frozen):
@@ -206,31 +252,47 @@ class SourceEvent(_Frozen):
     invoice: Invoice | None = None
     credit_note: CreditNote | None = None
     refund: Refund | None = None
+    payout: Payout | None = None  # Stripe payout.* events (not a Document: see ``subject``)
     # A sender's own ordering of snapshots (the generic source's ``version``); when absent, event
     # time and lifecycle order them.
     explicit_version: int | None = None
 
     def model_post_init(self, _context: object, /) -> None:
-        if sum(d is not None for d in (self.invoice, self.credit_note, self.refund)) != 1:
-            raise ValueError("an event carries exactly one document: an invoice, a credit note or a refund")
+        carried = (self.invoice, self.credit_note, self.refund, self.payout)
+        if sum(d is not None for d in carried) != 1:
+            raise ValueError(
+                "an event carries exactly one subject: an invoice, a credit note, a refund or a payout"
+            )
+
+    @property
+    def subject(self) -> Subject:
+        """What the event is about: its document, or its payout."""
+        subject = self.invoice or self.credit_note or self.refund or self.payout
+        assert subject is not None
+        return subject
 
     @property
     def document(self) -> Document:
+        """The event's invoice, credit note or refund. A payout event has none: ``TypeError``
+        (read ``subject`` or ``payout`` where a payout may come)."""
         document = self.invoice or self.credit_note or self.refund
-        assert document is not None
+        if document is None:
+            raise TypeError(f"event {self.event_id} ({self.event_type}) is a payout's, not a document's")
         return document
 
     @property
     def version(self) -> int:
         if self.explicit_version is not None:
             return self.explicit_version
-        return version_of(self.created, self.document)
+        return version_of(self.created, self.subject)
 
 
-def version_of(created: int, document: Document) -> int:
+def version_of(created: int, document: Subject) -> int:
     """Orders snapshots of one document: event time first, then lifecycle, so two events stamped
     in the same second (finalized and paid, for an instant payment) still order correctly."""
-    if isinstance(document, Invoice):
+    if isinstance(document, Payout):
+        rank = PAYOUT_RANK[document.status] + (document.reconciliation_status == "completed")
+    elif isinstance(document, Invoice):
         rank = STATUS_RANK[document.status]
     elif isinstance(document, CreditNote):
         rank = 3 if document.status is CreditNoteStatus.VOID else 1

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from invoice_sync.models.documents import CreditNote, Document, Invoice, Refund
+from invoice_sync.models.documents import CreditNote, Document, Invoice, Payout, Refund, Subject
 from invoice_sync.models.mapping import LedgerKind
 
 
@@ -29,11 +29,13 @@ class SyncMessage(BaseModel):
     version: int
     # Where the raw webhook is archived; None while it travels here instead (``raw``).
     archive_key: str | None = None
-    # The normalised snapshot (one of the three); none when it would not fit in an SQS message,
+    # The normalised snapshot (one of the four); none when it would not fit in an SQS message,
     # and push re-reads the raw archive instead.
     invoice: Invoice | None = None
     credit_note: CreditNote | None = None
     refund: Refund | None = None
+    # A Stripe payout (payout.* events): not a ``Document``, so ``document`` is None on its message.
+    payout: Payout | None = None
     # An operator's replay with today's mapping: an invoice already synced from this very snapshot
     # is written again when a newer mapping version has come since (a plain redelivery is not).
     remap: bool = False
@@ -48,11 +50,20 @@ class SyncMessage(BaseModel):
             raise ValueError("a sync message needs its archive key or its raw body")
         if self.raw is not None and self.received_at is None:
             raise ValueError("a raw body travels with its arrival time")
+        if sum(s is not None for s in (self.invoice, self.credit_note, self.refund, self.payout)) > 1:
+            raise ValueError("a sync message carries at most one snapshot")
         return self
 
     @property
     def document(self) -> Document | None:
+        """The invoice, credit note or refund it carries; None for a payout's message (``payout``)
+        and for one that travels without its snapshot."""
         return self.invoice or self.credit_note or self.refund
+
+    @property
+    def subject(self) -> Subject | None:
+        """The snapshot it carries, whichever kind; None when it travels without one."""
+        return self.document or self.payout
 
 
 # Serialisation context that writes the verifier out: only ``LedgerEventMessage.to_queue_body``.

@@ -10,8 +10,9 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 # ``ledger_payment``: a payment made in the ledger and mirrored to the source (issue 7, payments
-# back); its records are ``direction="to_source"``.
-DocumentKind = Literal["invoice", "payment", "customer", "credit_note", "refund", "ledger_payment"]
+# back); its records are ``direction="to_source"``. ``payout``: a Stripe payout booked as one ledger
+# deposit (issue 7, design two-way 3.5.2; sort key ``payout#po_...``).
+DocumentKind = Literal["invoice", "payment", "customer", "credit_note", "refund", "ledger_payment", "payout"]
 
 # Which way a record's document travels: Stripe -> ledger (everything push writes) or ledger ->
 # Stripe (payments back).
@@ -116,6 +117,10 @@ class SyncRecord(BaseModel):
     # Invoices: the ledger payments mirrored to Stripe, by their record's sort key
     # (``ledger_payment#{payment}:{invoice}``). Stored as compact JSON; None when there are none.
     ledger_paid: dict[str, LedgerPaid] | None = None
+    # Payment and refund records (payouts as deposits, design two-way 3.5.2 step 10): the ledger
+    # deposit that took their money out of the clearing account (its ledger id), so a later payout
+    # never links the same payment twice. None: not deposited (yet).
+    deposit_id: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -26,6 +26,9 @@ from invoice_sync.models.documents import (
     LineItem,
     LineTax,
     Payment,
+    Payout,
+    PayoutStatus,
+    ReconciliationStatus,
     Refund,
     SourceEvent,
 )
@@ -48,6 +51,13 @@ HANDLED_EVENTS = frozenset(
         # Every refund, partial or full, fires charge.refunded with the charge's running total;
         # refund.created for the same money would be a second report, so it is not handled.
         "charge.refunded",
+        # Payouts become ledger deposits (design two-way 3.5.2). payout.paid says the money left
+        # Stripe; payout.reconciliation_completed that its balance transactions can be listed
+        # (https://docs.stripe.com/payouts/reconciliation); failed and canceled undo a paid one.
+        "payout.paid",
+        "payout.reconciliation_completed",
+        "payout.failed",
+        "payout.canceled",
     }
 )
 
@@ -220,6 +230,26 @@ class _StripeCharge(_In):
     invoice: str | dict[str, Any] | None = None  # pre-2025-03-31 only
     payment_intent: str | dict[str, Any] | None = None
     created: int
+
+
+# 9999-12-31T23:59:59Z: the last Unix time a ``date`` can hold.
+LAST_TIMESTAMP = 253_402_300_799
+
+
+class _StripePayout(_In):
+    """A Payout (stripe-python ``_payout.py``): ``arrival_date`` and ``created`` are Unix seconds,
+    ``balance_transaction`` and ``destination`` expandable ids."""
+
+    id: str = Field(pattern=r"^po_")
+    object: str = Field(default="payout", pattern=r"^payout$")
+    amount: int
+    currency: str = Field(min_length=3, max_length=3)
+    arrival_date: int = Field(ge=0, le=LAST_TIMESTAMP)
+    automatic: bool
+    status: PayoutStatus
+    reconciliation_status: ReconciliationStatus
+    balance_transaction: str | dict[str, Any] | None = None
+    destination: str | dict[str, Any] | None = None
 
 
 class _EventData(_In):
@@ -437,6 +467,32 @@ def parse_refund(obj: dict[str, Any], event_created: int) -> Refund:
         raise InvalidPayload(describe(exc, ("data", "object"))) from None
 
 
+def parse_payout(obj: dict[str, Any], event_created: int) -> Payout:
+    """Stripe Payout (from a payout.* event) -> ``Payout``, stamped with the event's time. Raises
+    ``InvalidPayload``: a payout that debits the bank (``amount`` <= 0) is refused as unsupported."""
+    try:
+        raw = _StripePayout.model_validate(obj)
+        if raw.amount <= 0:
+            raise InvalidPayload(
+                "data.object.amount: a payout of zero or less (Stripe debiting the bank account) "
+                "is not supported"
+            )
+        return Payout(
+            source_id=raw.id,
+            amount=raw.amount,
+            currency=raw.currency.upper(),
+            arrival_on=_day(raw.arrival_date),
+            automatic=raw.automatic,
+            status=raw.status,
+            reconciliation_status=raw.reconciliation_status,
+            balance_transaction=_id(raw.balance_transaction),
+            destination=_id(raw.destination),
+            created=event_created,
+        )
+    except ValidationError as exc:
+        raise InvalidPayload(describe(exc, ("data", "object"))) from None
+
+
 # A \uD800-\uDFFF escape: the only way JSON in UTF-8 can carry a surrogate. One of a pair (an emoji)
 # decodes to a real character; a lone one to a string no UTF-8 encoder takes, which would fail
 # the queue message's serialisation after the webhook was accepted (a 5xx, retried for days).
@@ -483,6 +539,13 @@ def parse_event(payload: bytes) -> SourceEvent | None:
             event_type=event.type,
             created=event.created,
             refund=parse_refund(event.data.object, event.created),
+        )
+    if event.type.startswith("payout."):
+        return SourceEvent(
+            event_id=event.id,
+            event_type=event.type,
+            created=event.created,
+            payout=parse_payout(event.data.object, event.created),
         )
     if event.type.startswith("credit_note."):
         return SourceEvent(

@@ -139,6 +139,7 @@ def sync_message(
         invoice=event.invoice,
         credit_note=event.credit_note,
         refund=event.refund,
+        payout=event.payout,
         raw=raw,
         received_at=received_at,
     )
