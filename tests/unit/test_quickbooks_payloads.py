@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, cast
@@ -23,13 +24,15 @@ from invoice_sync.errors import (
     Unsupported,
 )
 from invoice_sync.ledgers.http import dumps, loads
-from invoice_sync.ledgers.port import InvoiceDraft, LineDraft, PaymentDraft
+from invoice_sync.ledgers.port import DepositDraft, DepositLine, InvoiceDraft, LineDraft, PaymentDraft
 from invoice_sync.ledgers.quickbooks.adapter import QuickBooksLedger
 from invoice_sync.ledgers.quickbooks.client import QuickBooksClient, fault_error
 from invoice_sync.ledgers.quickbooks.payloads import (
     DOC_NUMBER_MAX,
     credit_application_payload,
     credit_memo_payload,
+    deposit_document,
+    deposit_payload,
     document,
     invoice_payload,
     payment_payload,
@@ -482,3 +485,230 @@ def test_pay_out_credit_is_unsupported_and_tells_a_person_what_to_do() -> None:
     assert "customer 58" in message
     assert "account 35" in message
     assert "Receive payment" in message
+
+
+# --- payouts as bank deposits (design two-way 3.4, 3.5.2) -----------------------------------------
+
+
+def payout_draft(*lines: DepositLine, number: str = "PO-3FA2C91B0D", bank: str | None = "35") -> DepositDraft:
+    """The design's worked example (payout po_1QxYz, USD 202.43, arriving 2026-12-04) unless other
+    lines are given: two payments, a partial refund and the aggregated Stripe fee line."""
+    lines = lines or (
+        DepositLine("payment", Decimal("150.00"), "INV-1001", ledger_id="190", source_id="txn_a"),
+        DepositLine("payment", Decimal("80.00"), "INV-1002", ledger_id="191", source_id="txn_b"),
+        DepositLine("refund", Decimal("-20.00"), "refund of ch_a", ledger_id="77", source_id="txn_c"),
+        DepositLine("fee", Decimal("-7.57"), "Stripe fees, payout po_1QxYz", account="92"),
+    )
+    return DepositDraft(
+        source_id="po_1QxYz",
+        number=number,
+        arrival_on=date(2026, 12, 4),
+        currency="USD",
+        bank_account=bank,
+        clearing_account=None,
+        contact_id=None,
+        lines=lines,
+        total=sum((line.amount for line in lines), Decimal(0)),
+        private_note="invoice-sync: stripe po_1QxYz",
+    )
+
+
+def test_deposit_payload_books_the_worked_example() -> None:
+    """Given the design's worked example, the Deposit goes to the bank account on the arrival date
+    with its number and marker; payments and the refund receipt are linked lines (TxnLineId "0",
+    the refund negative), the fees one negative DepositLineDetail line on the fee account; no
+    TotalAmt is sent (QBO computes it), and the lines add up to the bank line, 202.43."""
+    payload = deposit_payload(payout_draft())
+    assert payload == {
+        "DepositToAccountRef": {"value": "35"},
+        "TxnDate": "2026-12-04",
+        "CurrencyRef": {"value": "USD"},
+        "DocNumber": "PO-3FA2C91B0D",
+        "PrivateNote": "invoice-sync: stripe po_1QxYz",
+        "Line": [
+            {
+                "Amount": Decimal("150.00"),
+                "LinkedTxn": [{"TxnId": "190", "TxnType": "Payment", "TxnLineId": "0"}],
+            },
+            {
+                "Amount": Decimal("80.00"),
+                "LinkedTxn": [{"TxnId": "191", "TxnType": "Payment", "TxnLineId": "0"}],
+            },
+            {
+                "Amount": Decimal("-20.00"),
+                "LinkedTxn": [{"TxnId": "77", "TxnType": "RefundReceipt", "TxnLineId": "0"}],
+            },
+            {
+                "Amount": Decimal("-7.57"),
+                "DetailType": "DepositLineDetail",
+                "Description": "Stripe fees, payout po_1QxYz",
+                "DepositLineDetail": {"AccountRef": {"value": "92"}},
+            },
+        ],
+    }
+    assert sum((line["Amount"] for line in payload["Line"]), Decimal(0)) == Decimal("202.43")
+    assert b'"Amount": -7.57' in dumps(payload)  # exact JSON numbers, never through float
+
+
+def test_deposit_payload_loads_into_the_community_sdk_model_without_loss() -> None:
+    """Given the worked example's Deposit payload, python-quickbooks' Deposit.from_json(...).to_json()
+    (the QBO model the repository checks payloads against) keeps every field we send at every depth
+    with its exact value: DocNumber, the linked lines' TxnLineId and the direct line's AccountRef
+    are Deposit fields."""
+    qb_deposit = pytest.importorskip("quickbooks.objects.deposit")
+    text = dumps(deposit_payload(payout_draft()))
+    sent = json.loads(text, parse_float=Decimal)
+    back = json.loads(qb_deposit.Deposit.from_json(json.loads(text)).to_json(), parse_float=Decimal)
+    assert _kept(sent, back) == []
+
+
+def test_adjustment_and_unmatched_lines_are_signed_direct_lines_on_their_accounts() -> None:
+    """A dispute adjustment (negative) and money no synced payment accounts for (positive) become
+    DepositLineDetail lines on their own accounts, each with its description and sign."""
+    payload = deposit_payload(
+        payout_draft(
+            DepositLine("payment", Decimal("100.00"), "INV-7", ledger_id="190"),
+            DepositLine("adjustment", Decimal("-15.00"), "adjustment: dispute du_1", account="94"),
+            DepositLine("unmatched", Decimal("12.00"), "charge ch_9 without its payment", account="93"),
+        )
+    )
+    direct = [
+        (ln["Amount"], ln["DepositLineDetail"]["AccountRef"]["value"], ln["Description"])
+        for ln in payload["Line"][1:]
+    ]
+    assert direct == [
+        (Decimal("-15.00"), "94", "adjustment: dispute du_1"),
+        (Decimal("12.00"), "93", "charge ch_9 without its payment"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "bank", "number", "words"),
+    [
+        ((), None, "PO-3FA2C91B0D", "bank account the payout lands in"),
+        ((), "35", "PO-" + "A" * 19, "longer than QBO's 21"),
+        ((DepositLine("payment", Decimal("5.00"), "INV-1"),), "35", "PO-1", "names no QBO Payment"),
+        ((DepositLine("refund", Decimal("-5.00"), "re"),), "35", "PO-1", "names no QBO RefundReceipt"),
+        ((DepositLine("refund", Decimal("5.00"), "re", ledger_id="77"),), "35", "PO-1", "must be negative"),
+        (
+            (DepositLine("payment", Decimal("-5.00"), "pay", ledger_id="190"),),
+            "35",
+            "PO-1",
+            "must be positive",
+        ),
+        ((DepositLine("fee", Decimal("-1.00"), "fees"),), "35", "PO-1", "names no QBO account"),
+    ],
+)
+def test_a_deposit_qbo_would_refuse_or_book_wrong_is_refused_before_sending(
+    lines: tuple[DepositLine, ...], bank: str | None, number: str, words: str
+) -> None:
+    """Given a draft without its bank account, with a number past QBO's 21 characters, a linked line
+    without its document or of the wrong sign, or a direct line without its account, the payload is
+    refused as LedgerValidation (parked with the reason) and create_deposit sends nothing."""
+    bad = payout_draft(*lines, number=number, bank=bank)
+    with pytest.raises(LedgerValidation, match=words):
+        deposit_payload(bad)
+    with pytest.raises(LedgerValidation, match=words):
+        _offline_ledger().create_deposit(bad, "deposit-key-1")
+
+
+def test_deposit_document_reads_a_deposit_as_qbo_returns_it() -> None:
+    """Given a Deposit as QBO answers it (TotalAmt computed, lines linked), deposit_document gives
+    its id, SyncToken, number, total, currency and marker, nothing open on it, and the payments it
+    moved out of Undeposited Funds (not the refund receipt)."""
+    doc = deposit_document(
+        loads(
+            b'{"Deposit": {"Id": "205", "SyncToken": "0", "DocNumber": "PO-3FA2C91B0D",'
+            b' "TxnDate": "2026-12-04",'
+            b' "TotalAmt": 202.43, "CurrencyRef": {"value": "USD", "name": "United States Dollar"},'
+            b' "PrivateNote": "invoice-sync: stripe po_1QxYz", "DepositToAccountRef": {"value": "35"},'
+            b' "Line": [{"Id": "1", "Amount": 150.00, "LinkedTxn": [{"TxnId": "190", "TxnType": "Payment",'
+            b' "TxnLineId": "0"}]}, {"Id": "2", "Amount": -20.00, "LinkedTxn": [{"TxnId": "77",'
+            b' "TxnType": "RefundReceipt", "TxnLineId": "0"}]}, {"Id": "3", "Amount": 72.43,'
+            b' "DetailType": "DepositLineDetail", "DepositLineDetail": {"AccountRef": {"value": "92"}}}]}}'
+        )["Deposit"]
+    )
+    assert (doc.id, doc.version, doc.number, doc.currency) == ("205", "0", "PO-3FA2C91B0D", "USD")
+    assert doc.total == Decimal("202.43")
+    assert doc.balance == Decimal(0)
+    assert doc.private_note == "invoice-sync: stripe po_1QxYz"
+    assert doc.linked_payment_ids == ("190",)
+
+
+class _Deposits:
+    """A QBO client whose query answers fixed Deposit rows in pages, recording each statement."""
+
+    def __init__(self, rows: list[dict[str, Any]], page_size: int) -> None:
+        self.rows = rows
+        self.page_size = page_size
+        self.statements: list[str] = []
+
+    def request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise AssertionError(f"unexpected QBO request {args} {kwargs}")
+
+    def query(self, statement: str) -> dict[str, Any]:
+        self.statements.append(statement)
+        start = int(statement.split("STARTPOSITION ")[1].split(maxsplit=1)[0])
+        page = self.rows[start - 1 : start - 1 + self.page_size]
+        return {"Deposit": page} if page else {}
+
+
+def _deposit_row(obj_id: str, note: str | None, number: str | None = None) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "Id": obj_id,
+        "SyncToken": "0",
+        "TotalAmt": Decimal("202.43"),
+        "TxnDate": "2026-12-04",
+    }
+    if note is not None:
+        row["PrivateNote"] = note
+    if number is not None:
+        row["DocNumber"] = number
+    return row
+
+
+def test_find_deposit_adopts_only_the_marked_one_of_the_day_across_pages() -> None:
+    """Given the arrival day's deposits over two pages (a person's without a note, one with another
+    payout's marker, one with this marker but another number, then ours), find_deposit queries that
+    TxnDate page by page and adopts only the one carrying this payout's marker and number."""
+    rows = [
+        _deposit_row("201", None),
+        _deposit_row("202", "invoice-sync: stripe po_Other"),
+        _deposit_row("203", "invoice-sync: stripe po_1QxYz", number="DEP-9"),
+        _deposit_row("204", "invoice-sync: stripe po_1QxYz", number="PO-3FA2C91B0D"),
+    ]
+    client = _Deposits(rows, page_size=2)
+    ledger = QuickBooksLedger(cast(QuickBooksClient, client))
+    ledger.deposit_page_size = 2
+    found = ledger.find_deposit(payout_draft())
+    assert found is not None and found.id == "204"
+    assert [s.split(" ORDERBY")[0] for s in client.statements] == [
+        "select * from Deposit where TxnDate = '2026-12-04'"
+    ] * 2
+
+
+def test_find_deposit_finds_nothing_when_no_deposit_of_the_day_is_marked() -> None:
+    """Given only deposits a person made that day (no marker, or a marker of another payout),
+    find_deposit answers None, so push creates the deposit rather than adopting a stranger's."""
+    client = _Deposits([_deposit_row("201", "Stripe payout"), _deposit_row("202", None)], page_size=1000)
+    assert QuickBooksLedger(cast(QuickBooksClient, client)).find_deposit(payout_draft()) is None
+
+
+def test_find_deposit_refuses_a_draft_without_a_marker() -> None:
+    """A draft whose private note carries no marker could only be matched to unmarked deposits, a
+    person's: find_deposit refuses it before any query."""
+    unmarked = replace(payout_draft(), private_note="Stripe payout")
+    with pytest.raises(ValueError, match="no marker"):
+        _offline_ledger().find_deposit(unmarked)
+
+
+def test_a_payment_already_deposited_maps_to_a_refusal_with_its_code() -> None:
+    """QBO's 6540 (a deposited transaction cannot be changed, or deposited again) is the ledger
+    refusing the document: LedgerValidation carrying code 6540 (parked, never retried)."""
+    error = fault_error(
+        400,
+        {"Fault": {"Error": [{"Message": "Deposited Transaction cannot be changed", "code": "6540"}]}},
+    )
+    assert isinstance(error, LedgerValidation)
+    assert not isinstance(error, TransientError)
+    assert error.code == "6540"

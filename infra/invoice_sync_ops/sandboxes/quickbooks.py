@@ -14,6 +14,19 @@ create, update, delete and void (API, batch or by hand) is posted once saved, on
 sandbox does not aggregate, as Intuit's sandbox), signed ``intuit-signature`` = base64 HMAC-SHA256 of
 the raw body with the verifier token. Differences from Intuit: subscriptions are per realm, not per
 app; no Invoice events; retries come after ``retry_delays`` seconds, not Intuit's 0/10/20/30 s... series.
+
+Deposits (design two-way 2.2, 6; Intuit's Deposit entity reference,
+https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/deposit): create,
+read, update, query by TxnDate and ``deposit?operation=delete``. ``DepositToAccountRef`` must be a Bank
+or Other Current Asset account; a linked line (``TxnLineId`` required) moves a Payment or RefundReceipt
+whose money is in Undeposited Funds and that no other deposit holds (else 6540 "Deposited Transaction
+cannot be changed"; an unknown one is 2500), for its whole amount; a direct line names an account of
+one of the types the reference lists; ``TotalAmt`` is computed from the lines. Two documented
+assumptions until a real company settles them (design 9.1, 9.2): negative direct lines are taken, and
+a refund receipt's linked line carries its amount negated. A deposited Payment or RefundReceipt refuses
+updates, voids and deletes with 6540 until its deposit is deleted. Differences from Intuit: only
+Payment and RefundReceipt can be linked (the sandbox holds no SalesReceipt, Transfer or JournalEntry),
+and ``GlobalTaxCalculation`` is not required of non-US companies.
 """
 
 from __future__ import annotations
@@ -87,10 +100,11 @@ ENTITIES = {
     "taxcode": "TaxCode",
     "account": "Account",
     "companyinfo": "CompanyInfo",
+    "deposit": "Deposit",
 }
-WRITABLE = {"Customer", "Item", "Invoice", "CreditMemo", "RefundReceipt", "Payment"}
+WRITABLE = {"Customer", "Item", "Invoice", "CreditMemo", "RefundReceipt", "Payment", "Deposit"}
 VOIDABLE = {"Invoice", "Payment", "CreditMemo"}
-DELETABLE = {"Invoice", "CreditMemo", "RefundReceipt", "Payment"}
+DELETABLE = {"Invoice", "CreditMemo", "RefundReceipt", "Payment", "Deposit"}
 # Name-list entities: like QBO, a query without an Active condition only returns active ones.
 NAME_LISTS = {"Customer", "Item", "Account", "TaxCode"}
 QUERYABLE_FIELDS = {
@@ -128,6 +142,22 @@ CLOUD_SOURCE = "intuit.sandbox"
 
 # The account types QBO lets a refund receipt be paid from (its DepositToAccountRef).
 REFUND_FROM_ACCOUNT_TYPES = {"Bank", "Credit Card", "Other Current Asset"}
+# Deposits (Intuit's Deposit entity reference, as design two-way 2.2 reads it): the account types the
+# money can land in, the types a direct line's AccountRef may have, the transaction types a line can
+# link, of which the sandbox holds Payment and RefundReceipt, and the longest PrivateNote / Description.
+DEPOSIT_TO_ACCOUNT_TYPES = {"Bank", "Other Current Asset"}
+DEPOSIT_LINE_ACCOUNT_TYPES = {
+    "Income",
+    "Other Income",
+    "Expense",
+    "Other Expense",
+    "Other Current Asset",
+    "Equity",
+    "Cost of Goods Sold",
+}
+LINKABLE_TO_DEPOSIT = {"Transfer", "Payment", "SalesReceipt", "RefundReceipt", "JournalEntry"}
+DEPOSITED = ("Payment", "RefundReceipt")  # what a sandbox deposit can hold, and so lock
+MAX_DEPOSIT_TEXT = 4000
 
 
 @dataclass
@@ -207,6 +237,17 @@ def _not_found(entity: str, obj_id: str) -> _Fault:
 
 def _unsupported(detail: str) -> _Fault:
     return _Fault(400, "500", "Unsupported Operation", f"Operation {detail} is not supported.")
+
+
+def _deposited(entity: str, obj_id: str, deposit_id: str) -> _Fault:
+    """QBO's refusal to change, or deposit again, money a deposit already holds (LEDGER-APIS 1.7)."""
+    return _Fault(
+        400,
+        "6540",
+        "Deposited Transaction cannot be changed",
+        f"This transaction has been deposited. If you want to change or delete it, you must edit the "
+        f"deposit it appears on and remove it first. ({entity} Id={obj_id} is in Deposit Id={deposit_id})",
+    )
 
 
 def _query_error(detail: str) -> _Fault:
@@ -539,6 +580,10 @@ class QuickBooksSandbox(SandboxServer[_Company]):
             ("79", "Sales of Product Income", "Income", "SalesOfProductIncome", "Revenue"),
             ("4", "Undeposited Funds", "Other Current Asset", "UndepositedFunds", "Asset"),
             ("35", "Checking", "Bank", "Checking", "Asset"),
+            # Where a payout's deposit books its Stripe fees and money no synced payment accounts
+            # for (design two-way 6: ids 92 and 93).
+            ("92", "Merchant fees", "Expense", "BankCharges", "Expense"),
+            ("93", "Stripe unmatched", "Other Income", "OtherMiscellaneousIncome", "Revenue"),
         ]
         for acc_id, name, acc_type, sub_type, classification in accounts:
             company.table("Account")[acc_id] = {
@@ -1057,6 +1102,7 @@ class QuickBooksSandbox(SandboxServer[_Company]):
                 )
         elif operation in ("void", "delete"):
             raise _required("Id")
+        self._check_not_deposited(company, entity, existing)
 
         if operation == "delete":
             if entity not in DELETABLE or existing is None:
@@ -1074,16 +1120,8 @@ class QuickBooksSandbox(SandboxServer[_Company]):
 
         merged = {**existing, **body} if existing is not None and body.get("sparse") is True else dict(body)
         merged.pop("sparse", None)
-        builders: dict[str, Callable[[_Company, dict[str, Any], dict[str, Any] | None], dict[str, Any]]] = {
-            "Customer": self._build_customer,
-            "Item": self._build_item,
-            "Invoice": self._build_sales_doc,
-            "CreditMemo": self._build_sales_doc,
-            "RefundReceipt": self._build_sales_doc,
-            "Payment": self._build_payment,
-        }
         merged["_entity"] = entity
-        obj = builders[entity](company, merged, existing)
+        obj = self._builder(entity)(company, merged, existing)
         obj.pop("_entity", None)
         if existing is None:
             obj["Id"] = str(company.next_id)
@@ -1108,6 +1146,21 @@ class QuickBooksSandbox(SandboxServer[_Company]):
         elif entity == "Invoice":
             self._relink_invoices(company, {obj["Id"]}, bump=False)
         return {entity: copy.deepcopy(table[obj["Id"]])}
+
+    def _builder(
+        self, entity: str
+    ) -> Callable[[_Company, dict[str, Any], dict[str, Any] | None], dict[str, Any]]:
+        """What validates and completes a written object of ``entity`` (its own Fault when refused)."""
+        builders: dict[str, Callable[[_Company, dict[str, Any], dict[str, Any] | None], dict[str, Any]]] = {
+            "Customer": self._build_customer,
+            "Item": self._build_item,
+            "Invoice": self._build_sales_doc,
+            "CreditMemo": self._build_sales_doc,
+            "RefundReceipt": self._build_sales_doc,
+            "Payment": self._build_payment,
+            "Deposit": self._build_deposit,
+        }
+        return builders[entity]
 
     def _build_customer(
         self, company: _Company, body: dict[str, Any], existing: dict[str, Any] | None
@@ -1459,6 +1512,187 @@ class QuickBooksSandbox(SandboxServer[_Company]):
         obj["TotalAmt"] = total
         obj["UnappliedAmt"] = total + credits - applied
         obj["CurrencyRef"] = obj.get("CurrencyRef") or {"value": company.currency}
+        obj["TxnDate"] = obj.get("TxnDate") or self._now().date().isoformat()
+        return obj
+
+    # ---------------------------------------------------------------------------------------------
+    # Deposits
+
+    @staticmethod
+    def _deposits_holding(company: _Company) -> dict[tuple[str, str], str]:
+        """(TxnType, TxnId) of every transaction a deposit links -> that deposit's Id."""
+        return {
+            (str(txn.get("TxnType")), str(txn.get("TxnId"))): deposit["Id"]
+            for deposit in company.table("Deposit").values()
+            for line in deposit.get("Line") or []
+            for txn in line.get("LinkedTxn") or []
+        }
+
+    def _check_not_deposited(self, company: _Company, entity: str, existing: dict[str, Any] | None) -> None:
+        """Money a deposit holds cannot be changed, voided or deleted (fault 6540)."""
+        if existing is not None and entity in DEPOSITED:
+            holder = self._deposits_holding(company).get((entity, existing["Id"]))
+            if holder is not None:
+                raise _deposited(entity, existing["Id"], holder)
+
+    @staticmethod
+    def _undeposited_funds(company: _Company) -> str | None:
+        return next(
+            (
+                account["Id"]
+                for account in company.table("Account").values()
+                if account.get("AccountSubType") == "UndepositedFunds"
+            ),
+            None,
+        )
+
+    def _deposit_account_ref(
+        self, company: _Company, body: dict[str, Any], element: str, types: set[str]
+    ) -> dict[str, Any]:
+        account_id = _ref_value(body.get(element))
+        if account_id is None:
+            raise _required(element)
+        account = company.table("Account").get(account_id)
+        if account is None or account.get("Active") is False:
+            raise _invalid_ref(
+                f"Account assigned to this transaction does not exist (Id={account_id})", element
+            )
+        if account["AccountType"] not in types:
+            raise _business(
+                f"{element} cannot be {account['Name']} (Id={account_id}), a {account['AccountType']} "
+                f"account: it must be one of {', '.join(sorted(types))}"
+            )
+        return {"value": account_id, "name": account["Name"]}
+
+    def _linked_deposit_line(
+        self,
+        company: _Company,
+        line: dict[str, Any],
+        amount: Decimal,
+        currency: str,
+        held: dict[tuple[str, str], str],
+        seen: set[tuple[str, str]],
+    ) -> None:
+        """One linked line: each LinkedTxn an existing Payment or RefundReceipt whose money is in
+        Undeposited Funds, held by no other deposit, for its whole amount (a refund receipt's
+        negated: the documented assumption of design 9.2)."""
+        linked = line.get("LinkedTxn")
+        if not isinstance(linked, list):
+            raise _invalid_request("LinkedTxn must be a list")
+        undeposited = self._undeposited_funds(company)
+        for txn in linked:
+            if not isinstance(txn, dict):
+                raise _invalid_request("LinkedTxn entries must be objects")
+            txn_type, txn_id = str(txn.get("TxnType") or ""), str(txn.get("TxnId") or "")
+            if txn_type not in LINKABLE_TO_DEPOSIT:
+                raise _Fault(
+                    400,
+                    "2170",
+                    "Invalid Enumeration",
+                    f"Invalid LinkedTxn.TxnType: {txn_type}",
+                    element="TxnType",
+                )
+            if txn.get("TxnLineId") in (None, ""):
+                raise _required("LinkedTxn.TxnLineId")  # "Required for Deposit and Bill entities"
+            target = company.table(txn_type).get(txn_id) if txn_type in DEPOSITED else None
+            if target is None:
+                raise _invalid_ref(f"{txn_type} linked to this deposit does not exist (Id={txn_id})", "TxnId")
+            # A payment received without DepositToAccountRef is in Undeposited Funds (Payment entity
+            # reference); a refund receipt is only when it was paid out of that account.
+            landed = _ref_value(target.get("DepositToAccountRef"))
+            in_undeposited = landed == undeposited if landed is not None else txn_type == "Payment"
+            if not in_undeposited:
+                raise _invalid_ref(
+                    f"{txn_type} Id={txn_id} is not in Undeposited Funds (it went to account {landed}): "
+                    "only money held there can be deposited",
+                    "TxnId",
+                )
+            holder = held.get((txn_type, txn_id))
+            if holder is not None:
+                raise _deposited(txn_type, txn_id, holder)
+            if (txn_type, txn_id) in seen:
+                raise _business(f"{txn_type} Id={txn_id} is linked twice in this deposit")
+            seen.add((txn_type, txn_id))
+            target_currency = _ref_value(target.get("CurrencyRef")) or company.currency
+            if target_currency != currency:
+                raise _business(f"{txn_type} Id={txn_id} is in {target_currency}, the deposit in {currency}")
+            expected = target["TotalAmt"] if txn_type == "Payment" else -target["TotalAmt"]
+            if amount != expected:
+                raise _business(
+                    f"The line linking {txn_type} Id={txn_id} is {decimal_number(amount)}; it must be "
+                    f"{decimal_number(expected)}, the transaction's whole amount"
+                    + (" negated" if txn_type == "RefundReceipt" else "")
+                )
+
+    def _cash_back(self, company: _Company, cash_back: dict[str, Any]) -> dict[str, Any]:
+        """CashBack's account "must have Account.Classification set to Asset" (the reference); its
+        amount leaves the deposit's total."""
+        account = company.table("Account").get(_ref_value(cash_back.get("AccountRef")) or "")
+        if account is None or account.get("Classification") != "Asset":
+            raise _business("CashBack.AccountRef must be an account classified as Asset")
+        cash = money(_dec(cash_back.get("Amount", 0), "CashBack.Amount"))
+        return {**cash_back, "Amount": cash, "AccountRef": {"value": account["Id"], "name": account["Name"]}}
+
+    @staticmethod
+    def _check_deposit_texts(body: dict[str, Any]) -> None:
+        note = body.get("PrivateNote")
+        if isinstance(note, str) and len(note) > MAX_DEPOSIT_TEXT:
+            raise _business(f"PrivateNote is longer than {MAX_DEPOSIT_TEXT} characters")
+        doc_number = body.get("DocNumber")
+        if isinstance(doc_number, str) and len(doc_number) > MAX_DOC_NUMBER:
+            raise _business(f"DocNumber {doc_number} is longer than {MAX_DOC_NUMBER} characters")
+
+    def _build_deposit(
+        self, company: _Company, body: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        obj = dict(body)
+        obj["DepositToAccountRef"] = self._deposit_account_ref(
+            company, body, "DepositToAccountRef", DEPOSIT_TO_ACCOUNT_TYPES
+        )
+        raw_lines = body.get("Line")
+        if not isinstance(raw_lines, list) or not raw_lines:
+            raise _required("Line")
+        currency = _ref_value(body.get("CurrencyRef")) or company.currency
+        self_id = existing["Id"] if existing is not None else None
+        # Held by other deposits; this deposit's own links (on an update) and the lines already read
+        # (a payment linked twice in one deposit) are checked as the lines go.
+        held = {key: holder for key, holder in self._deposits_holding(company).items() if holder != self_id}
+        seen: set[tuple[str, str]] = set()
+        lines: list[dict[str, Any]] = []
+        total = Decimal(0)
+        for index, raw in enumerate(raw_lines):
+            if not isinstance(raw, dict):
+                raise _invalid_request(f"Line[{index}] must be an object")
+            line = dict(raw)
+            if line.get("Amount") is None:
+                raise _required("Line.Amount")
+            amount = money(_dec(line["Amount"], "Line.Amount"))
+            line["Amount"] = amount
+            if line.get("LinkedTxn"):
+                self._linked_deposit_line(company, line, amount, currency, held, seen)
+            else:
+                detail = line.get("DepositLineDetail")
+                if line.get("DetailType") != "DepositLineDetail" or not isinstance(detail, dict):
+                    raise _required("DepositLineDetail")
+                detail = dict(detail)
+                detail["AccountRef"] = self._deposit_account_ref(
+                    company, detail, "AccountRef", DEPOSIT_LINE_ACCOUNT_TYPES
+                )
+                line["DepositLineDetail"] = detail
+            description = line.get("Description")
+            if isinstance(description, str) and len(description) > MAX_DEPOSIT_TEXT:
+                raise _business(f"Line[{index}].Description is longer than {MAX_DEPOSIT_TEXT} characters")
+            line["Id"] = str(index + 1)
+            line["LineNum"] = index + 1
+            total += amount
+            lines.append(line)
+        if isinstance(body.get("CashBack"), dict):
+            obj["CashBack"] = self._cash_back(company, body["CashBack"])
+            total -= obj["CashBack"]["Amount"]
+        self._check_deposit_texts(body)
+        obj["Line"] = lines
+        obj["TotalAmt"] = total  # read-only: "any value you supply is over-written"
+        obj["CurrencyRef"] = {"value": currency}
         obj["TxnDate"] = obj.get("TxnDate") or self._now().date().isoformat()
         return obj
 

@@ -14,15 +14,16 @@ from invoice_sync.ledgers.port import (
     PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
+    DepositDraft,
     DepositSupport,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
     LedgerPayment,
     ListedKind,
-    NoDeposits,
     PaymentDraft,
     as_decimal,
+    marked,
 )
 from invoice_sync.ledgers.quickbooks import payloads
 from invoice_sync.ledgers.quickbooks.client import BATCH_WINDOW, QuickBooksClient, fault_error
@@ -70,7 +71,7 @@ def _tax_code_entry(row: dict[str, Any]) -> ChartEntry:
     )
 
 
-class QuickBooksLedger(NoDeposits):
+class QuickBooksLedger:
     deposit_support: DepositSupport = "deposit"
     # Intuit recommends at most 30 operations per batch request (python-quickbooks splits at 30).
     batch_size = 30
@@ -78,6 +79,7 @@ class QuickBooksLedger(NoDeposits):
     chart_page_size = 1000
     list_page_size = 1000  # reconciliation's listing pages (QBO's most per query)
     payment_page_size = PAYMENT_PAGE_SIZE  # list_ledger_payments' pages (the port's most)
+    deposit_page_size = 1000  # find_deposit reads a day's deposits in pages of QBO's most
 
     def __init__(self, client: QuickBooksClient) -> None:
         self.client = client
@@ -312,3 +314,43 @@ class QuickBooksLedger(NoDeposits):
             f"from {source}, then open Receive payment for that customer and tick both the credit memo "
             "and the cheque, so the cheque uses up the credit"
         )
+
+    # --- payouts as bank deposits (design two-way 3.5.2) ------------------------------------------
+
+    def find_deposit(self, draft: DepositDraft) -> LedgerDocument | None:
+        """The deposits QBO holds on the payout's arrival date, page by page, and of them only one
+        whose ``PrivateNote`` carries the draft's marker (and whose ``DocNumber``, where QBO kept
+        one, is the draft's number): a deposit a person made that day is never adopted. DocNumber
+        is not queried, as whether QBO filters Deposit on it is unconfirmed (design 9.4)."""
+        wanted = marked(draft.private_note)
+        if wanted is None:
+            raise ValueError(f"deposit {draft.number}: its private note carries no marker to find it by")
+        size = self.deposit_page_size
+        start = 1
+        while True:
+            statement = (
+                f"select * from Deposit where TxnDate = '{draft.arrival_on.isoformat()}' "  # noqa: S608 - a date
+                f"ORDERBY Id STARTPOSITION {start} MAXRESULTS {size}"
+            )
+            page = self.client.query(statement).get("Deposit") or []
+            for row in page:
+                number = row.get("DocNumber")
+                if marked(row.get("PrivateNote")) == wanted and number in (None, "", draft.number):
+                    return payloads.deposit_document(row)
+            if len(page) < size:
+                return None
+            start += size
+
+    def create_deposit(self, draft: DepositDraft, idempotency_key: str) -> LedgerDocument:
+        """One ``POST deposit``; ``requestid`` is the key the caller derived (``request_key``), so a
+        retry of the same request is replayed by QBO, not booked twice. A payment already in
+        another deposit is refused by QBO (6540) and raised as ``LedgerValidation`` with its code."""
+        # The payload is built first so a draft QBO would refuse is refused before any request.
+        payload = payloads.deposit_payload(draft)
+        response = self.client.request(
+            "POST", "deposit", params={"requestid": idempotency_key}, payload=payload
+        )
+        return payloads.deposit_document(response["Deposit"])
+
+    def get_deposit(self, ledger_id: str) -> LedgerDocument:
+        return payloads.deposit_document(self.client.request("GET", f"deposit/{ledger_id}")["Deposit"])

@@ -12,6 +12,7 @@ from typing import Any
 
 from invoice_sync.errors import LedgerValidation
 from invoice_sync.ledgers.port import (
+    DepositDraft,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
@@ -24,6 +25,12 @@ from invoice_sync.ledgers.port import (
 DOC_NUMBER_MAX = 21  # QBO's limit on DocNumber and PaymentRefNum
 DISPLAY_NAME_MAX = 500
 UNIT_PRICE_PLACES = 7  # QBO keeps unit prices to seven decimals
+DESCRIPTION_MAX = 4000  # a Deposit line's Description (Intuit's Deposit entity reference)
+# The deposit lines that move money already booked out of Undeposited Funds, and the QBO type each
+# links (design two-way 2.2: "Any transaction that funds the Undeposited Funds account can be linked
+# to a Deposit"; Payment and RefundReceipt are among the linkable types). Every other kind of line
+# (fees, adjustments, unmatched money) is a direct DepositLineDetail line on its own account.
+DEPOSIT_LINKED_TYPES = {"payment": "Payment", "refund": "RefundReceipt"}
 
 
 def customer_payload(name: str, email: str | None, currency: str, reference: str) -> dict[str, Any]:
@@ -135,6 +142,96 @@ def payment_payload(draft: PaymentDraft) -> dict[str, Any]:
         "PrivateNote": draft.private_note,
         "Line": [{"Amount": draft.amount, "LinkedTxn": [{"TxnId": draft.invoice_id, "TxnType": "Invoice"}]}],
     }
+
+
+def deposit_payload(draft: DepositDraft) -> dict[str, Any]:
+    """A QBO Deposit of a Stripe payout into ``draft.bank_account``, one line per draft line.
+
+    Facts (design two-way 2.2, from Intuit's Deposit entity reference
+    https://developer.intuit.com/app/developer/qbo/docs/api/accounting/all-entities/deposit):
+
+    * payment and refund lines link the QBO Payment / RefundReceipt whose money sits in Undeposited
+      Funds: ``{"Amount", "LinkedTxn": [{"TxnId", "TxnType", "TxnLineId": "0"}]}`` (``TxnLineId`` is
+      "Required for Deposit and Bill entities");
+    * a refund receipt's line goes with a negative amount: the documented assumption until a real
+      company says otherwise (design 9.2);
+    * fee, adjustment and unmatched lines are direct ``DepositLineDetail`` lines on their account,
+      signed (a negative Expense line for the fees: design 9.1), with a ``Description``;
+    * ``TotalAmt`` is read-only (QBO sums the lines), so it is not sent; ``DocNumber`` (on every QBO
+      Transaction, python-quickbooks' ``Deposit`` model included) carries ``draft.number``, at most
+      21 characters, and ``PrivateNote`` the marker ``find_deposit`` adopts by.
+
+    A draft QBO would refuse, or that would book the wrong money, is refused here before any
+    request: no bank account, a number too long, a linked line without its document or with the
+    wrong sign, a direct line without its account.
+    """
+    if not draft.bank_account:
+        raise LedgerValidation(
+            f"A QBO deposit needs the bank account the payout lands in: set the connection's payout "
+            f"bank account to a QBO Bank or Other Current Asset account id, then re-drive payout "
+            f"{draft.source_id}"
+        )
+    if len(draft.number) > DOC_NUMBER_MAX:
+        raise LedgerValidation(
+            f"deposit number {draft.number!r} is longer than QBO's {DOC_NUMBER_MAX} characters"
+        )
+    if not draft.lines:
+        raise LedgerValidation(f"deposit {draft.number} has no lines: QBO needs at least one")
+    lines: list[dict[str, Any]] = []
+    for index, line in enumerate(draft.lines, start=1):
+        where = f"deposit {draft.number} line {index} ({line.kind} {line.amount})"
+        linked_type = DEPOSIT_LINKED_TYPES.get(line.kind)
+        if linked_type is not None:
+            if not line.ledger_id:
+                raise LedgerValidation(f"{where} names no QBO {linked_type} to deposit")
+            if (line.amount <= 0) if line.kind == "payment" else (line.amount >= 0):
+                sign = "positive" if line.kind == "payment" else "negative"
+                raise LedgerValidation(f"{where}: a {line.kind} line must be {sign}")
+            lines.append(
+                {
+                    "Amount": line.amount,
+                    "LinkedTxn": [{"TxnId": line.ledger_id, "TxnType": linked_type, "TxnLineId": "0"}],
+                }
+            )
+            continue
+        if not line.account:
+            raise LedgerValidation(f"{where} names no QBO account to post to")
+        lines.append(
+            {
+                "Amount": line.amount,
+                "DetailType": "DepositLineDetail",
+                "Description": line.description[:DESCRIPTION_MAX],
+                "DepositLineDetail": {"AccountRef": {"value": line.account}},
+            }
+        )
+    return {
+        "DepositToAccountRef": {"value": draft.bank_account},
+        "TxnDate": draft.arrival_on.isoformat(),
+        "CurrencyRef": {"value": draft.currency},
+        "DocNumber": draft.number,
+        "PrivateNote": draft.private_note,
+        "Line": lines,
+    }
+
+
+def deposit_document(obj: dict[str, Any]) -> LedgerDocument:
+    """A Deposit object as QBO returns it: its total (QBO's sum of the lines), nothing left open on
+    it, and the payments its lines moved out of Undeposited Funds."""
+    return LedgerDocument(
+        id=str(obj["Id"]),
+        version=str(obj["SyncToken"]) if obj.get("SyncToken") is not None else None,
+        number=obj.get("DocNumber") or None,
+        total=as_decimal(obj.get("TotalAmt")),
+        balance=Decimal(0),
+        currency=(obj.get("CurrencyRef") or {}).get("value", "USD"),
+        private_note=obj.get("PrivateNote"),
+        linked_payment_ids=tuple(
+            payment_id
+            for line in obj.get("Line") or ()
+            if isinstance(line, dict)
+            for payment_id in _linked(line, "Payment")
+        ),
+    )
 
 
 def document(obj: dict[str, Any]) -> LedgerDocument:
