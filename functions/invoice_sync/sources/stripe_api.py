@@ -2,7 +2,9 @@
 ``reconcile``) and by the reconcile Lambda, written by payments back. One client for all.
 
 Reads: ``GET /v1/invoices/{id}`` (with ``expand[]``), the paged ``GET /v1/invoices``,
-``/v1/credit_notes``, ``/v1/refunds`` and ``/v1/invoice_payments``. Writes (issue 7, marking an
+``/v1/credit_notes``, ``/v1/refunds`` and ``/v1/invoice_payments``; for payouts as deposits,
+``GET /v1/payouts/{id}`` and the payout's ``GET /v1/balance_transactions?payout=...`` (sources
+expanded). Writes (issue 7, marking an
 invoice paid when the ledger recorded the payment): ``POST /v1/invoices/{id}/pay`` with
 ``paid_out_of_band=true``, ``POST /v1/payment_records/report_payment`` and
 ``POST /v1/invoices/{id}/attach_payment``, form-encoded as Stripe takes them (``a[b]=1``,
@@ -246,17 +248,7 @@ class StripeApi:
             params["created[gte]"] = str(created_gte)
         if created_lte is not None:
             params["created[lte]"] = str(created_lte)
-        path = f"/v1/{collection}"
-        while True:
-            page = self._get(path, params)
-            if page.get("object") != "list" or not isinstance(page.get("data"), list):
-                raise StripeApiError(f"Stripe answered something other than a list for {path}")
-            data: list[dict[str, Any]] = page["data"]
-            if data:
-                yield data
-            if not page.get("has_more") or not data:
-                return
-            params = {**params, "starting_after": str(data[-1]["id"])}
+        return self._pages(f"/v1/{collection}", list(params.items()))
 
     def list_invoice_payments(self, invoice_id: str, *, status: str | None = None) -> list[dict[str, Any]]:
         """Every InvoicePayment (``inpay_...``) of an invoice, following ``has_more``; ``status``
@@ -271,6 +263,61 @@ class StripeApi:
             **extra,
         )
         return [payment for page in pages for payment in page]
+
+    # --- payouts (design two-way 3.5.2) ---------------------------------------------------------
+
+    def get_payout(self, payout_id: str) -> dict[str, Any]:
+        """The Payout (``po_...``): ``GET /v1/payouts/{id}``; ``StripeNotFound`` if there is none."""
+        found = self._get(f"/v1/payouts/{payout_id}", {})
+        if found.get("object") != "payout":
+            raise StripeApiError(f"Stripe answered a {found.get('object')!r} for payout {payout_id}")
+        return found
+
+    def balance_transaction_pages(
+        self, payout_id: str, *, starting_after: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The balance transactions paid out in an automatic payout, a page (of up to 100) at a
+        time, each with its ``source`` expanded (the charge or refund it moved), following
+        ``starting_after`` while Stripe says ``has_more``; ``starting_after`` resumes after a
+        transaction already read. The list includes the payout's own ``type=payout`` transaction.
+        For a manual payout Stripe cannot say, and the list is empty ("For automatic Stripe payouts
+        only", stripe-python ``params/_balance_transaction_list_params.py``)."""
+        params = [("payout", payout_id), ("limit", str(PAGE_LIMIT)), ("expand[]", "data.source")]
+        if starting_after is not None:
+            params.append(("starting_after", starting_after))
+        for page in self._pages("/v1/balance_transactions", params):
+            for transaction in page:
+                if transaction.get("object") != "balance_transaction":
+                    raise StripeApiError(
+                        f"Stripe listed a {transaction.get('object')!r} among payout {payout_id}'s "
+                        "balance transactions"
+                    )
+            yield page
+
+    def list_balance_transactions(self, payout_id: str) -> list[dict[str, Any]]:
+        """Every balance transaction of the payout, every page (``balance_transaction_pages``)."""
+        return [transaction for page in self.balance_transaction_pages(payout_id) for transaction in page]
+
+    def invoice_of_payment_intent(self, payment_intent: str) -> str | None:
+        """The invoice (``in_...``) a PaymentIntent paid, from its InvoicePayment (``GET
+        /v1/invoice_payments?payment[type]=payment_intent&payment[payment_intent]=pi_...``, design
+        two-way 2.1); None when it paid no invoice (a charge made outside Invoicing). A
+        PaymentIntent Stripe shows on two invoices is a ``StripeApiError``: no guess is made."""
+        pages = self._pages(
+            "/v1/invoice_payments",
+            [
+                ("payment[type]", "payment_intent"),
+                ("payment[payment_intent]", payment_intent),
+                ("limit", str(PAGE_LIMIT)),
+            ],
+        )
+        invoices = {_id_of(payment.get("invoice")) for page in pages for payment in page} - {None}
+        if len(invoices) > 1:
+            raise StripeApiError(
+                f"Stripe shows payment intent {payment_intent} on {len(invoices)} invoices: "
+                f"{', '.join(sorted(i for i in invoices if i))}"
+            )
+        return next(iter(invoices), None)
 
     # --- the writes (payments back) --------------------------------------------------------------
 
@@ -343,6 +390,22 @@ class StripeApi:
 
     def _get(self, path: str, params: Mapping[str, str] | Sequence[tuple[str, str]]) -> dict[str, Any]:
         return self._send("GET", path, params=params)
+
+    def _pages(self, path: str, params: Sequence[tuple[str, str]]) -> Iterator[list[dict[str, Any]]]:
+        """One of Stripe's lists, a non-empty page at a time, following ``starting_after`` (the
+        last id of each page) while Stripe says ``has_more``. Pairs, since ``expand[]`` repeats."""
+        query = [pair for pair in params if pair[0] != "starting_after"]
+        cursor = next((value for name, value in params if name == "starting_after"), None)
+        while True:
+            page = self._get(path, [*query, *((("starting_after", cursor),) if cursor is not None else ())])
+            if page.get("object") != "list" or not isinstance(page.get("data"), list):
+                raise StripeApiError(f"Stripe answered something other than a list for {path}")
+            data: list[dict[str, Any]] = page["data"]
+            if data:
+                yield data
+            if not page.get("has_more") or not data:
+                return
+            cursor = str(data[-1]["id"])
 
     def _post(self, path: str, form: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
         """A form-encoded write, sent with ``Idempotency-Key`` on every attempt, so that a retry
@@ -465,6 +528,13 @@ def _final(response: httpx.Response) -> bool:
         response.headers.get("Idempotent-Replayed", "").lower() == "true"
         or response.headers.get("Stripe-Should-Retry", "").lower() == "false"
     )
+
+
+def _id_of(value: Any) -> str | None:
+    """An id, whether Stripe sent it bare or expanded into its object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
 
 
 def _text(value: Any) -> str | None:
