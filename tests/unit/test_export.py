@@ -713,3 +713,214 @@ def test_a_second_run_of_a_day_in_progress_publishes_nothing(tmp_path: Any) -> N
     with pytest.raises(ExportFailed, match="another export of acme"):
         service.export("acme", DAY)
     assert s3.under(PREFIX) == published
+
+
+# --- payments back: the ledger's own payments mirrored to Stripe (issue 7) -----------------------
+
+
+def _back(
+    payment: str = "190",
+    invoice: str = "147",
+    *,
+    status: SyncStatus = SyncStatus.SYNCED,
+    amount: int = 4000,
+    currency: str = "USD",
+    stripe_object: str | None = "pr_1",
+    last_error: str | None = None,
+    alerted_reason: str | None = None,
+    summary: str | None = None,
+) -> SyncRecord:
+    """A ``ledger_payment`` record as payments back writes it (design two-way 3.8)."""
+    return SyncRecord(
+        connection_id="acme",
+        kind="ledger_payment",
+        source_id=f"{payment}:{invoice}",
+        direction="to_source",
+        status=status,
+        ledger_id=payment,
+        ledger_version="3",
+        ledger_number=invoice,
+        ledger_total=amount,
+        currency=currency,
+        source_target="in_1",
+        source_number="N-in_1",
+        stripe_object=stripe_object,
+        last_error=last_error,
+        alerted_reason=alerted_reason,
+        summary=summary,
+        updated_at=datetime(2026, 11, 25, 11, tzinfo=UTC),
+    )
+
+
+class Lookup:
+    """The Mappings table stand-in: one connection and whether payments back is on for it."""
+
+    def __init__(self, *, payments_back: bool, ledger: str = "quickbooks") -> None:
+        self.found = Connection(
+            connection_id="acme", ledger=ledger, tenant_id="9130", payments_back=payments_back
+        )
+
+    def connection(self, connection_id: str) -> Connection | None:
+        return self.found if connection_id == "acme" else None
+
+
+def _back_service(s3: FakeS3, records: Records, tmp_path: Any, lookup: Lookup) -> ExportService:
+    return ExportService(
+        records=records,
+        bucket=ExportBucket("archive", s3, part_bytes=5 * MIB),
+        alerts=Alerts(),
+        marks=Marks(),
+        tmpdir=str(tmp_path),
+        connections=lookup,
+    )
+
+
+def test_a_ledger_payment_row_names_both_sides_and_the_stripe_object() -> None:
+    """Given a synced ledger payment of 40.00 that reached Stripe as a payment record, with the
+    summary giving its date and reference, when its row is built, then it names the ledger, the
+    ledger payment and invoice, the Stripe invoice and number, the exact amount, pr_1 and no reason."""
+    summary = DocumentSummary(issued_on=DAY, reference="cheque 5512", total=4000).dump()
+    row = dict(
+        zip(
+            rows.PAYMENTS_BACK_COLUMNS,
+            rows.payments_back_row(_back(summary=summary), DocumentSummary.load(summary), "quickbooks"),
+            strict=True,
+        )
+    )
+    assert row == {
+        "ledger": "quickbooks",
+        "ledger_payment_id": "190",
+        "ledger_invoice_id": "147",
+        "stripe_invoice_id": "in_1",
+        "stripe_invoice_number": "N-in_1",
+        "paid_on": "2026-11-25",
+        "reference": "cheque 5512",
+        "currency": "USD",
+        "amount": "40.00",
+        "stripe_object": "pr_1",
+        "sync_status": "synced",
+        "reason": "",
+        "last_error": "",
+        "updated_at": "2026-11-25T11:00:00+00:00",
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "reason", "amount"),
+    [
+        (
+            _back(
+                status=SyncStatus.SKIPPED,
+                stripe_object=None,
+                last_error="invoice not from the source",
+                currency="JPY",
+                amount=12000,
+            ),
+            "invoice not from the source",
+            "12000",
+        ),
+        (
+            _back(
+                status=SyncStatus.REJECTED,
+                stripe_object=None,
+                last_error="paid on both sides: Stripe says in_1 is paid",
+                alerted_reason="paid on both sides",
+                currency="KWD",
+                amount=1234,
+            ),
+            "paid on both sides",
+            "1.234",
+        ),
+    ],
+)
+def test_a_skipped_or_parked_ledger_payment_says_why_in_its_currencys_decimals(
+    record: SyncRecord, reason: str, amount: str
+) -> None:
+    """Given a ledger payment skipped (not from the source) or parked (paid on both sides) and no
+    summary (payments back kept none), when its row is built, then ``reason`` is the skip reason or
+    the parked short reason, the amount has the currency's decimals, and the date is blank."""
+    row = dict(zip(rows.PAYMENTS_BACK_COLUMNS, rows.payments_back_row(record, None, "xero"), strict=True))
+    assert (row["reason"], row["amount"], row["stripe_object"], row["paid_on"]) == (reason, amount, "", "")
+    assert row["sync_status"] == record.status.value
+
+
+def test_payments_back_on_adds_its_file_and_keeps_ledger_payments_out_of_payments(tmp_path: Any) -> None:
+    """Given a connection with payments back on and a day holding an invoice, a Stripe payment and
+    two ledger payments (one synced, one parked), when the day is exported, then payments_back.csv
+    holds the two ledger payments and payments.csv only the Stripe payment, the workbook has a
+    payments_back sheet, and the manifest counts the file's rows and the ledger payments' totals."""
+    s3 = FakeS3()
+    payment = SyncRecord(
+        connection_id="acme",
+        kind="payment",
+        source_id="inpay_1",
+        currency="USD",
+        source_total=36320,
+        status=SyncStatus.SYNCED,
+        updated_at=datetime(2026, 11, 25, 10, tzinfo=UTC),
+    )
+    parked = _back(
+        "191",
+        status=SyncStatus.REJECTED,
+        stripe_object=None,
+        amount=500,
+        last_error="ledger payment exceeds what Stripe says is due: 5.00",
+        alerted_reason="ledger payment exceeds what Stripe says is due",
+    )
+    records = Records([_record(_invoice()), payment, _back(), parked])
+    result = _back_service(s3, records, tmp_path, Lookup(payments_back=True)).export("acme", DAY)
+    files = s3.under(PREFIX)
+    assert [r["source_id"] for r in _csv(files[PREFIX + "payments.csv"])] == ["inpay_1"]
+    back = _csv(files[PREFIX + "payments_back.csv"])
+    assert [(r["ledger"], r["ledger_payment_id"], r["amount"], r["sync_status"]) for r in back] == [
+        ("quickbooks", "190", "40.00", "synced"),
+        ("quickbooks", "191", "5.00", "rejected"),
+    ]
+    assert back[1]["reason"] == "ledger payment exceeds what Stripe says is due"
+    manifest = result.manifest
+    assert manifest["files"]["payments_back.csv"]["rows"] == 2
+    assert (
+        manifest["files"]["payments_back.csv"]["sha256"]
+        == hashlib.sha256(files[PREFIX + "payments_back.csv"]).hexdigest()
+    )
+    assert manifest["totals"]["ledger_payment"] == {"USD": "45.00"}
+    assert manifest["synced_totals"]["ledger_payment"] == {"USD": "40.00"}
+    assert manifest["documents"]["ledger_payment"] == {"rejected": 1, "synced": 1}
+    with zipfile.ZipFile(io.BytesIO(files[PREFIX + "export.xlsx"])) as book:
+        assert 'name="payments_back"' in book.read("xl/workbook.xml").decode()
+
+
+def test_payments_back_on_writes_the_header_on_an_empty_day_and_off_changes_nothing(tmp_path: Any) -> None:
+    """Given payments back on and a day without ledger payments, when exported, then
+    payments_back.csv is there with its header only; given it off (or no connection lookup), the
+    same day's files are exactly the existing ones, byte for byte: nothing new for a connection
+    that never had payments back."""
+    on = FakeS3()
+    records = [_record(_invoice())]
+    _back_service(on, Records(records), tmp_path, Lookup(payments_back=True)).export("acme", DAY)
+    assert (
+        on.objects[PREFIX + "payments_back.csv"] == (",".join(rows.PAYMENTS_BACK_COLUMNS) + "\r\n").encode()
+    )
+
+    off, plain = FakeS3(), FakeS3()
+    _back_service(off, Records(records), tmp_path, Lookup(payments_back=False)).export("acme", DAY)
+    _service(plain, Records(records), tmp_path).export("acme", DAY)
+    assert PREFIX + "payments_back.csv" not in off.objects
+    for name in ("invoices.csv", "invoice_lines.csv", "payments.csv", "credit_notes.csv", "refunds.csv"):
+        assert off.objects[PREFIX + name] == plain.objects[PREFIX + name] == on.objects[PREFIX + name], name
+    assert set(off.under(PREFIX)) == set(plain.under(PREFIX))
+
+
+def test_ledger_payments_of_a_connection_with_payments_back_off_are_still_exported(tmp_path: Any) -> None:
+    """Given a connection that has since turned payments back off, and a day that still holds a
+    ledger payment record (a re-drive), when exported, then payments_back.csv is written with it:
+    a record of the day is never left out of the files."""
+    s3 = FakeS3()
+    result = _back_service(
+        s3, Records([_record(_invoice()), _back()]), tmp_path, Lookup(payments_back=False, ledger="xero")
+    ).export("acme", DAY)
+    (row,) = _csv(s3.objects[PREFIX + "payments_back.csv"])
+    assert (row["ledger"], row["stripe_invoice_id"], row["amount"]) == ("xero", "in_1", "40.00")
+    assert result.manifest["files"]["payments_back.csv"]["rows"] == 1
+    with zipfile.ZipFile(io.BytesIO(s3.objects[PREFIX + "export.xlsx"])) as book:
+        assert 'name="payments_back"' in book.read("xl/workbook.xml").decode()

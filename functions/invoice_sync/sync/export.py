@@ -53,6 +53,12 @@ FILES: dict[str, tuple[list[str], str | None]] = {
     "xero_sales_invoices.csv": (rows.XERO_COLUMNS, None),
     "quickbooks_invoices.csv": (rows.QUICKBOOKS_COLUMNS, None),
 }
+# Payments back (issue 7): the ledger's own payments mirrored to Stripe. Written for a connection
+# with payments back on (headers only on a day without any), and for any day that holds such
+# records (a connection that had it on once); a connection that never had it gets the files above
+# and nothing more.
+PAYMENTS_BACK = "payments_back.csv"
+PAYMENTS_BACK_FILE: tuple[list[str], str | None] = (rows.PAYMENTS_BACK_COLUMNS, "payments_back")
 NUMBERS = {"quantity", "mapping_version", "lines", "lines_not_stored"}
 
 
@@ -68,6 +74,10 @@ class DayRecords(Protocol):
 
 class Connections(Protocol):
     def connections(self) -> list[Connection]: ...
+
+
+class ConnectionLookup(Protocol):
+    def connection(self, connection_id: str) -> Connection | None: ...
 
 
 class Alerts(Protocol):
@@ -129,10 +139,12 @@ class Tally:
 
     def add(self, record: SyncRecord, summary: DocumentSummary | None) -> None:
         self.documents[record.kind][record.status.value] += 1
-        if record.currency and record.source_total is not None:
-            self.totals[record.kind][record.currency] += record.source_total
+        # A ledger payment's money is the ledger's (``ledger_total``): it has no source total.
+        amount = record.ledger_total if record.direction == "to_source" else record.source_total
+        if record.currency and amount is not None:
+            self.totals[record.kind][record.currency] += amount
             if record.status.value == "synced":
-                self.synced_totals[record.kind][record.currency] += record.source_total
+                self.synced_totals[record.kind][record.currency] += amount
         if record.status.parked:
             self.parked[rows.parked_reason(record)] += 1
         if record.mapping_version is not None:
@@ -360,12 +372,25 @@ class ExportFailed(Exception):
 class _Run:
     """One export's open files, so that a failure can take every one of them back."""
 
-    def __init__(self, bucket: ExportBucket, staging: str, tmpdir: str | None, workbook_rows: int) -> None:
+    def __init__(
+        self,
+        bucket: ExportBucket,
+        staging: str,
+        tmpdir: str | None,
+        workbook_rows: int,
+        *,
+        payments_back: bool = False,
+        ledger: str = "",
+    ) -> None:
         self.bucket = bucket
         self.staging = staging
+        self.ledger = ledger
+        self.files = dict(FILES)
+        if payments_back:
+            self.files[PAYMENTS_BACK] = PAYMENTS_BACK_FILE
         self.csv = {
             name: CsvFile(name, columns, bucket.writer(staging + name, CSV_TYPE))
-            for name, (columns, _) in FILES.items()
+            for name, (columns, _) in self.files.items()
         }
         # The workbook and XlsxWriter's per-sheet temporary files live in a directory of this run's
         # own, removed however the run ends: a warm Lambda's /tmp must not fill up across runs.
@@ -373,10 +398,21 @@ class _Run:
         self.workbook = Workbook(self._scratch.name, workbook_rows)
         self.sheets = {
             name: self.workbook.sheet(sheet, columns)
-            for name, (columns, sheet) in FILES.items()
+            for name, (columns, sheet) in self.files.items()
             if sheet is not None
         }
         self.staged: list[WrittenFile] = []
+
+    def open(self, name: str, layout: tuple[list[str], str | None]) -> None:
+        """Opens a file the run did not start with (a kind of record the day turned out to hold),
+        and its sheet unless the workbook already gave way to its note."""
+        if name in self.csv:
+            return
+        columns, sheet = layout
+        self.files[name] = layout
+        self.csv[name] = CsvFile(name, columns, self.bucket.writer(self.staging + name, CSV_TYPE))
+        if sheet is not None and not self.workbook.omitted:
+            self.sheets[name] = self.workbook.sheet(sheet, columns)
 
     def write(self, name: str, row: Sequence[str]) -> None:
         self.csv[name].write(row)
@@ -431,9 +467,13 @@ class ExportService:
         workbook_rows: int = 200_000,
         clock: Callable[[], datetime] = utcnow,
         locks: Locks | None = None,
+        connections: ConnectionLookup | None = None,
     ) -> None:
         ZoneInfo(time_zone)  # an unknown zone fails here, at cold start, not at midnight
         self.locks = locks
+        # Whether a connection has payments back on (its payments_back.csv) and its ledger's name;
+        # without it, a payments_back.csv is written only for a day holding such records.
+        self.connections = connections
         self.records = records
         self.bucket = bucket
         self.alerts = alerts
@@ -470,7 +510,15 @@ class ExportService:
     def _export_run(self, connection_id: str, window: Window, run: str) -> ExportResult:
         staging = f"{STAGING}/{run}/{day_prefix(connection_id, window.day).removeprefix('exports/')}"
         prefix = day_prefix(connection_id, window.day)
-        files = _Run(self.bucket, staging, self.tmpdir, self.workbook_rows)
+        connection = self.connections.connection(connection_id) if self.connections is not None else None
+        files = _Run(
+            self.bucket,
+            staging,
+            self.tmpdir,
+            self.workbook_rows,
+            payments_back=connection is not None and connection.payments_back,
+            ledger=connection.ledger if connection is not None else "",
+        )
         tally = Tally()
         published: list[str] = []
         previous: list[WrittenFile] = []  # the earlier run's files, kept under the staging prefix
@@ -543,6 +591,9 @@ class ExportService:
             files.write("credit_notes.csv", rows.credit_note_row(record, summary))
         elif record.kind == "refund":
             files.write("refunds.csv", rows.refund_row(record, summary))
+        elif record.kind == "ledger_payment":
+            files.open(PAYMENTS_BACK, PAYMENTS_BACK_FILE)
+            files.write(PAYMENTS_BACK, rows.payments_back_row(record, summary, files.ledger))
 
     def _manifest(
         self,

@@ -101,6 +101,27 @@ REFUND_COLUMNS = [
     "refunded_so_far",
     *TAIL,
 ]
+# Payments back (issue 7): one row per ``ledger_payment`` record, a payment someone recorded in the
+# ledger and mirrored to Stripe (direction "to_source"). ``paid_on`` and ``reference`` come from
+# the record's summary and are blank without one; ``stripe_object`` is the Stripe invoice itself
+# (``in_…``, paid out of band in full) or the payment record attached to it (``pr_…``, a part);
+# ``reason`` says why a record was skipped or parked.
+PAYMENTS_BACK_COLUMNS = [
+    "ledger",
+    "ledger_payment_id",
+    "ledger_invoice_id",
+    "stripe_invoice_id",
+    "stripe_invoice_number",
+    "paid_on",
+    "reference",
+    "currency",
+    "amount",
+    "stripe_object",
+    "sync_status",
+    "reason",
+    "last_error",
+    "updated_at",
+]
 # Columns holding money (the workbook writes them as numbers in the currency's format).
 AMOUNTS = {
     "subtotal",
@@ -358,6 +379,40 @@ def refund_row(record: SyncRecord, summary: DocumentSummary | None) -> list[str]
         _text(record.currency),
         money(record.source_total, record.currency),
         *_tail(record),
+    ]
+
+
+def back_reason(record: SyncRecord) -> str:
+    """Why a ``ledger_payment`` record did not (or not yet) reach Stripe: a skipped record's
+    reason (``invoice not from the source``, ...), a parked one's short reason; blank otherwise."""
+    if record.status.parked:
+        return parked_reason(record)
+    if record.status.value == "skipped":
+        return record.last_error or ""
+    return ""
+
+
+def payments_back_row(record: SyncRecord, summary: DocumentSummary | None, ledger: str) -> list[str]:
+    """A ``ledger_payment`` record: ledger payment id in ``ledger_id``, the ledger invoice it pays
+    in ``ledger_number``, the amount applied to that invoice in ``ledger_total`` (minor units)."""
+    s = summary or DocumentSummary()
+    payment_id = record.ledger_id or record.source_id.partition(":")[0]
+    invoice_id = record.ledger_number or record.source_id.partition(":")[2]
+    return [
+        _text(ledger),
+        _text(payment_id),
+        _text(invoice_id),
+        _text(record.source_target or s.invoice_source_id),
+        _text(record.source_number or s.invoice_number),
+        _day(s.issued_on),
+        _text(s.reference),
+        _text(record.currency),
+        money(record.ledger_total, record.currency),
+        _text(record.stripe_object),
+        record.status.value,
+        _text(back_reason(record)),
+        _text(record.last_error),
+        record.updated_at.isoformat() if record.updated_at else "",
     ]
 
 

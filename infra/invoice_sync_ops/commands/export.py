@@ -58,7 +58,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     ctx.connection(connection_id)  # one line for an unknown connection
     alerts = AlertPublisher(ctx.target.alerts_topic_arn, ctx.target.client("sns"))
     exporter, report = build_export(
-        settings, state=ctx.state, s3_client=ctx.target.client("s3"), alerts=alerts
+        settings,
+        state=ctx.state,
+        s3_client=ctx.target.client("s3"),
+        alerts=alerts,
+        connections=ctx.mappings,
     )
     try:
         result = exporter.export(connection_id, day, time_zone)
@@ -86,8 +90,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="export one day's sync to S3 (CSV, import layouts, workbook, manifest) and send the report",
         description=(
             "Writes the day's records (every record last written that calendar day, in the export's "
-            "time zone) as invoices, invoice_lines, payments, credit_notes and refunds CSVs, Xero and "
-            "QuickBooks Online import files, an .xlsx workbook and manifest.json under "
+            "time zone) as invoices, invoice_lines, payments, credit_notes and refunds CSVs (and "
+            "payments_back for a connection with payments back on), Xero and QuickBooks Online "
+            "import files, an .xlsx workbook and manifest.json under "
             "exports/<connection>/<yyyy>/<mm>/<dd>/, replacing an earlier run's files; then sends "
             "the daily report to the alerts topic."
         ),
