@@ -2,8 +2,8 @@
 failures: only the messages that must be retried come back (``batchItemFailures``).
 
 The SQS event's records are read as the dicts they are, as push reads its own. A scheduled
-invocation (``{"source": "schedule", "action": "poll-xero"}``) is the Xero payments poll, which is
-not built yet: it is logged and answered, and takes no message.
+invocation (``{"source": "schedule", "action": "poll-xero"}``, ``XeroPollSchedule``) is the Xero
+payments poll (``sync.xero_poll``): it answers a summary, one entry per connection polled.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from invoice_sync.models.messages import LedgerEventMessage
 from invoice_sync.observability import emit_parked, logged, logger, metrics
 from invoice_sync.store.alerts import AlertPublisher
 from invoice_sync.sync.payments_back import Outcome, PaymentsBackService
+from invoice_sync.sync.xero_poll import XeroPaymentPoller
 
 # This function's use case, loaded with the handler (Lambda's init phase) rather than on the first
 # batch.
-from invoice_sync.wiring import payments_back as _wiring  # noqa: F401
+from invoice_sync.wiring import payments_back as _wiring
 
 
 def service() -> PaymentsBackService:
@@ -31,12 +32,38 @@ def service() -> PaymentsBackService:
     return built
 
 
+def poller() -> XeroPaymentPoller:
+    """The Xero payments poll, from this function's wiring (a test may stand one in here)."""
+    return _wiring.xero_poller()
+
+
+def _flush_alerts(alerts: object) -> None:
+    if isinstance(alerts, AlertPublisher):
+        try:
+            alerts.flush_due()
+        except Exception as error:  # noqa: BLE001 - the work is done; the summary stays due
+            logger.warning("alert summaries not sent", extra={"error": type(error).__name__})
+
+
+def _scheduled(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    action = event.get("action")
+    if action != "poll-xero":
+        # A schedule this function does not know: an error, so the invocation's retries and the
+        # schedule's dead-letter queue (and its alarm) show it.
+        raise ValueError(f"unknown scheduled action {action!r} (expected 'poll-xero')")
+    polling = poller()
+    summary = polling.run(time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    metrics.add_metric(name="XeroPollSent", unit=MetricUnit.Count, value=summary.sent)
+    metrics.add_metric(name="XeroPollFailed", unit=MetricUnit.Count, value=summary.failed)
+    _flush_alerts(polling.alerts)
+    return summary.as_dict()
+
+
 @logged()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("source") == "schedule":
-        logger.warning("scheduled poll not built yet", extra={"action": event.get("action")})
-        return {"polled": 0}
+        return _scheduled(event, context)
     failed: list[str] = []
     accepted: list[tuple[str, LedgerEventMessage]] = []
     for record in event["Records"]:
@@ -73,10 +100,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         parked.extend(a.reason or "unknown" for a in result.applications if a.outcome is Outcome.PARKED)
     emit_parked(parked)
     metrics.add_metric(name="PaymentsBackRetried", unit=MetricUnit.Count, value=len(failed))
-    alerts = getattr(worker, "alerts", None)
-    if isinstance(alerts, AlertPublisher):
-        try:
-            alerts.flush_due()
-        except Exception as error:  # noqa: BLE001 - the batch is done; the summary stays due
-            logger.warning("alert summaries not sent", extra={"error": type(error).__name__})
+    _flush_alerts(getattr(worker, "alerts", None))
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -3,7 +3,12 @@ ledger adapters (the registry push uses, so tokens and limits are shared while w
 connection, a Stripe client holding its ``stripe-writer`` key: the one function that may write to
 Stripe. The secret store also takes a FreshBooks callback's verifier once FreshBooks accepted it
 (the connection's ``ledger-webhook`` secret). ``build_payments_back`` is the one recipe, for the
-Lambda and for the operator CLI."""
+Lambda and for the operator CLI.
+
+The same function runs the Xero payments poll (``XeroPollSchedule``): ``build_xero_poller`` puts it
+on the same SyncState store (cursors, leases, alert markers), the connection directory, the same
+ledger registry (so the worker's and the poll's calls to one Xero organisation share one limiter
+and one token) and the ledger events queue it sends to."""
 
 from __future__ import annotations
 
@@ -19,9 +24,11 @@ from invoice_sync.settings import Settings, get_settings
 from invoice_sync.sources.stripe_api import StripeApi
 from invoice_sync.store import aws
 from invoice_sync.store.alerts import AlertPublisher, AlertWindows
+from invoice_sync.store.queue import LedgerEventsQueue
 from invoice_sync.store.secrets import SecretStore
 from invoice_sync.sync.payments_back import BackState, Connections, PaymentsBackService
 from invoice_sync.sync.push import Alerts
+from invoice_sync.sync.xero_poll import Budget, EventQueue, PollConnections, PollState, XeroPaymentPoller
 from invoice_sync.wiring import once, stores
 from invoice_sync.wiring.ledgers import ledgers
 from invoice_sync.wiring.state import state
@@ -85,6 +92,59 @@ def build_payments_back(
     )
 
 
+# What Xero says is left of a tenant's limits, as the adapter's plumbing keeps it (``Quota``, read
+# from these response headers [P: https://developer.xero.com/documentation/guides/oauth2/limits/]).
+XERO_MINUTE_LEFT = "X-MinLimit-Remaining"
+XERO_DAY_LEFT = "X-DayLimit-Remaining"
+
+
+class RegistryBudget:
+    """A connection's minute and day budget as Xero stated it on the registry's last response to
+    that connection (None before any)."""
+
+    def __init__(self, registry: LedgerRegistry) -> None:
+        self.registry = registry
+
+    def __call__(self, connection_id: str) -> Budget | None:
+        quota = self.registry.quotas().get(connection_id)
+        if quota is None:
+            return None
+        return Budget(minute=quota.remaining.get(XERO_MINUTE_LEFT), day=quota.remaining.get(XERO_DAY_LEFT))
+
+
+def build_xero_poller(
+    *,
+    state: PollState,
+    mappings: PollConnections,
+    alerts: Alerts,
+    ledger_for: LedgerRegistry,
+    queue: EventQueue,
+) -> XeroPaymentPoller:
+    """The Xero payments poll on the given stores and queue."""
+    return XeroPaymentPoller(
+        state=state,
+        connections=mappings,
+        alerts=alerts,
+        ledger_for=ledger_for,
+        queue=queue,
+        budget=RegistryBudget(ledger_for),
+        # Used once the adapter hands the Payment elements out (``PaymentElementPages``).
+        reader=xero_payloads.ledger_payment,
+    )
+
+
+@once
+def alerts() -> AlertPublisher:
+    """SNS only when a record parks or a connection breaks; storms are counted and summarised as
+    push's are (store/alerts.py). One publisher for the worker and the poll."""
+    settings = get_settings()
+    return AlertPublisher(
+        settings.alerts_topic_arn,
+        aws.OnFirstUse("sns"),
+        windows=AlertWindows(settings.sync_table, aws.OnFirstUse("dynamodb")),
+    )
+
+
 @once
 def payments_back() -> PaymentsBackService:
     settings = get_settings()
@@ -92,13 +152,18 @@ def payments_back() -> PaymentsBackService:
         settings,
         state=state(),
         mappings=stores.mappings(),
-        # SNS only when a record parks or a connection breaks; storms are counted and summarised
-        # as push's are (store/alerts.py).
-        alerts=AlertPublisher(
-            settings.alerts_topic_arn,
-            aws.OnFirstUse("sns"),
-            windows=AlertWindows(settings.sync_table, aws.OnFirstUse("dynamodb")),
-        ),
+        alerts=alerts(),
         ledger_for=ledgers(),
         secrets=stores.secrets(),
+    )
+
+
+@once
+def xero_poller() -> XeroPaymentPoller:
+    return build_xero_poller(
+        state=state(),
+        mappings=stores.mappings(),
+        alerts=alerts(),
+        ledger_for=ledgers(),
+        queue=LedgerEventsQueue(get_settings().ledger_events_queue_url),
     )
