@@ -13,6 +13,13 @@ real wording of a validation message is not known, the message is marked ``# san
 Money inside the sandbox is ``Decimal`` end to end: request bodies are parsed with ``parse_float=Decimal``
 and Decimals are written back as JSON numbers with (at least) two decimal places, never through float.
 
+Payout deposits (design two-way 2.3, 6): ``BankTransactions`` (spend and receive money, a contact
+required, lines coded to any account but a bank one) and ``BankTransfers`` (PUT creates, POST
+deletes; each books a SPEND-TRANSFER and a RECEIVE-TRANSFER bank transaction); ``balances(tenant)``
+is every bank account's balance from its payments, bank transactions and transfers, so a test can
+see the clearing account return to zero. The seeded chart has a "Stripe Clearing" bank account
+(091) and "Bank Fees" (404); ``seed_supplier(tenant)`` adds the "Stripe" supplier contact.
+
 Webhooks (design two-way 2.3, 6): ``subscribe(tenant, url, webhook_key, intent_to_receive=False)``
 (control API ``POST /_sandbox/organisations/<tenant>/webhooks``). Invoice and credit note creates and
 updates, and every payment made or deleted (API or by hand) as its invoice's ``INVOICE UPDATE`` (Xero
@@ -108,6 +115,8 @@ COLLECTIONS = {
         "TaxRates",
         "Items",
         "Organisation",
+        "BankTransactions",
+        "BankTransfers",
     )
 }
 ID_FIELDS = {
@@ -119,11 +128,15 @@ ID_FIELDS = {
     "TaxRates": "TaxType",
     "Items": "ItemID",
     "Organisation": "OrganisationID",
+    "BankTransactions": "BankTransactionID",
+    "BankTransfers": "BankTransferID",
 }
 # A single GET also finds the document by its number (Xero documents this for Invoices).
 ALT_KEYS = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber", "Items": "Code"}
 RESPONSE_KEYS = {"Organisation": "Organisations"}
-WRITABLE = {"Invoices", "Contacts", "Payments", "CreditNotes"}
+WRITABLE = {"Invoices", "Contacts", "Payments", "CreditNotes", "BankTransactions", "BankTransfers"}
+# PUT /BankTransfers takes no summarizeErrors (xero_accounting.yaml createBankTransfer): always summarised.
+ALWAYS_SUMMARIZED = {"BankTransfers"}
 # Lists without paging come back as summaries: Xero only returns line items on paged or single GETs.
 SUMMARY_WITHOUT_PAGING = {"Invoices", "CreditNotes"}
 
@@ -135,6 +148,22 @@ CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
 CLOSED_STATUSES = ("DELETED", "VOIDED")
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 CONTACT_STATUSES = ("ACTIVE", "ARCHIVED")
+# xero_accounting.yaml BankTransaction.Type. The API creates SPEND and RECEIVE (spend / receive
+# money); the -TRANSFER pair is what a BankTransfer makes; overpayments and prepayments are not modelled.
+BANK_TRANSACTION_TYPES = (
+    "RECEIVE",
+    "RECEIVE-OVERPAYMENT",
+    "RECEIVE-PREPAYMENT",
+    "SPEND",
+    "SPEND-OVERPAYMENT",
+    "SPEND-PREPAYMENT",
+    "RECEIVE-TRANSFER",
+    "SPEND-TRANSFER",
+)
+CREATABLE_BANK_TYPES = ("SPEND", "RECEIVE")
+BANK_CLOSED_STATUSES = ("DELETED", "VOIDED")  # BankTransaction.Status: AUTHORISED, DELETED, VOIDED
+# Payment types whose money enters the bank account (the others leave it).
+PAYMENTS_IN = {"ACCRECPAYMENT", "APCREDITPAYMENT", "AROVERPAYMENTPAYMENT", "ARPREPAYMENTPAYMENT"}
 CONTACT_FIELDS = (
     "ContactNumber",
     "AccountNumber",
@@ -545,7 +574,11 @@ class XeroSandbox(SandboxServer[_Org]):
             ("200", "Sales", "REVENUE", "REVENUE", "OUTPUT2", False),
             ("260", "Other Revenue", "REVENUE", "REVENUE", "OUTPUT2", False),
             ("090", "Business Bank Account", "BANK", "ASSET", "NONE", True),
+            # A bank account used as the Stripe clearing account payments land in (design 2.3), and
+            # the expense account payout fees post to (404 "Bank Fees", as in Xero's demo company).
+            ("091", "Stripe Clearing", "BANK", "ASSET", "NONE", True),
             ("400", "Advertising", "EXPENSE", "EXPENSE", "INPUT", False),
+            ("404", "Bank Fees", "EXPENSE", "EXPENSE", "NONE", False),
         ]
         for code, acc_name, acc_type, acc_class, tax_type, payments in accounts:
             account_id = str(uuid.uuid4())
@@ -640,7 +673,14 @@ class XeroSandbox(SandboxServer[_Org]):
             "ExternalLinks": [],
             "PaymentTerms": {},
         }
-        for collection in ("Contacts", "Invoices", "Payments", "CreditNotes"):
+        for collection in (
+            "Contacts",
+            "Invoices",
+            "Payments",
+            "CreditNotes",
+            "BankTransactions",
+            "BankTransfers",
+        ):
             org.table(collection)
         with self._lock:
             self._tenants[tenant_id] = org
@@ -656,6 +696,56 @@ class XeroSandbox(SandboxServer[_Org]):
 
     def inject_status(self, tenant_id: str, status: int, count: int = 1) -> None:
         self._inject_status(tenant_id, status, count)
+
+    def seed_supplier(self, tenant_id: str, name: str = "Stripe") -> str:
+        """The id of the active contact ``name`` (the "Stripe" supplier payout fees are spent to),
+        created as a supplier if absent. Not part of the default seed, whose contact list is empty."""
+        with self._lock:
+            org = self._tenant(tenant_id)
+            contacts = org.table("Contacts")
+            for contact in contacts.values():
+                if contact["ContactStatus"] == "ACTIVE" and _key(contact["Name"]) == _key(name):
+                    return str(contact["ContactID"])
+            contact_id = str(uuid.uuid4())
+            contacts[contact_id] = {
+                "ContactID": contact_id,
+                "ContactStatus": "ACTIVE",
+                "Name": name,
+                "Addresses": [],
+                "Phones": [],
+                "ContactGroups": [],
+                "ContactPersons": [],
+                "IsSupplier": True,
+                "IsCustomer": False,
+                "HasAttachments": False,
+                "HasValidationErrors": False,
+                "UpdatedDateUTC": self._updated(),
+            }
+            return contact_id
+
+    def balances(self, tenant_id: str) -> dict[str, Decimal]:
+        """Each bank account's balance (by code) as its transactions make it: payments in and out
+        (refunds paid out of credit notes), spend and receive money, and both sides of every bank
+        transfer; deleted or voided ones left out. What Xero's Bank Summary report shows."""
+        with self._lock:
+            org = self._tenant(tenant_id)
+            totals = {
+                a["Code"]: Decimal("0.00") for a in org.table("Accounts").values() if a["Type"] == "BANK"
+            }
+            codes = {a["AccountID"]: a["Code"] for a in org.table("Accounts").values()}
+            for payment in org.table("Payments").values():
+                if payment["Status"] != "AUTHORISED":
+                    continue
+                code = codes.get(payment["Account"]["AccountID"])
+                if code in totals:
+                    sign = 1 if payment["PaymentType"] in PAYMENTS_IN else -1
+                    totals[code] += sign * payment["BankAmount"]
+            for txn in org.table("BankTransactions").values():
+                code = txn["BankAccount"]["Code"]
+                if txn["Status"] in BANK_CLOSED_STATUSES or code not in totals:
+                    continue
+                totals[code] += txn["Total"] if txn["Type"].startswith("RECEIVE") else -txn["Total"]
+            return totals
 
     def lose_responses(self, tenant_id: str, count: int = 1, lost_as: str = "gateway") -> None:
         self._lose_responses(tenant_id, count, lost_as)
@@ -1157,6 +1247,8 @@ class XeroSandbox(SandboxServer[_Org]):
             "Invoices": self._write_invoice,
             "CreditNotes": self._write_credit_note,
             "Payments": self._write_payment,
+            "BankTransactions": self._write_bank_transaction,
+            "BankTransfers": self._write_bank_transfer,
         }
         writer = writers[collection]
         # unitdp=4 opts in to four decimal places on UnitAmount; otherwise Xero rounds it to two.
@@ -1214,7 +1306,9 @@ class XeroSandbox(SandboxServer[_Org]):
     ) -> dict[str, Any]:
         """Runs each element in order. Summarised (the default): any invalid element fails the whole
         request with 400 and nothing is saved. ``summarizeErrors=false``: 200, valid elements are saved."""
-        summarize = request.args.get("summarizeErrors", "true").lower() != "false"
+        summarize = (
+            collection in ALWAYS_SUMMARIZED or request.args.get("summarizeErrors", "true").lower() != "false"
+        )
         snapshot = copy.deepcopy((org.store, org.counters)) if summarize else None
         results: list[dict[str, Any]] = []
         failed: list[dict[str, Any]] = []
@@ -1240,8 +1334,10 @@ class XeroSandbox(SandboxServer[_Org]):
         id_field = ID_FIELDS.get(collection)
         if id_field is not None:
             echo[id_field] = echo.get(id_field) or ZERO_UUID
-        flag = "HasErrors" if collection in ("Invoices", "CreditNotes") else "HasValidationErrors"
-        echo[flag] = True
+        if collection in ("Invoices", "CreditNotes"):
+            echo["HasErrors"] = True
+        elif collection in ("Contacts", "Payments"):
+            echo["HasValidationErrors"] = True
         echo["StatusAttributeString"] = "ERROR"
         echo["ValidationErrors"] = [{"Message": message} for message in messages]
         return echo
@@ -1254,6 +1350,9 @@ class XeroSandbox(SandboxServer[_Org]):
         id_field = ID_FIELDS[collection]
         if collection == "Contacts" and request.args.get("includeArchived", "").lower() != "true":
             rows = [row for row in rows if row.get("ContactStatus") != "ARCHIVED"]
+        if collection == "BankTransfers" and request.args.get("includeDeleted", "").lower() != "true":
+            # getBankTransfers' includeDeleted: deleted transfers are left out unless asked for.
+            rows = [row for row in rows if row.get("Status") != "DELETED"]
         filters = {
             "IDs": id_field,
             "InvoiceNumbers": "InvoiceNumber",
@@ -1282,7 +1381,11 @@ class XeroSandbox(SandboxServer[_Org]):
                 if moment.tzinfo is None:
                     moment = moment.replace(tzinfo=UTC)
                 cutoff = moment.timestamp() * 1000
-                rows = [row for row in rows if (_ms_of(row.get("UpdatedDateUTC")) or 0) > cutoff]
+                rows = [
+                    row
+                    for row in rows
+                    if (_ms_of(row.get("UpdatedDateUTC") or row.get("CreatedDateUTC")) or 0) > cutoff
+                ]
         order = request.args.get("order")
         if order and order.strip():
             rows = self._ordered(rows, order)
@@ -1475,8 +1578,19 @@ class XeroSandbox(SandboxServer[_Org]):
             line |= {"LineAmount": Decimal("0.00"), "TaxAmount": Decimal("0.00"), "Tracking": []}
             return line, Decimal(0)
         quantity, unit, line_amount, discount = amounts_
+        # Spend and receive money may code to any account but a bank account; their tax rate is a
+        # purchase one for money spent and a sales one for money received.
+        bank = doc_type in BANK_TRANSACTION_TYPES
         account, code, tax_type, tax = self._line_tax(
-            org, raw, defaults, sales, status, amounts, line_amount, errors
+            org,
+            raw,
+            defaults,
+            sales or doc_type.startswith("RECEIVE"),
+            status,
+            amounts,
+            line_amount,
+            errors,
+            any_account=bank,
         )
         if item is not None:
             line["ItemCode"] = item["Code"]
@@ -1545,13 +1659,17 @@ class XeroSandbox(SandboxServer[_Org]):
         amounts: str,
         line_amount: Decimal,
         errors: list[str],
+        *,
+        any_account: bool = False,
     ) -> tuple[dict[str, Any] | None, str | None, str | None, Decimal]:
-        """(account, account code, TaxType, TaxAmount): per-line tax, rounded half up to the cent."""
+        """(account, account code, TaxType, TaxAmount): per-line tax, rounded half up to the cent.
+        ``any_account``: a bank transaction's line, which any active account but a bank one takes."""
         account, code = self._account(org, raw, defaults.get("AccountCode"))
+        fits = (lambda a: a["Type"] != "BANK") if any_account else (lambda a: self._account_fits(a, sales))
         if code is None:
             if status != "DRAFT":
                 errors.append("Account code must be specified")
-        elif account is None or account["Status"] != "ACTIVE" or not self._account_fits(account, sales):
+        elif account is None or account["Status"] != "ACTIVE" or not fits(account):
             errors.append(f"Account code '{code}' is not a valid code for this document.")
         tax_type = raw.get("TaxType") or defaults.get("TaxType") or (account or {}).get("TaxType")
         if amounts == "NoTax":
@@ -2184,6 +2302,271 @@ class XeroSandbox(SandboxServer[_Org]):
             self._settle(payable, doc, self._today())
             self._payment_changed(org, payable.collection, doc[payable.id_field])
         return payment
+
+    # ---------------------------------------------------------------------------------------------
+    # Bank transactions (spend / receive money) and bank transfers (xero_accounting.yaml
+    # BankTransaction, BankTransfer; https://developer.xero.com/documentation/api/accounting/banktransactions
+    # and .../banktransfers)
+
+    def _bank_account(self, org: _Org, ref: Any, name: str) -> dict[str, Any]:
+        """The bank account an ``Account`` reference names (by AccountID or Code)."""
+        if not isinstance(ref, dict) or not (ref.get("AccountID") or ref.get("Code")):
+            raise _Invalid(f"{name} must be specified")  # sandbox wording
+        accounts = org.table("Accounts")
+        if ref.get("AccountID"):
+            account = accounts.get(str(ref["AccountID"]))
+        else:
+            account = next((a for a in accounts.values() if a["Code"] == str(ref["Code"])), None)
+        if account is None:
+            raise _Invalid(f"{name} {ref.get('Code') or ref.get('AccountID')} could not be found")  # sandbox
+        if account["Type"] != "BANK":
+            raise _Invalid(f"{name} {account['Code']} is not a bank account")  # sandbox wording
+        if account["Status"] != "ACTIVE":
+            raise _Invalid(f"{name} {account['Code']} is archived")  # sandbox wording
+        return account
+
+    @staticmethod
+    def _account_ref(account: dict[str, Any]) -> dict[str, Any]:
+        return {"AccountID": account["AccountID"], "Code": account["Code"], "Name": account["Name"]}
+
+    def _write_bank_transaction(self, org: _Org, element: dict[str, Any], write: _Write) -> dict[str, Any]:
+        table = org.table("BankTransactions")
+        existing = write.target
+        if existing is None and element.get("BankTransactionID"):
+            existing = table.get(str(element["BankTransactionID"]))
+            if existing is None:
+                raise _Invalid(
+                    f"Bank transaction {element['BankTransactionID']} could not be found"
+                )  # sandbox wording
+        if existing is not None:
+            return self._close_bank_transaction(element, existing)
+        txn_type = element.get("Type")
+        if not txn_type:
+            raise _Invalid("Type must be specified")  # sandbox wording
+        if txn_type not in BANK_TRANSACTION_TYPES:
+            raise _Invalid(f"'{txn_type}' is not a valid Type for a bank transaction")  # sandbox wording
+        if txn_type.endswith("-TRANSFER"):
+            raise _Invalid("Transfer bank transactions are created through BankTransfers")  # sandbox wording
+        if txn_type not in CREATABLE_BANK_TYPES:
+            raise _Invalid(f"The sandbox does not model {txn_type} bank transactions")  # sandbox limit
+        errors: list[str] = []
+        contact, account, amounts, currency, reference, day = self._bank_header(org, element, errors)
+        raw_lines = element.get("LineItems")
+        if not isinstance(raw_lines, list) or not raw_lines:
+            raise _Invalid("At least one line item is required", *errors)  # sandbox wording
+        priced = self._price(org, raw_lines, txn_type, "AUTHORISED", amounts, [], write.unitdp, errors)
+        if not errors and priced.total <= 0:
+            errors.append("The total of a bank transaction must be greater than zero")  # sandbox wording
+        if errors:
+            raise _Invalid(*errors)
+        assert account is not None  # no errors: both were found
+        assert contact is not None
+        if txn_type == "SPEND":
+            contact["IsSupplier"] = True  # Xero marks a contact money is spent to as a supplier
+        txn_id = str(uuid.uuid4())
+        txn: dict[str, Any] = {
+            "BankTransactionID": txn_id,
+            "BankAccount": self._account_ref(account),
+            "Type": txn_type,
+            "Reference": reference,
+            "IsReconciled": bool(element.get("IsReconciled", False)),
+            "CurrencyRate": RATE_ONE,
+            "Contact": self._contact_summary(contact),
+            **_date_fields("Date", day),
+            "Status": "AUTHORISED",
+            "LineAmountTypes": amounts,
+            "LineItems": priced.lines,
+            "SubTotal": priced.sub_total,
+            "TotalTax": priced.total_tax,
+            "Total": priced.total,
+            "UpdatedDateUTC": self._updated(),
+            "CurrencyCode": currency,
+            "HasAttachments": False,
+        }
+        table[txn_id] = txn
+        return txn
+
+    def _bank_header(
+        self, org: _Org, element: dict[str, Any], errors: list[str]
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str, str, str, date]:
+        """(contact, bank account, LineAmountTypes, currency, Reference, Date) of a new spend or
+        receive money; what is wrong goes to ``errors``."""
+        ref = element.get("Contact")
+        contact: dict[str, Any] | None = None
+        if not isinstance(ref, dict) or not (ref.get("ContactID") or ref.get("Name")):
+            # Xero's own words (xero_accounting.yaml, the createBankTransactions example).
+            errors.append(
+                "The Contact must contain at least 1 of the following elements to identify the contact: "
+                "Name, ContactID, ContactNumber"
+            )
+        else:
+            try:
+                contact = self._contact_ref(org, element, None)
+            except _Invalid as invalid:
+                errors.extend(invalid.messages)
+        account: dict[str, Any] | None = None
+        try:
+            account = self._bank_account(org, element.get("BankAccount"), "BankAccount")
+        except _Invalid as invalid:
+            errors.extend(invalid.messages)
+        status = element.get("Status") or "AUTHORISED"
+        if status != "AUTHORISED":
+            errors.append(
+                f"A bank transaction cannot be created with a Status of {status}"
+            )  # sandbox wording
+        amounts = element.get("LineAmountTypes") or "Exclusive"
+        if amounts not in LINE_AMOUNT_TYPES:
+            errors.append(f"'{amounts}' is not a valid LineAmountTypes value")  # sandbox wording
+            amounts = "Exclusive"
+        currency = str(
+            element.get("CurrencyCode") or (account or {}).get("CurrencyCode") or org.base_currency
+        )
+        if account is not None and currency != account.get("CurrencyCode", org.base_currency):
+            errors.append(
+                f"The currency {currency} does not match bank account {account['Code']}'s"
+            )  # sandbox wording
+        reference = element.get("Reference", "")
+        if not isinstance(reference, str):
+            errors.append("Reference must be a string")  # sandbox wording
+            reference = ""
+        elif len(reference) > MAX_NUMBER_LENGTH:
+            errors.append(f"Reference must not exceed {MAX_NUMBER_LENGTH} characters")  # sandbox wording
+        try:
+            day = _parse_date(element["Date"], "Date") if element.get("Date") else self._today()
+        except _Invalid as invalid:
+            errors.extend(invalid.messages)
+            day = self._today()
+        return contact, account, str(amounts), currency, reference, day
+
+    def _close_bank_transaction(self, element: dict[str, Any], txn: dict[str, Any]) -> dict[str, Any]:
+        """An update: the sandbox models only deleting or voiding one (how a person undoes it)."""
+        status = element.get("Status")
+        if status not in BANK_CLOSED_STATUSES or set(element) - {"BankTransactionID", "Status"}:
+            raise _Invalid("The sandbox updates a bank transaction's Status to DELETED or VOIDED only")
+        if txn["Type"].endswith("-TRANSFER"):
+            raise _Invalid("This transaction is part of a bank transfer: delete the transfer")  # sandbox
+        if txn["Status"] in BANK_CLOSED_STATUSES:
+            raise _Invalid(f"The bank transaction is already {txn['Status']}")  # sandbox wording
+        txn["Status"] = status
+        self._stamp(txn)
+        return txn
+
+    def _delete_bank_transfer(
+        self, org: _Org, element: dict[str, Any], target: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """deleteBankTransfer(s): ``Status`` DELETED, which deletes both of its bank transactions."""
+        table = org.table("BankTransfers")
+        transfer = target
+        if transfer is None:
+            transfer = table.get(str(element.get("BankTransferID", "")))
+        if transfer is None:
+            raise _Invalid(f"Bank transfer {element.get('BankTransferID')} could not be found")  # sandbox
+        if element.get("Status") != "DELETED":
+            raise _Invalid("A bank transfer can only be updated to a Status of DELETED")  # sandbox wording
+        if transfer["Status"] == "DELETED":
+            raise _Invalid("The bank transfer has already been deleted")  # sandbox wording
+        transfer["Status"] = "DELETED"
+        for side in ("FromBankTransactionID", "ToBankTransactionID"):
+            txn = org.table("BankTransactions")[transfer[side]]
+            txn["Status"] = "DELETED"
+            self._stamp(txn)
+        return transfer
+
+    def _transfer_side(
+        self, org: _Org, account: dict[str, Any], txn_type: str, amount: Decimal, reference: str, day: date
+    ) -> str:
+        txn_id = str(uuid.uuid4())
+        org.table("BankTransactions")[txn_id] = {
+            "BankTransactionID": txn_id,
+            "BankAccount": self._account_ref(account),
+            "Type": txn_type,
+            "Reference": reference,
+            "IsReconciled": False,
+            "CurrencyRate": RATE_ONE,
+            **_date_fields("Date", day),
+            "Status": "AUTHORISED",
+            "LineAmountTypes": "NoTax",
+            "LineItems": [],
+            "SubTotal": amount,
+            "TotalTax": Decimal("0.00"),
+            "Total": amount,
+            "UpdatedDateUTC": self._updated(),
+            "CurrencyCode": account.get("CurrencyCode", org.base_currency),
+            "HasAttachments": False,
+        }
+        return txn_id
+
+    def _write_bank_transfer(self, org: _Org, element: dict[str, Any], write: _Write) -> dict[str, Any]:
+        """PUT creates (createBankTransfer); POST deletes (deleteBankTransfer(s): ``Status`` DELETED)."""
+        table = org.table("BankTransfers")
+        if write.method == "POST":
+            return self._delete_bank_transfer(org, element, write.target)
+        errors: list[str] = []
+        accounts: list[dict[str, Any]] = []
+        for name in ("FromBankAccount", "ToBankAccount"):
+            try:
+                accounts.append(self._bank_account(org, element.get(name), name))
+            except _Invalid as invalid:
+                errors.extend(invalid.messages)
+        if len(accounts) == 2:
+            source, target = accounts
+            if source["AccountID"] == target["AccountID"]:
+                errors.append("The From and To bank accounts must be different")  # sandbox wording
+            if source.get("CurrencyCode") != target.get("CurrencyCode"):
+                errors.append("The sandbox does not model transfers between currencies")  # sandbox limit
+        amount: Decimal | None = None
+        if element.get("Amount") is None:
+            errors.append("Amount must be specified")  # sandbox wording
+        else:
+            try:
+                amount = money(_dec(element["Amount"], "Amount"))
+                if amount <= 0:
+                    errors.append("Amount must be greater than zero")  # sandbox wording
+            except _Invalid as invalid:
+                errors.extend(invalid.messages)
+        reference = element.get("Reference", "")
+        if not isinstance(reference, str):
+            errors.append("Reference must be a string")  # sandbox wording
+        elif len(reference) > MAX_NUMBER_LENGTH:
+            errors.append(f"Reference must not exceed {MAX_NUMBER_LENGTH} characters")  # sandbox wording
+        try:
+            day = _parse_date(element["Date"], "Date") if element.get("Date") else self._today()
+        except _Invalid as invalid:
+            errors.extend(invalid.messages)
+            day = self._today()
+        if errors:
+            raise _Invalid(*errors)
+        assert amount is not None  # no errors: it was read
+        assert isinstance(reference, str)
+        source, target = accounts
+        transfer_id = str(uuid.uuid4())
+        # Xero books a transfer as two bank transactions, one on each account (GET BankTransactions
+        # lists them as SPEND-TRANSFER and RECEIVE-TRANSFER).
+        sides = {
+            side: self._transfer_side(org, account, txn_type, amount, reference, day)
+            for side, account, txn_type in (
+                ("From", source, "SPEND-TRANSFER"),
+                ("To", target, "RECEIVE-TRANSFER"),
+            )
+        }
+        transfer: dict[str, Any] = {
+            "BankTransferID": transfer_id,
+            **_date_fields("Date", day),
+            "Status": "AUTHORISED",
+            "FromBankAccount": self._account_ref(source),
+            "ToBankAccount": self._account_ref(target),
+            "Amount": amount,
+            "FromBankTransactionID": sides["From"],
+            "ToBankTransactionID": sides["To"],
+            "FromIsReconciled": False,
+            "ToIsReconciled": False,
+            "Reference": reference,
+            "CurrencyRate": RATE_ONE,
+            "HasAttachments": False,
+            "CreatedDateUTC": self._updated(),
+        }
+        table[transfer_id] = transfer
+        return transfer
 
 
 # --------------------------------------------------------------------------------------------------

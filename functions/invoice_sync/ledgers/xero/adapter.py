@@ -14,19 +14,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from invoice_sync.errors import LedgerError, LedgerUnavailable, StaleObject
+from invoice_sync.errors import LedgerError, LedgerUnavailable, LedgerValidation, StaleObject
 from invoice_sync.ledgers.http import LedgerHttp
 from invoice_sync.ledgers.port import (
     PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
+    DepositDraft,
     DepositSupport,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
     LedgerPayment,
     ListedKind,
-    NoDeposits,
     PaymentDraft,
     RefundIsCreditNote,
     as_decimal,
@@ -88,7 +88,13 @@ def _item_entry(row: dict[str, Any]) -> ChartEntry:
     )
 
 
-class XeroLedger(RefundIsCreditNote, NoDeposits):
+def part_key(idempotency_key: str, part: str) -> str:
+    """Each write of a deposit carries its own Idempotency-Key, derived from the deposit's: 36
+    characters whatever the key's length (Xero takes at most 128)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{idempotency_key}|deposit|{part}"))
+
+
+class XeroLedger(RefundIsCreditNote):
     deposit_support: DepositSupport = "transfer"
     # Xero takes many invoices per request; 50 keeps a request well inside its size limits.
     batch_size = 50
@@ -317,3 +323,85 @@ class XeroLedger(RefundIsCreditNote, NoDeposits):
         ``LedgerValidation`` in those words."""
         (body,) = payloads.credit_payout_payload(draft)["Payments"]
         return payloads.payment_document(self._write("PUT", "Payments", "Payments", body, idempotency_key))
+
+    # ---------------------------------------------------------------------------------------------
+    # Payouts as bank deposits: spend / receive money in the clearing account, then one transfer
+
+    def find_deposit(self, draft: DepositDraft) -> LedgerDocument | None:
+        """The transfer whose ``Reference`` is this payout's (marker and number): ``GET
+        /BankTransfers?where=Reference==…`` (deleted ones left out), the reference compared again
+        here, exactly (whatever Xero's filter does with case: Stripe ids are case-sensitive). A
+        transfer a person made (the number without the marker), or another payout's, is never
+        adopted. The reference names the payout, so no date filter is needed."""
+        found = self._transfer(draft)
+        return payloads.transfer_document(found, draft.currency) if found is not None else None
+
+    def create_deposit(self, draft: DepositDraft, idempotency_key: str) -> LedgerDocument:
+        """Up to three writes, each with its own key (``part_key``) and looked for by its
+        ``Reference`` first, so a retry after any of them landed books nothing twice: the SPEND of
+        the fees and other money out of clearing, the RECEIVE of money into it no payment accounts
+        for, then the transfer of ``draft.total`` to the bank account. Payment and refund lines
+        need no write: push booked them into and out of the clearing account. Every body is built
+        (so checked) before the first request."""
+        spend, receive, transfer = payloads.deposit_bodies(draft)
+        for body in (spend, receive):
+            if body is not None and self._bank_transaction(body) is None:
+                key = part_key(idempotency_key, str(body["Type"]).lower())
+                self._write("PUT", "BankTransactions", "BankTransactions", body, key)
+        existing = self._transfer(draft)
+        if existing is not None:
+            return payloads.transfer_document(existing, draft.currency)
+        # createBankTransfer takes no summarizeErrors (xero_accounting.yaml): an invalid transfer
+        # is a 400 ValidationException, which the HTTP plumbing maps.
+        response = self.http.request(
+            "PUT",
+            "BankTransfers",
+            payload={"BankTransfers": [transfer]},
+            headers={"Idempotency-Key": part_key(idempotency_key, "transfer")},
+        )
+        (element,) = response["BankTransfers"]
+        if validation_messages(element):
+            raise classify(validation_messages(element))
+        return payloads.transfer_document(element, draft.currency)
+
+    def get_deposit(self, ledger_id: str) -> LedgerDocument:
+        """``GET /BankTransfers/{id}``, and the currency of the account it leaves (a transfer
+        carries none): two requests."""
+        (transfer,) = self._get(f"BankTransfers/{ledger_id}", "BankTransfers")
+        source = transfer.get("FromBankAccount") or {}
+        (account,) = self._get(f"Accounts/{source['AccountID']}", "Accounts")
+        return payloads.transfer_document(transfer, str(account.get("CurrencyCode", "")))
+
+    def _transfer(self, draft: DepositDraft) -> dict[str, Any] | None:
+        reference = payloads.deposit_reference(draft)
+        rows = self._get(
+            "BankTransfers", "BankTransfers", {"where": f"Reference=={payloads.quote(reference)}"}
+        )
+        live = [r for r in rows if r.get("Reference") == reference and r.get("Status") != "DELETED"]
+        return live[0] if live else None
+
+    def _bank_transaction(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The spend or receive money already booked with this body's Reference and Type in the
+        clearing account; one that does not hold the same total is an error, never adopted."""
+        reference, kind = str(body["Reference"]), str(body["Type"])
+        where = f"Reference=={payloads.quote(reference)} AND Type=={payloads.quote(kind)}"
+        rows = self._get("BankTransactions", "BankTransactions", {"where": where})
+        live = [
+            r
+            for r in rows
+            if r.get("Reference") == reference
+            and r.get("Type") == kind
+            and r.get("Status") == "AUTHORISED"
+            and (r.get("BankAccount") or {}).get("Code") == body["BankAccount"]["Code"]
+        ]
+        if not live:
+            return None
+        expected = sum((as_decimal(item["UnitAmount"]) for item in body["LineItems"]), Decimal(0))
+        found = live[0]
+        if as_decimal(found.get("Total")) != expected:
+            raise LedgerValidation(
+                f"Xero already holds {kind} money {found.get('BankTransactionID')} for {reference!r} "
+                f"of {found.get('Total')}, not {expected}: a person must check it before the deposit "
+                "is booked"
+            )
+        return found

@@ -14,6 +14,8 @@ from typing import Any
 
 from invoice_sync.errors import LedgerValidation
 from invoice_sync.ledgers.port import (
+    DepositDraft,
+    DepositLine,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
@@ -21,6 +23,7 @@ from invoice_sync.ledgers.port import (
     PaymentApplication,
     PaymentDraft,
     as_decimal,
+    marked,
 )
 
 REFERENCE_MAX = 255
@@ -234,3 +237,143 @@ def contact(obj: dict[str, Any]) -> LedgerContact:
 def quote(value: str) -> str:
     """A string literal for Xero's ``where`` filter (double quotes, backslash-escaped)."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --------------------------------------------------------------------------------------------------
+# Payouts as bank deposits (design two-way 3.4, 3.5.2): the clearing-account pattern (design 2.3).
+# Payments push books land in the clearing account and refunds leave it, so payment and refund
+# lines need no write here. What is left is booked out of / into clearing as spend / receive money
+# (fees, adjustments, unmatched money), then one bank transfer of the deposit's total moves the net
+# to the bank account: clearing then holds what it held before the payout's transactions.
+
+# Kinds of deposit line whose money is already in the clearing account (booked by push).
+IN_CLEARING = frozenset({"payment", "refund"})
+SPEND = "SPEND"
+RECEIVE = "RECEIVE"
+
+
+def deposit_reference(draft: DepositDraft, part: str | None = None) -> str:
+    """The ``Reference`` each of a payout's Xero objects carries: its marker, the deposit's number,
+    and for the bank transactions their part (``spend``, ``receive``). ``BankTransfer`` has no
+    field but ``Reference`` to carry text (xero_accounting.yaml ``BankTransfer``) and
+    ``BankTransaction`` none but ``Reference`` and ``Url``, so the one field holds both the marker
+    (what adoption checks, read by ``marked``) and the number (what a person matches the bank line
+    with); the marker comes first, as on every Xero payment invoice-sync books."""
+    reference = f"{draft.private_note} {draft.number}" + (f" {part}" if part else "")
+    if len(reference) > REFERENCE_MAX:
+        raise LedgerValidation(f"deposit {draft.number}: its reference is over {REFERENCE_MAX} characters")
+    return reference
+
+
+def deposit_number(reference: str | None) -> str | None:
+    """The deposit number a ``deposit_reference`` carries (the word after the marker); a reference
+    without the marker is returned as it is (someone else's transfer)."""
+    parts = (reference or "").split()
+    if marked(reference) is not None and len(parts) > MARKER_WORDS:
+        return parts[MARKER_WORDS]
+    return reference or None
+
+
+MARKER_WORDS = 3  # "invoice-sync:", source, source id
+
+
+def _clearing(draft: DepositDraft) -> str:
+    if not draft.clearing_account:
+        raise LedgerValidation(
+            "set the connection's payment_account: the Xero clearing account payments land in"
+        )
+    return draft.clearing_account
+
+
+def _deposit_line_item(line: DepositLine) -> dict[str, Any]:
+    if not line.account:
+        raise LedgerValidation(
+            f"deposit line {line.description!r} ({line.kind}) has no Xero account code: set the "
+            f"connection's payout_{'fee' if line.kind == 'fee' else line.kind}_account"
+        )
+    # Spend and receive money carry positive amounts: the transaction's Type gives the direction.
+    return {
+        "Description": line.description[:4000],
+        "Quantity": Decimal(1),
+        "UnitAmount": abs(line.amount),
+        "AccountCode": line.account,
+    }
+
+
+def _bank_transaction(draft: DepositDraft, kind: str, lines: list[DepositLine]) -> dict[str, Any] | None:
+    if not lines:
+        return None
+    if not draft.contact_id:
+        raise LedgerValidation(
+            "Xero's spend and receive money need a contact: set the connection's payout_contact_id "
+            '(the "Stripe" supplier)'
+        )
+    return {
+        "Type": kind,
+        "Contact": {"ContactID": draft.contact_id},
+        "BankAccount": {"Code": _clearing(draft)},
+        "Date": draft.arrival_on.isoformat(),
+        "Reference": deposit_reference(draft, kind.lower()),
+        "LineAmountTypes": "NoTax",
+        "CurrencyCode": draft.currency,
+        "Status": "AUTHORISED",
+        "LineItems": [_deposit_line_item(line) for line in lines],
+    }
+
+
+def spend_body(draft: DepositDraft) -> dict[str, Any] | None:
+    """One SPEND out of the clearing account: every fee line and every other line that takes money
+    out (a dispute, a negative adjustment), one line item each; None when there is none."""
+    out = [line for line in draft.lines if line.kind not in IN_CLEARING and line.amount < 0]
+    return _bank_transaction(draft, SPEND, out)
+
+
+def receive_body(draft: DepositDraft) -> dict[str, Any] | None:
+    """One RECEIVE into the clearing account: the lines that bring money no payment accounts for
+    (unmatched charges, positive adjustments, fees given back); None when there is none."""
+    into = [line for line in draft.lines if line.kind not in IN_CLEARING and line.amount > 0]
+    return _bank_transaction(draft, RECEIVE, into)
+
+
+def bank_transfer_body(draft: DepositDraft) -> dict[str, Any]:
+    """The transfer of the deposit's total from the clearing account to the bank account: the line
+    the bank feed matches (its ``ToBankTransactionID``). No currency: each account has its own."""
+    clearing = _clearing(draft)
+    if not draft.bank_account:
+        raise LedgerValidation("set the connection's payout_bank_account (the Xero bank account code)")
+    if draft.bank_account == clearing:
+        raise LedgerValidation(
+            f"payout_bank_account {draft.bank_account} is the clearing account: a transfer needs two accounts"
+        )
+    if draft.total <= 0:
+        raise LedgerValidation(f"deposit {draft.number}: a Xero bank transfer needs a positive total")
+    return {
+        "FromBankAccount": {"Code": clearing},
+        "ToBankAccount": {"Code": draft.bank_account},
+        "Amount": draft.total,
+        "Date": draft.arrival_on.isoformat(),
+        "Reference": deposit_reference(draft),
+    }
+
+
+def deposit_bodies(
+    draft: DepositDraft,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]:
+    """(spend, receive, transfer) for a payout, every one built (so checked) before any is sent."""
+    transfer = bank_transfer_body(draft)
+    return spend_body(draft), receive_body(draft), transfer
+
+
+def transfer_document(obj: dict[str, Any], currency: str) -> LedgerDocument:
+    """A BankTransfer as the port's deposit. Xero keeps no currency on a transfer (its accounts
+    have one), so the caller says it; a transfer is never changed, only deleted."""
+    return LedgerDocument(
+        id=str(obj["BankTransferID"]),
+        version=obj.get("CreatedDateUTC"),
+        number=deposit_number(obj.get("Reference")),
+        total=as_decimal(obj.get("Amount")),
+        balance=Decimal(0),
+        currency=currency,
+        private_note=obj.get("Reference"),
+        voided=obj.get("Status") == "DELETED",
+    )
