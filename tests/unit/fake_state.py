@@ -71,7 +71,7 @@ class FakeState:
     # --- links --------------------------------------------------------------------------------
 
     def link(self, connection_id: str, name: str, record_sk: str) -> None:
-        assert name.startswith(("ledger-payment:", "pr_")), name
+        assert name.startswith(("ledger-payment:", "pr_", "payment-of:")), name
         self.links[(connection_id, name)] = record_sk
 
     def linked(self, connection_id: str, name: str) -> str | None:

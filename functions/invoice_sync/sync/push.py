@@ -22,7 +22,7 @@ from datetime import UTC, date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from invoice_sync.errors import (
     ConnectionBroken,
@@ -53,7 +53,9 @@ from invoice_sync.models.documents import (
     Invoice,
     InvoiceStatus,
     Payment,
+    Payout,
     Refund,
+    Subject,
 )
 from invoice_sync.models.mapping import MappingRule, Mappings, RuleKind
 from invoice_sync.models.messages import SyncMessage
@@ -72,7 +74,18 @@ from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync.sync.keys import idempotency_key, request_key
 from invoice_sync.sync.outcomes import park_reason
 
+if TYPE_CHECKING:
+    from invoice_sync.sync.payouts import PayoutService
+
 TOTAL_DIFFERS = "ledger total differs"
+
+
+def payment_link(charge: str) -> str:
+    """The ``LINK#`` name of a charge or payment intent a booked payment carries (written when
+    ``payout_deposits`` is on): -> that payment's record, for the payout that settles the charge."""
+    return f"payment-of:{charge}"
+
+
 CONNECTION_ALERT_SECONDS = 24 * 3600
 
 
@@ -252,8 +265,11 @@ class PushService:
         reserve_seconds: float = 20.0,
         refund_settle: timedelta = timedelta(seconds=300),
         ledger_usage: LedgerUsage | None = None,
+        payouts: PayoutService | None = None,
     ) -> None:
         self.state = state
+        # Stripe payouts as bank deposits; None where push is built without a Stripe reader.
+        self.payouts = payouts
         self.mappings = mappings
         self.archive = archive
         self.alerts = alerts
@@ -416,13 +432,18 @@ class PushService:
         """Converges the ledger on one snapshot. With ``defer``, a fresh invoice create is not sent
         but added there, for ``handle_batch`` to send with others."""
         logger.set_correlation_id(message.event_id)
+        if message.payout is not None:
+            return self._converge_payout(message, message.payout)
         record: SyncRecord | None = None
         kind = _kind(message.document)
         source_id = (
             message.document.source_id if message.document else message.archive_key or message.event_id
         )
         try:
-            document = message.document or self._from_archive(message)
+            subject = message.document or self._from_archive(message)
+            if isinstance(subject, Payout):  # a payout event that travelled without its snapshot
+                return self._converge_payout(message, subject)
+            document = subject
             kind = _kind(document)
             source_id = document.source_id
             record, revision = self.state.get(message.connection_id, kind, source_id)
@@ -441,16 +462,7 @@ class PushService:
                 record.summary = _summarised(partial(_summary, document), record.summary)
             record.event_id = message.event_id
             record.archive_key = message.archive_key
-            if record.status is SyncStatus.NEEDS_MAPPING or message.remap:
-                # Parked for a rule someone has likely just added (a re-drive after an import), or
-                # replayed to apply today's mapping: read the rules afresh, not through the warm
-                # cache, which could still hold the version before the change.
-                self.mappings.forget(message.connection_id)
-            mappings = self.mappings.mappings(message.connection_id)
-            if mappings is None or not mappings.connection.active:
-                raise ParkError(
-                    "connection not configured", f"connection {message.connection_id} is unknown or inactive"
-                )
+            mappings = self._mappings_for(message, record)
             if isinstance(document, Refund):
                 return self._converge_refund(message, document, record, revision, mappings)
             if isinstance(document, CreditNote):
@@ -458,6 +470,40 @@ class PushService:
             return self._converge(message, document, record, revision, mappings, defer)
         except InvoiceSyncError as error:
             return self._settle(message, kind, source_id, record, error)
+
+    def _mappings_for(self, message: SyncMessage, record: SyncRecord) -> Mappings:
+        """The connection's mappings; parks when the connection is unknown or inactive."""
+        if record.status is SyncStatus.NEEDS_MAPPING or message.remap:
+            # Parked for a rule someone has likely just added (a re-drive after an import), or
+            # replayed to apply today's mapping: read the rules afresh, not through the warm
+            # cache, which could still hold the version before the change.
+            self.mappings.forget(message.connection_id)
+        mappings = self.mappings.mappings(message.connection_id)
+        if mappings is None or not mappings.connection.active:
+            raise ParkError(
+                "connection not configured", f"connection {message.connection_id} is unknown or inactive"
+            )
+        return mappings
+
+    def _converge_payout(self, message: SyncMessage, payout: Payout) -> PushResult:
+        """A Stripe payout: one bank deposit in the ledger (``sync.payouts``), under its own record."""
+        record: SyncRecord | None = None
+        try:
+            record, revision = self.state.get(message.connection_id, "payout", payout.source_id)
+            if record and record.source_version > message.version:
+                logger.info("older snapshot skipped", extra={"source_id": payout.source_id})
+                return PushResult(Outcome.STALE, payout.source_id, record.ledger_id)
+            record = record or SyncRecord(
+                connection_id=message.connection_id, kind="payout", source_id=payout.source_id
+            )
+            record.event_id = message.event_id
+            record.archive_key = message.archive_key
+            mappings = self._mappings_for(message, record)
+            if self.payouts is None:
+                raise ParkError("payout deposits not available", "this push has no Stripe reader for payouts")
+            return self.payouts.converge(message, payout, record, revision, mappings, self.ledger_for)
+        except InvoiceSyncError as error:
+            return self._settle(message, "payout", payout.source_id, record, error)
 
     def _settle(
         self,
@@ -638,27 +684,19 @@ class PushService:
         request: object,
     ) -> tuple[LedgerDocument, int, bool]:
         """Creates the ledger document unless an earlier attempt did; says whether it adopted one."""
-        retry = record.idempotency_key is not None
-        if retry and number:
-            # An earlier attempt recorded its intent and may have created the document before it
-            # died: look before creating again. Ledger idempotency caches expire; this does not.
-            existing = self._marked(find(number), marker_text)
-            if existing:
-                return existing, revision, True
-        if self._in_flight(record):
-            raise TransientError(f"{record.kind} {source_id} is being created by another worker")
-        record.idempotency_key = record.idempotency_key or idempotency_key(
-            message.connection_id, record.kind, source_id, "create"
+        return create_once(
+            self.state,
+            self.intent_timeout,
+            message.connection_id,
+            source_id,
+            number,
+            record,
+            revision,
+            find=find,
+            create=create,
+            adopt=partial(self._marked, marker_text=marker_text),
+            request=request,
         )
-        record.status = SyncStatus.PENDING
-        revision = self.state.save(record, revision)
-        try:
-            return create(request_key(record.idempotency_key, request)), revision, retry
-        except DuplicateNumber:
-            existing = self._marked(find(number), marker_text) if number else None
-            if existing:
-                return existing, revision, True
-            raise  # a stranger's document holds the number: parked, never adopted
 
     @staticmethod
     def _marked(document: LedgerDocument | None, marker_text: str) -> LedgerDocument | None:
@@ -1152,6 +1190,10 @@ class PushService:
                 account=mappings.connection.payment_account,
             )
             document = ledger.create_payment(draft, record.idempotency_key)
+        if mappings.connection.payout_deposits:
+            # Which record a charge's money is, for the payout that later settles it.
+            for charge in payment.charges:
+                self.state.link(connection_id, payment_link(charge), f"payment#{payment.source_id}")
         if mappings.connection.payments_back:
             # Echo rule 2 (design 3.6): the ledger's webhook for this payment must not send it
             # back to the source, even after someone edits its note. Written before the record
@@ -1207,14 +1249,7 @@ class PushService:
         status: SyncStatus,
         note: str | None,
     ) -> PushResult:
-        record.status = status
-        record.source_version = message.version
-        record.content_hash = content_hash
-        record.last_error = note
-        record.attempts += 1
-        self.state.save(record, revision)
-        outcome = Outcome.SYNCED if status is SyncStatus.SYNCED else Outcome.SKIPPED
-        return PushResult(outcome, record.source_id, record.ledger_id, note)
+        return finish_record(self.state, record, revision, message.version, content_hash, status, note)
 
     def _park(self, record: SyncRecord, revision: int, version: int, error: ParkError) -> None:
         park_record(self.state, self.alerts, record, revision, version, error)
@@ -1222,7 +1257,7 @@ class PushService:
     def _publish(self, record: SyncRecord, reason: str, text: str) -> None:
         publish_record(self.alerts, record, reason, text)
 
-    def _from_archive(self, message: SyncMessage) -> Document:
+    def _from_archive(self, message: SyncMessage) -> Subject:
         """The snapshot of a message that travelled without one (too big): from its raw body."""
         body = message.raw.encode("utf-8") if message.raw is not None else None
         if body is None and message.archive_key is not None:
@@ -1230,7 +1265,69 @@ class PushService:
         event = SOURCES[message.source].parse_event(body) if body is not None else None
         if event is None:
             raise InvalidSnapshot("archived event is not a document event", message.archive_key)
-        return event.document
+        return event.subject
+
+
+def create_once(
+    state: ParkState,
+    intent_timeout: timedelta,
+    connection_id: str,
+    source_id: str,
+    number: str | None,
+    record: SyncRecord,
+    revision: int,
+    *,
+    find: Callable[[str], LedgerDocument | None],
+    create: Callable[[str], LedgerDocument],
+    adopt: Callable[[LedgerDocument | None], LedgerDocument | None],
+    request: object,
+) -> tuple[LedgerDocument, int, bool]:
+    """Creates a ledger document exactly once: the intent (its idempotency key) is recorded before
+    the create; a retry that finds an intent looks the document up by ``number`` first and takes
+    what ``adopt`` accepts (only a document carrying our marker). Returns the document, the record's
+    revision and whether an earlier attempt's document was adopted. Push's documents and payouts'
+    deposits are both created through it."""
+    retry = record.idempotency_key is not None
+    if retry and number:
+        # An earlier attempt recorded its intent and may have created the document before it
+        # died: look before creating again. Ledger idempotency caches expire; this does not.
+        existing = adopt(find(number))
+        if existing:
+            return existing, revision, True
+    if intent_in_flight(record, intent_timeout):
+        raise TransientError(f"{record.kind} {source_id} is being created by another worker")
+    record.idempotency_key = record.idempotency_key or idempotency_key(
+        connection_id, record.kind, source_id, "create"
+    )
+    record.status = SyncStatus.PENDING
+    revision = state.save(record, revision)
+    try:
+        return create(request_key(record.idempotency_key, request)), revision, retry
+    except DuplicateNumber:
+        existing = adopt(find(number)) if number else None
+        if existing:
+            return existing, revision, True
+        raise  # a stranger's document holds the number: parked, never adopted
+
+
+def finish_record(
+    state: ParkState,
+    record: SyncRecord,
+    revision: int,
+    version: int,
+    content_hash: str,
+    status: SyncStatus,
+    note: str | None,
+) -> PushResult:
+    """Saves ``record`` settled at ``status`` (synced or skipped) for the snapshot ``version``."""
+    record.status = status
+    record.source_version = version
+    record.content_hash = content_hash
+    record.last_error = note
+    record.attempts += 1
+    state.save(record, revision)
+    outcome = Outcome.SYNCED if status is SyncStatus.SYNCED else Outcome.SKIPPED
+    return PushResult(outcome, record.source_id, record.ledger_id, note)
 
 
 # --- parking and intents, shared with payments back -----------------------------------------------
