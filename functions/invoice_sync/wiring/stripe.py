@@ -1,15 +1,20 @@
 """Stripe clients per connection, for the functions that call Stripe (push's payouts, payments
 back): one client per connection, kept while warm and rebuilt when the connection's secret holds
-another key (a rotation). The key is read through the secret store's cache on every use."""
+another key (a rotation). The key is read through the secret store's cache on every use.
+
+The Stripe client's module loads with the first client: push calls Stripe only for a payout, so
+its cold start does not pay for it."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from invoice_sync.sources.stripe_api import StripeApi
+if TYPE_CHECKING:
+    from invoice_sync.sources.stripe_api import StripeApi
 
 
 class StripeClients:
@@ -33,6 +38,8 @@ class StripeClients:
         self._lock = threading.Lock()
 
     def __call__(self, connection_id: str) -> StripeApi:
+        from invoice_sync.sources.stripe_api import StripeApi  # noqa: PLC0415 - on first use
+
         key = self.key_of(connection_id)
         with self._lock:
             held = self._clients.get(connection_id)
