@@ -770,3 +770,176 @@ def test_refund_receipt_duplicate_number_is_6140(qbo: Qbo) -> None:
     )
     # And an invoice cannot take the refund's number either
     assert fault_code(qbo.post("invoice", invoice_body(customer_id, "RR-7"))) == "6140"
+
+
+# --------------------------------------------------------------------------------------------- Deposits
+
+
+def paid_invoice(qbo: Qbo, customer_id: str, number: str, amount: str, account: str | None = None) -> str:
+    """An invoice of ``amount`` and its full payment, into Undeposited Funds unless ``account``."""
+    invoice = qbo.post("invoice", invoice_body(customer_id, number, amount)).json()["Invoice"]
+    body: dict[str, Any] = {
+        "CustomerRef": {"value": customer_id},
+        "TotalAmt": Decimal(amount),
+        "Line": [{"Amount": Decimal(amount), "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}],
+    }
+    if account is not None:
+        body["DepositToAccountRef"] = {"value": account}
+    payment = qbo.post("payment", body)
+    assert payment.status_code == 200, payment.text
+    payment_id: str = payment.json()["Payment"]["Id"]
+    return payment_id
+
+
+def linked(txn_id: str, amount: str, txn_type: str = "Payment") -> dict[str, Any]:
+    return {
+        "Amount": Decimal(amount),
+        "LinkedTxn": [{"TxnId": txn_id, "TxnType": txn_type, "TxnLineId": "0"}],
+    }
+
+
+def direct(account: str, amount: str) -> dict[str, Any]:
+    return {
+        "Amount": Decimal(amount),
+        "DetailType": "DepositLineDetail",
+        "Description": "Stripe fees",
+        "DepositLineDetail": {"AccountRef": {"value": account}},
+    }
+
+
+def deposit_body(*lines: dict[str, Any], into: str | None = "35", **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"TxnDate": "2026-12-04", "Line": list(lines), **fields}
+    if into is not None:
+        body["DepositToAccountRef"] = {"value": into}
+    return body
+
+
+def test_deposit_computes_its_total_and_reads_back_by_id_and_date(qbo: Qbo, clock: FakeClock) -> None:
+    """Given two payments and a refund receipt in Undeposited Funds, a Deposit linking them with a
+    negative fee line on the seeded Merchant fees account is saved with TotalAmt computed from the
+    lines (a supplied TotalAmt is over-written, as QBO documents), numbered lines, and reads back by
+    id and by ``select * from Deposit where TxnDate = ...``."""
+    customer_id = make_customer(qbo)
+    first = paid_invoice(qbo, customer_id, "INV-1001", "150.00")
+    second = paid_invoice(qbo, customer_id, "INV-1002", "80.00")
+    refund = qbo.post(
+        "refundreceipt", {**refund_body(customer_id, "RR-1", "4"), "Line": [sales_line("20.00")]}
+    )
+    assert refund.status_code == 200, refund.text
+    body = deposit_body(
+        linked(first, "150.00"),
+        linked(second, "80.00"),
+        linked(refund.json()["RefundReceipt"]["Id"], "-20.00", "RefundReceipt"),
+        direct("92", "-7.57"),
+        TotalAmt=Decimal("1.00"),
+        DocNumber="PO-3FA2C91B0D",
+        PrivateNote="invoice-sync: stripe po_1QxYz",
+    )
+    created = qbo.post("deposit", body)
+    assert created.status_code == 200, created.text
+    deposit = decimal_json(created)["Deposit"]
+    assert deposit["TotalAmt"] == Decimal("202.43")
+    assert [line["LineNum"] for line in deposit["Line"]] == [1, 2, 3, 4]
+    assert deposit["DepositToAccountRef"] == {"value": "35", "name": "Checking"}
+    assert deposit["Line"][3]["DepositLineDetail"]["AccountRef"] == {"value": "92", "name": "Merchant fees"}
+    clock.now += 1  # inside QBO's 10 requests a second
+    assert decimal_json(qbo.get(f"deposit/{deposit['Id']}"))["Deposit"] == deposit
+    (found,) = qbo.query("select * from Deposit where TxnDate = '2026-12-04'")["Deposit"]
+    assert found["Id"] == deposit["Id"]
+    assert qbo.query("select * from Deposit where TxnDate = '2026-12-05'") == {}
+
+
+@pytest.mark.parametrize(
+    ("into", "line", "code"),
+    [
+        (None, direct("92", "5.00"), "2020"),  # DepositToAccountRef is required
+        ("999", direct("92", "5.00"), "2500"),  # an account QBO does not have
+        ("1", direct("92", "5.00"), "6000"),  # an Income account cannot take the money
+        (
+            "35",
+            {"DetailType": "DepositLineDetail", "DepositLineDetail": {"AccountRef": {"value": "92"}}},
+            "2020",
+        ),
+        ("35", direct("35", "5.00"), "6000"),  # a direct line cannot post to a Bank account
+        ("35", direct("998", "5.00"), "2500"),
+        ("35", {"Amount": Decimal("5.00")}, "2020"),  # neither linked nor a DepositLineDetail
+        ("35", {"Amount": Decimal("5.00"), "LinkedTxn": [{"TxnId": "1", "TxnType": "Payment"}]}, "2020"),
+        ("35", linked("1", "5.00", "Invoice"), "2170"),  # an invoice does not fund Undeposited Funds
+        ("35", linked("424242", "5.00"), "2500"),  # no such payment
+    ],
+)
+def test_deposit_validation_faults(qbo: Qbo, into: str | None, line: dict[str, Any], code: str) -> None:
+    """A deposit without its account or into one of the wrong type, a line without its Amount, a
+    direct line on an unknown account or one of a type the reference does not list, a linked line
+    without TxnLineId ("Required for Deposit and Bill entities"), of a type that cannot be linked,
+    or naming a payment QBO does not have: each is QBO's Fault, and nothing is saved."""
+    response = qbo.post("deposit", deposit_body(line, into=into))
+    assert response.status_code == 400, response.text
+    assert fault_code(response) == code
+    assert qbo.query("select * from Deposit where TxnDate = '2026-12-04'") == {}
+
+
+def test_only_whole_money_in_undeposited_funds_is_deposited(qbo: Qbo, clock: FakeClock) -> None:
+    """A payment received straight into Checking and a refund receipt paid from Checking are not in
+    Undeposited Funds (2500); a payment deposited for less than it is, or a refund receipt's line not
+    negated (the sandbox's documented assumption, design 9.2), is 6000."""
+    customer_id = make_customer(qbo)
+    in_checking = paid_invoice(qbo, customer_id, "INV-1", "40.00", account="35")
+    undeposited = paid_invoice(qbo, customer_id, "INV-2", "50.00")
+    refund = qbo.post("refundreceipt", refund_body(customer_id, "RR-1", "35")).json()["RefundReceipt"]
+    refund_uf = qbo.post("refundreceipt", refund_body(customer_id, "RR-2", "4")).json()["RefundReceipt"]
+    cases = [
+        (linked(in_checking, "40.00"), "2500"),
+        (linked(refund["Id"], "-52.38", "RefundReceipt"), "2500"),
+        (linked(undeposited, "45.00"), "6000"),
+        (linked(refund_uf["Id"], "52.38", "RefundReceipt"), "6000"),
+    ]
+    for line, code in cases:
+        clock.now += 1  # inside QBO's 10 requests a second
+        response = qbo.post("deposit", deposit_body(line))
+        assert (response.status_code, fault_code(response)) == (400, code), response.text
+    assert qbo.post("deposit", deposit_body(linked(undeposited, "50.00"))).status_code == 200
+
+
+def test_deposited_money_is_locked_until_its_deposit_is_deleted(qbo: Qbo, clock: FakeClock) -> None:
+    """Given a payment and a refund receipt in a deposit: a second deposit of either, and updating,
+    voiding or deleting either, is 6540 "Deposited Transaction cannot be changed" naming the deposit;
+    the deposit itself can be updated with its own links kept; once it is deleted
+    (deposit?operation=delete) the payment can be deposited again."""
+    customer_id = make_customer(qbo)
+    payment = paid_invoice(qbo, customer_id, "INV-1", "50.00")
+    refund = qbo.post("refundreceipt", refund_body(customer_id, "RR-1", "4")).json()["RefundReceipt"]
+    body = deposit_body(
+        linked(payment, "50.00"), linked(refund["Id"], "-52.38", "RefundReceipt"), direct("93", "10.00")
+    )
+    deposit = decimal_json(qbo.post("deposit", body))["Deposit"]
+    assert deposit["TotalAmt"] == Decimal("7.62")
+    clock.now += 1  # inside QBO's 10 requests a second
+    refusals = [
+        qbo.post("deposit", deposit_body(linked(payment, "50.00"))),
+        qbo.post("deposit", deposit_body(linked(refund["Id"], "-52.38", "RefundReceipt"))),
+        qbo.post("payment", {"Id": payment, "SyncToken": "0"}, operation="void"),
+        qbo.post("payment", {"Id": payment, "SyncToken": "0"}, operation="delete"),
+        qbo.post("payment", {"Id": payment, "SyncToken": "0", "sparse": True, "PrivateNote": "x"}),
+        qbo.post("refundreceipt", {"Id": refund["Id"], "SyncToken": "0"}, operation="delete"),
+    ]
+    assert [(r.status_code, fault_code(r)) for r in refusals] == [(400, "6540")] * len(refusals)
+    assert f"Deposit Id={deposit['Id']}" in refusals[0].json()["Fault"]["Error"][0]["Detail"]
+    clock.now += 1
+    updated = qbo.post("deposit", {**body, "Id": deposit["Id"], "SyncToken": "0", "PrivateNote": "edited"})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["Deposit"]["SyncToken"] == "1"
+    deleted = qbo.post("deposit", {"Id": deposit["Id"], "SyncToken": "1"}, operation="delete")
+    assert deleted.status_code == 200, deleted.text
+    assert fault_code(qbo.get(f"deposit/{deposit['Id']}")) == "610"
+    assert qbo.post("deposit", deposit_body(linked(payment, "50.00"))).status_code == 200
+
+
+def test_the_seeded_chart_has_the_payout_accounts(qbo: Qbo) -> None:
+    """The seeded company has the accounts a payout's deposit posts to besides Checking and
+    Undeposited Funds: Merchant fees (92, Expense) and Stripe unmatched (93, Other Income)."""
+    rows = qbo.query("select * from Account where Id in ('92', '93')")["Account"]
+    assert {(row["Id"], row["Name"], row["AccountType"]) for row in rows} == {
+        ("92", "Merchant fees", "Expense"),
+        ("93", "Stripe unmatched", "Other Income"),
+    }
