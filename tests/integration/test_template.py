@@ -70,6 +70,10 @@ EXPECTED_RESOURCES = {
     "PaymentsBackLogGroup": "AWS::Logs::LogGroup",
     "PaymentsBackRole": "AWS::IAM::Role",
     "PaymentsBackErrorsAlarm": "AWS::CloudWatch::Alarm",
+    "XeroPollSchedule": "AWS::Scheduler::Schedule",
+    "XeroPollScheduleRole": "AWS::IAM::Role",
+    "PaymentsBackDeadLetterQueue": "AWS::SQS::Queue",
+    "PaymentsBackDeadLettersAlarm": "AWS::CloudWatch::Alarm",
 }
 EXPECTED_OUTPUTS = {
     "WebhookUrl",
@@ -624,7 +628,8 @@ def test_payments_back_function_reads_the_ledger_events_queue_and_writes_with_th
     and its role grants exactly: its records (no UpdateItem but alert windows), the connections
     (read only), the ledger tokens, the stripe-writer keys (read only; not the reading Stripe key,
     not the webhook secrets), the alert with its key, the queue's receive side, its own logs; no
-    archive, no SendMessage."""
+    archive. SendMessage only for the Xero poll: to the ledger events queue (what it read) and to
+    its own dead-letter queue (a failed scheduled run)."""
     resources = template["Resources"]
     function = resources["PaymentsBackFunction"]["Properties"]
     assert function["Handler"] == "invoice_sync.handlers.payments_back.handler"
@@ -690,8 +695,64 @@ def test_payments_back_function_reads_the_ledger_events_queue_and_writes_with_th
             ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
             {"Fn::Sub": secret + "ledger-webhook-??????"},
         ),
+        # The Xero poll (design two-way 3.3, 5): what it read goes to the worker's queue; a failed
+        # scheduled run to the function's own dead-letter queue (EventInvokeConfig OnFailure).
+        "EnqueuePolledPayments": (["sqs:SendMessage"], {"Fn::GetAtt": ["LedgerEventsQueue", "Arn"]}),
+        "FailedPolls": (["sqs:SendMessage"], {"Fn::GetAtt": ["PaymentsBackDeadLetterQueue", "Arn"]}),
     }
     keys = statements["AlertWindows"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert keys == ["ALERT#*"]
     verified = statements["VerifiedCallbacks"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert verified == ["FBHOOK#*"]
+
+
+def test_the_xero_poll_runs_payments_back_on_its_schedule_with_a_dead_letter_queue(
+    template: dict[str, Any],
+) -> None:
+    """Proves the Xero payments poll (design two-way 3.3, 5) is a schedule on the
+    XeroPollScheduleTime parameter (every 15 minutes by default, in a flexible window) that invokes
+    the payments-back function with the poll-xero event the handler answers; that the schedule's
+    role may invoke that function and write its dead-letter queue only, for this account only;
+    that the function retries a failed run once and keeps it in that queue (encrypted, 14 days,
+    alarmed); and that PushRole is not what it runs with."""
+    resources = template["Resources"]
+    assert template["Parameters"]["XeroPollScheduleTime"]["Default"] == "rate(15 minutes)"
+    schedule = resources["XeroPollSchedule"]["Properties"]
+    assert schedule["ScheduleExpression"] == {"Ref": "XeroPollScheduleTime"}
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 5}
+    assert schedule["State"] == "ENABLED"
+    target = schedule["Target"]
+    assert target["Arn"] == {"Fn::GetAtt": ["PaymentsBackFunction", "Arn"]}
+    assert target["RoleArn"] == {"Fn::GetAtt": ["XeroPollScheduleRole", "Arn"]}
+    assert json.loads(target["Input"]) == {"source": "schedule", "action": "poll-xero"}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 600}
+    dead_letters = {"Fn::GetAtt": ["PaymentsBackDeadLetterQueue", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": dead_letters}
+
+    role = resources["XeroPollScheduleRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (policy,) = role["Policies"]
+    assert {(st["Action"], json.dumps(st["Resource"])) for st in policy["PolicyDocument"]["Statement"]} == {
+        ("lambda:InvokeFunction", json.dumps({"Fn::GetAtt": ["PaymentsBackFunction", "Arn"]})),
+        ("sqs:SendMessage", json.dumps(dead_letters)),
+    }
+
+    function = resources["PaymentsBackFunction"]["Properties"]
+    invoke = function["EventInvokeConfig"]
+    assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (1, 900)
+    assert invoke["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": dead_letters}
+    assert function["Role"] == {"Fn::GetAtt": ["PaymentsBackRole", "Arn"]}
+    queue = resources["PaymentsBackDeadLetterQueue"]["Properties"]
+    assert (queue["SqsManagedSseEnabled"], queue["MessageRetentionPeriod"]) == (True, 1209600)
+    alarm = resources["PaymentsBackDeadLettersAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["PaymentsBackDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["MetricName"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        0,
+        "GreaterThanThreshold",
+    )
+    assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]

@@ -133,7 +133,8 @@ def test_data_at_rest_is_encrypted(template: dict[str, Any]) -> None:
     assert len(kinds["AWS::DynamoDB::Table"]) == 2
     for table in kinds["AWS::DynamoDB::Table"]:
         assert table["SSESpecification"]["SSEEnabled"] is True, table["id"]
-    assert len(kinds["AWS::SQS::Queue"]) == 6  # sync, ledger events, their DLQs, export and reconcile DLQs
+    # sync, ledger events, their DLQs, the export, reconcile and payments-back (Xero poll) DLQs
+    assert len(kinds["AWS::SQS::Queue"]) == 7
     for queue in kinds["AWS::SQS::Queue"]:
         assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue, queue["id"]
     for topic in kinds["AWS::SNS::Topic"]:
