@@ -4,17 +4,22 @@ incomplete side may not claim, amounts per currency, the report forms and the ab
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from invoice_sync.ledgers.port import LedgerPayment, PaymentApplication
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sync.reconcile import (
     Comparison,
     LedgerEntry,
     Links,
+    OffStripe,
     Reconciler,
     SourceDoc,
     SourceRefund,
@@ -479,3 +484,294 @@ def test_a_scheduled_run_picks_up_the_days_left_incomplete() -> None:
     assert days_to_run(done, day) == [date(2026, 11, 14), date(2026, 11, 19)]
     assert days_to_run(done, day, again=True)[-1] == day
     assert days_to_run(done, day, lookback=0) == []
+
+
+# --- payments back: the ledger's own payments against the records, and what Stripe holds ---------
+
+SINCE = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def ledger_payment(
+    payment_id: str,
+    *,
+    applied: tuple[tuple[str, str], ...] = (("147", "40.00"),),
+    note: str | None = None,
+    voided: bool = False,
+    updated_at: datetime = START,
+) -> LedgerPayment:
+    return LedgerPayment(
+        id=payment_id,
+        version="1",
+        currency="USD",
+        total=sum((Decimal(a) for _, a in applied), Decimal(0)),
+        paid_on=START.date(),
+        note=note,
+        reference=None,
+        method="Check",
+        applications=tuple(PaymentApplication(invoice, Decimal(amount)) for invoice, amount in applied),
+        voided=voided,
+        updated_at=updated_at,
+    )
+
+
+def back_rec(
+    payment_id: str,
+    invoice: str = "147",
+    *,
+    target: str = "in_1",
+    amount: int = 4000,
+    status: SyncStatus = SyncStatus.SYNCED,
+    alerted_reason: str | None = None,
+) -> SyncRecord:
+    """A ``ledger_payment`` record as payments back writes it (design two-way 3.8)."""
+    return SyncRecord(
+        connection_id="c",
+        kind="ledger_payment",
+        source_id=f"{payment_id}:{invoice}",
+        direction="to_source",
+        status=status,
+        ledger_id=payment_id,
+        ledger_number=invoice,
+        ledger_total=amount,
+        currency="USD",
+        source_target=target,
+        source_number=f"N-{target}",
+        stripe_object="pr_1" if status is SyncStatus.SYNCED else None,
+        alerted_reason=alerted_reason,
+        created_at=START,
+    )
+
+
+class Back:
+    """A ``PaymentsBackSide`` on dictionaries: what SyncState, the ledger and Stripe would answer."""
+
+    def __init__(
+        self,
+        *,
+        records: list[SyncRecord] = (),  # type: ignore[assignment]
+        pushed: set[str] | None = None,
+        payments: dict[str, LedgerPayment | None] | None = None,
+        off_stripe: dict[str, int | None] | None = None,
+        since: datetime | None = SINCE,
+        failing: str | None = None,
+    ) -> None:
+        self.records = list(records)
+        self._pushed = pushed or set()
+        self.payments = payments or {}
+        self.off = off_stripe or {}
+        self._since = since
+        self.failing = failing
+        self.asked: list[str] = []
+
+    @property
+    def since(self) -> datetime | None:
+        return self._since
+
+    def _fail(self, what: str) -> None:
+        self.asked.append(what)
+        if self.failing == what:
+            raise ConnectionError(f"{what} unavailable")
+
+    def records_of_payment(self, ledger_payment_id: str) -> list[SyncRecord]:
+        self._fail("records")
+        return [r for r in self.records if r.ledger_id == ledger_payment_id]
+
+    def pushed(self, ledger_payment_id: str) -> bool:
+        self._fail("records")
+        return ledger_payment_id in self._pushed
+
+    def payment(self, ledger_payment_id: str) -> LedgerPayment | None:
+        self._fail("ledger")
+        return self.payments.get(ledger_payment_id)
+
+    def invoice_records(self, invoice_id: str) -> list[SyncRecord]:
+        self._fail("records")
+        return [r for r in self.records if r.source_target == invoice_id]
+
+    def off_stripe(self, invoice_id: str) -> OffStripe | None:
+        self._fail("source")
+        if invoice_id not in self.off:
+            return None
+        return OffStripe(invoice_id, f"N-{invoice_id}", "USD", self.off[invoice_id])
+
+
+def compare_back(records: list[SyncRecord], ledger: list[LedgerEntry], back: Back | None) -> Comparison:
+    reconciler = Reconciler(START, lambda _kind, _sid: None, None, back)
+    reconciler.add_sources([inv("in_1", status="paid")])
+    reconciler.add_records([rec("in_1"), *records])
+    reconciler.add_ledger([led("in_1", balance=0), *ledger])
+    return reconciler.compare()
+
+
+def unmarked_payment(ledger_id: str, total: int = 4000, **kwargs: Any) -> LedgerEntry:
+    entry = led(None, total, ledger_id=ledger_id, kind="payment", balance=0)
+    return dataclasses.replace(entry, **{"updated_at": START, **kwargs})
+
+
+def test_ledger_payments_with_their_records_are_compared_not_left_unmarked() -> None:
+    """Given payments back on and two ledger payments a person recorded (no marker), one with its
+    ledger_payment record in the window and one whose record is older (found by its key), when
+    reconciled, then nothing differs, both count as checked on the to_source side (no longer
+    unmarked_in_ledger), and Stripe's money paid outside Stripe (100.00) is what they sent."""
+    old = back_rec("191", amount=6000).model_copy(update={"created_at": datetime(2026, 10, 20, tzinfo=UTC)})
+    back = Back(records=[back_rec("190"), old], off_stripe={"in_1": 10_000})
+    result = compare_back([back_rec("190")], [unmarked_payment("190"), unmarked_payment("191", 6000)], back)
+    assert result.differences == []
+    assert result.unmarked == 0
+    assert (result.ledger_payments_checked, result.invoices_checked) == (2, 1)
+    assert result.directions()["to_source"] == {
+        "payments_back": True,
+        "records": {"synced": 1},
+        "differences": 0,
+        "ledger_payments_checked": 2,
+        "invoices_checked": 1,
+    }
+    assert result.directions()["to_ledger"]["records"] == {"synced": 1}
+
+
+def test_a_ledger_payment_without_a_record_was_not_sent() -> None:
+    """Given payments back on and a ledger payment recorded by a person, applying 40.00 to ledger
+    invoice 147, that no ledger_payment record names, when reconciled, then it is
+    ledger_payment_not_sent (direction to_source) with the ledger's amount and a link to the
+    ledger payment; the webhook and the poll both missed it."""
+    back = Back(payments={"190": ledger_payment("190")})
+    result = compare_back([], [unmarked_payment("190")], back)
+    assert classes(result) == [("ledger_payment_not_sent", "190")]
+    (found,) = result.differences
+    row = found.as_json(Links("quickbooks", "t1"))
+    assert (row["direction"], row["kind"], row["ledger_amount"], row["source_amount"]) == (
+        "to_source",
+        "ledger_payment",
+        "40.00",
+        None,
+    )
+    assert row["ledger_urls"] == ["https://app.qbo.intuit.com/app/recvpayment?txnId=190"]
+    assert "147" in row["detail"]
+    assert result.counts()["ledger_payment_not_sent"] == 1
+    assert result.directions()["to_source"]["differences"] == 1
+
+
+SENDABLE = {"190": ledger_payment("190")}  # what the ledger answers, read again: a payment to send
+
+
+@pytest.mark.parametrize(
+    ("entry", "back", "why"),
+    [
+        (unmarked_payment("190", voided=True), Back(payments=SENDABLE), "void in the ledger"),
+        (unmarked_payment("190", ours=True), Back(payments=SENDABLE), "its note starts with invoice-sync:"),
+        (unmarked_payment("190"), Back(pushed={"190"}, payments=SENDABLE), "push booked it (its link)"),
+        (
+            unmarked_payment("190", updated_at=datetime(2026, 9, 1, tzinfo=UTC)),
+            Back(payments=SENDABLE),
+            "older than payments back",
+        ),
+        (
+            unmarked_payment("190"),
+            Back(payments={"190": ledger_payment("190", applied=())}),
+            "pays no invoice",
+        ),
+        (unmarked_payment("190"), Back(payments={"190": None}), "gone from the ledger when read again"),
+        (
+            unmarked_payment("190"),
+            Back(payments={"190": ledger_payment("190", note="invoice-sync: stripe inpay_9")}),
+            "ours when read again",
+        ),
+    ],
+)
+def test_ledger_payments_payments_back_rightly_leaves_alone_are_not_differences(
+    entry: LedgerEntry, back: Back, why: str
+) -> None:
+    """Given an unmarked ledger payment with no record that payments back would rightly not send
+    (void, invoice-sync's own, push's, older than payments back, paying no invoice, deleted since
+    it was listed), when reconciled, then no difference is claimed (each case differs from a
+    payment to send in that one respect: ``test_a_ledger_payment_without_a_record_was_not_sent``)."""
+    assert compare_back([], [entry], back).differences == [], why
+
+
+def test_payments_back_off_compares_nothing_new() -> None:
+    """Given payments back off (no side), a ledger payment with no marker is only counted as
+    unmarked_in_ledger, as before, and the to_source direction says it was not checked."""
+    result = compare_back([], [unmarked_payment("190")], None)
+    assert result.differences == []
+    assert result.unmarked == 1
+    assert result.directions()["to_source"]["payments_back"] is False
+
+
+@pytest.mark.parametrize("failing", ["records", "ledger"])
+def test_a_side_that_cannot_be_read_claims_no_payment_unsent(failing: str) -> None:
+    """Given the records' lookup or the ledger's re-read failing, when reconciled, then no
+    ledger_payment_not_sent is claimed and the run is incomplete on that side."""
+    back = Back(payments={"190": ledger_payment("190")}, failing=failing)
+    result = compare_back([], [unmarked_payment("190")], back)
+    assert result.differences == []
+    assert result.status == "incomplete" and failing in result.incomplete
+
+
+def test_stripes_money_paid_outside_stripe_is_what_the_synced_records_sent() -> None:
+    """Given in_1 with two synced ledger payments (40.00 and 60.00, the second from an earlier
+    day, found through the invoice) and a parked one, and Stripe saying 40.00 was paid outside
+    Stripe, when reconciled, then off_stripe_mismatch names in_1 with Stripe's 40.00, the
+    records' 100.00, both ledger payments and the parked record's reason."""
+    parked = back_rec("192", amount=500, status=SyncStatus.REJECTED, alerted_reason="paid on both sides")
+    back = Back(records=[back_rec("190"), back_rec("191", amount=6000), parked], off_stripe={"in_1": 4000})
+    result = compare_back([back_rec("190"), parked], [], back)
+    assert classes(result) == [("off_stripe_mismatch", "in_1")]
+    row = result.differences[0].as_json(Links("xero", "t1"))
+    assert (row["source_amount"], row["ledger_amount"], row["difference"]) == ("40.00", "100.00", "60.00")
+    assert row["ledger_ids"] == ["190", "191"]
+    assert row["source_url"] == "https://dashboard.stripe.com/test/invoices/in_1"
+    assert row["number"] == "N-in_1"
+    assert "192 rejected (paid on both sides)" in row["detail"]
+    assert row["direction"] == "to_source"
+
+
+def test_an_invoice_whose_record_holds_ledger_payments_is_checked_too() -> None:
+    """Given no ledger_payment record in the window but in_1's invoice record of the window
+    holding a ledger payment (ledger_paid), and Stripe holding nothing paid outside Stripe, when
+    reconciled, then in_1 is checked and its synced 40.00 is an off_stripe_mismatch; and Stripe
+    answering without amount_paid_off_stripe makes the source side incomplete, never a claim."""
+    invoice = rec("in_1").model_copy(
+        update={"ledger_paid": {"ledger_payment#190:147": {"amount": 4000, "state": "done", "at": START}}}
+    )
+    reconciler = Reconciler(START, None, None, Back(records=[back_rec("190")], off_stripe={"in_1": 0}))
+    reconciler.add_records([invoice])
+    result = reconciler.compare()
+    assert classes(result) == [("off_stripe_mismatch", "in_1")]
+    assert result.invoices_checked == 1
+
+    unknown = Reconciler(START, None, None, Back(records=[back_rec("190")], off_stripe={"in_1": None}))
+    unknown.add_records([invoice])
+    found = unknown.compare()
+    assert found.differences == [] and "source" in found.incomplete
+
+
+def test_the_report_shows_both_directions() -> None:
+    """Given one difference each way (an invoice missing in the ledger, a ledger payment never
+    sent), when the report is built, then the JSON summary counts both directions, every
+    difference and CSV row says its direction, and the HTML has the directions table."""
+    back = Back(payments={"190": ledger_payment("190")})
+    reconciler = Reconciler(START, None, None, back)
+    reconciler.add_sources([inv("in_2")])
+    reconciler.add_records([rec("in_2", status=SyncStatus.NEEDS_MAPPING)])
+    reconciler.add_ledger([unmarked_payment("190")])
+    result = reconciler.compare()
+    report = report_json(
+        result,
+        connection_id="c",
+        ledger="quickbooks",
+        start=date(2026, 11, 2),
+        end=date(2026, 11, 2),
+        generated_at=START,
+        links=Links("quickbooks", "t1"),
+    )
+    directions = report["summary"]["directions"]
+    assert (directions["to_ledger"]["differences"], directions["to_source"]["differences"]) == (1, 1)
+    assert directions["to_ledger"]["records"] == {"needs_mapping": 1}
+    assert sorted((d["class"], d["direction"]) for d in report["differences"]) == [
+        ("ledger_payment_not_sent", "to_source"),
+        ("missing_in_ledger", "to_ledger"),
+    ]
+    rows = list(csv.DictReader(io.StringIO(report_csv(report).decode())))
+    assert sorted(r["direction"] for r in rows) == ["to_ledger", "to_source"]
+    page = report_html(report, []).decode()
+    assert 'id="directions"' in page and "the ledger to Stripe" in page

@@ -20,6 +20,13 @@ running total the charge's refund records name.
 A side that failed mid-read (a ledger or Stripe that kept failing or throttling) is named in
 ``incomplete``: what could not be proven absent is then not reported as absent, and the run is
 marked incomplete rather than clean.
+
+With payments back on (issue 7, design two-way 3.5.3), the other direction too, ledger -> Stripe:
+each ledger payment listed without invoice-sync's marker must have a ``ledger_payment`` record
+(``ledger_payment_not_sent`` otherwise), and each Stripe invoice payments back wrote to must hold,
+paid outside Stripe, what its synced ``ledger_payment`` records sent (``off_stripe_mismatch``).
+Both read beyond the three streams through a ``PaymentsBackSide``, only for the few documents
+concerned (one query or GET each).
 """
 
 from __future__ import annotations
@@ -30,9 +37,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from invoice_sync.ledgers.port import LedgerDocument, marked
+from invoice_sync.ledgers.port import MARKER_PREFIX, LedgerDocument, LedgerPayment, marked
 from invoice_sync.models.money import Money, exponent
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 
@@ -62,6 +69,16 @@ class DifferenceClass(StrEnum):
     PAYMENT_APPLIED_TWICE = "payment_applied_twice"
     PAYMENT_NOT_APPLIED = "payment_not_applied"
     MISSING_IN_RECORDS = "missing_in_records"
+    # Payments back (ledger -> Stripe): a ledger payment no ``ledger_payment`` record names (the
+    # ledger's webhook and the poll both missed it), and a Stripe invoice whose money paid outside
+    # Stripe is not what its synced ``ledger_payment`` records sent.
+    LEDGER_PAYMENT_NOT_SENT = "ledger_payment_not_sent"
+    OFF_STRIPE_MISMATCH = "off_stripe_mismatch"
+
+
+# The classes of the payments-back direction (ledger -> Stripe); every other class is push's
+# direction (Stripe -> ledger).
+TO_SOURCE = frozenset({DifferenceClass.LEDGER_PAYMENT_NOT_SENT, DifferenceClass.OFF_STRIPE_MISMATCH})
 
 
 # What --repair re-queues: what push can put right by syncing the source's snapshot again.
@@ -74,6 +91,8 @@ REPAIRABLE = frozenset(
         DifferenceClass.PAYMENT_NOT_APPLIED,
     }
 )
+# What --repair sends to payments back instead: the ledger payment, as a ledger event to read again.
+REPAIRABLE_TO_SOURCE = frozenset({DifferenceClass.LEDGER_PAYMENT_NOT_SENT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +133,10 @@ class LedgerEntry:
     tax: int | None
     balance: int
     voided: bool
+    # Its note starts with invoice-sync's prefix even when no marker parses from it (a credit
+    # application, "invoice-sync: applies credit memo 7"): a ledger payment invoice-sync booked.
+    ours: bool = False
+    updated_at: datetime | None = None  # when the ledger last changed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +181,8 @@ def ledger_entry(kind: str, document: LedgerDocument) -> LedgerEntry:
         tax=minor(document.tax, currency) if document.tax is not None else None,
         balance=minor(document.balance, currency),
         voided=document.voided,
+        ours=(document.private_note or "").strip().startswith(MARKER_PREFIX),
+        updated_at=document.updated_at,
     )
 
 
@@ -198,12 +223,18 @@ class Difference:
             return None
         return self.ledger_amount - self.source_amount
 
+    @property
+    def direction(self) -> str:
+        """``to_source`` for a payments-back difference (ledger -> Stripe), else ``to_ledger``."""
+        return "to_source" if self.cls in TO_SOURCE else "to_ledger"
+
     def as_json(self, links: Links) -> dict[str, Any]:
         def money(value: int | None) -> str | None:
             return format_amount(value, self.currency) if value is not None and self.currency else None
 
         return {
             "class": self.cls.value,
+            "direction": self.direction,
             "kind": self.kind,
             "source_id": self.source_id,
             "number": self.number,
@@ -228,6 +259,8 @@ class Links:
 
     def source(self, kind: str, source_id: str) -> str:
         base = "https://dashboard.stripe.com" + ("" if self.livemode else "/test")
+        if kind == "ledger_payment" and source_id.startswith("in_"):
+            kind = "invoice"  # off_stripe_mismatch names the Stripe invoice
         path = {"invoice": "invoices", "credit_note": "credit_notes", "payment": "payments"}.get(
             kind, "search?query="
         )
@@ -269,6 +302,47 @@ class SideTally:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class OffStripe:
+    """What Stripe says an invoice was paid outside Stripe (``amount_paid_off_stripe``, minor units;
+    None when Stripe's answer carries no such field)."""
+
+    invoice_id: str
+    number: str | None
+    currency: str
+    amount: int | None
+
+
+class PaymentsBackSide(Protocol):
+    """What the payments-back checks read beyond the three streams, for the few documents they
+    concern: SyncState by key, one ledger payment, one Stripe invoice."""
+
+    @property
+    def since(self) -> datetime | None:
+        """The connection's ``payments_back_since``: older ledger payments are never sent."""
+        ...
+
+    def records_of_payment(self, ledger_payment_id: str) -> list[SyncRecord]:
+        """Every ``ledger_payment`` record of one ledger payment (one per invoice it pays)."""
+        ...
+
+    def pushed(self, ledger_payment_id: str) -> bool:
+        """Push booked this ledger payment (its ``ledger-payment:`` link, design 3.6 rule 2)."""
+        ...
+
+    def payment(self, ledger_payment_id: str) -> LedgerPayment | None:
+        """The ledger payment read again; None when the ledger no longer has it."""
+        ...
+
+    def invoice_records(self, invoice_id: str) -> list[SyncRecord]:
+        """Every ``ledger_payment`` record whose Stripe invoice is ``invoice_id``."""
+        ...
+
+    def off_stripe(self, invoice_id: str) -> OffStripe | None:
+        """Stripe's invoice (``expand[]=amount_paid_off_stripe``); None when Stripe has none."""
+        ...
+
+
 @dataclass
 class Comparison:
     differences: list[Difference] = field(default_factory=list)
@@ -278,6 +352,12 @@ class Comparison:
     incomplete: dict[str, str] = field(default_factory=dict)  # side -> what failed
     unmarked: int = 0  # ledger documents invoice-sync did not write (no marker): not compared
     synced: int = 0  # records synced in the window (the absence check's figure)
+    # The records read, by direction and status: push's (Stripe -> ledger) and payments back's.
+    to_ledger: Counter[str] = field(default_factory=Counter)
+    to_source: Counter[str] = field(default_factory=Counter)
+    payments_back: bool = False  # the payments-back checks ran (the connection has it on)
+    ledger_payments_checked: int = 0  # unmarked ledger payments matched against the records
+    invoices_checked: int = 0  # Stripe invoices whose money paid outside Stripe was compared
 
     @property
     def status(self) -> str:
@@ -288,6 +368,23 @@ class Comparison:
     def counts(self) -> dict[str, int]:
         found = Counter(d.cls.value for d in self.differences)
         return {cls.value: found.get(cls.value, 0) for cls in DifferenceClass}
+
+    def directions(self) -> dict[str, dict[str, Any]]:
+        """Both directions side by side: the records read by status and the differences found."""
+        found = Counter(d.direction for d in self.differences)
+        return {
+            "to_ledger": {
+                "records": dict(sorted(self.to_ledger.items())),
+                "differences": found.get("to_ledger", 0),
+            },
+            "to_source": {
+                "payments_back": self.payments_back,
+                "records": dict(sorted(self.to_source.items())),
+                "differences": found.get("to_source", 0),
+                "ledger_payments_checked": self.ledger_payments_checked,
+                "invoices_checked": self.invoices_checked,
+            },
+        }
 
 
 SourceLookup = Callable[[str, str], "SourceDoc | None"]
@@ -303,9 +400,19 @@ class Reconciler:
         window_start: datetime,
         lookup: SourceLookup | None = None,
         charge_refunds: ChargeRefunds | None = None,
+        payments_back: PaymentsBackSide | None = None,
     ) -> None:
         self.window_start = window_start
         self._lookup = lookup
+        # Payments back: its side (None: the connection has it off), the window's ledger_payment
+        # records by source id, the ledger payments they name, the Stripe invoices to check, and
+        # the ledger's payments with no marker.
+        self._back = payments_back
+        self._back_records: dict[str, SyncRecord] = {}
+        self._back_payments: set[str] = set()
+        self._back_invoices: set[str] = set()
+        self._unmarked_payments: dict[str, LedgerEntry] = {}
+        self._checked_payments: set[str] = set()
         self._charge_refunds = charge_refunds
         self._charges_read: dict[str, list[SourceRefund] | None] = {}
         # Refunds: Stripe's charges refunded in the window, invoice-sync's refund records (by id,
@@ -319,7 +426,7 @@ class Reconciler:
         self._ledger: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
         self._unmarked: dict[str, LedgerEntry] = {}
         self._records: dict[tuple[str, str], RecordEntry] = {}
-        self.result = Comparison()
+        self.result = Comparison(payments_back=payments_back is not None)
 
     # --- feeding the sides, each a stream ------------------------------------------------------
 
@@ -355,6 +462,13 @@ class Reconciler:
         self.result.sides["source"].add("refund", refund.currency, refund.amount)
 
     def _add_record(self, record: SyncRecord) -> None:
+        if record.kind == "ledger_payment":
+            self._add_back_record(record)
+            return
+        if record.direction == "to_ledger":
+            self.result.to_ledger[record.status.value] += 1
+        if record.kind == "invoice" and record.ledger_paid:
+            self._back_invoices.add(record.source_id)  # payments back wrote to it at some point
         if record.kind == "refund":
             entry = record_entry(record)
             self._refund_records[record.source_id] = entry
@@ -370,7 +484,19 @@ class Reconciler:
         if record.status is SyncStatus.SYNCED:
             self.result.synced += 1
 
+    def _add_back_record(self, record: SyncRecord) -> None:
+        """A payments-back record (ledger -> Stripe): counted on the records' side and its
+        direction's; it names the ledger payment it was made for and the Stripe invoice to check."""
+        self.result.sides["records"].add("ledger_payment", record.currency, record.ledger_total)
+        self.result.to_source[record.status.value] += 1
+        self._back_records[record.source_id] = record
+        self._back_payments.add(record.ledger_id or record.source_id.partition(":")[0])
+        if record.source_target:
+            self._back_invoices.add(record.source_target)
+
     def _add_ledger(self, entry: LedgerEntry) -> None:
+        if entry.kind == "payment" and entry.source_id is None:
+            self._unmarked_payments[entry.ledger_id] = entry
         if is_refund(entry):
             # Refund documents (marker ``ch_...:refunded:N``) are judged against their refund
             # records; a refund's payout (``...:payout``, Xero's refund Payment) is not a document
@@ -405,11 +531,121 @@ class Reconciler:
             self._judge_refund(refund_id)
         self._judge_charges()
         claimed = {r.ledger_id for r in self._records.values() if r.ledger_id}
+        if self._back is not None:
+            self._judge_ledger_payments(self._back, claimed)
+            self._judge_off_stripe(self._back)
+            claimed |= self._checked_payments  # compared now: no longer "not compared"
         claimed_refunds = {r.ledger_id for r in self._refund_records.values() if r.ledger_id}
         self.result.unmarked = sum(1 for ledger_id in self._unmarked if ledger_id not in claimed) + sum(
             1 for ledger_id in self._unmarked_refunds if ledger_id not in claimed_refunds
         )
         return self.result
+
+    # --- payments back: the ledger's own payments, and what Stripe holds of them ------------------
+
+    def _judge_ledger_payments(self, back: PaymentsBackSide, claimed: set[str]) -> None:
+        """Each ledger payment listed without invoice-sync's marker, live, not push's and not older
+        than payments back, is one a person recorded: payments back must have a record of it
+        (synced, skipped or parked). Without one, unless reading it again shows payments back had
+        nothing to do (it pays no invoice, it is gone or void, it is ours), it is
+        ``ledger_payment_not_sent``. Each listed payment is judged on its own, so a ledger listing
+        cut short claims nothing about the payments it did not list."""
+        for ledger_id, entry in sorted(self._unmarked_payments.items()):
+            if entry.voided or entry.ours or ledger_id in claimed:
+                continue
+            if back.since is not None and entry.updated_at is not None and entry.updated_at < back.since:
+                continue
+            try:
+                if ledger_id not in self._back_payments and back.pushed(ledger_id):
+                    continue  # push booked it (its note edited since): push's direction, not this one
+                self._checked_payments.add(ledger_id)
+                self.result.ledger_payments_checked += 1
+                if ledger_id in self._back_payments or back.records_of_payment(ledger_id):
+                    continue
+            except Exception as exc:  # noqa: BLE001 - records that cannot be read prove nothing
+                self.mark_incomplete("records", f"{exc.__class__.__name__}: {exc}")
+                return
+            try:
+                payment = back.payment(ledger_id)
+            except Exception as exc:  # noqa: BLE001 - a ledger that cannot be read proves nothing
+                self.mark_incomplete("ledger", f"{exc.__class__.__name__}: {exc}")
+                return
+            if not_to_send(payment, back.since) is not None:
+                continue
+            assert payment is not None  # not_to_send says why a missing one is not sent
+            invoices = ", ".join(dict.fromkeys(a.invoice_id for a in payment.applications if a.amount > 0))
+            self._add(
+                DifferenceClass.LEDGER_PAYMENT_NOT_SENT,
+                "ledger_payment",
+                ledger_id,
+                entry.currency,
+                f"recorded in the ledger on {payment.paid_on.isoformat()} against ledger invoice(s) "
+                f"{invoices}, and never sent to Stripe: payments back has no record of it (neither the "
+                "ledger's webhook nor the poll brought it)",
+                ledger=[entry],
+            )
+
+    def _judge_off_stripe(self, back: PaymentsBackSide) -> None:
+        """Per Stripe invoice payments back wrote to (a ``ledger_payment`` record of the window
+        names it, or its invoice record of the window holds ledger payments): Stripe's money paid
+        outside Stripe (``amount_paid_off_stripe``) against the sum its ``synced``
+        ``ledger_payment`` records sent, all of them (those of earlier days too). A difference is
+        ``off_stripe_mismatch``: ``source_amount`` Stripe's, ``ledger_amount`` **the records'**."""
+        if "source" in self.result.incomplete:
+            return
+        for invoice_id in sorted(self._back_invoices):
+            try:
+                found = {r.source_id: r for r in back.invoice_records(invoice_id)}
+            except Exception as exc:  # noqa: BLE001 - records that cannot be read prove nothing
+                self.mark_incomplete("records", f"{exc.__class__.__name__}: {exc}")
+                return
+            window = {k: r for k, r in self._back_records.items() if r.source_target == invoice_id}
+            records = sorted({**window, **found}.values(), key=lambda r: r.source_id)
+            if not records:
+                continue
+            try:
+                stripe = back.off_stripe(invoice_id)
+            except Exception as exc:  # noqa: BLE001 - a Stripe that cannot be read proves nothing
+                self.mark_incomplete("source", f"{exc.__class__.__name__}: {exc}")
+                return
+            if stripe is not None and stripe.amount is None:
+                self.mark_incomplete(
+                    "source", f"Stripe's invoice {invoice_id} carries no amount_paid_off_stripe"
+                )
+                return
+            self.result.invoices_checked += 1
+            synced = [r for r in records if r.status is SyncStatus.SYNCED]
+            sent = sum(r.ledger_total or 0 for r in synced)
+            held = stripe.amount if stripe is not None and stripe.amount is not None else 0
+            if held == sent:
+                continue
+            currency = (stripe.currency if stripe is not None else records[0].currency or "USD").upper()
+            others = [r for r in records if r.status is not SyncStatus.SYNCED]
+            where = (
+                f"Stripe holds {format_amount(held, currency)} paid outside Stripe"
+                if stripe is not None
+                else "Stripe does not know the invoice"
+            )
+            detail = f"{where}; the synced ledger payments sent {format_amount(sent, currency)}"
+            if others:
+                detail += "; not synced: " + ", ".join(
+                    f"ledger payment {r.ledger_id or r.source_id} {r.status.value}"
+                    + (f" ({r.alerted_reason or r.last_error})" if r.alerted_reason or r.last_error else "")
+                    for r in others
+                )
+            self.result.differences.append(
+                Difference(
+                    cls=DifferenceClass.OFF_STRIPE_MISMATCH,
+                    kind="ledger_payment",
+                    source_id=invoice_id,
+                    currency=currency,
+                    detail=detail,
+                    number=(stripe.number if stripe is not None else None) or records[0].source_number,
+                    source_amount=held,
+                    ledger_amount=sent,
+                    ledger_ids=tuple(dict.fromkeys(r.ledger_id for r in synced if r.ledger_id)),
+                )
+            )
 
     # --- refunds --------------------------------------------------------------------------------
 
@@ -706,6 +942,21 @@ class Reconciler:
                 ledger_ids=tuple(e.ledger_id for e in ledger),
             )
         )
+
+
+def not_to_send(payment: LedgerPayment | None, since: datetime | None) -> str | None:
+    """Why payments back rightly sends a ledger payment nowhere and keeps no record of it (design
+    two-way 3.3: gone or void, ours, older than payments back, paying no invoice); None when it
+    must have a record."""
+    if payment is None or payment.voided:
+        return "removed or void in the ledger"
+    if any((text or "").strip().startswith(MARKER_PREFIX) for text in (payment.note, payment.reference)):
+        return "booked by invoice-sync"
+    if since is not None and payment.updated_at is not None and payment.updated_at < since:
+        return "made before payments back was turned on"
+    if not any(application.amount > 0 for application in payment.applications):
+        return "pays no invoice"
+    return None
 
 
 # --- the absence check ---------------------------------------------------------------------------

@@ -26,8 +26,23 @@ CSV_COLUMNS = (
     "detail",
     "source_url",
     "ledger_urls",
+    "direction",
 )
-COLOURS = ("#c0392b", "#8e44ad", "#d35400", "#2980b9", "#16a085", "#f39c12", "#7f8c8d", "#27ae60", "#2c3e50")
+# One colour per class (DifferenceClass order).
+COLOURS = (
+    "#c0392b",
+    "#8e44ad",
+    "#d35400",
+    "#2980b9",
+    "#16a085",
+    "#f39c12",
+    "#7f8c8d",
+    "#27ae60",
+    "#2c3e50",
+    "#e84393",
+    "#6c5ce7",
+    "#00b894",
+)
 
 
 def report_json(
@@ -57,6 +72,7 @@ def report_json(
             "differences": comparison.counts(),
             "synced": comparison.synced,
             "unmarked_in_ledger": comparison.unmarked,
+            "directions": comparison.directions(),
         },
         "absence": absence,
         "differences": [d.as_json(links) for d in comparison.differences],
@@ -113,6 +129,33 @@ def _chart(history: Sequence[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
+def _directions(directions: dict[str, Any] | None) -> str:
+    """Both directions side by side: Stripe to the ledger (push) and the ledger to Stripe
+    (payments back), their records by status and their differences."""
+    if not directions:
+        return ""
+    e = html.escape
+    to_ledger, to_source = directions["to_ledger"], directions["to_source"]
+
+    def records(counts: dict[str, int]) -> str:
+        return e(", ".join(f"{status} {n}" for status, n in counts.items()) or "none")
+
+    back = (
+        f"<td>{records(to_source['records'])}</td><td class=n>{to_source['differences']}</td>"
+        f"<td>{to_source['ledger_payments_checked']} ledger payments matched to their records, "
+        f"{to_source['invoices_checked']} Stripe invoices' money paid outside Stripe compared</td>"
+        if to_source["payments_back"]
+        else "<td>-</td><td class=n>-</td><td>payments back is off for this connection</td>"
+    )
+    return (
+        '<table id="directions"><tr><th>direction</th><th>records</th><th>differences</th>'
+        "<th>checked</th></tr>"
+        f"<tr><th>Stripe to the ledger</th><td>{records(to_ledger['records'])}</td>"
+        f"<td class=n>{to_ledger['differences']}</td><td>invoices, credit notes, payments, refunds</td></tr>"
+        f"<tr><th>the ledger to Stripe</th>{back}</tr></table>"
+    )
+
+
 def report_html(report: dict[str, Any], history: Sequence[dict[str, Any]]) -> bytes:
     e = html.escape
     window = report["window"]
@@ -148,6 +191,7 @@ def report_html(report: dict[str, Any], history: Sequence[dict[str, Any]]) -> by
         for i in report["incomplete"]
     )
     absence = f"<p class=warn>Absence: {e(report['absence'])}</p>" if report.get("absence") else ""
+    directions = _directions(report["summary"].get("directions"))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Reconciliation {e(report["connection_id"])} {e(window["from"])} to {e(window["to"])}</title>
@@ -164,6 +208,7 @@ Status: <strong id="status" class="{e(status)}">{e(status)}</strong></p>
 <table id="summary"><tr><th>side</th>{"".join(f"<th>{e(k)}</th>" for k in kinds)}<th>invoice totals</th></tr>
 {summary_rows}</table>
 <ul>{counts or "<li>no differences</li>"}</ul>
+{directions}
 <p>{report["summary"]["synced"]} records synced in the window; {report["summary"]["unmarked_in_ledger"]}
 ledger documents carry no invoice-sync marker and are not compared.</p>
 <h2>Differences by class, last {min(len(history), 30)} runs</h2>

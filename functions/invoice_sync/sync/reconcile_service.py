@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
-from invoice_sync.errors import InvalidPayload
-from invoice_sync.ledgers.port import LedgerPort, ListedKind
+from invoice_sync.errors import InvalidPayload, NotFound
+from invoice_sync.ledgers.port import LedgerPayment, LedgerPort, ListedKind
 from invoice_sync.models.mapping import Connection
-from invoice_sync.models.sync import SyncRecord
+from invoice_sync.models.sync import DocumentKind, SyncRecord
 from invoice_sync.sources.stripe import parse_credit_note, parse_invoice
 from invoice_sync.sources.stripe_api import StripeApi, StripeNotFound
 from invoice_sync.store.reports import ReportBucket, report_prefix
@@ -23,6 +23,7 @@ from invoice_sync.sync.reconcile import (
     Comparison,
     LedgerEntry,
     Links,
+    OffStripe,
     Reconciler,
     SourceDoc,
     SourceRefund,
@@ -42,6 +43,17 @@ class Records(Protocol):
     ) -> Iterator[SyncRecord]: ...
 
     def record_reconciliation(self, connection_id: str, day: str, status: str, detail: str) -> None: ...
+
+    # Payments back's checks: a few records by key, only for a connection with it on.
+    def get(
+        self, connection_id: str, kind: DocumentKind, source_id: str
+    ) -> tuple[SyncRecord | None, int]: ...
+
+    def records_with_prefix(
+        self, connection_id: str, kind: DocumentKind, source_prefix: str
+    ) -> Iterator[tuple[SyncRecord, int]]: ...
+
+    def linked(self, connection_id: str, name: str) -> str | None: ...
 
 
 class Alerts(Protocol):
@@ -160,6 +172,71 @@ def stripe_lookup(api: StripeApi) -> Any:
     return lookup
 
 
+# The one field Stripe fills on request only: money paid on the invoice outside Stripe, computed
+# from its payment records ("not available in event payloads"; added in 2026-05-27.dahlia, and the
+# pinned API_VERSION 2026-06-24.dahlia has it), docs.stripe.com/changelog/dahlia/2026-05-27/
+# invoice-object-amount-paid-off-stripe-property. Documented for a retrieve; whether a list's
+# ``expand[]=data.amount_paid_off_stripe`` works is not, so each invoice concerned is retrieved.
+OFF_STRIPE_EXPAND = "amount_paid_off_stripe"
+
+
+def off_stripe_of(invoice: dict[str, Any]) -> OffStripe:
+    """Stripe's invoice as the off-Stripe check reads it (amounts in minor units)."""
+    amount = invoice.get(OFF_STRIPE_EXPAND)
+    return OffStripe(
+        invoice_id=str(invoice["id"]),
+        number=invoice.get("number"),
+        currency=str(invoice.get("currency") or "usd").upper(),
+        amount=int(amount) if isinstance(amount, int) and not isinstance(amount, bool) else None,
+    )
+
+
+@dataclass(frozen=True)
+class StoredPaymentsBack:
+    """``PaymentsBackSide`` on the SyncState table, the connection's ledger and Stripe: one query,
+    GetItem or GET per document concerned, never a scan."""
+
+    connection_id: str
+    since: datetime | None
+    records: Records
+    ledger: LedgerPort
+    stripe: StripeApi
+
+    def records_of_payment(self, ledger_payment_id: str) -> list[SyncRecord]:
+        found = self.records.records_with_prefix(
+            self.connection_id, "ledger_payment", f"{ledger_payment_id}:"
+        )
+        return [record for record, _ in found]
+
+    def pushed(self, ledger_payment_id: str) -> bool:
+        return self.records.linked(self.connection_id, f"ledger-payment:{ledger_payment_id}") is not None
+
+    def payment(self, ledger_payment_id: str) -> LedgerPayment | None:
+        try:
+            return self.ledger.get_ledger_payment(ledger_payment_id)
+        except NotFound:
+            return None
+
+    def invoice_records(self, invoice_id: str) -> list[SyncRecord]:
+        """The invoice record's ``ledger_paid`` names every ledger payment Stripe holds or may hold
+        for it (design 3.6 loop 2), by its record's sort key: each of those records, read by key."""
+        invoice, _ = self.records.get(self.connection_id, "invoice", invoice_id)
+        found = []
+        for key in sorted((invoice.ledger_paid or {}) if invoice is not None else {}):
+            record, _ = self.records.get(
+                self.connection_id, "ledger_payment", key.removeprefix("ledger_payment#")
+            )
+            if record is not None:
+                found.append(record)
+        return found
+
+    def off_stripe(self, invoice_id: str) -> OffStripe | None:
+        try:
+            return off_stripe_of(self.stripe.get_invoice(invoice_id, expand=[OFF_STRIPE_EXPAND]))
+        except StripeNotFound:
+            return None
+
+
 def ledger_documents(ledger: LedgerPort, since: datetime) -> Iterator[LedgerEntry]:
     for kind in LISTED_KINDS:
         for document in ledger.list_documents(kind, since):
@@ -203,7 +280,14 @@ class ReconcileService:
     ) -> RunResult:
         since = datetime.combine(start, time.min, UTC)
         until = datetime.combine(end + timedelta(days=1), time.min, UTC) - timedelta(seconds=1)
-        reconciler = Reconciler(since, stripe_lookup(stripe), charge_refunds(stripe))
+        back = (
+            StoredPaymentsBack(
+                connection.connection_id, connection.payments_back_since, self.records, ledger, stripe
+            )
+            if connection.payments_back
+            else None
+        )
+        reconciler = Reconciler(since, stripe_lookup(stripe), charge_refunds(stripe), back)
         reconciler.add_sources(stripe_documents(stripe, since, until))
         reconciler.add_refunds(stripe_refunds(stripe, since, until))
         # Records and ledger documents last written from the window's start to now: an invoice of

@@ -4,7 +4,9 @@ The same use case the schedule runs (``invoice_sync.sync.reconcile_service``): S
 payments and credit notes of the window, the SyncState records over the day index, the ledger's
 listing; the report under ``reports/<connection>/<date>/`` (JSON, CSV, HTML) and one alert when
 they differ. Exit 0 when clean, 3 when differences were found, 4 when a side could not be read
-to the end (an incomplete report). ``--repair`` re-queues the missing and different documents.
+to the end (an incomplete report). ``--repair`` re-queues the missing and different documents,
+and sends each ledger payment payments back never sent (``ledger_payment_not_sent``) to the ledger
+events queue, as ``invoice-sync redrive --kind ledger_payment`` does, for payments back to read.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from datetime import date, timedelta
 
 from rich.table import Table
 
-from invoice_sync.models.sync import SyncStatus, utcnow
+from invoice_sync.models.mapping import Connection
+from invoice_sync.models.messages import LedgerEventMessage
+from invoice_sync.models.sync import SyncRecord, SyncStatus, utcnow
 from invoice_sync.store.alerts import AlertPublisher
-from invoice_sync.store.queue import SyncQueue
+from invoice_sync.store.queue import LedgerEventsQueue, SyncQueue
 from invoice_sync.store.reports import ReportBucket
-from invoice_sync.sync.reconcile import REPAIRABLE, DifferenceClass
+from invoice_sync.sync.reconcile import REPAIRABLE, REPAIRABLE_TO_SOURCE, DifferenceClass
 from invoice_sync.sync.reconcile_service import ReconcileService
-from invoice_sync.sync.replay import rebuild
+from invoice_sync.sync.replay import ledger_redrive_event, rebuild
 from invoice_sync_ops import stripe_import
 from invoice_sync_ops.commands import COMMON, CliError, Context
 
@@ -65,7 +69,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     result = service.run(connection, start, end, stripe=stripe, ledger=ctx.ledger(connection_id), now=now)
     report = result.report
-    repaired = _repair(ctx, connection_id, result.report["differences"], stripe) if args.repair else None
+    repaired = None
+    if args.repair:
+        unsent = unsent_events(connection, result.report["differences"])
+        # Before anything is sent: a stack without the ledger events queue fails here, in one line.
+        ledger_queue = (
+            LedgerEventsQueue(target.ledger_events_queue(), target.client("sqs")) if unsent else None
+        )
+        repaired = _repair(ctx, connection_id, result.report["differences"], stripe)
+        repaired["ledger_events"] = len(unsent)
+        repaired["ledger_events_queued"] = ledger_queue.send_batch(unsent) if ledger_queue else 0
     data = {
         **report,
         "location": f"s3://{target.archive_bucket}/{result.prefix}",
@@ -76,11 +89,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     table = Table(
         title=f"Reconciliation {connection_id} {start} to {end}: {report['status']}", title_justify="left"
     )
-    for column in ("class", "kind", "source", "number", "source amount", "ledger amount", "detail"):
+    for column in ("class", "dir", "kind", "source", "number", "source amount", "ledger amount", "detail"):
         table.add_column(column)
     for d in report["differences"]:
         table.add_row(
             d["class"],
+            "→S" if d["direction"] == "to_source" else "→L",
             d["kind"],
             d["source_id"],
             d["number"] or "",
@@ -91,9 +105,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     ctx.emit(data, table)
     for item in report["incomplete"]:
         ctx.say(f"incomplete: the {item['side']} could not be read to the end ({item['error']})")
+    directions = report["summary"]["directions"]
+    back = directions["to_source"]
+    ctx.say(
+        f"to the ledger: {directions['to_ledger']['differences']} difference(s); to Stripe: "
+        + (
+            f"{back['differences']} difference(s) ({back['ledger_payments_checked']} ledger payment(s) "
+            f"and {back['invoices_checked']} invoice(s) checked)"
+            if back["payments_back"]
+            else "not checked (payments back is off)"
+        )
+    )
     ctx.say(f"report: s3://{target.archive_bucket}/{result.prefix}report.html")
     if repaired is not None:
         ctx.say(f"re-queued {repaired['queued']} document(s); duplicates are left for a person to void")
+        if repaired["ledger_events_queued"]:
+            ctx.say(f"sent {repaired['ledger_events_queued']} ledger payment(s) to payments back")
     if report["incomplete"]:
         return 4
     return 3 if report["differences"] else 0
@@ -142,6 +169,29 @@ def _repair(
     return {"queued": queued}
 
 
+def unsent_events(connection: Connection, differences: list[dict[str, object]]) -> list[LedgerEventMessage]:
+    """One ledger event per ledger payment payments back never sent (``ledger_payment_not_sent``),
+    for the ledger events queue, made as ``invoice-sync redrive --kind ledger_payment`` makes one
+    (``replay.ledger_redrive_event``, ``operation="redrive"``): payments back reads the payment
+    again and tells Stripe, or records why not."""
+    messages: list[LedgerEventMessage] = []
+    for difference in differences:
+        if difference["class"] not in REPAIRABLE_TO_SOURCE:
+            continue
+        # The payment has no record yet: the hint needs only whose payment it is and its ledger id.
+        unsent = SyncRecord(
+            connection_id=connection.connection_id,
+            kind="ledger_payment",
+            source_id=str(difference["source_id"]),
+            direction="to_source",
+            ledger_id=str(difference["source_id"]),
+        )
+        event = ledger_redrive_event(unsent, connection.ledger)
+        if event is not None and all(m.object_id != event.object_id for m in messages):
+            messages.append(event)
+    return messages
+
+
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "reconcile",
@@ -149,7 +199,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="prove Stripe, invoice-sync's records and the ledger agree for a window (report to S3)",
         description=(
             "Lists the window's documents on all three sides, classifies every difference (missing, "
-            "unknown to the source, duplicate, amount, tax or rounding, status, currency, payments), "
+            "unknown to the source, duplicate, amount, tax or rounding, status, currency, payments; "
+            "with payments back on, ledger payments never sent to Stripe and Stripe invoices whose "
+            "money paid outside Stripe is not what was sent), "
             "writes JSON, CSV and HTML under reports/<connection>/<date>/ and alerts once when they "
             "differ. Exit 0 clean, 3 differences, 4 incomplete."
         ),
@@ -160,6 +212,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--to", dest="end", required=True, help="last day, YYYY-MM-DD, today or yesterday (UTC)"
     )
-    parser.add_argument("--repair", action="store_true", help="re-queue what is missing or different")
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="re-queue what is missing or different; send ledger payments never sent to payments back",
+    )
     parser.add_argument("--stripe-key", help="Stripe secret key (default: STRIPE_API_KEY, then the secret)")
     parser.set_defaults(func=run)
