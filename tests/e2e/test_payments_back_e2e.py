@@ -10,6 +10,10 @@ INVOICE event) to the ledger webhook route,
 band, or a payment record attached), the stand-in posts its signed invoice.updated/invoice.paid
 back to the Stripe route, and push, seeing money the ledger holds already, books nothing more.
 (FreshBooks: a payment.create form signed with the callback's verifier.)
+
+Xero's webhooks have no payment category, so its guarantee is the scheduled poll: with the
+sandbox's INVOICE event on payments switched off (whether real Xero sends one is not known), a
+cheque reaches Stripe only through ``stack.poll_xero()`` (the XeroPollSchedule's invocation).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.demo import EVENTS
 from invoice_sync_ops.local.stack import SECRETS_PREFIX, LocalStack
 from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
+from invoice_sync_ops.sandboxes.xero import XeroSandbox
 
 TOTAL = 167786  # a1's invoice: USD 1,677.86
 
@@ -366,3 +371,68 @@ def test_a_verifier_freshbooks_refuses_is_never_kept(stack: LocalStack) -> None:
     pending = state.pending_callback(stack.company.connection_id, callback_id)
     assert pending is not None and pending.state == "pending"
     assert stack.ledger_events() == []
+
+
+# The Xero poll only: the module's Xero stack.
+XERO_ONLY = pytest.mark.parametrize("stack", ["xero"], indirect=True)
+
+
+def _xero(stack: LocalStack) -> XeroSandbox:
+    assert isinstance(stack.sandbox, XeroSandbox)
+    return stack.sandbox
+
+
+@XERO_ONLY
+def test_a_cheque_xero_announces_no_webhook_for_reaches_stripe_through_the_poll(stack: LocalStack) -> None:
+    """Given a synced invoice and the connection polled once (its first poll: the cursor starts
+    then), and the sandbox's INVOICE event on payments switched off (real Xero has no payment
+    webhook), when a person records a cheque for all of it by hand in Xero, then nothing reaches
+    the ledger webhook route and Stripe is unchanged; when the schedule's poll runs, it sends the
+    cheque to the worker, which pays the Stripe invoice out of band with one write, and the ledger
+    still holds only the person's payment; and a second poll sends nothing new to Stripe (the
+    overlap's re-read is a duplicate the worker's version guard absorbs)."""
+    sandbox = _xero(stack)
+    invoice_id, ledger_invoice = _synced_invoice(stack, "Poll01")
+    first = stack.poll_xero()
+    assert (first["polled"], first["failed"]) == (1, 0)
+    sandbox.invoice_events_on_payment = False
+    try:
+        account = stack.company.stripe_account
+        writes_before = len(stack.stripe.writes(account))
+        ledger_before = len(
+            _delivered(stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url())
+        )
+
+        cheque = sandbox.record_payment_by_hand(
+            stack.ledger.tenant_id, ledger_invoice, Decimal("1677.86"), reference="1045"
+        )
+        assert stack.drain(timeout=60)
+        ledger_deliveries = _delivered(
+            stack.sandbox.deliveries(stack.ledger.tenant_id), stack.ledger_webhook_url()
+        )
+        assert len(ledger_deliveries) == ledger_before
+        assert _effects(stack, writes_before) == []
+
+        polled = stack.poll_xero()
+        assert stack.drain(timeout=120)
+
+        (connection,) = polled["connections"]
+        assert (connection["connection_id"], connection["outcome"]) == (stack.company.connection_id, "polled")
+        assert connection["sent"] >= 1 and polled["failed"] == 0
+        assert _effects(stack, writes_before) == ["pay"]
+        stripe_invoice = _stripe_invoice(stack, invoice_id)
+        assert (stripe_invoice["status"], stripe_invoice["amount_remaining"]) == ("paid", 0)
+        back = _record(stack, "ledger_payment", f"{_id(stack, cheque)}:{ledger_invoice}")
+        assert (back.status, back.stripe_object) == (SyncStatus.SYNCED, invoice_id)
+        assert _payments_on(stack, ledger_invoice) == [_id(stack, cheque)]
+        writes_after = len(stack.stripe.writes(account))
+
+        again = stack.poll_xero()
+        assert stack.drain(timeout=60)
+
+        assert again["failed"] == 0
+        assert stack.stripe.writes(account)[writes_after:] == []
+        assert _payments_on(stack, ledger_invoice) == [_id(stack, cheque)]
+        assert stack.ledger_events() == []
+    finally:
+        sandbox.invoice_events_on_payment = True

@@ -44,6 +44,7 @@ from invoice_sync.store.secrets import SecretStore
 from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.local.api_gateway import LocalHttpApi
 from invoice_sync_ops.local.event_source import SqsEventSource
+from invoice_sync_ops.local.lambda_runtime import LocalContext
 from invoice_sync_ops.local.ledgers import LEDGERS, Credentials, LocalLedger, Sandbox
 from invoice_sync_ops.sandboxes.stripe import StripeSandbox, fixture_invoices, generate_invoices
 from invoice_sync_ops.target import Target
@@ -463,6 +464,20 @@ class LocalStack:
             for message in messages:
                 seen.setdefault(message["MessageId"], json.loads(message["Body"]))
         return list(seen.values())
+
+    def poll_xero(self) -> dict[str, Any]:
+        """One run of the Xero payments poll, as ``XeroPollSchedule`` starts it: the payments_back
+        handler invoked with the schedule's event, with the function's 60 s (template.yaml). It
+        returns the handler's summary (per connection: read, sent, the cursor saved). What it sends
+        waits on the ledger events queue, for the worker when ``payments_back_worker`` runs it
+        (``drain`` then waits for it)."""
+        from invoice_sync.handlers import payments_back  # noqa: PLC0415
+
+        summary: dict[str, Any] = payments_back.handler(
+            {"source": "schedule", "action": "poll-xero"},
+            LocalContext("payments-back", timeout_seconds=60),
+        )
+        return summary
 
     def drain(self, timeout: float = 60.0) -> bool:
         """Waits until the sync queue is empty and push is idle; with ``payments_back_worker``,
