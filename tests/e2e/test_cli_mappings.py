@@ -74,7 +74,7 @@ class TestXero:
         assert document["settings"]["payment_account"] == "090"
         clean = xero_cli("mappings", "check", "--json", capsys=capsys)
         assert (clean.code, clean.json()["problems"]) == (0, []), clean.err
-        assert clean.json()["checked"]["chart"]["accounts"] == 4
+        assert clean.json()["checked"]["chart"]["accounts"] == 6
         document["products"][0]["ledger_account"] = "400"  # Advertising, an EXPENSE account
         document["settings"]["payment_account"] = "200"  # Sales: revenue, takes no payments
         path.write_text(yaml.safe_dump(document))
@@ -142,7 +142,7 @@ def test_a_clean_mapping_checks_clean(cli: Cli) -> None:
     assert result.code == 0, result.err
     data = result.json()
     assert data["problems"] == []
-    assert data["checked"]["chart"] == {"items": 4, "tax_codes": 2, "accounts": 4}
+    assert data["checked"]["chart"] == {"items": 4, "tax_codes": 2, "accounts": 6}
 
 
 def test_import_bumps_the_version_and_push_uses_the_new_rules(

@@ -110,6 +110,79 @@ def check(connection: Connection, rules: Iterable[MappingRule], chart: Chart) ->
         text = _problem(chart, ledger, need, value)
         if text is not None:
             problems.append(Problem("setting", name, value, text))
+    payout_problems, payout_checked = check_payouts(connection, chart)
+    return problems + payout_problems, checked + payout_checked
+
+
+# Payout settings and what each must point at in QuickBooks and Xero (FreshBooks books only the fee
+# expense, whose category is not in a chart of accounts).
+PAYOUT_SETTINGS: tuple[tuple[str, Need, bool], ...] = (
+    ("payout_bank_account", "money account", True),
+    ("payout_fee_account", "account", True),
+    ("payout_unmatched_account", "account", True),
+    ("payout_adjustment_account", "account", False),
+)
+
+
+def check_payouts(connection: Connection, chart: Chart) -> tuple[list[Problem], int]:
+    """What payouts as deposits need when they are on (design two-way 3.8): the accounts a deposit
+    posts to, and payments and refunds that land in and leave from the account the deposit empties
+    (QuickBooks: Undeposited Funds; Xero: the clearing account ``payment_account``). Otherwise no
+    deposit can equal the bank line."""
+    if not connection.payout_deposits:
+        return [], 0
+    ledger = connection.ledger
+    problems: list[Problem] = []
+    checked = 0
+
+    def problem(name: str, value: str, text: str) -> None:
+        problems.append(Problem("setting", name, value, text))
+
+    if ledger == "freshbooks":
+        checked += 1
+        if not connection.payout_fee_account:
+            problem("payout_fee_account", "", "not set: the expense category Stripe's fees are booked to")
+        return problems, checked
+    for name, need, required in PAYOUT_SETTINGS:
+        value = getattr(connection, name)
+        checked += 1
+        if not value:
+            if required:
+                problem(name, "", "not set: payout deposits are on")
+            continue
+        text = _problem(chart, ledger, need, value)
+        if text is not None:
+            problem(name, value, text)
+    checked += 1
+    if ledger == "quickbooks":
+        if connection.payment_account:
+            problem(
+                "payment_account",
+                connection.payment_account,
+                "must be unset with payout deposits on: payments must land in Undeposited Funds, "
+                "which the payout's deposit empties",
+            )
+        refund_from = connection.refund_from_account
+        entries = {e.id: e for e in chart.accounts or ()}
+        found = entries.get(refund_from or "")
+        if found is None or "undeposited" not in found.name.lower():
+            problem(
+                "refund_from_account",
+                refund_from or "",
+                "must be the Undeposited Funds account with payout deposits on: refunds must leave "
+                "the money the payout's deposit empties",
+            )
+    elif ledger == "xero":
+        if connection.refund_from_account not in (None, connection.payment_account):
+            problem(
+                "refund_from_account",
+                connection.refund_from_account or "",
+                "must be unset or the clearing account (payment_account) with payout deposits on",
+            )
+        if not connection.payout_contact_id:
+            problem(
+                "payout_contact_id", "", "not set: Xero's bank transactions need the Stripe supplier contact"
+            )
     return problems, checked
 
 
