@@ -60,6 +60,23 @@ invoice sends ``invoice.updated`` (with ``previous_attributes``) and, when it be
 expanded), each attempt signed ``Stripe-Signature: t=<now>,v1=<hex HMAC-SHA256 of "t.body">``. A
 replayed request sends nothing. Stripe also sends ``invoice.payment_succeeded`` and more; these two
 are the ones the design (two-way 6) asks for.
+
+Payouts (design two-way 3.5.2 and 6): ``seed_payout(account, payout, transactions)`` (control API
+``POST /_sandbox/accounts/<account>/payouts`` with ``{"payout", "transactions", "emit"}``) makes a
+Payout and the balance transactions it paid out (``txn_...``: ``type``, ``amount``, ``fee``,
+``fee_details``, ``net = amount - fee``, ``currency``, ``exchange_rate`` null, ``reporting_category``,
+``source``), plus the payout's own ``type=payout`` transaction; every field is checked and the rest
+filled as Stripe fills them (``payout_object``, ``transaction_object``). ``GET /v1/payouts/{id}``
+(and the list), ``GET /v1/balance_transactions`` (``payout``, ``type``, ``source``, ``currency``,
+cursors, ``limit``; ``expand[]=data.source`` turns each source id into the seeded charge, refund or
+payout) and ``GET /v1/balance_transactions/{id}`` (``expand[]=source``). The payout filter lists
+nothing for a manual payout (``automatic: false``, ``reconciliation_status: "not_applicable"``), as
+Stripe cannot say what a manual payout settles, nor (the stand-in's assumption) while an automatic
+one is still reconciling. ``update_payout(account, id, status=, reconciliation_status=)`` (control
+API ``POST /_sandbox/accounts/<account>/payouts/<id>``) moves one on. Seeding and moving send
+``payout.paid``, ``payout.reconciliation_completed``, ``payout.failed`` and ``payout.canceled`` to the
+account's endpoints, in the envelope and with the signature of the invoice events (``request.id``
+null: Stripe makes these events on its own).
 """
 
 from __future__ import annotations
@@ -172,6 +189,9 @@ LIST_FILTERS: dict[str, frozenset[str]] = {
     "invoice_payments": frozenset(
         {"invoice", "status", "payment[type]", "payment[payment_intent]", "payment[payment_record]"}
     ),
+    "payouts": frozenset({"status", "destination"}),
+    # ``payout`` is matched apart (the transactions a payout paid out, automatic payouts only).
+    "balance_transactions": frozenset({"payout", "type", "source", "currency"}),
 }
 OBJECT_NAMES = {
     "invoices": "invoice",
@@ -179,6 +199,8 @@ OBJECT_NAMES = {
     "refunds": "refund",
     "invoice_payments": "invoice payment",
     "payment_records": "payment record",
+    "payouts": "payout",
+    "balance_transactions": "balance transaction",
 }
 CREATED_OPS: dict[str, Callable[[int, int], bool]] = {
     "gte": lambda value, bound: value >= bound,
@@ -187,6 +209,160 @@ CREATED_OPS: dict[str, Callable[[int, int], bool]] = {
     "lt": lambda value, bound: value < bound,
 }
 TAX_RATE = Decimal("0.0825")  # txr_SalesTax825, as in the fixtures
+
+# --- payouts (design two-way 3.5.2 and 6) ---------------------------------------------------------
+# A Payout's status and reconciliation_status, and the transitions a payout makes (stripe-python
+# ``_payout.py``: "Some payouts that fail might initially show as paid, then change to failed";
+# only a pending payout can be canceled, https://docs.stripe.com/api/payouts/cancel).
+PAYOUT_STATUSES = ("paid", "pending", "in_transit", "canceled", "failed")
+RECONCILIATION_STATUSES = ("completed", "in_progress", "not_applicable")
+PAYOUT_MOVES: dict[str, frozenset[str]] = {
+    "pending": frozenset({"in_transit", "paid", "failed", "canceled"}),
+    "in_transit": frozenset({"paid", "failed"}),
+    "paid": frozenset({"failed"}),
+    "failed": frozenset(),
+    "canceled": frozenset(),
+}
+# The event each status is announced with (stripe-python ``_event.py`` type literals).
+PAYOUT_EVENTS = {"paid": "payout.paid", "failed": "payout.failed", "canceled": "payout.canceled"}
+# The fields ``payout_object`` checks and computes; the others are taken as given.
+CHECKED_PAYOUT = frozenset(
+    {
+        "id",
+        "object",
+        "amount",
+        "arrival_date",
+        "automatic",
+        "balance_transaction",
+        "created",
+        "currency",
+        "reconciliation_status",
+        "status",
+    }
+)
+PAYOUT_FIELDS = frozenset(
+    {
+        "id",
+        "object",
+        "amount",
+        "application_fee",
+        "application_fee_amount",
+        "arrival_date",
+        "automatic",
+        "balance_transaction",
+        "created",
+        "currency",
+        "description",
+        "destination",
+        "failure_balance_transaction",
+        "failure_code",
+        "failure_message",
+        "livemode",
+        "metadata",
+        "method",
+        "original_payout",
+        "payout_method",
+        "reconciliation_status",
+        "reversed_by",
+        "source_type",
+        "statement_descriptor",
+        "status",
+        "trace_id",
+        "type",
+    }
+)
+# BalanceTransaction types (stripe-python ``_balance_transaction.py``, the ``type`` literal).
+TRANSACTION_TYPES = frozenset(
+    {
+        "adjustment",
+        "advance",
+        "advance_funding",
+        "anticipation_repayment",
+        "application_fee",
+        "application_fee_refund",
+        "charge",
+        "climate_order_purchase",
+        "climate_order_refund",
+        "connect_collection_transfer",
+        "contribution",
+        "fee_credit_funding",
+        "inbound_transfer",
+        "inbound_transfer_reversal",
+        "issuing_authorization_hold",
+        "issuing_authorization_release",
+        "issuing_dispute",
+        "issuing_transaction",
+        "obligation_outbound",
+        "obligation_reversal_inbound",
+        "payment",
+        "payment_failure_refund",
+        "payment_network_reserve_hold",
+        "payment_network_reserve_release",
+        "payment_refund",
+        "payment_reversal",
+        "payment_unreconciled",
+        "payout",
+        "payout_cancel",
+        "payout_failure",
+        "payout_minimum_balance_hold",
+        "payout_minimum_balance_release",
+        "refund",
+        "refund_failure",
+        "reserve_hold",
+        "reserve_release",
+        "reserve_transaction",
+        "reserved_funds",
+        "stripe_balance_payment_debit",
+        "stripe_balance_payment_debit_reversal",
+        "stripe_fee",
+        "stripe_fx_fee",
+        "tax_fee",
+        "topup",
+        "topup_reversal",
+        "transfer",
+        "transfer_cancel",
+        "transfer_failure",
+        "transfer_refund",
+    }
+)
+TRANSACTION_FIELDS = frozenset(
+    {
+        "id",
+        "object",
+        "amount",
+        "available_on",
+        "balance_type",
+        "created",
+        "currency",
+        "description",
+        "exchange_rate",
+        "fee",
+        "fee_details",
+        "net",
+        "reporting_category",
+        "source",
+        "status",
+        "type",
+    }
+)
+# A transaction's reporting category by type, where the type says it
+# (https://docs.stripe.com/reports/reporting-categories); anything else is other_adjustment unless
+# the test gives one.
+REPORTING_CATEGORIES = {
+    "charge": "charge",
+    "payment": "charge",
+    "refund": "refund",
+    "payment_refund": "refund",
+    "refund_failure": "refund_failure",
+    "payment_failure_refund": "charge_failure",
+    "stripe_fee": "fee",
+    "stripe_fx_fee": "fee",
+    "tax_fee": "fee",
+    "application_fee": "platform_earning",
+    "payout": "payout",
+}
+# What a transaction's ``source`` may be, by its id prefix: the object types the stand-in expands.
+SOURCE_OBJECTS = {"ch_": "charge", "py_": "charge", "re_": "refund", "pyr_": "refund", "po_": "payout"}
 
 
 def _error(message: str, *, code: str | None = None, param: str | None = None) -> dict[str, Any]:
@@ -249,6 +425,266 @@ def fixture_invoices(directory: Path = FIXTURES) -> list[dict[str, Any]]:
         if obj["id"] not in latest or latest[obj["id"]][0] <= created:
             latest[obj["id"]] = (created, obj)
     return [obj for _, obj in latest.values()]
+
+
+# --------------------------------------------------------------------------------------------------
+# Payouts and their balance transactions, as seeded by a test
+
+
+def _whole(obj: dict[str, Any], name: str, what: str, *, minimum: int | None = None) -> int:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what}: {name} must be an integer (minor units / Unix seconds)")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{what}: {name} must be at least {minimum}")
+    return value
+
+
+def _unknown_fields(obj: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise ValueError(f"{what}: unknown field(s) {', '.join(unknown)} (not on Stripe's object)")
+
+
+def payout_object(fields: dict[str, Any], *, now: float, livemode: bool = False) -> dict[str, Any]:
+    """A complete Payout (stripe-python ``_payout.py``) from the fields a test gives: ``amount``
+    (positive minor units), ``currency`` and ``arrival_date`` are required; ``automatic`` defaults
+    to true, ``status`` to ``paid``, ``reconciliation_status`` to ``completed`` for a paid automatic
+    payout (``in_progress`` before, ``not_applicable`` for a manual one, the only value a manual
+    payout has: https://docs.stripe.com/payouts/reconciliation). ``ValueError`` names what is wrong."""
+    if not isinstance(fields, dict):
+        raise ValueError("payout must be a JSON object")
+    _unknown_fields(fields, PAYOUT_FIELDS, "payout")
+    payout_id = str(fields.get("id") or f"po_{secrets.token_hex(12)}")
+    what = f"payout {payout_id}"
+    if not payout_id.startswith("po_"):
+        raise ValueError(f"{what}: id must start with po_")
+    if fields.get("object", "payout") != "payout":
+        raise ValueError(f"{what}: object must be 'payout'")
+    amount = _whole(fields, "amount", what, minimum=1)
+    currency = fields.get("currency")
+    if (
+        not isinstance(currency, str)
+        or len(currency) != 3
+        or not currency.isalpha()
+        or not currency.islower()
+    ):
+        raise ValueError(f"{what}: currency must be a lowercase ISO code (usd)")
+    arrival = _whole(fields, "arrival_date", what, minimum=0)
+    automatic = fields.get("automatic", True)
+    if not isinstance(automatic, bool):
+        raise ValueError(f"{what}: automatic must be a boolean")
+    status = fields.get("status", "paid")
+    if status not in PAYOUT_STATUSES:
+        raise ValueError(f"{what}: status must be one of {', '.join(PAYOUT_STATUSES)}")
+    default_reconciliation = (
+        "not_applicable" if not automatic else "completed" if status == "paid" else "in_progress"
+    )
+    reconciliation = fields.get("reconciliation_status", default_reconciliation)
+    if reconciliation not in RECONCILIATION_STATUSES:
+        raise ValueError(f"{what}: reconciliation_status must be one of {', '.join(RECONCILIATION_STATUSES)}")
+    if (reconciliation == "not_applicable") != (not automatic):
+        raise ValueError(f"{what}: a manual payout (and only one) has reconciliation_status not_applicable")
+    if reconciliation == "completed" and status != "paid":
+        raise ValueError(f"{what}: only a paid payout is reconciled")
+    created = _whole(fields, "created", what, minimum=0) if "created" in fields else int(now)
+    own = fields.get("balance_transaction") or f"txn_{secrets.token_hex(12)}"
+    if not isinstance(own, str) or not own.startswith("txn_"):
+        raise ValueError(f"{what}: balance_transaction must be a txn_ id")
+    payout: dict[str, Any] = {
+        "id": payout_id,
+        "object": "payout",
+        "amount": amount,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "arrival_date": arrival,
+        "automatic": automatic,
+        "balance_transaction": own,
+        "created": created,
+        "currency": currency,
+        "description": "STRIPE PAYOUT" if automatic else None,
+        "destination": f"ba_{secrets.token_hex(12)}",
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "livemode": livemode,
+        "metadata": {},
+        "method": "standard",
+        "original_payout": None,
+        "payout_method": None,
+        "reconciliation_status": reconciliation,
+        "reversed_by": None,
+        "source_type": "card",
+        "statement_descriptor": None,
+        "status": status,
+        "trace_id": {"status": "pending", "value": None},
+        "type": "bank_account",
+    }
+    # The rest (destination, description, metadata, failure_code, ...) as given.
+    payout.update(
+        {name: copy.deepcopy(value) for name, value in fields.items() if name not in CHECKED_PAYOUT}
+    )
+    return payout
+
+
+def _source_object(source: dict[str, Any], txn_id: str, currency: str, created: int) -> dict[str, Any]:
+    """A charge or refund a transaction moved, as given, with the fields every such object has
+    filled in (``balance_transaction`` is the transaction's own id)."""
+    source_id = source.get("id")
+    if not isinstance(source_id, str):
+        raise ValueError(f"transaction {txn_id}: its source object needs an id")
+    kind = next((name for prefix, name in SOURCE_OBJECTS.items() if source_id.startswith(prefix)), None)
+    if kind not in ("charge", "refund") or source.get("object", kind) != kind:
+        raise ValueError(
+            f"transaction {txn_id}: a source object is a charge (ch_/py_) or a refund (re_/pyr_)"
+        )
+    what = f"{kind} {source_id}"
+    _whole(source, "amount", what, minimum=0)
+    obj = copy.deepcopy(source)
+    obj.setdefault("object", kind)
+    obj.setdefault("balance_transaction", txn_id)
+    obj.setdefault("currency", currency)
+    obj.setdefault("created", created)
+    if kind == "charge":
+        # A charge of an invoice names its payment intent (a current-shape charge does not name the
+        # invoice): that is how a payout's charge line finds the invoice payment (design 3.5.2 step 8).
+        for name, default in (
+            ("payment_intent", None),
+            ("amount_captured", obj["amount"]),
+            ("amount_refunded", 0),
+            ("captured", True),
+            ("customer", None),
+            ("description", None),
+            ("livemode", False),
+            ("metadata", {}),
+            ("paid", True),
+            ("refunded", False),
+            ("status", "succeeded"),
+        ):
+            obj.setdefault(name, default)
+    else:
+        if not isinstance(obj.get("charge"), str):
+            raise ValueError(f"{what}: a refund names its charge")
+        for name, default in (
+            ("payment_intent", None),
+            ("metadata", {}),
+            ("reason", None),
+            ("status", "succeeded"),
+        ):
+            obj.setdefault(name, default)
+    return obj
+
+
+def transaction_object(
+    fields: dict[str, Any], payout: dict[str, Any], known: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A complete BalanceTransaction (stripe-python ``_balance_transaction.py``) paid out in
+    ``payout``, and the source object it carries (None when it names one already ``known``, or
+    none). ``type`` and ``amount`` (signed minor units) are required; ``fee`` defaults to 0 with
+    one ``stripe_fee`` detail, ``net`` is ``amount - fee`` (Stripe's definition; a given ``net``
+    must equal it), ``currency`` is the payout's, ``exchange_rate`` null."""
+    if not isinstance(fields, dict):
+        raise ValueError("each transaction must be a JSON object")
+    _unknown_fields(fields, TRANSACTION_FIELDS, "transaction")
+    txn_id = str(fields.get("id") or f"txn_{secrets.token_hex(12)}")
+    what = f"transaction {txn_id}"
+    if not txn_id.startswith("txn_"):
+        raise ValueError(f"{what}: id must start with txn_")
+    kind = fields.get("type")
+    if kind not in TRANSACTION_TYPES:
+        raise ValueError(f"{what}: type must be one of Stripe's balance transaction types")
+    if kind == "payout":
+        raise ValueError(f"{what}: the payout's own transaction is made by the stand-in")
+    amount = _whole(fields, "amount", what)
+    fee = _whole(fields, "fee", what, minimum=0) if "fee" in fields else 0
+    currency = fields.get("currency", payout["currency"])
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.islower():
+        raise ValueError(f"{what}: currency must be a lowercase ISO code")
+    details = fields.get("fee_details")
+    if details is None:
+        details = (
+            [
+                {
+                    "amount": fee,
+                    "application": None,
+                    "currency": currency,
+                    "description": "Stripe processing fees",
+                    "type": "stripe_fee",
+                }
+            ]
+            if fee
+            else []
+        )
+    if (
+        not isinstance(details, list)
+        or sum(_whole(d, "amount", f"{what} fee detail") for d in details) != fee
+    ):
+        raise ValueError(f"{what}: fee_details must add up to fee")
+    if "net" in fields and fields["net"] != amount - fee:
+        raise ValueError(f"{what}: net is amount - fee ({amount - fee})")
+    rate = fields.get("exchange_rate")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int | float)):
+        raise ValueError(f"{what}: exchange_rate is a number or null")
+    created = _whole(fields, "created", what, minimum=0) if "created" in fields else int(payout["created"])
+    source = fields.get("source")
+    carried: dict[str, Any] | None = None
+    if isinstance(source, dict):
+        carried = _source_object(source, txn_id, currency, created)
+        source_id: str | None = carried["id"]
+    elif isinstance(source, str):
+        if source not in known:
+            raise ValueError(f"{what}: source {source} is not seeded: give the charge or refund object")
+        source_id = source
+    elif source is None:
+        source_id = None
+    else:
+        raise ValueError(f"{what}: source is an id, a charge or refund object, or null")
+    txn = {
+        "id": txn_id,
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": int(fields.get("available_on", payout["arrival_date"])),
+        "balance_type": fields.get("balance_type", "payments"),
+        "created": created,
+        "currency": currency,
+        "description": fields.get("description"),
+        "exchange_rate": rate,
+        "fee": fee,
+        "fee_details": copy.deepcopy(details),
+        "net": amount - fee,
+        "reporting_category": fields.get(
+            "reporting_category", REPORTING_CATEGORIES.get(kind, "other_adjustment")
+        ),
+        "source": source_id,
+        "status": fields.get("status", "available"),
+        "type": kind,
+        "_payout": payout["id"],
+    }
+    return txn, carried
+
+
+def payout_transaction(payout: dict[str, Any]) -> dict[str, Any]:
+    """The payout's own transaction (``type: payout``, minus the payout), which the payout-filtered
+    list returns with the others (design two-way 2.1)."""
+    return {
+        "id": payout["balance_transaction"],
+        "object": "balance_transaction",
+        "amount": -payout["amount"],
+        "available_on": payout["created"],
+        "balance_type": "payments",
+        "created": payout["created"],
+        "currency": payout["currency"],
+        "description": payout.get("description"),
+        "exchange_rate": None,
+        "fee": 0,
+        "fee_details": [],
+        "net": -payout["amount"],
+        "reporting_category": "payout",
+        "source": payout["id"],
+        "status": "available",
+        "type": "payout",
+        "_payout": payout["id"],
+    }
 
 
 @dataclass(frozen=True)
@@ -501,6 +937,11 @@ class _Account(Traffic):
     payment_records: dict[str, dict[str, Any]] = field(default_factory=dict)
     attached: dict[str, dict[str, Any]] = field(default_factory=dict)  # InvoicePayments made here
     off_stripe: dict[str, int] = field(default_factory=dict)  # invoice id -> paid outside Stripe
+    payouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each with ``_payout`` (the payout that paid it out) kept off the wire.
+    balance_transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The objects a balance transaction's ``source`` names (charges, refunds), for expand[]=data.source.
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotency: dict[str, _Saved] = field(default_factory=dict)
     write_faults: deque[int] = field(default_factory=deque)  # statuses the next writes answer
     write_log: list[dict[str, Any]] = field(default_factory=list)
@@ -554,13 +995,14 @@ class StripeSandbox(SandboxServer[_Account]):
             latency_seconds=latency_seconds,
             rules=[
                 Rule(
-                    "/v1/<any(invoices, credit_notes, refunds, invoice_payments):collection>",
+                    "/v1/<any(invoices, credit_notes, refunds, invoice_payments, payouts, "
+                    "balance_transactions):collection>",
                     endpoint="list",
                     methods=["GET"],
                 ),
                 Rule(
-                    "/v1/<any(invoices, credit_notes, refunds, invoice_payments, payment_records):collection>"
-                    "/<invoice_id>",
+                    "/v1/<any(invoices, credit_notes, refunds, invoice_payments, payment_records, payouts, "
+                    "balance_transactions):collection>/<invoice_id>",
                     endpoint="retrieve",
                     methods=["GET"],
                 ),
@@ -614,6 +1056,127 @@ class StripeSandbox(SandboxServer[_Account]):
                 stored[obj["id"]] = obj
         return len(copied)
 
+    def seed_payout(
+        self,
+        account_id: str,
+        payout: dict[str, Any],
+        transactions: Iterable[dict[str, Any]] = (),
+        *,
+        emit: bool = True,
+    ) -> dict[str, Any]:
+        """Creates a payout and the balance transactions it paid out (``payout_object`` and
+        ``transaction_object`` say what each needs and defaults), plus the payout's own
+        ``type=payout`` transaction. A transaction's ``source`` is a charge or refund object (kept
+        for ``expand[]=data.source``) or the id of one seeded before (a refund of ``add_objects``
+        or a source of an earlier payout). The nets are not made to add up to the payout: a test
+        of the sum check seeds ones that do not. With ``emit``, the events Stripe sends for the
+        state the payout is seeded in go to the account's endpoints: ``payout.paid`` (shown
+        before reconciliation, as Stripe sends it) then, for a reconciled payout,
+        ``payout.reconciliation_completed``; ``payout.failed`` / ``payout.canceled``; nothing for a
+        pending or in-transit one. Returns the payout as the API shows it."""
+        given = list(transactions)
+        with self._lock:
+            account = self._tenant(account_id)
+            built = payout_object(payout, now=self._clock(), livemode=account.live)
+            if built["id"] in account.payouts:
+                raise ValueError(f"payout {built['id']} already exists")
+            known: dict[str, dict[str, Any]] = {**account.refunds, **account.sources}
+            rows: list[dict[str, Any]] = []
+            for fields in given:
+                txn, source = transaction_object(fields, built, known)
+                if source is not None:
+                    known[source["id"]] = source
+                rows.append(txn)
+            rows.append(payout_transaction(built))
+            ids = [row["id"] for row in rows]
+            taken = sorted({i for i in ids if ids.count(i) > 1 or i in account.balance_transactions})
+            if taken:
+                raise ValueError(f"balance transaction id(s) already used: {', '.join(taken)}")
+            account.payouts[built["id"]] = built
+            for row in rows:
+                account.balance_transactions[row["id"]] = row
+            for source_id, source in known.items():
+                if source_id not in account.refunds and source_id not in account.sources:
+                    account.sources[source_id] = source
+                    if source["object"] == "refund":
+                        account.refunds[source_id] = source  # listed by GET /v1/refunds as well
+            if emit:
+                self._payout_seeded(account, built)
+            return _record_view(built)
+
+    def update_payout(
+        self,
+        account_id: str,
+        payout_id: str,
+        *,
+        status: str | None = None,
+        reconciliation_status: str | None = None,
+    ) -> dict[str, Any]:
+        """Moves a payout on as Stripe would (``PAYOUT_MOVES``; reconciliation only from
+        ``in_progress`` to ``completed``, on a paid automatic payout) and sends the event of each
+        change: ``payout.paid`` / ``payout.failed`` / ``payout.canceled`` first, then
+        ``payout.reconciliation_completed``. Returns the payout as the API shows it."""
+        with self._lock:
+            account = self._tenant(account_id)
+            payout = account.payouts.get(payout_id)
+            if payout is None:
+                raise KeyError(f"payout {payout_id}")
+            before = copy.deepcopy(payout)
+            moved = status is not None and status != payout["status"]
+            if moved and status not in PAYOUT_MOVES.get(payout["status"], frozenset()):
+                raise ValueError(f"payout {payout_id}: cannot go from {payout['status']} to {status}")
+            reconciles = (
+                reconciliation_status is not None and reconciliation_status != payout["reconciliation_status"]
+            )
+            if reconciles and (
+                reconciliation_status != "completed"
+                or payout["reconciliation_status"] != "in_progress"
+                or (status or payout["status"]) != "paid"
+            ):
+                raise ValueError(
+                    f"payout {payout_id}: only a paid automatic payout's reconciliation completes"
+                )
+            if moved:
+                payout["status"] = status
+                if status == "failed":
+                    payout["failure_code"] = "account_closed"
+                    payout["failure_message"] = "The bank account has been closed."
+            if reconciles:
+                payout["reconciliation_status"] = "completed"
+            if payout["status"] != before["status"] and payout["status"] in PAYOUT_EVENTS:
+                shown = {**copy.deepcopy(payout), "reconciliation_status": before["reconciliation_status"]}
+                account.outbox.append((PAYOUT_EVENTS[payout["status"]], shown, {"status": before["status"]}))
+            if payout["reconciliation_status"] != before["reconciliation_status"]:
+                account.outbox.append(
+                    (
+                        "payout.reconciliation_completed",
+                        copy.deepcopy(payout),
+                        {"reconciliation_status": before["reconciliation_status"]},
+                    )
+                )
+            self._announce(account, None, by_request=False)
+            return _record_view(payout)
+
+    def _payout_seeded(self, account: _Account, payout: dict[str, Any]) -> None:
+        """The events of a payout seeded as it is. Under the lock."""
+        status = payout["status"]
+        if status == "paid":
+            reconciled = payout["reconciliation_status"] == "completed"
+            shown = {**payout, "reconciliation_status": "in_progress"} if reconciled else payout
+            account.outbox.append(("payout.paid", copy.deepcopy(shown), {"status": "in_transit"}))
+            if reconciled:
+                account.outbox.append(
+                    (
+                        "payout.reconciliation_completed",
+                        copy.deepcopy(payout),
+                        {"reconciliation_status": "in_progress"},
+                    )
+                )
+        elif status in PAYOUT_EVENTS:
+            previous = "pending" if status == "canceled" else "in_transit"
+            account.outbox.append((PAYOUT_EVENTS[status], copy.deepcopy(payout), {"status": previous}))
+        self._announce(account, None, by_request=False)
+
     def documents(self, account_id: str, kind: str) -> list[dict[str, Any]]:
         if kind not in LIST_FILTERS and kind != "payment_records":
             raise KeyError(kind)
@@ -666,7 +1229,31 @@ class StripeSandbox(SandboxServer[_Account]):
                 endpoint="ctl_add_objects",
                 methods=["POST"],
             ),
+            Rule(
+                f"/_sandbox/{self.control_root}/<tenant>/payouts/<payout_id>",
+                endpoint="ctl_payout_update",
+                methods=["POST"],
+            ),
         ]
+
+    def _control_calls(self) -> dict[str, Callable[[str, dict[str, Any]], Any]]:
+        return {
+            **super()._control_calls(),
+            # POST /_sandbox/accounts/<tenant>/payouts {"payout": {...}, "transactions": [...], "emit": true}
+            "payouts": self._seed_payout_call,
+        }
+
+    def _seed_payout_call(self, account_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        transactions = body.get("transactions", [])
+        if not isinstance(transactions, list):
+            raise ValueError("transactions must be a list of balance transaction objects")
+        emit = body.get("emit", True)
+        if not isinstance(emit, bool):
+            raise ValueError("emit must be a boolean")
+        payout = body.get("payout")
+        if not isinstance(payout, dict):
+            raise ValueError("payout must be a JSON object (a Stripe Payout's fields)")
+        return self.seed_payout(account_id, payout, transactions, emit=emit)
 
     def _control(self, request: Request, endpoint: str, args: dict[str, str]) -> Response:
         if endpoint == "ctl_faults" and b'"writes"' in request.get_data():
@@ -679,6 +1266,24 @@ class StripeSandbox(SandboxServer[_Account]):
             except (TypeError, ValueError) as exc:
                 return self._json({"error": str(exc)}, 400)
             return self._json({"ok": True})
+        if endpoint == "ctl_payout_update":
+            # POST /_sandbox/accounts/<tenant>/payouts/<id> {"status": "failed"} or
+            # {"reconciliation_status": "completed"}
+            try:
+                body = json.loads(request.get_data() or b"{}")
+                if not isinstance(body, dict) or set(body) - {"status", "reconciliation_status"}:
+                    raise ValueError('body is {"status": ..., "reconciliation_status": ...}')
+                updated = self.update_payout(
+                    args["tenant"],
+                    args["payout_id"],
+                    status=body.get("status"),
+                    reconciliation_status=body.get("reconciliation_status"),
+                )
+            except KeyError as exc:
+                return self._json({"error": f"unknown or missing {exc.args[0]}"}, 404)
+            except (TypeError, ValueError) as exc:
+                return self._json({"error": str(exc)}, 400)
+            return self._json(updated)
         if endpoint not in ("ctl_add", "ctl_add_objects"):
             return super()._control(request, endpoint, args)
         collection = args.get("collection", "invoices")
@@ -767,6 +1372,13 @@ class StripeSandbox(SandboxServer[_Account]):
                         ),
                         404,
                     )
+                if collection == "balance_transactions":
+                    try:
+                        return self._json(
+                            self._expanded(account, [found], _expands(request.args.items(multi=True)), "")[0]
+                        )
+                    except _Refused as refused:
+                        return self._json(refused.body, refused.status)
                 if collection != "invoices":
                     return self._json(_record_view(found))
                 try:
@@ -959,11 +1571,12 @@ class StripeSandbox(SandboxServer[_Account]):
         if before.get("status") != "paid" and after.get("status") == "paid":
             account.outbox.append(("invoice.paid", after, None))
 
-    def _announce(self, account: _Account, idempotency_key: str | None) -> None:
+    def _announce(self, account: _Account, idempotency_key: str | None, *, by_request: bool = True) -> None:
         """Send the events the write caused to the account's endpoints, in Stripe's envelope, each
-        attempt signed ``t=<now>,v1=<hex HMAC-SHA256 of "t.body">`` with the endpoint's whsec_."""
+        attempt signed ``t=<now>,v1=<hex HMAC-SHA256 of "t.body">`` with the endpoint's whsec_.
+        ``by_request=False``: events Stripe makes on its own (a payout's), with ``request.id`` null."""
         events, account.outbox = account.outbox, []
-        request_id = f"req_{secrets.token_hex(7)}"
+        request_id = f"req_{secrets.token_hex(7)}" if by_request else None
         for event_type, invoice, previous in events:
             data: dict[str, Any] = {"object": invoice}
             if previous is not None:
@@ -1288,7 +1901,9 @@ class StripeSandbox(SandboxServer[_Account]):
                 400,
             )
         status = query.get("status")
-        statuses = PAYMENT_STATUSES if collection == "invoice_payments" else STATUSES
+        statuses = {"invoice_payments": PAYMENT_STATUSES, "payouts": PAYOUT_STATUSES}.get(
+            collection, STATUSES
+        )
         if status is not None and status not in statuses:
             return self._json(
                 _error(
@@ -1322,8 +1937,13 @@ class StripeSandbox(SandboxServer[_Account]):
         equal = {
             name: query[name]
             for name in LIST_FILTERS[collection] - {"status"}
-            if query.get(name) is not None and not name.startswith("payment[")
+            if query.get(name) is not None and not name.startswith("payment[") and name != "payout"
         }
+        paid_out = self._paid_out(
+            account, query.get("payout") if collection == "balance_transactions" else None
+        )
+        if isinstance(paid_out, Response):
+            return paid_out
         # payment[type] / payment[payment_intent] / payment[payment_record]: the InvoicePayment's payment.
         of_payment = {
             name[8:-1]: query[name]
@@ -1340,6 +1960,7 @@ class StripeSandbox(SandboxServer[_Account]):
             and all(i.get(name) == value for name, value in equal.items())
             and all((i.get("payment") or {}).get(name) == value for name, value in of_payment.items())
             and all(test(int(i["created"]), bound) for test, bound in bounds)
+            and paid_out(i)
         ]
         after, before = query.get("starting_after"), query.get("ending_before")
         for cursor, param in ((after, "starting_after"), (before, "ending_before")):
@@ -1365,9 +1986,69 @@ class StripeSandbox(SandboxServer[_Account]):
             page, has_more = page_pool[-limit:], len(page_pool) > limit
         else:
             page, has_more = matching[:limit], len(matching) > limit
+        if collection == "balance_transactions":
+            try:
+                page = self._expanded(account, page, _expands(query.items(multi=True)), "data.")
+            except _Refused as refused:
+                return self._json(refused.body, refused.status)
         return self._json(
-            {"object": "list", "data": copy.deepcopy(page), "has_more": has_more, "url": f"/v1/{collection}"}
+            {
+                "object": "list",
+                "data": [_record_view(i) for i in page],
+                "has_more": has_more,
+                "url": f"/v1/{collection}",
+            }
         )
+
+    def _paid_out(
+        self, account: _Account, payout_id: str | None
+    ) -> Callable[[dict[str, Any]], bool] | Response:
+        """What the ``payout`` filter of ``GET /v1/balance_transactions`` keeps (everything when
+        there is none), or the 404 for a payout that does not exist."""
+        if payout_id is None:
+            return lambda _txn: True
+        payout = account.payouts.get(payout_id)
+        if payout is None:
+            return self._json(
+                _error(f"No such payout: '{payout_id}'", code="resource_missing", param="payout"), 404
+            )
+        # "For automatic Stripe payouts only, only returns transactions that were paid out on the
+        # specified payout ID" (stripe-python params/_balance_transaction_list_params.py): a manual
+        # payout lists nothing. The stand-in also lists nothing while reconciliation is in progress
+        # (its assumption: Stripe documents the list as complete only once it is "completed",
+        # https://docs.stripe.com/payouts/reconciliation).
+        listed = bool(payout["automatic"]) and payout["reconciliation_status"] == "completed"
+        return lambda txn: listed and txn.get("_payout") == payout_id
+
+    @staticmethod
+    def _expanded(
+        account: _Account, transactions: list[dict[str, Any]], expand: list[str], prefix: str
+    ) -> list[dict[str, Any]]:
+        """Balance transactions as the API shows them, ``source`` expanded into its object when
+        ``expand`` names ``{prefix}source`` (``data.source`` on a list); 400 for anything else."""
+        for name in expand:
+            if name != f"{prefix}source":
+                raise _Refused(
+                    400,
+                    _error(
+                        f"This property cannot be expanded ({name}).",
+                        code="parameter_invalid_string",
+                        param="expand",
+                    ),
+                    saved=False,
+                )
+        shown = [_record_view(txn) for txn in transactions]
+        if expand:
+            for txn in shown:
+                source = txn.get("source")
+                if isinstance(source, str):
+                    found = (
+                        account.sources.get(source)
+                        or account.refunds.get(source)
+                        or account.payouts.get(source)
+                    )
+                    txn["source"] = _record_view(found) if found is not None else source
+        return shown
 
 
 # --------------------------------------------------------------------------------------------------
