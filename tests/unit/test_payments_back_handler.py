@@ -89,14 +89,3 @@ def test_a_verifier_never_reaches_the_log_of_an_unreadable_message(
 
     assert response["batchItemFailures"] == [{"itemIdentifier": "m0"}]
     assert "fb-verifier-7731" not in capsys.readouterr().out
-
-
-def test_a_scheduled_poll_takes_no_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given the poll-xero schedule's event, then the handler answers without the service."""
-    monkeypatch.setattr(
-        bootstrap, "payments_back", lambda: pytest.fail("no service for a poll"), raising=False
-    )
-
-    assert payments_back.handler(
-        {"source": "schedule", "action": "poll-xero"}, LocalContext("payments-back")
-    ) == {"polled": 0}
