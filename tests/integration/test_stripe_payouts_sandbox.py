@@ -353,3 +353,17 @@ def test_update_payout_sends_the_event_of_each_change(
     assert [b["type"] for b in bodies] == ["payout.paid", "payout.reconciliation_completed", "payout.failed"]
     assert bodies[0]["data"]["previous_attributes"] == {"status": "in_transit"}
     assert bodies[2]["data"]["object"]["status"] == "failed"
+
+
+def test_payouts_are_listed_with_their_status_filter(sandbox: StripeSandbox) -> None:
+    """Given a paid and a pending payout, GET /v1/payouts lists both newest first, status=paid
+    keeps the paid one, and an unknown status is 400 naming the parameter."""
+    base = {"amount": 100, "currency": "usd", "arrival_date": ARRIVAL}
+    sandbox.seed_payout(ACCOUNT, base | {"id": "po_old", "created": NOW - 60}, [], emit=False)
+    sandbox.seed_payout(ACCOUNT, base | {"id": "po_new", "status": "pending"}, [], emit=False)
+    api = client(sandbox)
+    assert [p["id"] for page in api.list_objects("payouts") for p in page] == ["po_new", "po_old"]
+    assert [p["id"] for page in api.list_objects("payouts", status="paid") for p in page] == ["po_old"]
+    with httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Bearer {KEY}"}) as http:
+        refused = http.get("/v1/payouts", params={"status": "reversed"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "status"
