@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from invoice_sync.errors import LedgerUnavailable, LedgerValidation
+from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
 from invoice_sync.ledgers.port import (
     DepositDraft,
     DepositLine,
@@ -26,6 +27,7 @@ from invoice_sync.ledgers.port import (
 )
 from invoice_sync.ledgers.xero import payloads as xero_payloads
 from invoice_sync.ledgers.xero.adapter import XeroLedger
+from invoice_sync_ops.sandboxes.freshbooks import FreshBooksSandbox
 from invoice_sync_ops.sandboxes.xero import XeroSandbox
 from tests.contract.conftest import CREDENTIALS, _ledger, _vault
 
@@ -279,3 +281,149 @@ def test_xero_deposit_without_the_stripe_contact_writes_nothing(xero: XeroBooks)
         xero.ledger.create_deposit(draft, "deposit-key-6")
     assert xero.rows("BankTransactions", Type="SPEND") == []
     assert xero.rows("BankTransfers") == []
+
+
+# ------------------------------------------------------------------------------------------------
+# FreshBooks: the payout's fees as one expense (design 3.9)
+
+FRESHBOOKS_ACCOUNT = "dEpOs1"
+
+
+@dataclass
+class FreshBooksBooks:
+    sandbox: FreshBooksSandbox
+    ledger: FreshBooksLedger
+    fee_category: str  # the seeded "Merchant Fees" category id (payout_fee_account)
+
+    def expenses(self) -> list[dict[str, Any]]:
+        return self.sandbox.documents(FRESHBOOKS_ACCOUNT, "expenses")
+
+    def worked_example(self, po_id: str = "po_1QxYz") -> DepositDraft:
+        """The worked example as FreshBooks gets it: no bank or clearing account, no contact; the
+        payment and refund lines name FreshBooks payments push booked (not read here)."""
+        lines = (
+            DepositLine("payment", Decimal("150.00"), "INV-1001", ledger_id="100101"),
+            DepositLine("payment", Decimal("80.00"), "INV-1002", ledger_id="100102"),
+            DepositLine("refund", Decimal("-20.00"), "Refund of ch_a", ledger_id="100103"),
+            DepositLine("fee", Decimal("-7.57"), "Stripe fees, payout po_1QxYz", account=self.fee_category),
+        )
+        return replace(
+            _deposit(po_id, None, lines), bank_account=None, clearing_account=None, contact_id=None
+        )
+
+
+@pytest.fixture
+def freshbooks() -> Iterator[FreshBooksBooks]:
+    sandbox = FreshBooksSandbox()
+    url = sandbox.start()
+    sandbox.seed_account(FRESHBOOKS_ACCOUNT, business_id=900010, **CREDENTIALS)
+    ledger = _ledger("freshbooks", url, FRESHBOOKS_ACCOUNT, _vault())
+    assert isinstance(ledger, FreshBooksLedger)
+    yield FreshBooksBooks(sandbox, ledger, str(sandbox.category_id(FRESHBOOKS_ACCOUNT, "Merchant Fees")))
+    sandbox.stop()
+
+
+def test_freshbooks_deposit_books_one_expense_of_the_fees(freshbooks: FreshBooksBooks) -> None:
+    """Given the worked example, when the payout is booked, then FreshBooks holds one expense of
+    7.57 USD (the fees, as a positive amount) in the fee category, from vendor Stripe, dated the
+    arrival day, its notes the marker, "fees" and the deposit number; nothing else is written, and
+    the expense reads back by id as the deposit."""
+    draft = freshbooks.worked_example()
+
+    deposit = freshbooks.ledger.create_deposit(draft, "fb-deposit-1")
+
+    (expense,) = freshbooks.expenses()
+    assert expense["amount"] == {"amount": Decimal("7.57"), "code": "USD"}
+    assert (expense["categoryid"], expense["vendor"], expense["date"]) == (
+        int(freshbooks.fee_category),
+        "Stripe",
+        "2026-12-04",
+    )
+    assert expense["notes"] == f"{draft.private_note} fees {draft.number}"
+    assert (deposit.id, deposit.total, deposit.number, deposit.currency) == (
+        str(expense["id"]),
+        Decimal("7.57"),
+        draft.number,
+        "USD",
+    )
+    assert freshbooks.sandbox.documents(FRESHBOOKS_ACCOUNT, "payments") == []
+    read = freshbooks.ledger.get_deposit(deposit.id)
+    assert (read.id, read.total, read.number, read.voided) == (
+        deposit.id,
+        Decimal("7.57"),
+        draft.number,
+        False,
+    )
+
+
+def test_freshbooks_expense_is_found_again_and_a_retry_books_nothing_twice(
+    freshbooks: FreshBooksBooks,
+) -> None:
+    """Given the fee expense booked, then find_deposit finds it by its notes; a retry with the same
+    key, and one after the adapter forgot its keys (a cold start), answer the same expense and
+    FreshBooks still holds one."""
+    draft = freshbooks.worked_example()
+    assert freshbooks.ledger.find_deposit(draft) is None
+    first = freshbooks.ledger.create_deposit(draft, "fb-deposit-2")
+    found = freshbooks.ledger.find_deposit(draft)
+    again = freshbooks.ledger.create_deposit(draft, "fb-deposit-2")
+    freshbooks.ledger.forget_replays()
+    cold = freshbooks.ledger.create_deposit(draft, "fb-deposit-2")
+    assert found is not None
+    assert found.id == again.id == cold.id == first.id
+    assert len(freshbooks.expenses()) == 1
+
+
+def test_freshbooks_lost_answer_is_adopted_by_its_notes(freshbooks: FreshBooksBooks) -> None:
+    """Given FreshBooks committed the expense but its answer was lost (FreshBooks has no
+    idempotency keys, so the POST is not retried blind), when the deposit is created again, then
+    the expense is found by its notes and adopted: one expense."""
+    draft = freshbooks.worked_example()
+    freshbooks.sandbox.lose_responses(FRESHBOOKS_ACCOUNT, 1)
+    with pytest.raises(LedgerUnavailable):
+        freshbooks.ledger.create_deposit(draft, "fb-deposit-3")
+    assert len(freshbooks.expenses()) == 1
+    deposit = freshbooks.ledger.create_deposit(draft, "fb-deposit-3")
+    (expense,) = freshbooks.expenses()
+    assert deposit.id == str(expense["id"])
+
+
+def test_freshbooks_find_deposit_adopts_only_the_payouts_own_expense(freshbooks: FreshBooksBooks) -> None:
+    """Given, on the arrival day, an expense a person made for Stripe fees (no marker) and the fee
+    expense of another payout, then find_deposit finds nothing for this payout."""
+    draft = freshbooks.worked_example()
+    person = {
+        "amount": {"amount": "7.57", "code": "USD"},
+        "categoryid": int(freshbooks.fee_category),
+        "date": "2026-12-04",
+        "vendor": "Stripe",
+        "notes": f"Stripe fees {draft.number}",
+        "staffid": 1,
+    }
+    freshbooks.ledger.client.write("POST", "expenses/expenses", "expense", person)
+    freshbooks.ledger.create_deposit(freshbooks.worked_example("po_2Other0001"), "fb-other")
+    assert freshbooks.ledger.find_deposit(draft) is None
+
+
+def test_freshbooks_payout_without_fees_writes_nothing(freshbooks: FreshBooksBooks) -> None:
+    """Given a payout with no fee line, then create_deposit and find_deposit answer the same
+    deposit of 0 (its id the payout's own) without a write, so push's create-once needs no
+    FreshBooks case."""
+    draft = freshbooks.worked_example()
+    draft = replace(draft, lines=draft.lines[:3], total=Decimal("210.00"))
+    created = freshbooks.ledger.create_deposit(draft, "fb-deposit-5")
+    found = freshbooks.ledger.find_deposit(draft)
+    assert created == found
+    assert (created.id, created.total, created.number) == ("po_1QxYz", Decimal(0), draft.number)
+    assert freshbooks.expenses() == []
+    assert freshbooks.ledger.get_deposit(created.id).total == Decimal(0)
+
+
+def test_freshbooks_fee_category_that_is_not_one_is_refused(freshbooks: FreshBooksBooks) -> None:
+    """Given a fee category FreshBooks does not have, then the expense is refused (422, category
+    not found) as LedgerValidation and nothing is booked."""
+    draft = freshbooks.worked_example()
+    lines = (*draft.lines[:3], replace(draft.lines[3], account="999"))
+    with pytest.raises(LedgerValidation, match="Category not found"):
+        freshbooks.ledger.create_deposit(replace(draft, lines=lines), "fb-deposit-6")
+    assert freshbooks.expenses() == []

@@ -26,6 +26,13 @@ What it models, and where a choice had to be made (see the FreshBooks section of
 * Over-payments are refused with errno 1004 by default; ``allow_overpayment=True`` models what the
   real service does instead (the surplus becomes an ``overpayment`` credit note).
 
+* Expenses (``expenses/expenses``: POST, GET, PUT, DELETE; ``search[date_min]`` inclusive and
+  ``search[date_max]`` exclusive on ``date``, as FreshBooks documents for expenses) need a known
+  ``categoryid``, ``staffid`` (the owner, 1), ``date`` and a positive ``amount``; expense categories
+  (``expenses/categories``, read only) are seeded with "Advertising", "Merchant Fees" and
+  "Office Expenses & Postage" (``category_id(account, name)``). This is where a payout's fees go
+  (design two-way 3.9): FreshBooks' API has no deposit.
+
 Money inside the sandbox is ``Decimal`` end to end: bodies are parsed with ``parse_float=Decimal`` and
 Decimals are written back as JSON *strings* (FreshBooks' money format), never through float.
 
@@ -93,7 +100,7 @@ MAX_PERCENT_PLACES = 3
 SCOPE = (
     "user:profile:read user:clients:read user:clients:write user:invoices:read user:invoices:write "
     "user:payments:read user:payments:write user:credit_notes:read user:credit_notes:write "
-    "user:taxes:read user:items:read"
+    "user:taxes:read user:items:read user:expenses:read user:expenses:write"
 )
 INVALID_GRANT = (
     "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI "
@@ -121,8 +128,10 @@ RESOURCES = {
     "credit_notes/credit_notes": ("credit_note", "credit_notes"),
     "items/items": ("item", "items"),
     "taxes/taxes": ("tax", "taxes"),
+    "expenses/expenses": ("expense", "expenses"),
+    "expenses/categories": ("category", "categories"),
 }
-WRITABLE = {"clients", "invoices", "payments", "credit_notes"}
+WRITABLE = {"clients", "invoices", "payments", "credit_notes", "expenses"}
 # Primary id field per resource (besides "id", which FreshBooks also returns).
 ID_FIELD = {
     "clients": "userid",
@@ -131,6 +140,8 @@ ID_FIELD = {
     "credit_notes": "creditid",
     "items": "itemid",
     "taxes": "taxid",
+    "expenses": "expenseid",
+    "categories": "categoryid",
 }
 OBJECT_NAME = {
     "clients": "client",
@@ -139,6 +150,8 @@ OBJECT_NAME = {
     "credit_notes": "credit_note",
     "items": "item",
     "taxes": "tax",
+    "expenses": "expense",
+    "categories": "category",
 }
 NOT_FOUND_MESSAGE = {
     "clients": "Client not found.",
@@ -147,7 +160,15 @@ NOT_FOUND_MESSAGE = {
     "credit_notes": "Credit note not found.",
     "items": "Item not found.",
     "taxes": "Tax not found.",
+    "expenses": "Expense not found.",  # sandbox wording
+    "categories": "Category not found.",  # sandbox wording
 }
+# Expense categories (https://www.freshbooks.com/api/expense_categories) have their own id range
+# here, so seeding them leaves the ids of every other object as they were.
+FIRST_CATEGORY_ID = 3100001
+SEEDED_CATEGORIES = ("Advertising", "Merchant Fees", "Office Expenses & Postage")
+# The staff an expense names: the business owner, staff 1 (the sandbox account has no other staff).
+OWNER_STAFF_ID = 1
 # Invoice "status" integers (FreshBooks' older enum, still returned next to v3_status).
 STATUS_DRAFT, STATUS_SENT, STATUS_PAID = 1, 2, 4
 
@@ -416,8 +437,30 @@ class FreshBooksSandbox(SandboxServer[_Account]):
                 "updated": stamp,
                 "vis_state": 0,
             }
+        for offset, category in enumerate(SEEDED_CATEGORIES):
+            category_id = FIRST_CATEGORY_ID + offset
+            account.table("categories")[category_id] = {
+                "category": category,
+                "categoryid": category_id,
+                "created_at": stamp,
+                "id": category_id,
+                "is_cogs": False,
+                "is_editable": False,
+                "parentid": None,
+                "transaction_posted": False,
+                "updated_at": stamp,
+                "vis_state": 0,
+            }
         with self._lock:
             self._tenants[account_id] = account
+
+    def category_id(self, account_id: str, name: str = "Merchant Fees") -> int:
+        """The id of a seeded expense category, by name (what payout_fee_account names)."""
+        with self._lock:
+            for category in self._tenant(account_id).table("categories").values():
+                if category["category"] == name:
+                    return int(category["id"])
+        raise KeyError(f"no expense category {name!r}")
 
     def documents(self, account_id: str, resource: str) -> list[dict[str, Any]]:
         """Deep copies of the stored objects of one resource ("clients", "invoices", "payments",
@@ -952,6 +995,16 @@ class FreshBooksSandbox(SandboxServer[_Account]):
         if "vis_state" not in filters and resource not in ("taxes",):
             rows = [row for row in rows if row.get("vis_state", 0) != 1]  # deleted ones only on request
         for name, values in filters.items():
+            if resource == "expenses" and name in ("date_min", "date_max"):
+                # Expenses' own filters: "date greater than or equal to" date_min, "date less than"
+                # date_max, YYYY-MM-DD (https://www.freshbooks.com/api/expenses).
+                wanted = values[0].strip()
+                rows = [
+                    row
+                    for row in rows
+                    if (str(row["date"]) >= wanted if name == "date_min" else str(row["date"]) < wanted)
+                ]
+                continue
             rows = [row for row in rows if self._matches(row, name, values)]
         page_arg, per_page_arg = (
             request.args.get("page", "1"),
@@ -1021,6 +1074,8 @@ class FreshBooksSandbox(SandboxServer[_Account]):
             obj = self._build_invoice(account, data, base, None)
         elif resource == "payments":
             obj = self._build_payment(account, data, base, None)
+        elif resource == "expenses":
+            obj = self._build_expense(account, data, base)
         else:
             base["created_at"] = stamp
             obj = self._build_credit_note(account, data, base, None)
@@ -1062,6 +1117,8 @@ class FreshBooksSandbox(SandboxServer[_Account]):
             obj = self._build_invoice(account, {**self._raw_doc(existing), **data}, keep, existing)
         elif resource == "payments":
             obj = self._build_payment(account, {**existing, **data}, keep, existing)
+        elif resource == "expenses":
+            obj = self._build_expense(account, {**existing, **data}, keep)
         else:
             keep["created_at"] = existing["created_at"]
             obj = self._build_credit_note(account, {**self._raw_doc(existing), **data}, keep, existing)
@@ -1450,6 +1507,72 @@ class FreshBooksSandbox(SandboxServer[_Account]):
             "payment_status": "paid",
             "status": "sent" if sent else "created",
             "display_status": "sent" if sent else "created",
+        }
+
+    def _build_expense(self, account: _Account, data: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+        """An expense (https://www.freshbooks.com/api/expenses; freshbooks-nodejs-sdk
+        ``models/Expense.ts``: categoryid, staffid, date and amount required). No taxes, client or
+        project here: what invoice-sync books is a plain business expense (status 0, internal)."""
+        category_id = _int_id(data.get("categoryid"))
+        if data.get("categoryid") in (None, ""):
+            raise _required("categoryid", "expense")
+        category = account.table("categories").get(category_id) if category_id is not None else None
+        if category is None or category.get("vis_state") == 1:
+            raise _Fault(
+                422, 1012, "Category not found.", field="categoryid", obj="expense", value=data["categoryid"]
+            )  # sandbox wording
+        if data.get("staffid") in (None, ""):
+            raise _required("staffid", "expense")
+        if _int_id(data["staffid"]) != OWNER_STAFF_ID:
+            raise _Fault(
+                422, 1012, "Staff not found.", field="staffid", obj="expense", value=data["staffid"]
+            )  # sandbox wording
+        if data.get("date") in (None, ""):
+            raise _required("date", "expense")
+        expense_date = _date(data["date"], "date", "expense")
+        amount = money(_money_in(data.get("amount"), "amount", "expense"))
+        if amount <= 0:
+            # Sandbox assumption: an expense is money spent, so it is refused at zero or below.
+            raise _invalid("amount", "expense", amount, "Amount must be greater than zero.")
+        raw = data.get("amount")
+        currency = str((raw.get("code") if isinstance(raw, dict) else None) or account.currency).upper()
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            raise _invalid("amount", "expense", currency, "Invalid currency code.")  # sandbox wording
+        for name in ("vendor", "notes"):
+            if data.get(name) is not None and not isinstance(data[name], str):
+                raise _invalid(name, "expense", data[name])
+        return {
+            **base,
+            "expenseid": base["id"],
+            "categoryid": category["id"],
+            "staffid": OWNER_STAFF_ID,
+            "date": expense_date,
+            "amount": {"amount": amount, "code": currency},
+            "vendor": data.get("vendor"),
+            "notes": data.get("notes") or "",
+            "clientid": 0,  # "Expenses that are not associated with a client are represented by 0"
+            "projectid": 0,
+            "status": 0,  # internal
+            "invoiceid": None,
+            "markup_percent": "0",
+            "taxName1": None,
+            "taxPercent1": None,
+            "taxAmount1": None,
+            "taxName2": None,
+            "taxPercent2": None,
+            "taxAmount2": None,
+            "compounded_tax": False,
+            "has_receipt": False,
+            "isduplicate": False,
+            "include_receipt": False,
+            "from_bulk_import": False,
+            "account_name": "",
+            "accountid": None,
+            "bank_name": "",
+            "transactionid": None,
+            "profileid": None,
+            "ext_invoiceid": 0,
+            "ext_systemid": 0,
         }
 
 

@@ -22,6 +22,15 @@ adapter supplies what the port promises:
 * **Webhooks.** FreshBooks sends a new callback's verifier to its address; ``verify_callback`` sends
   it back (``PUT /events/account/{id}/events/callbacks/{callback_id}``) so the callback goes live.
   A verifier FreshBooks refuses is a ``LedgerValidation``: never a key.
+* **Payouts** (design two-way 3.9, ``deposit_support`` "fees_only"). FreshBooks' API has no
+  deposit, so ``create_deposit`` books only the payout's fee lines, as one expense of their total
+  (``expenses/expenses``: the fee category, vendor "Stripe", dated the arrival day, notes = marker
+  + " fees " + number); payment, refund and other lines are not booked (the deposit slip carries
+  them). The expense is found again by its notes among the arrival day's expenses, so a retry
+  after a lost answer adopts it. A payout with no fees to book writes nothing and answers a
+  deposit of 0 whose id is the payout's own id (``payloads.no_fee_document``), from
+  ``create_deposit`` and ``find_deposit`` alike: push's "create once" needs no FreshBooks case,
+  and the payments it links still get a ``deposit_id``.
 * **Items.** FreshBooks lines take any name, so a mapping that names an item the account does not
   have would go through unnoticed; lines are checked against the account's items (listed once per
   warm process, again when a name is missing) and refused with ``LedgerValidation`` instead.
@@ -55,13 +64,13 @@ from invoice_sync.ledgers.port import (
     PAYMENT_PAGE_SIZE,
     Chart,
     ChartEntry,
+    DepositDraft,
     DepositSupport,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
     LedgerPayment,
     ListedKind,
-    NoDeposits,
     PaymentDraft,
     RefundIsCreditNote,
     in_window,
@@ -74,12 +83,13 @@ PAYMENTS = "payments/payments"
 ITEMS = "items/items"
 CREDIT_NOTES = "credit_notes/credit_notes"
 TAXES = "taxes/taxes"
+EXPENSES = "expenses/expenses"
 CALLBACKS = "events/callbacks"  # under the events API's account root, not the accounting one
 REPLAY_MEMORY = 1024
 ACCOUNTING_TZ = payloads.ACCOUNTING_TZ
 
 
-class FreshBooksLedger(RefundIsCreditNote, NoDeposits):
+class FreshBooksLedger(RefundIsCreditNote):
     deposit_support: DepositSupport = "fees_only"
     batch_size = 1  # FreshBooks has no batch call
     chart_page_size = PER_PAGE
@@ -415,6 +425,59 @@ class FreshBooksLedger(RefundIsCreditNote, NoDeposits):
         created = self.client.write("POST", PAYMENTS, "payment", payloads.payment_body(draft))
         self._remember("payment", idempotency_key, str(created["id"]))
         return payloads.payment_document(created)
+
+    # --- payouts: the fee expense -----------------------------------------------------------------
+
+    def find_deposit(self, draft: DepositDraft) -> LedgerDocument | None:
+        """The live expense of the payout's arrival day whose notes are exactly this payout's
+        (``payloads.fee_notes``: marker, "fees", number); an expense a person made, or another
+        payout's, is never adopted. A payout with no fees finds its deposit of 0."""
+        if payloads.fee_expense_body(draft) is None:
+            return payloads.no_fee_document(draft)
+        found = self._fee_expense(draft)
+        return payloads.expense_document(found) if found is not None else None
+
+    def create_deposit(self, draft: DepositDraft, idempotency_key: str) -> LedgerDocument:
+        """``POST expenses/expenses`` of the fees' total, unless this key already made it (the
+        replay memory) or the expense is there already (found by its notes: a retry after a lost
+        answer). A payout with no fees writes nothing (see the module docstring)."""
+        body = payloads.fee_expense_body(draft)  # checked before any call
+        if body is None:
+            return payloads.no_fee_document(draft)
+        replayed = self._replayed("deposit", idempotency_key)
+        if replayed is not None:
+            return self.get_deposit(replayed)
+        existing = self._fee_expense(draft)
+        if existing is None:
+            try:
+                existing = self.client.write("POST", EXPENSES, "expense", body)
+            except NotFound as missing:
+                # An unknown category answers errno 1012 (a reference not found), which is the
+                # connection's setting to fix, not a missing deposit.
+                raise LedgerValidation(
+                    f"{missing}: payout_fee_account {body['categoryid']} must be one of this "
+                    "account's expense categories (GET expenses/categories)",
+                    code=missing.code,
+                ) from missing
+        self._remember("deposit", idempotency_key, str(existing["id"]))
+        return payloads.expense_document(existing)
+
+    def get_deposit(self, ledger_id: str) -> LedgerDocument:
+        """An expense by id; the payout id a payout without fees was recorded under reads as its
+        deposit of 0 (nothing in FreshBooks)."""
+        if ledger_id.startswith("po_"):
+            return LedgerDocument(
+                id=ledger_id, version=None, number=None, total=Decimal(0), balance=Decimal(0), currency=""
+            )
+        if not ledger_id.isdigit():
+            raise NotFound(f"FreshBooks: no expense {ledger_id!r}", code="1012")
+        return payloads.expense_document(self.client.get(f"{EXPENSES}/{ledger_id}", "expense"))
+
+    def _fee_expense(self, draft: DepositDraft) -> dict[str, Any] | None:
+        notes = payloads.fee_notes(draft)
+        found = self.client.list(EXPENSES, "expenses", payloads.fee_expense_search(draft))
+        ours = [e for e in found if e.get("notes") == notes and e.get("vis_state", 0) != 1]
+        return ours[0] if ours else None
 
     # --- webhooks ---------------------------------------------------------------------------------
 

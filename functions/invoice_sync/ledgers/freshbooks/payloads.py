@@ -17,14 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, DecimalException
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from invoice_sync.errors import LedgerValidation
+from invoice_sync.errors import LedgerValidation, Unsupported
 from invoice_sync.ledgers.port import (
     MARKER_PREFIX,
+    DepositDraft,
     InvoiceDraft,
     LedgerContact,
     LedgerDocument,
@@ -367,4 +368,106 @@ def ledger_payment(obj: dict[str, Any]) -> LedgerPayment:
 def contact(obj: dict[str, Any]) -> LedgerContact:
     return LedgerContact(
         id=str(obj["id"]), name=str(obj.get("organization") or ""), reference=obj.get("note") or None
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Payouts (design two-way 3.9): FreshBooks' API has no deposit, transfer or bank transaction, so a
+# payout's fees are booked as one expense (``expenses/expenses``) and the rest goes on the deposit
+# slip. Field names: https://www.freshbooks.com/api/expenses and freshbooks-nodejs-sdk
+# ``models/Expense.ts`` (categoryid, staffid, date and amount required; vendor, notes optional).
+
+FEE_VENDOR = "Stripe"
+# The business owner's staff id (FreshBooks' expenses need a staffid; the owner is staff 1, as the
+# account owner is user 1 in FreshBooks' webhook example) [?: confirm with a live account].
+OWNER_STAFF_ID = 1
+
+
+def fee_notes(draft: DepositDraft) -> str:
+    """The expense's notes: the payout's marker, ``fees`` and the deposit number (what find_deposit
+    compares exactly, and what a person sees next to the bank line)."""
+    return f"{draft.private_note} fees {draft.number}"
+
+
+def fee_total(draft: DepositDraft) -> Decimal:
+    """The payout's fees as a positive amount (fee lines are negative: money out of the bank)."""
+    return -sum((line.amount for line in draft.lines if line.kind == "fee"), Decimal(0))
+
+
+def fee_expense_body(draft: DepositDraft) -> dict[str, Any] | None:
+    """The one expense of the payout's fees, or None when it has none to book (no fee line, or
+    fees that cancel out). Every fee line must name the same expense category (the connection's
+    payout_fee_account), a FreshBooks category id."""
+    fees = [line for line in draft.lines if line.kind == "fee"]
+    total = fee_total(draft)
+    if not fees or total == 0:
+        return None
+    if total < 0:
+        raise Unsupported(
+            f"payout {draft.source_id}: its fee lines give back {format(-total, 'f')} {draft.currency} "
+            "more than they charge, and a FreshBooks expense cannot be negative: record it by hand",
+            code="unsupported",
+        )
+    categories = {line.account for line in fees}
+    if len(categories) != 1 or not (category := next(iter(categories))):
+        raise LedgerValidation(
+            f"payout {draft.source_id}: its fee lines must all post to one expense category "
+            "(the connection's payout_fee_account)",
+            code="category",
+        )
+    if not category.isdigit():
+        raise LedgerValidation(
+            f"payout_fee_account {category!r} is not a FreshBooks expense category id (a number; "
+            "GET expenses/categories lists them)",
+            code="category",
+        )
+    return {
+        "amount": money(total, draft.currency),
+        "categoryid": int(category),
+        "date": draft.arrival_on.isoformat(),
+        "vendor": FEE_VENDOR,
+        "notes": fee_notes(draft),
+        "staffid": OWNER_STAFF_ID,
+    }
+
+
+def fee_expense_search(draft: DepositDraft) -> dict[str, str]:
+    """The ``search[...]`` that lists the expenses of the payout's arrival day: ``date_min`` is
+    inclusive and ``date_max`` exclusive (FreshBooks' expenses filters), so one day. FreshBooks
+    documents no filter on notes: the marker is compared on what comes back."""
+    return {
+        "date_min": draft.arrival_on.isoformat(),
+        "date_max": (draft.arrival_on + timedelta(days=1)).isoformat(),
+    }
+
+
+def no_fee_document(draft: DepositDraft) -> LedgerDocument:
+    """What a payout without fees books in FreshBooks: nothing. Its id is the payout's own id (no
+    FreshBooks id looks like it), so the deposit still has a ledger id to record."""
+    return LedgerDocument(
+        id=draft.source_id,
+        version=None,
+        number=draft.number,
+        total=Decimal(0),
+        balance=Decimal(0),
+        currency=draft.currency,
+        private_note=fee_notes(draft),
+    )
+
+
+def expense_document(obj: dict[str, Any]) -> LedgerDocument:
+    """An expense as the port's deposit: its amount, the number its notes carry after ``fees``."""
+    notes = obj.get("notes") or None
+    words = str(notes or "").split()
+    number = words[-1] if notes and str(notes).startswith(MARKER_PREFIX) and "fees" in words[:-1] else None
+    amount = obj.get("amount")
+    return LedgerDocument(
+        id=str(obj["id"]),
+        version=obj.get("updated"),
+        number=number,
+        total=amount_of(amount),
+        balance=Decimal(0),
+        currency=str((amount or {}).get("code", "")) if isinstance(amount, dict) else "",
+        private_note=notes,
+        voided=obj.get("vis_state") == 1,
     )
