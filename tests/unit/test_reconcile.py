@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from invoice_sync.ledgers.port import LedgerPayment, PaymentApplication
+from invoice_sync.models.mapping import Connection
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sync.reconcile import (
     Comparison,
@@ -29,6 +30,7 @@ from invoice_sync.sync.reconcile import (
 )
 from invoice_sync.sync.reconcile_report import report_csv, report_html, report_json
 from invoice_sync.sync.reconcile_service import days_to_run
+from invoice_sync_ops.commands.reconcile import unsent_events
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 CREATED = int(START.timestamp()) + 3600
@@ -548,10 +550,10 @@ class Back:
     def __init__(
         self,
         *,
-        records: list[SyncRecord] = (),  # type: ignore[assignment]
+        records: Sequence[SyncRecord] = (),
         pushed: set[str] | None = None,
-        payments: dict[str, LedgerPayment | None] | None = None,
-        off_stripe: dict[str, int | None] | None = None,
+        payments: Mapping[str, LedgerPayment | None] | None = None,
+        off_stripe: Mapping[str, int | None] | None = None,
         since: datetime | None = SINCE,
         failing: str | None = None,
     ) -> None:
@@ -587,6 +589,10 @@ class Back:
     def invoice_records(self, invoice_id: str) -> list[SyncRecord]:
         self._fail("records")
         return [r for r in self.records if r.source_target == invoice_id]
+
+    def from_ledger(self, payment_record_id: str) -> bool:
+        self._fail("records")
+        return any(r.stripe_object == payment_record_id for r in self.records)
 
     def off_stripe(self, invoice_id: str) -> OffStripe | None:
         self._fail("source")
@@ -775,3 +781,81 @@ def test_the_report_shows_both_directions() -> None:
     assert sorted(r["direction"] for r in rows) == ["to_ledger", "to_source"]
     page = report_html(report, []).decode()
     assert 'id="directions"' in page and "the ledger to Stripe" in page
+
+
+def _stripe_payment(source_id: str, total: int, **fields: Any) -> SourceDoc:
+    return SourceDoc(
+        "payment", source_id, None, "USD", total, 0, "paid", CREATED, invoice_id="in_1", **fields
+    )
+
+
+@pytest.mark.parametrize(
+    ("payment", "records", "back", "expected"),
+    [
+        # Stripe's paid total so far, all of it the ledger's 40.00 payments back sent: not push's.
+        (_stripe_payment("in_1:paid:4000", 4000, cumulative=True), [], Back(records=[back_rec("190")]), []),
+        # 10.00 more than payments back sent: push's to book, and not in the ledger.
+        (
+            _stripe_payment("in_1:paid:5000", 5000, cumulative=True),
+            [],
+            Back(records=[back_rec("190")]),
+            [("payment_not_applied", "in_1:paid:5000")],
+        ),
+        # The payment record payments back attached (the window's record names it).
+        (_stripe_payment("inpay_7", 4000, payment_record="pr_1"), [back_rec("190")], Back(), []),
+        # A payment record someone else reported: push's to book.
+        (
+            _stripe_payment("inpay_8", 4000, payment_record="pr_other"),
+            [back_rec("190")],
+            Back(),
+            [("payment_not_applied", "inpay_8")],
+        ),
+        # Push saw it and found nothing to book (its record skipped: "recorded from the ledger").
+        (
+            _stripe_payment("inpay_9", 4000),
+            [rec("inpay_9", kind="payment", status=SyncStatus.SKIPPED)],
+            None,
+            [],
+        ),
+        # Payments back off: Stripe's paid total is push's, as before.
+        (
+            _stripe_payment("in_1:paid:4000", 4000, cumulative=True),
+            [],
+            None,
+            [("payment_not_applied", "in_1:paid:4000")],
+        ),
+    ],
+)
+def test_stripe_payments_that_are_the_ledgers_own_money_are_not_expected_in_the_ledger(
+    payment: SourceDoc, records: list[SyncRecord], back: Back | None, expected: list[tuple[str, str]]
+) -> None:
+    """Given a Stripe payment on in_1 and no ledger payment with its marker, when reconciled, then
+    it is payment_not_applied only when it is push's to book: not when it is the money payments
+    back sent (Stripe's paid total within what the synced ledger_payment records sent, or the
+    payment record payments back attached), nor when push's record says there was nothing to book."""
+    reconciler = Reconciler(START, lambda _kind, _sid: None, None, back)
+    reconciler.add_sources([inv("in_1"), payment])
+    reconciler.add_records([rec("in_1"), *records])
+    reconciler.add_ledger([led("in_1")])
+    found = [c for c in classes(reconciler.compare()) if c[0] != "off_stripe_mismatch"]
+    assert found == expected
+
+
+def test_repair_sends_one_ledger_event_per_unsent_ledger_payment() -> None:
+    """Given a report with two ledger_payment_not_sent rows for one payment and one for another,
+    and a missing invoice, when --repair plans what payments back must read, then it is one
+    LedgerEventMessage per ledger payment (kind payment, operation redrive, the connection's
+    ledger), as ``invoice-sync redrive --kind ledger_payment`` sends, and none for the invoice."""
+    connection = Connection(connection_id="acme", ledger="xero", tenant_id="t1", payments_back=True)
+    differences: list[dict[str, object]] = [
+        {"class": "ledger_payment_not_sent", "source_id": "pmt_1"},
+        {"class": "ledger_payment_not_sent", "source_id": "pmt_1"},
+        {"class": "ledger_payment_not_sent", "source_id": "pmt_2"},
+        {"class": "missing_in_ledger", "source_id": "in_1"},
+        {"class": "off_stripe_mismatch", "source_id": "in_2"},
+    ]
+    events = unsent_events(connection, differences)
+    assert [(e.connection_id, e.ledger, e.kind, e.operation, e.object_id) for e in events] == [
+        ("acme", "xero", "payment", "redrive", "pmt_1"),
+        ("acme", "xero", "payment", "redrive", "pmt_2"),
+    ]

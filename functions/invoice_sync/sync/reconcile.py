@@ -108,6 +108,11 @@ class SourceDoc:
     status: str  # invoice: open/paid/void/uncollectible; credit note: issued/void; payment: paid
     created: int  # Unix seconds
     invoice_id: str | None = None  # a payment's invoice
+    # A payment's Stripe payment record (``pr_…``), when it is one: payments back reports the
+    # ledger's own payments as such (design two-way 3.5.1), and those are not push's to book.
+    payment_record: str | None = None
+    # A payment Stripe gave as the invoice's paid total so far (``in_…:paid:N``, no payments list).
+    cumulative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +343,10 @@ class PaymentsBackSide(Protocol):
         """Every ``ledger_payment`` record whose Stripe invoice is ``invoice_id``."""
         ...
 
+    def from_ledger(self, payment_record_id: str) -> bool:
+        """Payments back made this Stripe payment record (its ``pr_…`` link, design 3.6 loop 2)."""
+        ...
+
     def off_stripe(self, invoice_id: str) -> OffStripe | None:
         """Stripe's invoice (``expand[]=amount_paid_off_stripe``); None when Stripe has none."""
         ...
@@ -413,6 +422,7 @@ class Reconciler:
         self._back_invoices: set[str] = set()
         self._unmarked_payments: dict[str, LedgerEntry] = {}
         self._checked_payments: set[str] = set()
+        self._sent: dict[str, int | None] = {}  # Stripe invoice -> what its synced records sent
         self._charge_refunds = charge_refunds
         self._charges_read: dict[str, list[SourceRefund] | None] = {}
         # Refunds: Stripe's charges refunded in the window, invoice-sync's refund records (by id,
@@ -594,13 +604,9 @@ class Reconciler:
         if "source" in self.result.incomplete:
             return
         for invoice_id in sorted(self._back_invoices):
-            try:
-                found = {r.source_id: r for r in back.invoice_records(invoice_id)}
-            except Exception as exc:  # noqa: BLE001 - records that cannot be read prove nothing
-                self.mark_incomplete("records", f"{exc.__class__.__name__}: {exc}")
+            records = self._invoice_back_records(invoice_id)
+            if records is None:
                 return
-            window = {k: r for k, r in self._back_records.items() if r.source_target == invoice_id}
-            records = sorted({**window, **found}.values(), key=lambda r: r.source_id)
             if not records:
                 continue
             try:
@@ -804,6 +810,10 @@ class Reconciler:
             if source.created < int(self.window_start.timestamp()):
                 return
         if kind == "payment":
+            if record is not None and record.status == SyncStatus.SKIPPED.value:
+                return  # push found nothing to book (the ledger holds that money already)
+            if source is not None and self._from_ledger(source):
+                return  # the ledger's own payment, sent to Stripe: the other direction's subject
             self._judge_payment(source, ledger)
             return
         if record is not None and record.status == SyncStatus.SKIPPED.value:
@@ -874,6 +884,50 @@ class Reconciler:
                 add(DifferenceClass.STATUS_DIFFERS, "paid at the source, open in the ledger")
             elif source.status == "open" and entry.balance == 0 and entry.total > 0:
                 add(DifferenceClass.STATUS_DIFFERS, "open at the source, paid in the ledger")
+
+    def _from_ledger(self, source: SourceDoc) -> bool:
+        """A Stripe payment that is a payment record payments back reported for a ledger payment:
+        the ledger holds the person's payment, never a copy of this one."""
+        if self._back is None:
+            return False
+        if source.cumulative and source.invoice_id is not None:
+            # Stripe's paid total so far counts the money payments back sent (basil: amount_paid
+            # includes out-of-band payments): none of it is push's when the records sent it all.
+            sent = self._sent_to(source.invoice_id)
+            return sent is None or source.total <= sent
+        if source.payment_record is None:
+            return False
+        if any(r.stripe_object == source.payment_record for r in self._back_records.values()):
+            return True
+        try:
+            return self._back.from_ledger(source.payment_record)
+        except Exception as exc:  # noqa: BLE001 - records that cannot be read prove nothing
+            self.mark_incomplete("records", f"{exc.__class__.__name__}: {exc}")
+            return True  # not claimed: it may be payments back's
+
+    def _sent_to(self, invoice_id: str) -> int | None:
+        """What the synced ``ledger_payment`` records of a Stripe invoice sent, read once; None
+        when they cannot be read (the records' side is then incomplete)."""
+        if invoice_id not in self._sent:
+            records = self._invoice_back_records(invoice_id)
+            self._sent[invoice_id] = (
+                None
+                if records is None
+                else sum(r.ledger_total or 0 for r in records if r.status is SyncStatus.SYNCED)
+            )
+        return self._sent[invoice_id]
+
+    def _invoice_back_records(self, invoice_id: str) -> list[SyncRecord] | None:
+        """Every ``ledger_payment`` record of a Stripe invoice: the window's and, read by key, those
+        its invoice record names; None (and the records' side incomplete) when they cannot be read."""
+        assert self._back is not None
+        try:
+            found = {r.source_id: r for r in self._back.invoice_records(invoice_id)}
+        except Exception as exc:  # noqa: BLE001 - records that cannot be read prove nothing
+            self.mark_incomplete("records", f"{exc.__class__.__name__}: {exc}")
+            return None
+        window = {k: r for k, r in self._back_records.items() if r.source_target == invoice_id}
+        return sorted({**window, **found}.values(), key=lambda r: r.source_id)
 
     def _judge_payment(self, source: SourceDoc | None, ledger: list[LedgerEntry]) -> None:
         if source is None:

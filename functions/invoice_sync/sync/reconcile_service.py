@@ -87,6 +87,8 @@ def invoice_documents(invoice: dict[str, Any]) -> Iterator[SourceDoc]:
             "paid",
             created,
             invoice_id=parsed.source_id,
+            payment_record=payment.payment_record,
+            cumulative=payment.cumulative,
         )
 
 
@@ -229,6 +231,10 @@ class StoredPaymentsBack:
             if record is not None:
                 found.append(record)
         return found
+
+    def from_ledger(self, payment_record_id: str) -> bool:
+        linked = self.records.linked(self.connection_id, payment_record_id)
+        return linked is not None and linked.startswith("ledger_payment#")
 
     def off_stripe(self, invoice_id: str) -> OffStripe | None:
         try:
