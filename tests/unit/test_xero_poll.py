@@ -579,3 +579,20 @@ def test_only_active_xero_connections_with_payments_back_on_are_polled() -> None
 
     assert [p.connection_id for p in summary.connections] == ["polled"]
     assert rig.used == ["polled"]
+
+
+def test_the_connections_polled_longest_ago_go_first_so_a_short_run_starves_none() -> None:
+    """Given three connections, when a run has time for one connection only, then it polls the
+    one never polled, and each following run the one polled longest ago: all three within three
+    runs, not the first of the directory every time."""
+    connections = (xero_connection("aa"), xero_connection("bb"), xero_connection("cc"))
+    rig = Rig(*connections, ledgers={c.connection_id: FakeXero() for c in connections})
+    polled: list[str] = []
+    for run in range(3):
+        rig.now = NOW + timedelta(minutes=15 * run)
+        left = iter([30.0, 1.0, 1.0])  # time for the first connection of the run only
+        summary = rig.poller().run(time_left=lambda left=left: next(left))
+        assert [p.outcome for p in summary.connections].count(PollOutcome.STOPPED) == 2
+        polled += [p.connection_id for p in summary.connections if p.outcome is PollOutcome.POLLED]
+
+    assert polled == ["aa", "bb", "cc"]

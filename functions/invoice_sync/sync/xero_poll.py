@@ -255,7 +255,7 @@ class XeroPaymentPoller:
         """Polls every Xero connection with payments back on; one failing connection is recorded
         and alerted, and the others are polled all the same."""
         results: list[ConnectionPoll] = []
-        for connection in self._polled():
+        for connection in self._fairly(list(self._polled())):
             cid = connection.connection_id
             if time_left is not None and time_left() < self.reserve_seconds:
                 result = ConnectionPoll(cid, PollOutcome.STOPPED, reason="not enough time left")
@@ -273,6 +273,21 @@ class XeroPaymentPoller:
         for connection in self.connections.connections():
             if connection.ledger == "xero" and connection.active and connection.payments_back:
                 yield connection
+
+    def _fairly(self, connections: list[Connection]) -> list[Connection]:
+        """The connections polled longest ago first (never polled: before all): a run that runs
+        out of time leaves the others for the next, which then starts with them, so no connection
+        waits behind the same ones run after run. The cursor is read again under the lease."""
+        oldest = datetime.min.replace(tzinfo=UTC)
+
+        def last_run(connection: Connection) -> datetime:
+            try:
+                cursor = self.state.poll_cursor(connection.connection_id, POLL_NAME)
+            except Exception:  # noqa: BLE001 - an order only; the poll itself reports the failure
+                return oldest
+            return (cursor.last_run_at or oldest) if cursor is not None else oldest
+
+        return sorted(connections, key=last_run)  # stable: ties keep the directory's order
 
     def poll(self, connection: Connection, *, time_left: Callable[[], float] | None = None) -> ConnectionPoll:
         """One connection's poll under its lease. Raises what failed before anything was read."""
