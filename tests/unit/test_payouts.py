@@ -587,3 +587,12 @@ def test_push_links_each_charge_of_a_payment_it_books_when_payout_deposits_are_o
 
     assert world.state.linked(CONNECTION, payment_link("ch_1")) == "payment#inpay_1"
     assert world.state.linked(CONNECTION, payment_link("pi_1")) == "payment#inpay_1"
+
+
+def test_a_payout_debiting_the_bank_parks_for_a_person() -> None:
+    """Given a paid payout of -5.00 (Stripe reclaiming a negative balance), when it converges, then
+    it parks with that reason and nothing is read or booked."""
+    world = World()
+    with pytest.raises(ParkError, match="payout debits the bank"):
+        world.converge(payout(amount=-500))
+    assert world.ledger.booked == [] and world.stripe.reads == 0

@@ -209,7 +209,9 @@ class Payout(_Frozen):
 
     source: SourceKind = "stripe"
     source_id: str = Field(pattern=r"^po_")
-    amount: int = Field(gt=0)  # minor units of ``currency``, what lands on the bank line
+    # Minor units of ``currency``, what lands on the bank line; zero or less when Stripe debits the
+    # bank (a negative balance reclaimed), which push parks rather than books.
+    amount: int
     currency: Currency
     arrival_on: date  # the day the bank receives it (Stripe's ``arrival_date``)
     # True when Stripe's schedule made it; only then can Stripe say which transactions it settles.
@@ -222,8 +224,9 @@ class Payout(_Frozen):
 
     @property
     def number(self) -> str:
-        """The reference the ledger deposit carries (and is found by): ``PO-`` and the id's tail."""
-        return f"PO-{self.source_id[3:]}"
+        """The reference the ledger deposit carries (and is found by): ``PO-`` and the id's last 18
+        characters (the random part), so it fits QuickBooks' 21-character DocNumber."""
+        return f"PO-{self.source_id[3:][-18:]}"
 
     @property
     def total(self) -> int:

@@ -468,15 +468,11 @@ def parse_refund(obj: dict[str, Any], event_created: int) -> Refund:
 
 
 def parse_payout(obj: dict[str, Any], event_created: int) -> Payout:
-    """Stripe Payout (from a payout.* event) -> ``Payout``, stamped with the event's time. Raises
-    ``InvalidPayload``: a payout that debits the bank (``amount`` <= 0) is refused as unsupported."""
+    """Stripe Payout (from a payout.* event) -> ``Payout``, stamped with the event's time. A payout
+    that debits the bank (``amount`` <= 0) is accepted, so Stripe does not retry it for days: push
+    parks it for a person (``sync.payouts``). Raises ``InvalidPayload`` for an unreadable one."""
     try:
         raw = _StripePayout.model_validate(obj)
-        if raw.amount <= 0:
-            raise InvalidPayload(
-                "data.object.amount: a payout of zero or less (Stripe debiting the bank account) "
-                "is not supported"
-            )
         return Payout(
             source_id=raw.id,
             amount=raw.amount,

@@ -219,6 +219,12 @@ class PayoutService:
             )
         if payout.status != "paid":
             return finish(SyncStatus.SKIPPED, f"not paid yet ({payout.status})")
+        if payout.amount <= 0:
+            raise ParkError(
+                "payout debits the bank",
+                f"payout {payout.number} takes {payout.money(-payout.amount)} from the bank (Stripe "
+                "reclaiming a negative balance): book it by hand",
+            )
         if record.status is SyncStatus.SYNCED and record.ledger_id:
             return PushResult(Outcome.UNCHANGED, payout.source_id, record.ledger_id)
         if payout.reconciliation_status == "in_progress":
