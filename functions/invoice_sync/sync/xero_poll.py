@@ -66,7 +66,7 @@ RECEIVED_ON_INVOICE = "ACCRECPAYMENT"
 # A payload above this travels without its element (the worker reads the payment itself).
 MAX_PAYLOAD_BYTES = 8 * 1024
 # What the poll leaves to push of Xero's per-tenant limits (60 a minute, 5,000 a day [P:
-# https://developer.xero.com/documentation/guides/oauth2/limits/]).
+# https://developer.xero.com/faq/limits; shared/LEDGER-APIS.md 2.3]).
 MINUTE_RESERVE = 10
 DAY_RESERVE = 500
 # Nothing new starts with less than this much of the invocation left.

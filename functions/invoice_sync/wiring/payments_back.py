@@ -93,7 +93,8 @@ def build_payments_back(
 
 
 # What Xero says is left of a tenant's limits, as the adapter's plumbing keeps it (``Quota``, read
-# from these response headers [P: https://developer.xero.com/documentation/guides/oauth2/limits/]).
+# from these response headers, on every response [P: https://developer.xero.com/faq/limits;
+# shared/LEDGER-APIS.md 2.3]).
 XERO_MINUTE_LEFT = "X-MinLimit-Remaining"
 XERO_DAY_LEFT = "X-DayLimit-Remaining"
 
