@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from invoice_sync.errors import LedgerUnavailable, LedgerValidation
+from invoice_sync.errors import LedgerUnavailable, LedgerValidation, NotFound
 from invoice_sync.ledgers.freshbooks.adapter import FreshBooksLedger
 from invoice_sync.ledgers.port import (
     DepositDraft,
@@ -427,3 +427,29 @@ def test_freshbooks_fee_category_that_is_not_one_is_refused(freshbooks: FreshBoo
     with pytest.raises(LedgerValidation, match="Category not found"):
         freshbooks.ledger.create_deposit(replace(draft, lines=lines), "fb-deposit-6")
     assert freshbooks.expenses() == []
+
+
+def test_xero_spend_of_another_amount_under_the_payouts_reference_stops_the_deposit(xero: XeroBooks) -> None:
+    """Given spend money already under this payout's reference but of another amount (someone
+    changed it, or the payout's fees were read differently), then create_deposit refuses to adopt
+    it or to book a second one: LedgerValidation, and no transfer is made."""
+    draft = xero.worked_example()
+    spend, _, _ = xero_payloads.deposit_bodies(draft)
+    assert spend is not None
+    other = {**spend, "LineItems": [{**spend["LineItems"][0], "UnitAmount": Decimal("5.00")}]}
+    xero.ledger.http.request("PUT", "BankTransactions", payload={"BankTransactions": [other]})
+    with pytest.raises(LedgerValidation, match="a person must check it"):
+        xero.ledger.create_deposit(draft, "deposit-key-7")
+    assert len(xero.rows("BankTransactions", Type="SPEND")) == 1
+    assert xero.rows("BankTransfers") == []
+
+
+def test_xero_get_deposit_of_an_unknown_transfer_is_not_found(xero: XeroBooks) -> None:
+    with pytest.raises(NotFound):
+        xero.ledger.get_deposit("00000000-0000-0000-0000-00000000dead")
+
+
+def test_freshbooks_get_deposit_of_an_unknown_expense_is_not_found(freshbooks: FreshBooksBooks) -> None:
+    for unknown in ("999999", "not-an-id"):
+        with pytest.raises(NotFound):
+            freshbooks.ledger.get_deposit(unknown)

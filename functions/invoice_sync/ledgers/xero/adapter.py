@@ -342,7 +342,8 @@ class XeroLedger(RefundIsCreditNote):
         the fees and other money out of clearing, the RECEIVE of money into it no payment accounts
         for, then the transfer of ``draft.total`` to the bank account. Payment and refund lines
         need no write: push booked them into and out of the clearing account. Every body is built
-        (so checked) before the first request."""
+        (so checked) before the first request. The transfer goes last, so a transfer that
+        ``find_deposit`` finds (and push adopts) means the bank transactions are there too."""
         spend, receive, transfer = payloads.deposit_bodies(draft)
         for body in (spend, receive):
             if body is not None and self._bank_transaction(body) is None:
