@@ -90,6 +90,9 @@ ACCOUNTING_TZ = payloads.ACCOUNTING_TZ
 
 
 class FreshBooksLedger(RefundIsCreditNote):
+    # Payouts: only the fee lines are booked, as one expense. A payout without fees books nothing
+    # and answers a deposit of 0 under the payout's own id (find_deposit and create_deposit alike),
+    # rather than raising, so push's create-once treats FreshBooks like the other ledgers.
     deposit_support: DepositSupport = "fees_only"
     batch_size = 1  # FreshBooks has no batch call
     chart_page_size = PER_PAGE
