@@ -192,3 +192,14 @@ def test_bank_bodies_and_answers_fit_the_openapi_spec(sandbox: XeroSandbox, xero
     assert transfers(xero.put("BankTransfers", {"BankTransfers": [transfer()]}).json()) == []
     assert transfers(xero.get("BankTransfers").json()) == []
     assert transactions(xero.get("BankTransactions").json()) == []
+
+
+def test_the_stripe_supplier_is_seeded_over_the_control_api(sandbox: XeroSandbox, xero: Xero) -> None:
+    """Given the control call, then the supplier is created once and its id answered again."""
+    url = f"{sandbox.base_url}/_sandbox/organisations/{TENANT}/suppliers"
+    first = xero.http.post(url, json={"name": "Stripe"})
+    again = xero.http.post(url, json={"name": "Stripe"})
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() == {"ContactID": sandbox.seed_supplier(TENANT)}
+    (contact,) = sandbox.documents(TENANT, "Contacts")
+    assert (contact["Name"], contact["IsSupplier"]) == ("Stripe", True)

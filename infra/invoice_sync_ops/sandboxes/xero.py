@@ -18,7 +18,8 @@ required, lines coded to any account but a bank one) and ``BankTransfers`` (PUT 
 deletes; each books a SPEND-TRANSFER and a RECEIVE-TRANSFER bank transaction); ``balances(tenant)``
 is every bank account's balance from its payments, bank transactions and transfers, so a test can
 see the clearing account return to zero. The seeded chart has a "Stripe Clearing" bank account
-(091) and "Bank Fees" (404); ``seed_supplier(tenant)`` adds the "Stripe" supplier contact.
+(091) and "Bank Fees" (404); ``seed_supplier(tenant)`` (control call ``POST
+/_sandbox/organisations/<tenant>/suppliers`` ``{"name"}``) adds the "Stripe" supplier contact.
 
 Webhooks (design two-way 2.3, 6): ``subscribe(tenant, url, webhook_key, intent_to_receive=False)``
 (control API ``POST /_sandbox/organisations/<tenant>/webhooks``). Invoice and credit note creates and
@@ -181,6 +182,7 @@ CONTACT_FIELDS = (
 NOT_VALID_FOR_MODIFICATION = "Invoice not of valid status for modification"
 # Webhooks (design two-way 2.3): the header, the categories a write announces, and the
 # Intent-to-Receive series a subscription asking for one is checked with (good, bad).
+SUPPLIERS = "suppliers"  # the control call that seeds a supplier contact (the payout's "Stripe")
 SIGNATURE_HEADER = "x-xero-signature"
 EVENT_CATEGORY = {"Invoices": "INVOICE", "CreditNotes": "CREDITNOTE"}
 ITR_SERIES = (3, 2)
@@ -787,6 +789,10 @@ class XeroSandbox(SandboxServer[_Org]):
             BY_HAND_REMOVALS: lambda tenant_id, body: self.void_payment_by_hand(
                 tenant_id, removed_payment_id(body)
             ),
+            # POST /_sandbox/organisations/<tenant>/suppliers {"name": "Stripe"} -> {"ContactID"}
+            SUPPLIERS: lambda tenant_id, body: {
+                "ContactID": self.seed_supplier(tenant_id, str(body.get("name") or "Stripe"))
+            },
         }
 
     # ---------------------------------------------------------------------------------------------
