@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -49,8 +50,12 @@ def stripe(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stripe
     server.stop()
 
 
-def _reconciled(harness: Harness) -> dict[str, Any]:
+def _reconciled(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Today reconciled two hours from now: a ledger payment changed within the last hour may
+    still be on its way to payments back, and is judged only by a later run."""
     day = utcnow().date().isoformat()
+    later = utcnow() + timedelta(hours=2)
+    monkeypatch.setattr(reconcile, "utcnow", lambda: later)
     out = reconcile.handler({"date": day}, LocalContext("reconcile"))
     assert [r["date"] for r in out["reconciled"]] == [day]
     key = f"reports/{harness.company.connection_id}/{day}/report.json"
@@ -75,7 +80,7 @@ def _send_back(harness: Harness, payment_id: str) -> None:
 
 
 def test_a_missed_cheque_then_sent_then_money_recorded_in_stripe_itself(
-    harness: Harness, stripe: StripeSandbox
+    harness: Harness, stripe: StripeSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Given ACME-0001 synced to QuickBooks and a 1,000.00 cheque recorded there by hand whose
     event never reached payments back, the day's report has one ledger_payment_not_sent (to the
@@ -94,7 +99,7 @@ def test_a_missed_cheque_then_sent_then_money_recorded_in_stripe_itself(
     )
     harness.alerts()
 
-    missed = _reconciled(harness)
+    missed = _reconciled(harness, monkeypatch)
     assert [
         (d["class"], d["direction"], d["source_id"], d["ledger_amount"]) for d in missed["differences"]
     ] == [("ledger_payment_not_sent", "to_source", cheque["Id"], "1000.00")]
@@ -104,7 +109,7 @@ def test_a_missed_cheque_then_sent_then_money_recorded_in_stripe_itself(
     _send_back(harness, cheque["Id"])
     record = harness.record("ledger_payment", f"{cheque['Id']}:{invoice.ledger_id}")
     assert record is not None and record.status is SyncStatus.SYNCED
-    clean = _reconciled(harness)
+    clean = _reconciled(harness, monkeypatch)
     assert clean["status"] == "clean", clean["differences"]
     back = clean["summary"]["directions"]["to_source"]
     assert (back["ledger_payments_checked"], back["invoices_checked"], back["records"]) == (
@@ -124,7 +129,7 @@ def test_a_missed_cheque_then_sent_then_money_recorded_in_stripe_itself(
         customer=None,
     )
     api.attach_payment(INVOICE, str(reported["id"]), "by-hand-in-stripe-1:attach")
-    mismatch = _reconciled(harness)
+    mismatch = _reconciled(harness, monkeypatch)
     assert sorted(
         (d["class"], d["direction"], d["source_id"], d["source_amount"], d["ledger_amount"])
         for d in mismatch["differences"]

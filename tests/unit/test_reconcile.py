@@ -556,7 +556,9 @@ class Back:
         off_stripe: Mapping[str, int | None] | None = None,
         since: datetime | None = SINCE,
         failing: str | None = None,
+        settled_before: datetime | None = None,
     ) -> None:
+        self._settled_before = settled_before
         self.records = list(records)
         self._pushed = pushed or set()
         self.payments = payments or {}
@@ -568,6 +570,10 @@ class Back:
     @property
     def since(self) -> datetime | None:
         return self._since
+
+    @property
+    def settled_before(self) -> datetime | None:
+        return self._settled_before
 
     def _fail(self, what: str) -> None:
         self.asked.append(what)
@@ -667,6 +673,11 @@ SENDABLE = {"190": ledger_payment("190")}  # what the ledger answers, read again
         (unmarked_payment("190", ours=True), Back(payments=SENDABLE), "its note starts with invoice-sync:"),
         (unmarked_payment("190"), Back(pushed={"190"}, payments=SENDABLE), "push booked it (its link)"),
         (
+            unmarked_payment("190"),
+            Back(payments=SENDABLE, settled_before=START),
+            "changed so recently it may be on its way",
+        ),
+        (
             unmarked_payment("190", updated_at=datetime(2026, 9, 1, tzinfo=UTC)),
             Back(payments=SENDABLE),
             "older than payments back",
@@ -689,8 +700,9 @@ def test_ledger_payments_payments_back_rightly_leaves_alone_are_not_differences(
 ) -> None:
     """Given an unmarked ledger payment with no record that payments back would rightly not send
     (void, invoice-sync's own, push's, older than payments back, paying no invoice, deleted since
-    it was listed), when reconciled, then no difference is claimed (each case differs from a
-    payment to send in that one respect: ``test_a_ledger_payment_without_a_record_was_not_sent``)."""
+    it was listed) or may still be on its way to it (changed within the last hour), when
+    reconciled, then no difference is claimed (each case differs from a payment to send in that
+    one respect: ``test_a_ledger_payment_without_a_record_was_not_sent``)."""
     assert compare_back([], [entry], back).differences == [], why
 
 

@@ -327,6 +327,12 @@ class PaymentsBackSide(Protocol):
         """The connection's ``payments_back_since``: older ledger payments are never sent."""
         ...
 
+    @property
+    def settled_before(self) -> datetime | None:
+        """A ledger payment changed at or after this may still be on its way to payments back (the
+        ledger's webhook, the queue, the Xero poll every 15 minutes): not judged yet."""
+        ...
+
     def records_of_payment(self, ledger_payment_id: str) -> list[SyncRecord]:
         """Every ``ledger_payment`` record of one ledger payment (one per invoice it pays)."""
         ...
@@ -565,6 +571,9 @@ class Reconciler:
                 continue
             if back.since is not None and entry.updated_at is not None and entry.updated_at < back.since:
                 continue
+            fresh = back.settled_before
+            if fresh is not None and entry.updated_at is not None and entry.updated_at >= fresh:
+                continue  # the next day's run lists it again (changed in its window)
             try:
                 if ledger_id not in self._back_payments and back.pushed(ledger_id):
                     continue  # push booked it (its note edited since): push's direction, not this one

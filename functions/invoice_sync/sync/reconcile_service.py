@@ -180,6 +180,9 @@ def stripe_lookup(api: StripeApi) -> Any:
 # invoice-object-amount-paid-off-stripe-property. Documented for a retrieve; whether a list's
 # ``expand[]=data.amount_paid_off_stripe`` works is not, so each invoice concerned is retrieved.
 OFF_STRIPE_EXPAND = "amount_paid_off_stripe"
+# How long a ledger payment may take to reach payments back (the ledger's webhook and the queue take
+# seconds, the Xero poll runs every 15 minutes): one changed since is judged by a later run.
+SETTLE = timedelta(hours=1)
 
 
 def off_stripe_of(invoice: dict[str, Any]) -> OffStripe:
@@ -203,6 +206,7 @@ class StoredPaymentsBack:
     records: Records
     ledger: LedgerPort
     stripe: StripeApi
+    settled_before: datetime | None = None
 
     def records_of_payment(self, ledger_payment_id: str) -> list[SyncRecord]:
         found = self.records.records_with_prefix(
@@ -288,7 +292,12 @@ class ReconcileService:
         until = datetime.combine(end + timedelta(days=1), time.min, UTC) - timedelta(seconds=1)
         back = (
             StoredPaymentsBack(
-                connection.connection_id, connection.payments_back_since, self.records, ledger, stripe
+                connection.connection_id,
+                connection.payments_back_since,
+                self.records,
+                ledger,
+                stripe,
+                settled_before=now - SETTLE,
             )
             if connection.payments_back
             else None
