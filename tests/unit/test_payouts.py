@@ -23,7 +23,7 @@ import pytest
 
 from invoice_sync.errors import ParkError, TransientError
 from invoice_sync.ledgers.port import DepositDraft, DepositSupport, LedgerDocument, LedgerPort, marker
-from invoice_sync.models.documents import Payment, Payout
+from invoice_sync.models.documents import Payment, Payout, version_of
 from invoice_sync.models.mapping import Connection, Mappings
 from invoice_sync.models.messages import SyncMessage
 from invoice_sync.models.sync import SyncRecord, SyncStatus, utcnow
@@ -516,7 +516,7 @@ def payout_message(subject: Payout) -> SyncMessage:
         source="stripe",
         event_id="evt_2",
         event_type="payout.paid",
-        version=subject.created * 10 + 5,
+        version=version_of(subject.created, subject),
         archive_key="raw/stripe/acme/2026/12/04/y.jsonl.gz",
         payout=subject,
     )
@@ -596,3 +596,26 @@ def test_a_payout_debiting_the_bank_parks_for_a_person() -> None:
     with pytest.raises(ParkError, match="payout debits the bank"):
         world.converge(payout(amount=-500))
     assert world.ledger.booked == [] and world.stripe.reads == 0
+
+
+def test_a_batch_holding_payout_paid_and_its_reconciliation_books_once_from_the_newer() -> None:
+    """Given payout.paid (reconciliation in progress) and payout.reconciliation_completed in one
+    batch, when push handles it, then the older is superseded and the newer books the deposit: no
+    retry, one deposit."""
+    world = World()
+    world.seed_worked_example()
+    push = PushService(
+        state=cast(Any, world.state),
+        mappings=cast(Any, Rules(world.mappings)),
+        archive=cast(Any, None),
+        alerts=world.alerts,
+        ledger_for=lambda _: cast(Any, world.ledger),
+        payouts=world.service,
+    )
+    paid = payout(reconciliation_status="in_progress")
+    completed = payout()
+
+    results = push.handle_batch([payout_message(paid), payout_message(completed)])
+
+    assert [getattr(r, "outcome", r) for r in results] == [Outcome.STALE, Outcome.SYNCED]
+    assert len(world.ledger.booked) == 1

@@ -74,3 +74,43 @@ def test_a_credit_note_whose_invoice_is_not_in_the_ledger_waits(status: SyncStat
     verdict, detail = _judge(*records)
     assert verdict is Verdict.WAITS
     assert INVOICE in detail and "dead-letter" in detail
+
+
+PAYOUT_EVENT = (
+    Path(__file__).resolve().parents[1] / "events" / "stripe" / "h2_payout.reconciliation_completed.json"
+)
+
+
+def _judge_payout(*records: SyncRecord, deposits: bool = True) -> tuple[Verdict, str, dict[str, object]]:
+    key = archive_key("stripe", "acme", datetime(2026, 12, 4, tzinfo=UTC), "evt_po")
+    archived = ArchivedEvent(
+        key=key,
+        source="stripe",
+        connection_id="acme",
+        day=date(2026, 12, 4),
+        event_id="evt_po",
+        stored_at=datetime(2026, 12, 4, 12, tzinfo=UTC),
+    )
+    mappings = Mappings(connection=Connection(connection_id="acme", tenant_id="1", payout_deposits=deposits))
+    found = difference(
+        archived,
+        PAYOUT_EVENT.read_bytes(),
+        records=Records(*records),
+        mappings=mappings,
+        customers=NoCustomers(),
+    )
+    return found.verdict, found.detail, found.as_json()
+
+
+def test_a_payout_replay_says_a_deposit_would_be_booked_then_that_it_is() -> None:
+    """Given an archived payout.reconciliation_completed, the dry run says a deposit would be booked
+    (kind payout, its PO- reference); once its record is synced, that it is unchanged; with payout
+    deposits off, that it is skipped."""
+    verdict, detail, shown = _judge_payout()
+    assert verdict is Verdict.CREATE and "deposit would be booked" in detail
+    assert (shown["kind"], shown["source_id"], shown["source_number"]) == ("payout", "po_1QxYz", "PO-1QxYz")
+    booked = SyncRecord(
+        connection_id="acme", kind="payout", source_id="po_1QxYz", status=SyncStatus.SYNCED, ledger_id="D1"
+    )
+    assert _judge_payout(booked)[0] is Verdict.UNCHANGED
+    assert _judge_payout(deposits=False)[:2] == (Verdict.SKIPPED, "payout deposits not enabled")

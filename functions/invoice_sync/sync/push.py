@@ -106,7 +106,9 @@ class PushResult:
     reason: str | None = None
 
 
-def _kind(document: Document | None) -> DocumentKind:
+def _kind(document: Subject | None) -> DocumentKind:
+    if isinstance(document, Payout):
+        return "payout"
     if isinstance(document, CreditNote):
         return "credit_note"
     if isinstance(document, Refund):
@@ -298,8 +300,8 @@ class PushService:
         carried = self.archive_carried(messages)
         newest: dict[tuple[str, str, str], int] = {}
         for index, message in enumerate(carried):
-            if isinstance(message, SyncMessage) and message.document is not None:
-                key = (message.connection_id, _kind(message.document), message.document.source_id)
+            if isinstance(message, SyncMessage) and message.subject is not None:
+                key = (message.connection_id, _kind(message.subject), message.subject.source_id)
                 if key not in newest or messages[newest[key]].version < message.version:
                     newest[key] = index
         results: list[PushResult | Exception] = []
@@ -309,7 +311,7 @@ class PushService:
             if isinstance(message, Exception):
                 results.append(message)  # not archived: nothing else may happen to it
                 continue
-            document = message.document
+            document = message.subject
             if (
                 document is not None
                 and newest[(message.connection_id, _kind(document), document.source_id)] != index

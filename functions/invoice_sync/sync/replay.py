@@ -30,6 +30,7 @@ from invoice_sync.models.documents import (
     CreditNoteStatus,
     Invoice,
     InvoiceStatus,
+    Payout,
     Refund,
 )
 from invoice_sync.models.mapping import LedgerKind, MappingRule, Mappings, RuleKind
@@ -60,6 +61,8 @@ class CustomerRules(Protocol):
 
 
 def kind_of(message: SyncMessage) -> DocumentKind:
+    if message.payout is not None:
+        return "payout"
     if message.credit_note is not None:
         return "credit_note"
     if message.refund is not None:
@@ -219,7 +222,7 @@ class Difference:
     def as_json(self) -> dict[str, object]:
         """Stable keys for ``--json``."""
         message, record = self.message, self.record
-        document = message.document if message else None
+        document = message.subject if message else None
         return {
             "archive_key": self.archived.key,
             "received_at": self.archived.stored_at.isoformat(),
@@ -264,7 +267,7 @@ def difference(
         return Difference(archived, Verdict.REJECTED, f"archived body no longer parses: {error}")
     if message is None:
         return Difference(archived, Verdict.IGNORED, "not a document event")
-    document = message.document
+    document = message.subject
     assert document is not None
     record, _ = records.get(message.connection_id, kind_of(message), document.source_id)
 
@@ -277,6 +280,8 @@ def difference(
     if record is not None and record.mapping_version is not None and record.mapping_version != version_now:
         remap = f"mapping v{record.mapping_version} then, v{version_now} today"
     try:
+        if isinstance(document, Payout):
+            return _payout(document, record, mappings, verdict)
         if isinstance(document, Refund):
             return _refund(document, record, mappings, verdict, remap)
         if isinstance(document, CreditNote):
@@ -286,6 +291,19 @@ def difference(
         return verdict(Verdict.UNMAPPED, str(error), tuple(error.missing))
     except InvalidSnapshot as error:
         return verdict(Verdict.REJECTED, str(error))
+
+
+def _payout(payout: Payout, record: SyncRecord | None, mappings: Mappings, verdict: _Verdict) -> Difference:
+    """A payout's deposit depends on Stripe's balance transactions, which a dry run does not read:
+    it says whether one would be booked, not its lines."""
+    if not mappings.connection.payout_deposits:
+        return verdict(Verdict.SKIPPED, "payout deposits not enabled")
+    if record is not None and record.status is SyncStatus.SYNCED and record.ledger_id:
+        return verdict(Verdict.UNCHANGED, f"deposit {record.ledger_id} booked")
+    if payout.status != "paid" or not payout.automatic:
+        return verdict(Verdict.SKIPPED, f"{payout.status} payout: no deposit")
+    was = f"parked {record.status.value}: {record.last_error}" if record and record.status.parked else ""
+    return verdict(Verdict.CREATE, _join("a deposit would be booked from Stripe's balance transactions", was))
 
 
 class _Verdict(Protocol):

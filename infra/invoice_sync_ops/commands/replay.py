@@ -54,7 +54,7 @@ def _table(differences: list[Difference], title: str, *, dry_run: bool) -> Table
         table.add_column(column, overflow="fold")
     for d in differences:
         message = d.message
-        document = message.document if message else None
+        document = message.subject if message else None
         style = _STYLE[d.verdict]
         table.add_row(
             d.archived.stored_at.strftime("%Y-%m-%d %H:%M:%S"),
