@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, Protocol
 
-from invoice_sync.errors import LedgerError, Unsupported
+from invoice_sync.errors import LedgerError
 
 
 @dataclass(frozen=True)
@@ -305,14 +305,17 @@ class LedgerPort(Protocol):
 
     def find_deposit(self, draft: DepositDraft) -> LedgerDocument | None:
         """The deposit (Xero: the transfer; FreshBooks: the fee expense) already booked for this
-        payout: found by ``draft.number`` near ``draft.arrival_on`` and adopted only when it carries
-        ``draft.private_note``'s marker; None when there is none."""
+        payout, adopted only when it carries ``draft.private_note``'s marker; None when there is
+        none. Found by ``draft.number``: QBO among the deposits of ``draft.arrival_on``; Xero the
+        transfer whose Reference is marker + number; FreshBooks the arrival day's expense whose
+        notes are marker + " fees " + number."""
         ...
 
     def create_deposit(self, draft: DepositDraft, idempotency_key: str) -> LedgerDocument:
         """Books the payout as ``deposit_support`` says, every write carrying the marker and an
         idempotency key derived from ``idempotency_key``. Returns the document ``find_deposit``
-        finds again, its ``total`` the deposit's (FreshBooks: the fee expense's)."""
+        finds again, its ``total`` the deposit's (FreshBooks: the fee expense's; for a payout
+        without fees a deposit of 0 whose id is the payout's, nothing written)."""
         ...
 
     def get_deposit(self, ledger_id: str) -> LedgerDocument:
@@ -376,20 +379,6 @@ class RefundIsCreditNote:
         idempotency_key: str,
     ) -> LedgerDocument:
         return self.create_credit_note(draft, idempotency_key)
-
-
-class NoDeposits:
-    """Deposits not built for this adapter yet: every deposit call is ``Unsupported``. Each adapter
-    replaces it with its own ``find_deposit`` / ``create_deposit`` / ``get_deposit``."""
-
-    def find_deposit(self, draft: DepositDraft) -> LedgerDocument | None:  # noqa: ARG002
-        raise Unsupported("booking payouts as deposits is not built for this ledger yet")
-
-    def create_deposit(self, draft: DepositDraft, idempotency_key: str) -> LedgerDocument:  # noqa: ARG002
-        raise Unsupported("booking payouts as deposits is not built for this ledger yet")
-
-    def get_deposit(self, ledger_id: str) -> LedgerDocument:  # noqa: ARG002
-        raise Unsupported("booking payouts as deposits is not built for this ledger yet")
 
 
 def in_window(document: LedgerDocument, since: datetime, until: datetime | None) -> bool:

@@ -169,6 +169,9 @@ LEDGERS: dict[str, LedgerOAuth] = {
             "user:credit_notes:write",
             "user:taxes:read",
             "user:items:read",
+            # Payouts as deposits: the fees of a payout are one expense (design two-way 3.9).
+            "user:expenses:read",
+            "user:expenses:write",
         ),
         pkce=False,
         json_body=True,
