@@ -89,7 +89,7 @@ def test_a_missed_cheque_then_sent_then_money_recorded_in_stripe_itself(
     Stripe against what was sent, and Stripe's paid total (all of it the cheque's) is not
     expected in the ledger as push's payment; and 50.00 more recorded outside Stripe in Stripe
     itself is an off_stripe_mismatch of Stripe's 1,050.00 against the records' 1,000.00 (and,
-    to the ledger, the paid total push has not booked yet)."""
+    to the ledger, the 50.00 of the paid total push has not booked yet)."""
     assert harness.deliver("a1")[0] == 200
     assert harness.drain() == 0
     invoice = harness.record("invoice", INVOICE)
@@ -135,6 +135,7 @@ def test_a_missed_cheque_then_sent_then_money_recorded_in_stripe_itself(
         for d in mismatch["differences"]
     ) == [
         ("off_stripe_mismatch", "to_source", INVOICE, "1050.00", "1000.00"),
-        # and, as push has not had Stripe's webhook for it yet, the 50.00 is not in the ledger
-        ("payment_not_applied", "to_ledger", f"{INVOICE}:paid:105000", "1050.00", None),
+        # and, as push has not had Stripe's webhook for it yet, the 50.00 of Stripe's paid total
+        # that payments back did not send is not in the ledger
+        ("payment_not_applied", "to_ledger", f"{INVOICE}:paid:105000", "50.00", None),
     ]

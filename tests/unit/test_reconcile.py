@@ -802,24 +802,49 @@ def _stripe_payment(source_id: str, total: int, **fields: Any) -> SourceDoc:
 
 
 @pytest.mark.parametrize(
-    ("payment", "records", "back", "expected"),
+    ("payment", "records", "back", "ledger", "expected"),
     [
         # Stripe's paid total so far, all of it the ledger's 40.00 payments back sent: not push's.
-        (_stripe_payment("in_1:paid:4000", 4000, cumulative=True), [], Back(records=[back_rec("190")]), []),
+        (
+            _stripe_payment("in_1:paid:4000", 4000, cumulative=True),
+            [],
+            Back(records=[back_rec("190")]),
+            [],
+            [],
+        ),
         # 10.00 more than payments back sent: push's to book, and not in the ledger.
         (
             _stripe_payment("in_1:paid:5000", 5000, cumulative=True),
             [],
             Back(records=[back_rec("190")]),
+            [],
             [("payment_not_applied", "in_1:paid:5000")],
         ),
+        # A card payment of 10.00 after the ledger's 40.00: push booked the 10.00 under the
+        # total's marker, which is all it had to book.
+        (
+            _stripe_payment("in_1:paid:5000", 5000, cumulative=True),
+            [],
+            Back(records=[back_rec("190")]),
+            [led("in_1:paid:5000", 1000, kind="payment", ledger_id="P-5")],
+            [],
+        ),
+        # ... and 50.00 booked for it is push's amount_differs, against the 10.00 it had to book.
+        (
+            _stripe_payment("in_1:paid:5000", 5000, cumulative=True),
+            [],
+            Back(records=[back_rec("190")]),
+            [led("in_1:paid:5000", 5000, kind="payment", ledger_id="P-5")],
+            [("amount_differs", "in_1:paid:5000")],
+        ),
         # The payment record payments back attached (the window's record names it).
-        (_stripe_payment("inpay_7", 4000, payment_record="pr_1"), [back_rec("190")], Back(), []),
+        (_stripe_payment("inpay_7", 4000, payment_record="pr_1"), [back_rec("190")], Back(), [], []),
         # A payment record someone else reported: push's to book.
         (
             _stripe_payment("inpay_8", 4000, payment_record="pr_other"),
             [back_rec("190")],
             Back(),
+            [],
             [("payment_not_applied", "inpay_8")],
         ),
         # Push saw it and found nothing to book (its record skipped: "recorded from the ledger").
@@ -828,27 +853,34 @@ def _stripe_payment(source_id: str, total: int, **fields: Any) -> SourceDoc:
             [rec("inpay_9", kind="payment", status=SyncStatus.SKIPPED)],
             None,
             [],
+            [],
         ),
         # Payments back off: Stripe's paid total is push's, as before.
         (
             _stripe_payment("in_1:paid:4000", 4000, cumulative=True),
             [],
             None,
+            [],
             [("payment_not_applied", "in_1:paid:4000")],
         ),
     ],
 )
 def test_stripe_payments_that_are_the_ledgers_own_money_are_not_expected_in_the_ledger(
-    payment: SourceDoc, records: list[SyncRecord], back: Back | None, expected: list[tuple[str, str]]
+    payment: SourceDoc,
+    records: list[SyncRecord],
+    back: Back | None,
+    ledger: list[LedgerEntry],
+    expected: list[tuple[str, str]],
 ) -> None:
-    """Given a Stripe payment on in_1 and no ledger payment with its marker, when reconciled, then
-    it is payment_not_applied only when it is push's to book: not when it is the money payments
-    back sent (Stripe's paid total within what the synced ledger_payment records sent, or the
-    payment record payments back attached), nor when push's record says there was nothing to book."""
+    """Given a Stripe payment on in_1, when reconciled, then it is payment_not_applied only when it
+    is push's to book: not when it is the money payments back sent (Stripe's paid total within
+    what the synced ledger_payment records sent, or the payment record payments back attached),
+    nor when push's record says there was nothing to book; and a paid total's ledger payment is
+    compared with that total less what payments back sent."""
     reconciler = Reconciler(START, lambda _kind, _sid: None, None, back)
     reconciler.add_sources([inv("in_1"), payment])
     reconciler.add_records([rec("in_1"), *records])
-    reconciler.add_ledger([led("in_1")])
+    reconciler.add_ledger([led("in_1"), *ledger])
     found = [c for c in classes(reconciler.compare()) if c[0] != "off_stripe_mismatch"]
     assert found == expected
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -823,6 +823,9 @@ class Reconciler:
                 return  # push found nothing to book (the ledger holds that money already)
             if source is not None and self._from_ledger(source):
                 return  # the ledger's own payment, sent to Stripe: the other direction's subject
+            if source is not None and source.cumulative and self._back is not None and source.invoice_id:
+                # Push books Stripe's paid total less what payments back sent (design 3.6 loop 2).
+                source = replace(source, total=source.total - (self._sent_to(source.invoice_id) or 0))
             self._judge_payment(source, ledger)
             return
         if record is not None and record.status == SyncStatus.SKIPPED.value:
