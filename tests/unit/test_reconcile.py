@@ -903,3 +903,16 @@ def test_repair_sends_one_ledger_event_per_unsent_ledger_payment() -> None:
         ("acme", "xero", "payment", "redrive", "pmt_1"),
         ("acme", "xero", "payment", "redrive", "pmt_2"),
     ]
+
+
+def test_an_invoice_sharing_the_payments_ledger_id_does_not_hide_it() -> None:
+    """Given a FreshBooks-like ledger where invoice 190 and payment 190 both exist (ids numbered
+    apart per kind), the invoice record naming 190 and no ledger_payment record for payment 190,
+    when reconciled, then the payment is still ledger_payment_not_sent, and it is not taken for
+    the invoice's own document with its marker gone (no duplicate_in_ledger)."""
+    back = Back(payments={"190": ledger_payment("190")})
+    reconciler = Reconciler(START, lambda _kind, _sid: None, None, back)
+    reconciler.add_sources([inv("in_1")])
+    reconciler.add_records([rec("in_1", ledger_id="190")])
+    reconciler.add_ledger([led("in_1", ledger_id="190"), unmarked_payment("190")])
+    assert classes(reconciler.compare()) == [("ledger_payment_not_sent", "190")]

@@ -440,7 +440,8 @@ class Reconciler:
         self._unmarked_refunds: dict[str, LedgerEntry] = {}
         self._sources: dict[tuple[str, str], SourceDoc] = {}
         self._ledger: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
-        self._unmarked: dict[str, LedgerEntry] = {}
+        # By (kind, ledger id): FreshBooks numbers invoices and payments apart, so one id may be both.
+        self._unmarked: dict[tuple[str, str], LedgerEntry] = {}
         self._records: dict[tuple[str, str], RecordEntry] = {}
         self.result = Comparison(payments_back=payments_back is not None)
 
@@ -533,7 +534,7 @@ class Reconciler:
             return
         self.result.sides["ledger"].add(entry.kind, entry.currency, entry.total)
         if entry.source_id is None:
-            self._unmarked[entry.ledger_id] = entry
+            self._unmarked[(entry.kind, entry.ledger_id)] = entry
             return
         self._ledger[(entry.kind, entry.source_id)].append(entry)
 
@@ -546,13 +547,16 @@ class Reconciler:
         for refund_id in sorted(set(self._refund_records) | set(self._refund_ledger)):
             self._judge_refund(refund_id)
         self._judge_charges()
-        claimed = {r.ledger_id for r in self._records.values() if r.ledger_id}
+        claimed = {(r.kind, r.ledger_id) for r in self._records.values() if r.ledger_id}
         if self._back is not None:
-            self._judge_ledger_payments(self._back, claimed)
+            # Push's payments only: FreshBooks numbers invoices and payments apart, so an invoice's
+            # ledger id may be a payment's too.
+            pushed = {r.ledger_id for r in self._records.values() if r.kind == "payment" and r.ledger_id}
+            self._judge_ledger_payments(self._back, pushed)
             self._judge_off_stripe(self._back)
-            claimed |= self._checked_payments  # compared now: no longer "not compared"
+            claimed |= {("payment", i) for i in self._checked_payments}  # compared: not "not compared"
         claimed_refunds = {r.ledger_id for r in self._refund_records.values() if r.ledger_id}
-        self.result.unmarked = sum(1 for ledger_id in self._unmarked if ledger_id not in claimed) + sum(
+        self.result.unmarked = sum(1 for key in self._unmarked if key not in claimed) + sum(
             1 for ledger_id in self._unmarked_refunds if ledger_id not in claimed_refunds
         )
         return self.result
@@ -797,8 +801,8 @@ class Reconciler:
         source = self._sources.get(key)
         record = self._records.get(key)
         ledger = list(self._ledger.get(key, ()))
-        if record and record.ledger_id and record.ledger_id in self._unmarked:
-            ledger.append(self._unmarked[record.ledger_id])  # its marker is gone (a QBO void)
+        if record and record.ledger_id and (kind, record.ledger_id) in self._unmarked:
+            ledger.append(self._unmarked[(kind, record.ledger_id)])  # its marker is gone (a QBO void)
         if source is None:
             if record is not None and record.created is not None and record.created < self.window_start:
                 return  # an older document touched in the window: another window's subject
