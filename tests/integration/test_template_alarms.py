@@ -106,6 +106,7 @@ def test_every_dead_letter_queue_has_an_alarm(template: dict[str, Any]) -> None:
         "ExportDeadLetterQueue",
         "ReconcileDeadLetterQueue",
         "LedgerEventsDeadLetterQueue",
+        "PaymentsBackDeadLetterQueue",
     }
     watched = set()
     for alarm in _of_type(template, "AWS::CloudWatch::Alarm").values():

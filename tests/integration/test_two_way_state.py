@@ -227,7 +227,7 @@ def test_record_links_share_the_charge_link_partition(store: SyncStateStore) -> 
     with pytest.raises(ValueError, match="sort key"):
         store.link("acme", "pr_3", "nonsense")
     with pytest.raises(ValueError, match="sort key"):
-        store.link("acme", "pr_3", "payout#po_1")  # not a kind (yet)
+        store.link("acme", "pr_3", "deposit#po_1")  # not a kind
 
 
 def test_records_with_prefix_finds_one_ledger_payments_records_only(store: SyncStateStore) -> None:

@@ -59,9 +59,10 @@ class ConcurrentUpdate(TransientError):
 
 
 # LINK# items that name a sync record (payments back, design 3.8), beside the charge links that
-# name an invoice: a ledger payment push booked (``ledger-payment:{id}``) and a Stripe payment
-# record payments back made (``pr_…``).
-RECORD_LINK_PREFIXES = ("ledger-payment:", "pr_")
+# name an invoice: a ledger payment push booked (``ledger-payment:{id}``), a Stripe payment
+# record payments back made (``pr_…``), and a charge or payment intent of a payment push booked
+# (``payment-of:{ch_…|pi_…}``, for the payout that settles it, design 3.5.2 step 8).
+RECORD_LINK_PREFIXES = ("ledger-payment:", "pr_", "payment-of:")
 
 
 def _record_key(connection_id: str, kind: str, source_id: str) -> dict[str, Any]:
@@ -634,7 +635,9 @@ class SyncStateStore:
 
 def _check_link_name(name: str) -> None:
     if not name.startswith(RECORD_LINK_PREFIXES) or name in RECORD_LINK_PREFIXES:
-        raise ValueError(f"{name!r} is not a record link (expected ledger-payment:{{id}} or pr_…)")
+        raise ValueError(
+            f"{name!r} is not a record link (expected ledger-payment:{{id}}, pr_… or payment-of:{{charge}})"
+        )
 
 
 def _check_record_sk(record_sk: str) -> None:
