@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from invoice_sync.ledgers.port import InvoiceDraft, LineDraft
+from invoice_sync.ledgers.port import DepositDraft, DepositLine, InvoiceDraft, LineDraft
 from invoice_sync.models.documents import Customer, Invoice, InvoiceStatus, LineItem, LineTax, Payment
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.money import Money
@@ -27,6 +27,8 @@ from invoice_sync.store.exports import MIN_PART_BYTES, ExportBucket, MultipartWr
 from invoice_sync.sync import export_rows as rows
 from invoice_sync.sync.daily_report import DailyReport, Outcome, run_night
 from invoice_sync.sync.export import ExportFailed, ExportService, Window, previous_day
+from invoice_sync.sync.payouts import SLIP_ONLY, _Plan
+from invoice_sync.sync.payouts import _summary as payout_summary
 from tests.unit.fake_s3 import FakeS3
 
 DAY = date(2026, 11, 25)
@@ -924,3 +926,282 @@ def test_ledger_payments_of_a_connection_with_payments_back_off_are_still_export
     assert result.manifest["files"]["payments_back.csv"]["rows"] == 1
     with zipfile.ZipFile(io.BytesIO(s3.objects[PREFIX + "export.xlsx"])) as book:
         assert 'name="payments_back"' in book.read("xl/workbook.xml").decode()
+
+
+# --- payouts as bank deposits: deposits.csv (issue 7) --------------------------------------------
+
+
+def _deposit_summary(currency: str = "USD") -> str:
+    """The summary push writes on a payout record (``payouts._summary``), for design two-way
+    3.5.2's worked example: two payments, a refund and the aggregated fee line, 202.43 in all."""
+    lines = (
+        DepositLine("payment", Decimal("150.00"), "INV-1001 (in_A)", ledger_id="190", source_id="txn_a"),
+        DepositLine("payment", Decimal("80.00"), "INV-1002 (in_B)", ledger_id="191", source_id="txn_b"),
+        DepositLine("refund", Decimal("-20.00"), "refund of ch_a", ledger_id="77", source_id="txn_c"),
+        DepositLine("fee", Decimal("-7.57"), "Stripe fees", account="92"),
+    )
+    draft = DepositDraft(
+        source_id="po_1QxYz",
+        number="PO-1QxYz",
+        arrival_on=date(2026, 12, 4),
+        currency=currency,
+        bank_account="35",
+        clearing_account=None,
+        contact_id=None,
+        lines=lines,
+        total=Decimal("202.43"),
+        private_note="invoice-sync: stripe po_1QxYz",
+    )
+    return payout_summary(draft, _Plan(lines=list(lines), fees=757))
+
+
+def _payout(
+    source_id: str = "po_1QxYz",
+    *,
+    status: SyncStatus = SyncStatus.SYNCED,
+    amount: int = 20243,
+    currency: str = "USD",
+    summary: str | None = None,
+    ledger_id: str | None = "4021",
+    last_error: str | None = None,
+    alerted_reason: str | None = None,
+) -> SyncRecord:
+    """A ``payout`` record as push's PayoutService leaves it (design two-way 3.5.2 step 10)."""
+    return SyncRecord(
+        connection_id="acme",
+        kind="payout",
+        source_id=source_id,
+        status=status,
+        source_number="PO-" + source_id.removeprefix("po_"),
+        currency=currency,
+        source_total=amount,
+        ledger_id=ledger_id,
+        ledger_total=amount if ledger_id else None,
+        summary=summary,
+        last_error=last_error,
+        alerted_reason=alerted_reason,
+        updated_at=datetime(2026, 11, 25, 12, tzinfo=UTC),
+    )
+
+
+class PayoutLookup:
+    """The Mappings table stand-in: one connection and whether payout deposits are on for it."""
+
+    def __init__(self, *, payout_deposits: bool, ledger: str = "quickbooks") -> None:
+        self.found = Connection(
+            connection_id="acme", ledger=ledger, tenant_id="9130", payout_deposits=payout_deposits
+        )
+
+    def connection(self, connection_id: str) -> Connection | None:
+        return self.found if connection_id == "acme" else None
+
+
+def _deposit_service(s3: FakeS3, records: Records, tmp_path: Any, lookup: PayoutLookup) -> ExportService:
+    return ExportService(
+        records=records,
+        bucket=ExportBucket("archive", s3, part_bytes=5 * MIB),
+        alerts=Alerts(),
+        marks=Marks(),
+        tmpdir=str(tmp_path),
+        connections=lookup,
+    )
+
+
+def test_a_booked_payout_is_one_row_per_deposit_line_that_adds_up_to_the_bank_line() -> None:
+    """Given the worked example's payout booked as QBO Deposit 4021 (two payments, a refund, the
+    fee line), when its rows are built, then there is one row per line naming the payout, its
+    reference, arrival day, the ledger and the deposit, each line's kind, ledger document or
+    account and Stripe transaction, exact amounts that add up to 202.43, and no reason."""
+    built = [
+        dict(zip(rows.DEPOSIT_COLUMNS, row, strict=True))
+        for row in rows.deposit_rows(_payout(summary=_deposit_summary()), "quickbooks")
+    ]
+    assert built[0] == {
+        "payout_id": "po_1QxYz",
+        "payout_reference": "PO-1QxYz",
+        "arrival_on": "2026-12-04",
+        "ledger": "quickbooks",
+        "deposit_ledger_id": "4021",
+        "line_kind": "payment",
+        "description": "INV-1001 (in_A)",
+        "currency": "USD",
+        "amount": "150.00",
+        "line_ledger_id": "190",
+        "account": "",
+        "stripe_balance_transaction": "txn_a",
+        "sync_status": "synced",
+        "reason": "",
+        "last_error": "",
+        "updated_at": "2026-11-25T12:00:00+00:00",
+    }
+    assert [(r["line_kind"], r["amount"], r["line_ledger_id"], r["account"]) for r in built] == [
+        ("payment", "150.00", "190", ""),
+        ("payment", "80.00", "191", ""),
+        ("refund", "-20.00", "77", ""),
+        ("fee", "-7.57", "", "92"),
+    ]
+    assert sum(Decimal(r["amount"]) for r in built) == Decimal("202.43")
+
+
+@pytest.mark.parametrize(
+    ("record", "reason", "amount"),
+    [
+        (
+            _payout(status=SyncStatus.SKIPPED, ledger_id=None, last_error="not paid yet (in_transit)"),
+            "not paid yet (in_transit)",
+            "202.43",
+        ),
+        (
+            _payout(
+                status=SyncStatus.REJECTED,
+                ledger_id=None,
+                currency="JPY",
+                amount=12000,
+                last_error="payout 12000 JPY, its transactions add up to 11000 JPY",
+                alerted_reason="payout does not add up",
+            ),
+            "payout does not add up",
+            "12000",
+        ),
+    ],
+)
+def test_a_payout_without_lines_is_one_row_of_its_amount_saying_why(
+    record: SyncRecord, reason: str, amount: str
+) -> None:
+    """Given a payout skipped (not paid yet) or parked (does not add up) and so without deposit
+    lines, when its rows are built, then it is one row with the line columns blank, the payout's
+    own amount in its currency's decimals, no deposit, and the skip or parked short reason."""
+    (row,) = (dict(zip(rows.DEPOSIT_COLUMNS, r, strict=True)) for r in rows.deposit_rows(record, "xero"))
+    assert (row["line_kind"], row["amount"], row["deposit_ledger_id"], row["reason"]) == (
+        "",
+        amount,
+        "",
+        reason,
+    )
+    assert (row["payout_id"], row["payout_reference"], row["sync_status"]) == (
+        "po_1QxYz",
+        "PO-1QxYz",
+        record.status.value,
+    )
+
+
+def test_a_freshbooks_payout_says_it_is_a_deposit_slip_only() -> None:
+    """Given a FreshBooks payout (its fees booked as expense 88, the rest on the deposit slip),
+    when its rows are built, then every line is there with the expense as the deposit's ledger id
+    and the reason says that only a slip stands for the deposit."""
+    record = _payout(summary=_deposit_summary(), ledger_id="88", last_error=SLIP_ONLY)
+    built = [dict(zip(rows.DEPOSIT_COLUMNS, r, strict=True)) for r in rows.deposit_rows(record, "freshbooks")]
+    assert len(built) == 4
+    assert {(r["deposit_ledger_id"], r["reason"]) for r in built} == {("88", SLIP_ONLY)}
+
+
+def test_a_line_amount_is_exact_in_the_currencys_decimals() -> None:
+    """Given line amounts as the summary keeps them, when written, then they carry the currency's
+    decimals (JPY none, KWD three) exactly; one with more decimals than its currency is written
+    whole, never rounded; one that is no amount fails loudly."""
+    assert rows.decimal_money("-49.26", "USD") == "-49.26"
+    assert rows.decimal_money("1466.2", "USD") == "1466.20"
+    assert rows.decimal_money("12000", "JPY") == "12000"
+    assert rows.decimal_money("1.5", "KWD") == "1.500"
+    assert rows.decimal_money("0.125", "USD") == "0.125"
+    with pytest.raises(ValueError, match="not an amount"):
+        rows.decimal_money("12,00", "EUR")
+
+
+def test_payout_deposits_on_adds_deposits_csv_and_keeps_payouts_out_of_the_other_files(
+    tmp_path: Any,
+) -> None:
+    """Given payout deposits on and a day holding an invoice, a Stripe payment, a booked payout and
+    a parked one, when the day is exported, then deposits.csv holds the booked payout's four lines
+    and the parked payout's row, no other file names a payout, the workbook has a deposits sheet,
+    and the manifest counts the file's rows and the payouts by status with their totals."""
+    s3 = FakeS3()
+    payment = SyncRecord(
+        connection_id="acme",
+        kind="payment",
+        source_id="inpay_1",
+        currency="USD",
+        source_total=36320,
+        status=SyncStatus.SYNCED,
+        updated_at=datetime(2026, 11, 25, 10, tzinfo=UTC),
+    )
+    parked = _payout(
+        "po_2",
+        status=SyncStatus.REJECTED,
+        ledger_id=None,
+        amount=5000,
+        last_error="payout 50.00 USD, its transactions add up to 49.00 USD",
+        alerted_reason="payout does not add up",
+    )
+    records = Records([_record(_invoice()), payment, _payout(summary=_deposit_summary()), parked])
+    result = _deposit_service(s3, records, tmp_path, PayoutLookup(payout_deposits=True)).export("acme", DAY)
+    files = s3.under(PREFIX)
+    deposits = _csv(files[PREFIX + "deposits.csv"])
+    assert [(r["payout_id"], r["line_kind"], r["amount"], r["sync_status"]) for r in deposits] == [
+        ("po_1QxYz", "payment", "150.00", "synced"),
+        ("po_1QxYz", "payment", "80.00", "synced"),
+        ("po_1QxYz", "refund", "-20.00", "synced"),
+        ("po_1QxYz", "fee", "-7.57", "synced"),
+        ("po_2", "", "50.00", "rejected"),
+    ]
+    assert deposits[4]["reason"] == "payout does not add up"
+    for name, data in files.items():
+        if name.endswith(".csv") and not name.endswith("deposits.csv"):
+            assert b"po_" not in data, name
+    assert [r["source_id"] for r in _csv(files[PREFIX + "payments.csv"])] == ["inpay_1"]
+    manifest = result.manifest
+    assert manifest["files"]["deposits.csv"]["rows"] == 5
+    assert (
+        manifest["files"]["deposits.csv"]["sha256"]
+        == hashlib.sha256(files[PREFIX + "deposits.csv"]).hexdigest()
+    )
+    assert manifest["documents"]["payout"] == {"rejected": 1, "synced": 1}
+    assert manifest["totals"]["payout"] == {"USD": "252.43"}
+    assert manifest["synced_totals"]["payout"] == {"USD": "202.43"}
+    assert manifest["parked"]["payout does not add up"] == 1
+    # Only the Stripe payment lacks a summary: a payout's summary is its deposit lines.
+    assert manifest["records_without_summary"] == 1
+    with zipfile.ZipFile(io.BytesIO(files[PREFIX + "export.xlsx"])) as book:
+        assert 'name="deposits"' in book.read("xl/workbook.xml").decode()
+
+
+def test_payout_deposits_on_writes_the_header_on_an_empty_day_and_off_changes_nothing(tmp_path: Any) -> None:
+    """Given payout deposits on and a day without payouts, when exported, then deposits.csv is there
+    with its header only; given it off (or no connection lookup), the same day's files are exactly
+    the existing ones, byte for byte."""
+    on = FakeS3()
+    records = [_record(_invoice())]
+    _deposit_service(on, Records(records), tmp_path, PayoutLookup(payout_deposits=True)).export("acme", DAY)
+    assert on.objects[PREFIX + "deposits.csv"] == (",".join(rows.DEPOSIT_COLUMNS) + "\r\n").encode()
+
+    off, plain = FakeS3(), FakeS3()
+    _deposit_service(off, Records(records), tmp_path, PayoutLookup(payout_deposits=False)).export("acme", DAY)
+    _service(plain, Records(records), tmp_path).export("acme", DAY)
+    assert PREFIX + "deposits.csv" not in off.objects
+    for name in ("invoices.csv", "invoice_lines.csv", "payments.csv", "credit_notes.csv", "refunds.csv"):
+        assert off.objects[PREFIX + name] == plain.objects[PREFIX + name] == on.objects[PREFIX + name], name
+    assert set(off.under(PREFIX)) == set(plain.under(PREFIX))
+
+
+def test_payouts_of_a_connection_with_payout_deposits_off_are_still_exported(tmp_path: Any) -> None:
+    """Given a connection with payout deposits off and a day holding the payout push skipped for
+    it, when exported, then deposits.csv is written with that payout and its reason: a record of
+    the day is never left out of the files."""
+    s3 = FakeS3()
+    skipped = _payout(status=SyncStatus.SKIPPED, ledger_id=None, last_error="payout deposits not enabled")
+    result = _deposit_service(
+        s3,
+        Records([_record(_invoice()), skipped]),
+        tmp_path,
+        PayoutLookup(payout_deposits=False, ledger="xero"),
+    ).export("acme", DAY)
+    (row,) = _csv(s3.objects[PREFIX + "deposits.csv"])
+    assert (row["ledger"], row["payout_id"], row["amount"], row["reason"]) == (
+        "xero",
+        "po_1QxYz",
+        "202.43",
+        "payout deposits not enabled",
+    )
+    assert result.manifest["files"]["deposits.csv"]["rows"] == 1
+    with zipfile.ZipFile(io.BytesIO(s3.objects[PREFIX + "export.xlsx"])) as book:
+        assert 'name="deposits"' in book.read("xl/workbook.xml").decode()

@@ -59,6 +59,11 @@ FILES: dict[str, tuple[list[str], str | None]] = {
 # and nothing more.
 PAYMENTS_BACK = "payments_back.csv"
 PAYMENTS_BACK_FILE: tuple[list[str], str | None] = (rows.PAYMENTS_BACK_COLUMNS, "payments_back")
+# Payouts as bank deposits (issue 7): one row per line of each payout's ledger deposit. Written for a
+# connection with payout deposits on (headers only on a day without payouts), and for any day
+# holding payout records; the other files never carry a payout.
+DEPOSITS = "deposits.csv"
+DEPOSITS_FILE: tuple[list[str], str | None] = (rows.DEPOSIT_COLUMNS, "deposits")
 NUMBERS = {"quantity", "mapping_version", "lines", "lines_not_stored"}
 
 
@@ -139,6 +144,11 @@ class Tally:
 
     def add(self, record: SyncRecord, summary: DocumentSummary | None) -> None:
         self.documents[record.kind][record.status.value] += 1
+        if record.kind == "payout":
+            # A payout's summary is its deposit's lines (``export_rows.payout_summary``), not a
+            # document summary; its total is the payout's amount, the bank line.
+            self._add_payout(record)
+            return
         # A ledger payment's money is the ledger's (``ledger_total``): it has no source total.
         amount = record.ledger_total if record.direction == "to_source" else record.source_total
         if record.currency and amount is not None:
@@ -153,6 +163,18 @@ class Tally:
             self.without_summary += 1
         elif summary.lines_dropped:
             self.lines_not_stored += 1
+
+    def _add_payout(self, record: SyncRecord) -> None:
+        if record.currency and record.source_total is not None:
+            self.totals[record.kind][record.currency] += record.source_total
+            if record.status.value == "synced":
+                self.synced_totals[record.kind][record.currency] += record.source_total
+        if record.status.parked:
+            self.parked[rows.parked_reason(record)] += 1
+        if record.mapping_version is not None:
+            self.mapping_versions.add(record.mapping_version)
+        if record.status.value == "synced" and rows.payout_summary(record) is None:
+            self.without_summary += 1
 
     @property
     def count(self) -> int:
@@ -380,6 +402,7 @@ class _Run:
         workbook_rows: int,
         *,
         payments_back: bool = False,
+        payout_deposits: bool = False,
         ledger: str = "",
     ) -> None:
         self.bucket = bucket
@@ -388,6 +411,8 @@ class _Run:
         self.files = dict(FILES)
         if payments_back:
             self.files[PAYMENTS_BACK] = PAYMENTS_BACK_FILE
+        if payout_deposits:
+            self.files[DEPOSITS] = DEPOSITS_FILE
         self.csv = {
             name: CsvFile(name, columns, bucket.writer(staging + name, CSV_TYPE))
             for name, (columns, _) in self.files.items()
@@ -471,8 +496,9 @@ class ExportService:
     ) -> None:
         ZoneInfo(time_zone)  # an unknown zone fails here, at cold start, not at midnight
         self.locks = locks
-        # Whether a connection has payments back on (its payments_back.csv) and its ledger's name;
-        # without it, a payments_back.csv is written only for a day holding such records.
+        # Whether a connection has payments back on (its payments_back.csv) or payout deposits on
+        # (its deposits.csv), and its ledger's name; without it, those files are written only for a
+        # day holding such records.
         self.connections = connections
         self.records = records
         self.bucket = bucket
@@ -517,6 +543,7 @@ class ExportService:
             self.tmpdir,
             self.workbook_rows,
             payments_back=connection is not None and connection.payments_back,
+            payout_deposits=connection is not None and connection.payout_deposits,
             ledger=connection.ledger if connection is not None else "",
         )
         tally = Tally()
@@ -594,6 +621,10 @@ class ExportService:
         elif record.kind == "ledger_payment":
             files.open(PAYMENTS_BACK, PAYMENTS_BACK_FILE)
             files.write(PAYMENTS_BACK, rows.payments_back_row(record, summary, files.ledger))
+        elif record.kind == "payout":
+            files.open(DEPOSITS, DEPOSITS_FILE)
+            for row in rows.deposit_rows(record, files.ledger):
+                files.write(DEPOSITS, row)
 
     def _manifest(
         self,

@@ -7,8 +7,11 @@ where the summary would be.
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import Any
 
 from invoice_sync.models.money import exponent
 from invoice_sync.models.summary import DocumentSummary, SummaryLine
@@ -117,6 +120,32 @@ PAYMENTS_BACK_COLUMNS = [
     "currency",
     "amount",
     "stripe_object",
+    "sync_status",
+    "reason",
+    "last_error",
+    "updated_at",
+]
+# Payouts as bank deposits (issue 7, design two-way 3.5.2): one row per line of the ledger deposit
+# each ``payout`` record booked (the payout's summary, written by ``sync/payouts.py``): the
+# payments and refunds it moved out of the clearing account, the fees, adjustments and unmatched
+# money; the line amounts of a payout add up to its bank line. A payout with no lines (skipped,
+# parked, or booked before summaries) has one row with the line columns blank and the payout's
+# own amount, so that every payout of the day is in the file. ``deposit_ledger_id``: the QBO
+# Deposit, the Xero bank transfer, the FreshBooks fee expense; ``line_ledger_id``: the ledger
+# payment or refund document a line moves; ``stripe_balance_transaction``: the txn_ it comes from.
+DEPOSIT_COLUMNS = [
+    "payout_id",
+    "payout_reference",
+    "arrival_on",
+    "ledger",
+    "deposit_ledger_id",
+    "line_kind",
+    "description",
+    "currency",
+    "amount",
+    "line_ledger_id",
+    "account",
+    "stripe_balance_transaction",
     "sync_status",
     "reason",
     "last_error",
@@ -413,6 +442,82 @@ def payments_back_row(record: SyncRecord, summary: DocumentSummary | None, ledge
         _text(back_reason(record)),
         _text(record.last_error),
         record.updated_at.isoformat() if record.updated_at else "",
+    ]
+
+
+def payout_summary(record: SyncRecord) -> dict[str, Any] | None:
+    """A ``payout`` record's summary (``payouts._summary``: payout, number, arrival_on, currency,
+    total, fees, unmatched, lines); None without one or one this version cannot read."""
+    if not record.summary:
+        return None
+    try:
+        found = json.loads(record.summary)
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or not isinstance(found.get("lines", []), list):
+        return None
+    return found
+
+
+def decimal_money(text: object, currency: str | None) -> str:
+    """A decimal amount as the summary keeps it (``"-49.26"``) in the export's money format: the
+    currency's own decimals, exact. An amount with more decimals than the currency has is written
+    whole (never rounded); blank when there is none."""
+    if text is None or text == "" or not currency:
+        return ""
+    try:
+        amount = Decimal(str(text))
+    except InvalidOperation as error:
+        raise ValueError(f"not an amount: {text!r}") from error
+    scaled = amount.scaleb(_exponent(currency))
+    if scaled != scaled.to_integral_value():
+        return format(amount, "f")
+    return money(int(scaled), currency)
+
+
+def payout_reason(record: SyncRecord) -> str:
+    """Why a payout was not booked, or booked only in part: a skipped record's reason (``not paid
+    yet (in_transit)``, ``manual payout: ...``), a parked one's short reason, and for a synced one
+    the note push left (FreshBooks: ``deposit slip only: FreshBooks has no deposit API``)."""
+    if record.status.parked:
+        return parked_reason(record)
+    return record.last_error or ""
+
+
+def deposit_rows(record: SyncRecord, ledger: str) -> list[list[str]]:
+    """A ``payout`` record as rows of deposits.csv: one per line of its deposit, or one row with
+    the payout's own amount and the line columns blank when it has no lines."""
+    summary = payout_summary(record) or {}
+    currency = str(summary.get("currency") or record.currency or "")
+    head = [
+        _text(summary.get("payout") or record.source_id),
+        _text(summary.get("number") or record.source_number),
+        _text(summary.get("arrival_on")),
+        _text(ledger),
+        _text(record.ledger_id),
+    ]
+    tail = [
+        record.status.value,
+        _text(payout_reason(record)),
+        _text(record.last_error),
+        record.updated_at.isoformat() if record.updated_at else "",
+    ]
+    lines = [line for line in summary.get("lines") or [] if isinstance(line, dict)]
+    if not lines:
+        return [[*head, "", "", _text(currency), money(record.source_total, currency), "", "", "", *tail]]
+    return [
+        [
+            *head,
+            _text(line.get("kind")),
+            _text(line.get("description")),
+            _text(currency),
+            decimal_money(line.get("amount"), currency),
+            _text(line.get("ledger_id")),
+            _text(line.get("account")),
+            _text(line.get("source_id")),
+            *tail,
+        ]
+        for line in lines
     ]
 
 

@@ -91,7 +91,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Writes the day's records (every record last written that calendar day, in the export's "
             "time zone) as invoices, invoice_lines, payments, credit_notes and refunds CSVs (and "
-            "payments_back for a connection with payments back on), Xero and QuickBooks Online "
+            "payments_back for a connection with payments back on, deposits for one with payout "
+            "deposits on), Xero and QuickBooks Online "
             "import files, an .xlsx workbook and manifest.json under "
             "exports/<connection>/<yyyy>/<mm>/<dd>/, replacing an earlier run's files; then sends "
             "the daily report to the alerts topic."
