@@ -13,7 +13,7 @@ stand-in sends its signed payout.paid and payout.reconciliation_completed to the
 Payout po_1QaAcmePayout01 = 1,466.22, what the bank receives. QuickBooks: one Deposit of 1,466.22
 linking the payment and the refund receipt, one fee line of -49.26. Xero: the clearing account
 (payments in, refunds out) spends the fees and transfers 1,466.22 to the bank, back to zero.
-FreshBooks (no deposit API): one fee expense of 49.26 and the deposit slip in the reports bucket.
+FreshBooks (no deposit API): one fee expense of 49.26 and the deposit slip in the archive bucket.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def test_a_payout_becomes_one_deposit_equal_to_the_bank_line(stack: LocalStack) 
         assert record.last_error == "deposit slip only: FreshBooks has no deposit API"
         assert stack.resources is not None
         slip = stack.client("s3").get_object(
-            Bucket=stack.resources.archive_bucket, Key=f"reports/acme/deposits/{PAYOUT}.csv"
+            Bucket=stack.resources.archive_bucket, Key=f"deposit-slips/acme/{PAYOUT}.csv"
         )
         text = slip["Body"].read().decode()
         assert "total,1466.22" in text

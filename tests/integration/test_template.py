@@ -427,7 +427,8 @@ SECRET_ARN = (
 def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: dict[str, Any]) -> None:
     """Proves the reconcile function's role names every action outright (no wildcard action) on
     named resources: the day index (Query) and the records it names (BatchGetItem), verdict,
-    token-date and token-lease items of the table (by leading key), the connections, the
+    token-date and token-lease items of the table (by leading key), records and links read for
+    payments back (GetItem, Query, by leading key), the connections, the
     ledger-oauth (rotated on refresh) and stripe-api secrets only, reports/ of the archive bucket
     (put, get, list under the prefix), the alerts topic and its key, its own dead-letter queue;
     and that it cannot touch the sync queue (repair is the operator's), raw/ or exports/."""
@@ -438,6 +439,10 @@ def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: 
         "ReadDayRecords": ({"dynamodb:BatchGetItem"}, {"Fn::GetAtt": ["SyncStateTable", "Arn"]}),
         "VerdictsAndTokenLease": (
             {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+            {"Fn::GetAtt": ["SyncStateTable", "Arn"]},
+        ),
+        "ReadPaymentsBackRecords": (
+            {"dynamodb:GetItem", "dynamodb:Query"},
             {"Fn::GetAtt": ["SyncStateTable", "Arn"]},
         ),
         "ListConnections": ({"dynamodb:GetItem", "dynamodb:Query"}, {"Fn::GetAtt": ["MappingsTable", "Arn"]}),
@@ -468,6 +473,10 @@ def test_reconcile_role_reads_the_three_sides_and_writes_only_reports(template: 
     assert set(keys) == {"RECON#*", "TOKENS#*", "LOCK#*"}
     keys = statements["ReadDayRecords"]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
     assert keys == ["CONN#*"]
+    keys = statements["ReadPaymentsBackRecords"]["Condition"]["ForAllValues:StringLike"][
+        "dynamodb:LeadingKeys"
+    ]
+    assert set(keys) == {"CONN#*", "LINK#*"}
     assert statements["ListReports"]["Condition"] == {"StringLike": {"s3:prefix": ["reports/*"]}}
     function = resources["ReconcileFunction"]["Properties"]
     assert function["Handler"] == "invoice_sync.handlers.reconcile.handler"
@@ -756,3 +765,23 @@ def test_the_xero_poll_runs_payments_back_on_its_schedule_with_a_dead_letter_que
         "GreaterThanThreshold",
     )
     assert alarm["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+
+
+def test_push_reads_the_stripe_read_key_and_writes_deposit_slips_for_payouts(
+    template: dict[str, Any],
+) -> None:
+    """Proves push's role (payouts as deposits, design two-way 5) may read each connection's
+    stripe-api key (a payout's balance transactions) and put FreshBooks' deposit slips under
+    deposit-slips/, and nothing more of either: never the stripe-writer key, no other prefix."""
+    statements = _statements(template, "PushFunction")
+    assert statements["ReadStripeKeys"]["Action"] == "secretsmanager:GetSecretValue"
+    assert statements["ReadStripeKeys"]["Resource"] == {"Fn::Sub": SECRET_ARN + "stripe-api-??????"}
+    assert statements["WriteDepositSlips"]["Action"] == "s3:PutObject"
+    assert statements["WriteDepositSlips"]["Resource"] == {"Fn::Sub": "${ArchiveBucket.Arn}/deposit-slips/*"}
+    secrets = {
+        str(resource)
+        for statement in statements.values()
+        if any(str(a).startswith("secretsmanager:") for a in _as_list(statement["Action"]))
+        for resource in _as_list(statement["Resource"])
+    }
+    assert not any("stripe-writer" in secret for secret in secrets)

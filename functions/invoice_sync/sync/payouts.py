@@ -19,7 +19,7 @@ booked; a retry between the two finds the same records (theirs or not yet anyone
 the same deposit.
 
 FreshBooks has no deposit API (design 3.9): its fees are booked as one expense and the whole
-deposit is written as a slip (CSV and JSON) to the reports bucket for a person to match.
+deposit is written as a slip (CSV and JSON) to the archive bucket for a person to match.
 """
 
 from __future__ import annotations
@@ -106,7 +106,9 @@ class Slips(Protocol):
 
 
 def slip_key(connection_id: str, payout_id: str, suffix: str) -> str:
-    return f"reports/{connection_id}/deposits/{payout_id}.{suffix}"
+    """Where a FreshBooks payout's deposit slip is kept in the archive bucket (no lifecycle rule
+    touches ``deposit-slips/``: a slip is a record of the books)."""
+    return f"deposit-slips/{connection_id}/{payout_id}.{suffix}"
 
 
 @dataclass(frozen=True)

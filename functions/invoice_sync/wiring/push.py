@@ -1,6 +1,6 @@
 """The push use case's wiring: SyncState, the Mappings table, the raw archive, alerts, the
 ledger adapters and, for payouts, each connection's Stripe reader (its ``stripe-api`` key) and the
-reports bucket FreshBooks' deposit slips go to. ``build_push`` is the one recipe for the use case:
+archive bucket's deposit-slips/ (FreshBooks' slips). ``build_push`` is the one recipe for the use case:
 the push Lambda calls it with the stores built here, the operator CLI with the stores of its
 target (without payouts, which only the Lambda books)."""
 
