@@ -19,6 +19,7 @@ from invoice_sync.errors import LedgerUnavailable, LedgerValidation, NotFound, T
 from invoice_sync.ledgers.port import LedgerDocument, LedgerPayment, PaymentApplication, marker
 from invoice_sync.models.mapping import Connection, Mappings
 from invoice_sync.models.messages import LedgerEventMessage
+from invoice_sync.models.summary import DocumentSummary
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sources.stripe_api import StripeApiError, StripeAuthError, StripeUnavailable
 from invoice_sync.store.sync_state import PendingCallback
@@ -345,6 +346,10 @@ def test_the_whole_amount_due_pays_the_invoice_out_of_band() -> None:
     assert world.stripe.keys == [("pay", record.idempotency_key)]
     assert world.ledger_paid() == {RESERVATION: (10000, "done")}
     assert world.alerts.published == []
+    # The nightly export's payments_back.csv reads when and how it was paid from the summary.
+    summary = DocumentSummary.load(record.summary)
+    assert summary is not None
+    assert (summary.issued_on, summary.reference, summary.total) == (date(2026, 12, 1), "1042", 10000)
 
 
 def test_less_than_is_due_is_a_payment_record_reported_then_attached() -> None:

@@ -47,6 +47,7 @@ from invoice_sync.ledgers.port import (
 from invoice_sync.models.mapping import Connection, LedgerKind, Mappings
 from invoice_sync.models.messages import LedgerEventMessage
 from invoice_sync.models.money import Money
+from invoice_sync.models.summary import DocumentSummary
 from invoice_sync.models.sync import DocumentKind, LedgerPaidState, SyncRecord, SyncStatus, utcnow
 from invoice_sync.observability import logger
 from invoice_sync.sources.stripe_api import (
@@ -773,6 +774,12 @@ class PaymentsBackService:
         record.ledger_total = amount
         record.currency = work.payment.currency.upper()
         record.event_id = work.message.event_id
+        # What the nightly export's payments_back.csv shows: when it was paid and how.
+        record.summary = DocumentSummary(
+            issued_on=work.payment.paid_on,
+            reference=work.payment.reference or work.payment.method,
+            total=amount,
+        ).dump()
 
     # --- Stripe -----------------------------------------------------------------------------------
 
