@@ -36,7 +36,7 @@ def _local_up(args: argparse.Namespace, ctx: Context) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     target_file = default_local_file()
-    with LocalStack(ledger=args.ledger) as stack:
+    with LocalStack(ledger=args.ledger, payments_back_worker=args.payments_back) as stack:
         stack.target().write(target_file)
         console.print("[bold]invoice-sync local stack[/] (Ctrl-C stops it)")
         console.print(f"  AWS (moto server)       {stack.aws_endpoint}")
@@ -45,6 +45,11 @@ def _local_up(args: argparse.Namespace, ctx: Context) -> int:
         console.print(f"  Stripe webhooks         {stack.webhook_url()}")
         console.print(f"  Stripe API (stand-in)   {stack.stripe_url}  (try, backfill)")
         console.print(f"  webhook secret          {stack.company.webhook_secret}  (local demo value)")
+        if args.payments_back:
+            # The sandbox and the Stripe stand-in are subscribed already: a payment recorded in the
+            # sandbox reaches Stripe through these.
+            console.print(f"  ledger webhooks         {stack.ledger_webhook_url()}  (payments back)")
+            console.print(f"  ledger webhook key      {stack.company.ledger_webhook_key}  (local demo value)")
         console.print(f"  CLI target              {target_file}  (use --local)")
         try:
             with contextlib.suppress(KeyboardInterrupt):
@@ -67,6 +72,12 @@ def _register_builtin(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         "up", help="start it in the foreground; other commands reach it with --local"
     )
     up.set_defaults(func=_local_up)
+    up.add_argument(
+        "--payments-back",
+        action="store_true",
+        help="turn payments back on and run its worker: payments recorded in the ledger sandbox "
+        "reach the Stripe stand-in (the sandbox's webhooks, and on Xero the poll)",
+    )
     demo = subparsers.add_parser("demo", help="run the end-to-end demo on a fresh local stack")
     demo.set_defaults(func=_demo)
     for command in (up, demo):

@@ -175,3 +175,37 @@ def test_local_up_serves_until_terminated(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+
+
+def test_local_up_with_payments_back_prints_the_ledger_webhook_route(tmp_path: Path) -> None:
+    """`invoice-sync local up --payments-back` runs the payments-back worker and prints the ledger
+    webhook route and its key, the connection's own; it stops cleanly on SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoice_sync_ops.cli", "local", "up", "--payments-back"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
+    )
+    try:
+        assert process.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(
+            target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True
+        )
+        reader.start()
+        shown: dict[str, str] = {}
+        deadline = time.monotonic() + 60
+        while "CLI target" not in shown and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                break
+            for label in ("ledger webhooks", "ledger webhook key", "CLI target"):
+                if line.strip().startswith(label + " "):
+                    shown[label] = line.split()[len(label.split())]
+        assert shown["ledger webhooks"].endswith("/ledger-webhooks/quickbooks/acme"), shown
+        assert shown["ledger webhook key"] == DemoCompany().ledger_webhook_key
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
