@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from invoice_sync.ledgers.port import LedgerPayment, PaymentApplication
+from invoice_sync.errors import NotFound
+from invoice_sync.ledgers.port import LedgerDocument, LedgerPayment, PaymentApplication
 from invoice_sync.models.mapping import Connection
 from invoice_sync.models.sync import SyncRecord, SyncStatus
 from invoice_sync.sync.reconcile import (
@@ -29,7 +30,7 @@ from invoice_sync.sync.reconcile import (
     usual_level,
 )
 from invoice_sync.sync.reconcile_report import report_csv, report_html, report_json
-from invoice_sync.sync.reconcile_service import days_to_run
+from invoice_sync.sync.reconcile_service import LedgerDeposits, days_to_run
 from invoice_sync_ops.commands.reconcile import unsent_events
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -916,3 +917,225 @@ def test_an_invoice_sharing_the_payments_ledger_id_does_not_hide_it() -> None:
     reconciler.add_records([rec("in_1", ledger_id="190")])
     reconciler.add_ledger([led("in_1", ledger_id="190"), unmarked_payment("190")])
     assert classes(reconciler.compare()) == [("ledger_payment_not_sent", "190")]
+
+
+# --- payouts as bank deposits: each payout record's deposit in the ledger (issue 7) ----------------
+
+
+def payout_rec(
+    source_id: str = "po_1",
+    *,
+    status: SyncStatus = SyncStatus.SYNCED,
+    amount: int = 146_622,
+    ledger_id: str | None = "4021",
+    alerted_reason: str | None = None,
+    last_error: str | None = None,
+) -> SyncRecord:
+    """A ``payout`` record as push's PayoutService leaves it: the payout's amount (the bank line)
+    in ``source_total``, the deposit's id and total in ``ledger_id`` / ``ledger_total``."""
+    return SyncRecord(
+        connection_id="c",
+        kind="payout",
+        source_id=source_id,
+        status=status,
+        source_number="PO-" + source_id.removeprefix("po_"),
+        currency="USD",
+        source_total=amount,
+        ledger_id=ledger_id if status is SyncStatus.SYNCED else None,
+        ledger_total=amount if status is SyncStatus.SYNCED else None,
+        alerted_reason=alerted_reason,
+        last_error=last_error,
+        created_at=START,
+    )
+
+
+def deposit(ledger_id: str = "4021", total: int = 146_622, **kwargs: Any) -> LedgerEntry:
+    return led("po_1", total, ledger_id=ledger_id, kind="payout", tax=None, **kwargs)
+
+
+class Deposits:
+    """The ledger's deposits by id, as ``get_deposit`` answers (None: ``NotFound``); records
+    which it was asked for."""
+
+    def __init__(
+        self, found: Mapping[str, LedgerEntry], support: str = "deposit", *, fail: bool = False
+    ) -> None:
+        self.found = dict(found)
+        self._support = support
+        self.fail = fail
+        self.read: list[str] = []
+
+    @property
+    def support(self) -> str:
+        return self._support
+
+    def deposit(self, ledger_id: str) -> LedgerEntry | None:
+        self.read.append(ledger_id)
+        if self.fail:
+            raise ConnectionError("ledger 503")
+        return self.found.get(ledger_id)
+
+
+def compare_payouts(records: list[SyncRecord], deposits: Deposits) -> Comparison:
+    reconciler = Reconciler(START, None, None, None, deposits=deposits)
+    reconciler.add_records(records)
+    reconciler.add_ledger([])
+    return reconciler.compare()
+
+
+def test_a_payouts_deposit_of_the_booked_total_is_clean() -> None:
+    """Given a payout push booked as QBO Deposit 4021 of 1,466.22 and the ledger holding that
+    deposit at that total, when compared, then nothing differs, the deposit was read once, and
+    the payout is counted on the records' and the ledger's side and among the to-ledger records."""
+    deposits = Deposits({"4021": deposit()})
+    result = compare_payouts([payout_rec()], deposits)
+    assert result.differences == []
+    assert result.status == "clean"
+    assert deposits.read == ["4021"]
+    assert (result.deposits_checked, result.manual_deposit) == (1, 0)
+    assert result.sides["records"].counts["payout"] == 1
+    assert result.sides["ledger"].counts["payout"] == 1
+    assert result.to_ledger == {"synced": 1}
+
+
+@pytest.mark.parametrize(
+    ("found", "record", "expected", "amounts"),
+    [
+        ({}, payout_rec(), "deposit_missing", (146_622, None)),
+        ({"4021": deposit(voided=True)}, payout_rec(), "deposit_missing", (146_622, 146_622)),
+        ({"4021": deposit(total=141_622)}, payout_rec(), "deposit_total_differs", (146_622, 141_622)),
+        ({"4021": deposit(currency="EUR")}, payout_rec(), "deposit_total_differs", (146_622, 146_622)),
+        ({}, payout_rec(ledger_id=None), "deposit_missing", (146_622, None)),
+    ],
+    ids=["gone", "void", "total edited", "currency", "no deposit id"],
+)
+def test_a_payouts_deposit_gone_or_changed_is_a_difference_to_the_ledger(
+    found: dict[str, LedgerEntry], record: SyncRecord, expected: str, amounts: tuple[int, int | None]
+) -> None:
+    """Given a synced payout whose deposit the ledger no longer holds (NotFound), holds void, holds
+    at another total or currency, or whose record names no deposit, when compared, then exactly
+    that payout is reported, in the class named, direction to_ledger, with the booked total as
+    the source amount and the deposit's as the ledger amount."""
+    result = compare_payouts([record], Deposits(found))
+    (difference,) = result.differences
+    assert (difference.cls.value, difference.kind, difference.source_id) == (expected, "payout", "po_1")
+    assert difference.direction == "to_ledger"
+    assert difference.number == "PO-1"
+    assert (difference.source_amount, difference.ledger_amount) == amounts
+
+
+def test_parked_payouts_are_listed_and_skipped_ones_are_not() -> None:
+    """Given a parked payout (does not add up), one pending (its create in flight or stuck) and
+    three skipped (not paid yet, manual, payout deposits off), when compared, then the parked and
+    the pending one are deposit_missing with their reason (as a parked invoice is
+    missing_in_ledger), the skipped ones are nothing, and no deposit is read for any."""
+    deposits = Deposits({})
+    records = [
+        payout_rec(
+            "po_2",
+            status=SyncStatus.REJECTED,
+            alerted_reason="payout does not add up",
+            last_error="payout 1,466.22 USD, its transactions add up to 1,400.00 USD",
+        ),
+        payout_rec("po_3", status=SyncStatus.PENDING),
+        payout_rec("po_4", status=SyncStatus.SKIPPED, last_error="not paid yet (in_transit)"),
+        payout_rec("po_5", status=SyncStatus.SKIPPED, last_error="manual payout: Stripe does not say"),
+        payout_rec("po_6", status=SyncStatus.SKIPPED, last_error="payout deposits not enabled"),
+    ]
+    result = compare_payouts(records, deposits)
+    assert classes(result) == [("deposit_missing", "po_2"), ("deposit_missing", "po_3")]
+    assert "record rejected (payout does not add up)" in result.differences[0].detail
+    assert result.differences[0].source_amount == 146_622
+    assert deposits.read == []
+    assert result.to_ledger == {"rejected": 1, "pending": 1, "skipped": 3}
+
+
+def test_freshbooks_payouts_are_manual_deposits_never_differences() -> None:
+    """Given a FreshBooks connection (deposit_support fees_only: the fees as an expense, the rest
+    on a deposit slip) with two synced payouts, one whose fee expense is gone, when compared,
+    then neither is a difference, both are counted as manual_deposit, and no expense is read
+    (design two-way 3.9 step 3)."""
+    deposits = Deposits({}, support="fees_only")
+    records = [
+        payout_rec("po_1", ledger_id="88", last_error="deposit slip only: FreshBooks has no deposit API"),
+        payout_rec("po_2", ledger_id="89", last_error="deposit slip only: FreshBooks has no deposit API"),
+    ]
+    result = compare_payouts(records, deposits)
+    assert result.differences == []
+    assert (result.manual_deposit, result.deposits_checked) == (2, 0)
+    assert deposits.read == []
+
+
+def test_a_deposit_that_cannot_be_read_claims_nothing() -> None:
+    """Given a ledger that fails when a payout's deposit is read, when compared, then the ledger
+    side is incomplete and no payout is claimed missing or different."""
+    result = compare_payouts([payout_rec(), payout_rec("po_2")], Deposits({}, fail=True))
+    assert result.differences == []
+    assert result.status == "incomplete"
+    assert "ledger 503" in result.incomplete["ledger"]
+
+
+def test_the_report_counts_payouts_to_the_ledger_and_manual_deposits() -> None:
+    """Given a payout whose deposit total was edited in QBO, when the report is built, then the
+    difference is in the JSON and the CSV with direction to_ledger, the summary counts it among
+    the to-ledger differences with the deposits read and manual_deposit, the links open the
+    payout in Stripe and the deposit in QBO, and the HTML says how many deposits were read."""
+    reconciler = Reconciler(START, None, None, None, deposits=Deposits({"4021": deposit(total=141_622)}))
+    reconciler.add_records([payout_rec(), rec("in_1")])
+    reconciler.add_sources([inv("in_1")])
+    reconciler.add_ledger([led("in_1")])
+    report = report_json(
+        reconciler.compare(),
+        connection_id="c",
+        ledger="quickbooks",
+        start=date(2026, 11, 2),
+        end=date(2026, 11, 2),
+        generated_at=START,
+        links=Links("quickbooks", "t1"),
+    )
+    summary = report["summary"]
+    assert summary["differences"]["deposit_total_differs"] == 1
+    assert summary["differences"]["deposit_missing"] == 0
+    assert summary["manual_deposit"] == 0
+    to_ledger = summary["directions"]["to_ledger"]
+    assert (to_ledger["differences"], to_ledger["deposits_checked"], to_ledger["records"]) == (
+        1,
+        1,
+        {"synced": 2},
+    )
+    (difference,) = report["differences"]
+    assert difference["source_url"] == "https://dashboard.stripe.com/test/payouts/po_1"
+    assert difference["ledger_urls"] == ["https://app.qbo.intuit.com/app/deposit?txnId=4021"]
+    assert (difference["source_amount"], difference["ledger_amount"], difference["difference"]) == (
+        "1466.22",
+        "1416.22",
+        "-50.00",
+    )
+    (row,) = csv.DictReader(io.StringIO(report_csv(report).decode()))
+    assert (row["class"], row["kind"], row["direction"]) == ("deposit_total_differs", "payout", "to_ledger")
+    page = report_html(report, [{"date": "2026-11-02", "differences": {"deposit_total_differs": 1}}]).decode()
+    assert "1 payout deposits read from the ledger" in page
+    assert "deposit_total_differs" in page
+
+
+class _DepositLedger:
+    """The ledger port's two deposit members, as an adapter answers them."""
+
+    deposit_support = "deposit"
+
+    def get_deposit(self, ledger_id: str) -> LedgerDocument:
+        if ledger_id != "4021":
+            raise NotFound(f"Deposit {ledger_id} not found", code="610")
+        return LedgerDocument("4021", "0", "PO-1", Decimal("1466.22"), Decimal("0"), "USD")
+
+
+def test_the_ledgers_deposits_are_read_by_id_and_notfound_is_none() -> None:
+    """Given the ledger's get_deposit, when the service's deposit side reads Deposit 4021 and one
+    the ledger does not know, then the first is the deposit in minor units, the second None (the
+    check's deposit_missing), and the support is the adapter's."""
+    side = LedgerDeposits(_DepositLedger())  # type: ignore[arg-type]
+    found = side.deposit("4021")
+    assert found is not None
+    assert (found.kind, found.ledger_id, found.total, found.currency) == ("payout", "4021", 146_622, "USD")
+    assert side.deposit("9999") is None
+    assert side.support == "deposit"

@@ -27,6 +27,15 @@ each ledger payment listed without invoice-sync's marker must have a ``ledger_pa
 paid outside Stripe, what its synced ``ledger_payment`` records sent (``off_stripe_mismatch``).
 Both read beyond the three streams through a ``PaymentsBackSide``, only for the few documents
 concerned (one query or GET each).
+
+Payouts as bank deposits (issue 7, design two-way 3.5.3): each ``payout`` record of the window
+push booked is checked against the ledger's deposit, read by its id (``DepositSide``, one GET
+each): ``deposit_missing`` when the ledger no longer holds it (or it is void), and
+``deposit_total_differs`` when its total is not the ``ledger_total`` push booked. A parked payout
+record is ``deposit_missing`` too, as a parked invoice is ``missing_in_ledger``: the bank has the
+line, the ledger no deposit. FreshBooks' payouts (``deposit_support == "fees_only"``: the fees as an
+expense, the rest on a deposit slip a person matches, design 3.9) are counted as
+``manual_deposit``, never a difference.
 """
 
 from __future__ import annotations
@@ -74,6 +83,11 @@ class DifferenceClass(StrEnum):
     # Stripe is not what its synced ``ledger_payment`` records sent.
     LEDGER_PAYMENT_NOT_SENT = "ledger_payment_not_sent"
     OFF_STRIPE_MISMATCH = "off_stripe_mismatch"
+    # Payouts as bank deposits (Stripe -> ledger): the deposit push booked for a payout is gone
+    # from the ledger, void, or was never booked (the record parked); or its total is not what
+    # push booked (someone edited the deposit).
+    DEPOSIT_MISSING = "deposit_missing"
+    DEPOSIT_TOTAL_DIFFERS = "deposit_total_differs"
 
 
 # The classes of the payments-back direction (ledger -> Stripe); every other class is push's
@@ -266,27 +280,38 @@ class Links:
         base = "https://dashboard.stripe.com" + ("" if self.livemode else "/test")
         if kind == "ledger_payment" and source_id.startswith("in_"):
             kind = "invoice"  # off_stripe_mismatch names the Stripe invoice
-        path = {"invoice": "invoices", "credit_note": "credit_notes", "payment": "payments"}.get(
-            kind, "search?query="
-        )
+        path = {
+            "invoice": "invoices",
+            "credit_note": "credit_notes",
+            "payment": "payments",
+            "payout": "payouts",
+        }.get(kind, "search?query=")
         object_id = source_id.split(":", 1)[0]
         return f"{base}/{path}/{object_id}" if not path.endswith("=") else f"{base}/{path}{object_id}"
 
     def ledger(self, kind: str, ledger_id: str) -> str:
         if self.ledger_kind == "quickbooks":
-            page = {"invoice": "invoice", "credit_note": "creditmemo", "refund": "refundreceipt"}.get(
-                kind, "recvpayment"
-            )
+            page = {
+                "invoice": "invoice",
+                "credit_note": "creditmemo",
+                "refund": "refundreceipt",
+                "payout": "deposit",
+            }.get(kind, "recvpayment")
             return f"https://app.qbo.intuit.com/app/{page}?txnId={ledger_id}"
         if self.ledger_kind == "xero":
+            if kind == "payout":  # the payout's bank transfer (its id is in ledger_ids too)
+                return f"https://go.xero.com/Bank/ViewTransfer.aspx?bankTransferID={ledger_id}"
             if kind == "invoice":
                 return f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={ledger_id}"
             if kind in ("credit_note", "refund"):  # Xero books a refund as a credit note
                 return f"https://go.xero.com/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={ledger_id}"
             return f"https://go.xero.com/Bank/ViewTransaction.aspx?paymentID={ledger_id}"
-        page = {"invoice": "invoice", "credit_note": "credit-notes", "refund": "credit-notes"}.get(
-            kind, "payments"
-        )
+        page = {
+            "invoice": "invoice",
+            "credit_note": "credit-notes",
+            "refund": "credit-notes",
+            "payout": "expenses",  # the payout's fee expense
+        }.get(kind, "payments")
         return f"https://my.freshbooks.com/#/{page}/{self.tenant_id}-{ledger_id}"
 
 
@@ -358,6 +383,22 @@ class PaymentsBackSide(Protocol):
         ...
 
 
+class DepositSide(Protocol):
+    """What the payout check reads beyond the three streams: the ledger's deposit of one payout,
+    by the id push recorded (one GET each)."""
+
+    @property
+    def support(self) -> str:
+        """The ledger's ``deposit_support``: ``deposit`` (QBO), ``transfer`` (Xero) or
+        ``fees_only`` (FreshBooks: the fees as an expense, the rest on a deposit slip)."""
+        ...
+
+    def deposit(self, ledger_id: str) -> LedgerEntry | None:
+        """The deposit (Xero: transfer; FreshBooks: fee expense) as the ledger holds it now; None
+        when the ledger no longer has it."""
+        ...
+
+
 @dataclass
 class Comparison:
     differences: list[Difference] = field(default_factory=list)
@@ -373,6 +414,8 @@ class Comparison:
     payments_back: bool = False  # the payments-back checks ran (the connection has it on)
     ledger_payments_checked: int = 0  # unmarked ledger payments matched against the records
     invoices_checked: int = 0  # Stripe invoices whose money paid outside Stripe was compared
+    deposits_checked: int = 0  # payouts' ledger deposits read and compared
+    manual_deposit: int = 0  # FreshBooks payouts: a deposit slip for a person, never a difference
 
     @property
     def status(self) -> str:
@@ -391,6 +434,8 @@ class Comparison:
             "to_ledger": {
                 "records": dict(sorted(self.to_ledger.items())),
                 "differences": found.get("to_ledger", 0),
+                "deposits_checked": self.deposits_checked,
+                "manual_deposit": self.manual_deposit,
             },
             "to_source": {
                 "payments_back": self.payments_back,
@@ -416,8 +461,13 @@ class Reconciler:
         lookup: SourceLookup | None = None,
         charge_refunds: ChargeRefunds | None = None,
         payments_back: PaymentsBackSide | None = None,
+        deposits: DepositSide | None = None,
     ) -> None:
         self.window_start = window_start
+        # Payouts: their ledger deposits, read by id (None: not checked), and the window's payout
+        # records by payout id.
+        self._deposits = deposits
+        self._payouts: dict[str, SyncRecord] = {}
         self._lookup = lookup
         # Payments back: its side (None: the connection has it off), the window's ledger_payment
         # records by source id, the ledger payments they name, the Stripe invoices to check, and
@@ -484,6 +534,10 @@ class Reconciler:
             return
         if record.direction == "to_ledger":
             self.result.to_ledger[record.status.value] += 1
+        if record.kind == "payout":
+            self._payouts[record.source_id] = record
+            self.result.sides["records"].add("payout", record.currency, record.source_total)
+            return
         if record.kind == "invoice" and record.ledger_paid:
             self._back_invoices.add(record.source_id)  # payments back wrote to it at some point
         if record.kind == "refund":
@@ -547,6 +601,7 @@ class Reconciler:
         for refund_id in sorted(set(self._refund_records) | set(self._refund_ledger)):
             self._judge_refund(refund_id)
         self._judge_charges()
+        self._judge_payouts()
         claimed = {(r.kind, r.ledger_id) for r in self._records.values() if r.ledger_id}
         if self._back is not None:
             # Push's payments only: FreshBooks numbers invoices and payments apart, so an invoice's
@@ -665,6 +720,104 @@ class Reconciler:
                     ledger_ids=tuple(dict.fromkeys(r.ledger_id for r in synced if r.ledger_id)),
                 )
             )
+
+    # --- payouts: one ledger deposit each --------------------------------------------------------
+
+    def _judge_payouts(self) -> None:
+        """Each payout record of the window against the ledger. Skipped ones book nothing (not paid
+        yet, failed, manual, payout deposits off). A parked or pending one has no deposit while the
+        bank has the line: ``deposit_missing``, with the record's reason. A synced one's deposit is
+        read by its ledger id: gone or void is ``deposit_missing``, another total than the
+        ``ledger_total`` push booked ``deposit_total_differs`` (``source_amount`` the booked total,
+        ``ledger_amount`` the deposit's). A FreshBooks payout (``fees_only``) is ``manual_deposit``.
+        A read that fails otherwise makes the ledger side incomplete and claims nothing more."""
+        if not self._payouts or self._deposits is None:
+            return
+        support: str | None = None
+        for record in sorted(self._payouts.values(), key=lambda r: r.source_id):
+            if record.status is SyncStatus.SKIPPED:
+                continue
+            currency = (record.currency or "USD").upper()
+            booked = record.ledger_total if record.ledger_total is not None else record.source_total
+            if record.status is not SyncStatus.SYNCED:
+                why = record.alerted_reason or record.last_error
+                self._payout_difference(
+                    DifferenceClass.DEPOSIT_MISSING,
+                    record,
+                    f"record {record.status.value}"
+                    + (f" ({why})" if why else "")
+                    + ": Stripe paid the payout into the bank, the ledger has no deposit for it",
+                )
+                continue
+            try:
+                support = support or self._deposits.support
+            except Exception as exc:  # noqa: BLE001 - a ledger that cannot be set up proves nothing
+                self.mark_incomplete("ledger", f"{exc.__class__.__name__}: {exc}")
+                return
+            if support == "fees_only":
+                self.result.manual_deposit += 1  # design two-way 3.9 step 3
+                continue
+            if not record.ledger_id:
+                self._payout_difference(
+                    DifferenceClass.DEPOSIT_MISSING, record, "record synced without a deposit id"
+                )
+                continue
+            try:
+                entry = self._deposits.deposit(record.ledger_id)
+            except Exception as exc:  # noqa: BLE001 - a ledger that cannot be read proves nothing
+                self.mark_incomplete("ledger", f"{exc.__class__.__name__}: {exc}")
+                return
+            self.result.deposits_checked += 1
+            if entry is None:
+                self._payout_difference(
+                    DifferenceClass.DEPOSIT_MISSING,
+                    record,
+                    f"record synced as deposit {record.ledger_id}, which the ledger does not hold",
+                )
+                continue
+            self.result.sides["ledger"].add("payout", entry.currency, entry.total)
+            if entry.voided:
+                self._payout_difference(
+                    DifferenceClass.DEPOSIT_MISSING,
+                    record,
+                    f"deposit {entry.ledger_id} is void in the ledger",
+                    entry,
+                )
+            elif entry.currency != currency:
+                self._payout_difference(
+                    DifferenceClass.DEPOSIT_TOTAL_DIFFERS,
+                    record,
+                    f"{currency} booked, {entry.currency} in the ledger",
+                    entry,
+                )
+            elif entry.total != booked:
+                self._payout_difference(
+                    DifferenceClass.DEPOSIT_TOTAL_DIFFERS,
+                    record,
+                    "the deposit's total is not what push booked for the payout (the bank line: "
+                    f"{format_amount(record.source_total or 0, currency)})",
+                    entry,
+                )
+
+    def _payout_difference(
+        self, cls: DifferenceClass, record: SyncRecord, detail: str, ledger: LedgerEntry | None = None
+    ) -> None:
+        """A payout's difference: with the ledger's deposit, ``source_amount`` is what push booked
+        (``ledger_total``) and ``ledger_amount`` the deposit's; without one, the payout's amount."""
+        booked = record.ledger_total if record.ledger_total is not None else record.source_total
+        self.result.differences.append(
+            Difference(
+                cls=cls,
+                kind="payout",
+                source_id=record.source_id,
+                currency=(record.currency or "USD").upper(),
+                detail=detail,
+                number=record.source_number,
+                source_amount=booked if ledger is not None else record.source_total,
+                ledger_amount=ledger.total if ledger is not None else None,
+                ledger_ids=(ledger.ledger_id,) if ledger is not None else (),
+            )
+        )
 
     # --- refunds --------------------------------------------------------------------------------
 

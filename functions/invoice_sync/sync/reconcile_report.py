@@ -42,6 +42,8 @@ COLOURS = (
     "#e84393",
     "#6c5ce7",
     "#00b894",
+    "#fd79a8",
+    "#0984e3",
 )
 
 
@@ -72,6 +74,8 @@ def report_json(
             "differences": comparison.counts(),
             "synced": comparison.synced,
             "unmarked_in_ledger": comparison.unmarked,
+            # FreshBooks' payouts: a deposit slip a person matches, never a difference (design 3.9).
+            "manual_deposit": comparison.manual_deposit,
             "directions": comparison.directions(),
         },
         "absence": absence,
@@ -100,8 +104,9 @@ def _chart(history: Sequence[dict[str, Any]]) -> str:
     classes = [c.value for c in DifferenceClass]
     highest = max([sum(r.get("differences", {}).values()) for r in runs] + [1])
     bar = (width - 2 * pad) / max(len(runs), 1)
+    legend = height + 22 + -(-len(classes) // 3) * 16  # the legend: three classes a row
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 70}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{legend}" role="img" '
         f'aria-label="differences by class over the last {len(runs)} runs">',
         f'<line x1="{pad}" y1="{height}" x2="{width - pad}" y2="{height}" stroke="#333"/>',
         f'<text x="2" y="{pad}" font-size="10">{highest}</text>',
@@ -151,7 +156,9 @@ def _directions(directions: dict[str, Any] | None) -> str:
         '<table id="directions"><tr><th>direction</th><th>records</th><th>differences</th>'
         "<th>checked</th></tr>"
         f"<tr><th>Stripe to the ledger</th><td>{records(to_ledger['records'])}</td>"
-        f"<td class=n>{to_ledger['differences']}</td><td>invoices, credit notes, payments, refunds</td></tr>"
+        f"<td class=n>{to_ledger['differences']}</td><td>invoices, credit notes, payments, refunds; "
+        f"{to_ledger.get('deposits_checked', 0)} payout deposits read from the ledger, "
+        f"{to_ledger.get('manual_deposit', 0)} manual (a deposit slip to match by hand)</td></tr>"
         f"<tr><th>the ledger to Stripe</th>{back}</tr></table>"
     )
 

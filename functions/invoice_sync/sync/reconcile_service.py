@@ -247,6 +247,24 @@ class StoredPaymentsBack:
             return None
 
 
+@dataclass(frozen=True)
+class LedgerDeposits:
+    """``DepositSide`` on the connection's ledger: a payout's deposit read by the id push recorded
+    (``LedgerPort.get_deposit``: QBO Deposit, Xero bank transfer, FreshBooks fee expense)."""
+
+    ledger: LedgerPort
+
+    @property
+    def support(self) -> str:
+        return self.ledger.deposit_support
+
+    def deposit(self, ledger_id: str) -> LedgerEntry | None:
+        try:
+            return ledger_entry("payout", self.ledger.get_deposit(ledger_id))
+        except NotFound:
+            return None
+
+
 def ledger_documents(ledger: LedgerPort, since: datetime) -> Iterator[LedgerEntry]:
     for kind in LISTED_KINDS:
         for document in ledger.list_documents(kind, since):
@@ -302,7 +320,9 @@ class ReconcileService:
             if connection.payments_back
             else None
         )
-        reconciler = Reconciler(since, stripe_lookup(stripe), charge_refunds(stripe), back)
+        reconciler = Reconciler(
+            since, stripe_lookup(stripe), charge_refunds(stripe), back, deposits=LedgerDeposits(ledger)
+        )
         reconciler.add_sources(stripe_documents(stripe, since, until))
         reconciler.add_refunds(stripe_refunds(stripe, since, until))
         # Records and ledger documents last written from the window's start to now: an invoice of

@@ -107,8 +107,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.say(f"incomplete: the {item['side']} could not be read to the end ({item['error']})")
     directions = report["summary"]["directions"]
     back = directions["to_source"]
+    deposits = directions["to_ledger"]
+    payouts = (
+        f" ({deposits['deposits_checked']} payout deposit(s) read, {deposits['manual_deposit']} manual)"
+        if deposits.get("deposits_checked") or deposits.get("manual_deposit")
+        else ""
+    )
     ctx.say(
-        f"to the ledger: {directions['to_ledger']['differences']} difference(s); to Stripe: "
+        f"to the ledger: {directions['to_ledger']['differences']} difference(s)"
+        + payouts
+        + "; to Stripe: "
         + (
             f"{back['differences']} difference(s) ({back['ledger_payments_checked']} ledger payment(s) "
             f"and {back['invoices_checked']} invoice(s) checked)"
