@@ -4,10 +4,13 @@ pushed to QuickBooks, then Stripe's payout of that payment (its signed
 ``payout.reconciliation_completed`` through intake, push booking one Deposit of 1,628.60). The
 day is clean with the deposit read and compared; the deposit's total edited in QuickBooks is
 ``deposit_total_differs``; the deposit deleted is ``deposit_missing``; and a payout push parked
-(its transactions do not add up) is listed as ``deposit_missing`` with its reason."""
+(its transactions do not add up) is listed as ``deposit_missing`` with its reason. The night's
+export of that day has the deposit's lines in deposits.csv."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -17,9 +20,10 @@ from typing import Any
 import pytest
 
 from invoice_sync import bootstrap
-from invoice_sync.handlers import reconcile
+from invoice_sync.handlers import nightly_export, reconcile
 from invoice_sync.models.sync import SyncStatus, utcnow
 from invoice_sync.store.mappings import MappingsStore
+from invoice_sync.store.sync_state import SyncStateStore
 from invoice_sync_ops.local.lambda_runtime import LocalContext
 from invoice_sync_ops.sandboxes.stripe import StripeSandbox, fixture_invoices
 from tests.integration.conftest import Harness, fixture_bytes
@@ -182,3 +186,58 @@ def test_a_payouts_deposit_is_checked_edited_deleted_and_a_parked_payout_listed(
     assert "which the ledger does not hold" in details[PAYOUT]
     assert f"record {parked.status.value} ({parked.alerted_reason})" in details["po_1QaAcmePayout02"]
     assert gone["summary"]["directions"]["to_ledger"]["deposits_checked"] == 1
+
+
+def test_the_nights_export_has_the_payouts_deposit_lines(harness: Harness, stripe: StripeSandbox) -> None:
+    """Given the same payout booked as one QBO Deposit of 1,628.60, when the nightly_export handler
+    exports the day (as the schedule invokes it), then deposits.csv holds the deposit's two lines,
+    the payment moved out of Undeposited Funds (1,677.86, its QBO Payment, the charge's balance
+    transaction) and Stripe's fees (-49.26 to account 92), adding up to the bank line; payments.csv
+    names no payout; and the manifest counts the payout and its 1,628.60."""
+    for prefix in ("a1", "a2"):
+        assert harness.deliver(prefix)[0] == 200
+    assert harness.drain() == 0
+    _paid_out(harness, stripe, PAYOUT, NET, TRANSACTIONS)
+    store = SyncStateStore(harness.resources.sync_table, harness.client("dynamodb"))
+    (payment,) = [
+        r
+        for r, _ in store.records_with_prefix(harness.company.connection_id, "payment", "")
+        if r.status is SyncStatus.SYNCED
+    ]
+    (deposit,) = harness.documents("Deposit")
+    day = utcnow().date()
+    nightly_export.handler({"date": day.isoformat()}, LocalContext("nightly-export"))
+    prefix = f"exports/{harness.company.connection_id}/{day:%Y/%m/%d}/"
+    s3 = harness.client("s3")
+
+    def read(name: str) -> bytes:
+        body: bytes = s3.get_object(Bucket=harness.resources.archive_bucket, Key=prefix + name)["Body"].read()
+        return body
+
+    rows = list(csv.DictReader(io.StringIO(read("deposits.csv").decode())))
+    assert [
+        (
+            r["payout_id"],
+            r["deposit_ledger_id"],
+            r["line_kind"],
+            r["amount"],
+            r["line_ledger_id"],
+            r["account"],
+        )
+        for r in rows
+    ] == [
+        (PAYOUT, deposit["Id"], "payment", "1677.86", payment.ledger_id, ""),
+        (PAYOUT, deposit["Id"], "fee", "-49.26", "", "92"),
+    ]
+    assert rows[0]["stripe_balance_transaction"] == "txn_1QaAcmeCharge"
+    assert {(r["payout_reference"], r["ledger"], r["sync_status"]) for r in rows} == {
+        ("PO-1QaAcmePayout01", "quickbooks", "synced")  # the reference the deposit carries
+    }
+    (booked,) = [r for r in rows if r["line_kind"] == "payment"]
+    assert booked["payout_reference"] == deposit["DocNumber"]
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal("1628.60")
+    assert b"po_" not in read("payments.csv")
+    manifest = json.loads(read("manifest.json"))
+    assert manifest["documents"]["payout"] == {"synced": 1}
+    assert manifest["totals"]["payout"] == {"USD": "1628.60"}
+    assert manifest["files"]["deposits.csv"]["rows"] == 2
