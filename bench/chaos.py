@@ -61,7 +61,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -196,15 +196,27 @@ class Containers:
             archive=base.archive,
             alerts=base.alerts,
             ledger_for=CrashingLedgers(registry, self),  # type: ignore[arg-type]
+            payouts=base.payouts,
         )
         with self._lock:
             self._services[key] = service
         return service
 
-    def install(self) -> None:
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """The push handler builds its service here while the run lasts; afterwards the process's
+        own wiring again (a test run goes on in the same process)."""
         from invoice_sync import bootstrap  # noqa: PLC0415
 
+        before = bootstrap.__dict__.get("push")
         bootstrap.push = self.service  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            if before is None:
+                del bootstrap.push
+            else:
+                bootstrap.push = before  # type: ignore[attr-defined]
 
     def wrap(self, handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[dict[str, Any], Any], Any]:
         def invoke(event: dict[str, Any], context: Any) -> Any:
@@ -782,8 +794,8 @@ def run(args: argparse.Namespace, stack_class: Any) -> int:  # noqa: PLR0915 - t
             moto_process=not args.moto_thread,
         ) as stack,
         contextlib.redirect_stdout(MetricsFilter(sys.stdout)),
+        containers.installed(),
     ):
-        containers.install()
         stop_watching = threading.Event()
         threading.Thread(target=watch, args=(stack, stop_watching), name="watch", daemon=True).start()
         half = args.ledger_errors / 2
