@@ -92,9 +92,10 @@ class World:
             )
         )
 
-    def book(self, *payments: Payment) -> None:
-        """Push brings the invoice's payments in, as it does after the invoice itself."""
-        invoice = Invoice(
+    @staticmethod
+    def invoice(*payments: Payment) -> Invoice:
+        """in_1 paid with these payments, as Stripe's snapshot says."""
+        return Invoice(
             source_id="in_1",
             number="INV-1",
             currency="USD",
@@ -106,6 +107,10 @@ class World:
             status=InvoiceStatus.PAID,
             payments=payments,
         )
+
+    def book(self, *payments: Payment) -> None:
+        """Push brings the invoice's payments in, as it does after the invoice itself."""
+        invoice = self.invoice(*payments)
         # The invoice record as push read it at the start of its message (possibly before a reservation).
         record, _ = self.state.get(CONNECTION, "invoice", "in_1")
         assert record is not None

@@ -640,7 +640,8 @@ class PushService:
             )
         record.alerted_reason = TOTAL_DIFFERS if differs else None
         result = self._finish(record, item.revision, item.message, item.content_hash, SyncStatus.SYNCED, None)
-        self._payments(invoice, record, item.mappings, item.ledger)
+        # The ledger's answer is the invoice as it stands now: its payments need no read of it.
+        self._payments(invoice, record, item.mappings, item.ledger, document)
         return result
 
     def _update(
@@ -1086,12 +1087,19 @@ class PushService:
     # --- payments ---------------------------------------------------------------------------------
 
     def _payments(
-        self, invoice: Invoice, invoice_record: SyncRecord, mappings: Mappings, ledger: LedgerPort
+        self,
+        invoice: Invoice,
+        invoice_record: SyncRecord,
+        mappings: Mappings,
+        ledger: LedgerPort,
+        ledger_invoice: LedgerDocument | None = None,
     ) -> None:
-        """Each payment under its own record: one that cannot be booked parks itself, not the invoice."""
+        """Each payment under its own record: one that cannot be booked parks itself, not the invoice.
+        ``ledger_invoice`` is the ledger's invoice as it stands, when the caller has just been told
+        (its create or update); otherwise it is read before the first payment to book, and read
+        again only before a further one (each booking changes its balance and payments)."""
         if not invoice.payments or invoice_record.ledger_id is None or not invoice_record.ledger_customer_id:
             return
-        ledger_invoice: LedgerDocument | None = None
         for payment in invoice.payments:
             record, revision = self.state.get(invoice_record.connection_id, "payment", payment.source_id)
             if record and record.status in {SyncStatus.SYNCED, SyncStatus.SKIPPED}:
@@ -1131,8 +1139,9 @@ class PushService:
         mappings: Mappings,
         ledger: LedgerPort,
         ledger_invoice: LedgerDocument,
-    ) -> LedgerDocument:
-        """Books one payment; returns the ledger invoice as it stands afterwards."""
+    ) -> LedgerDocument | None:
+        """Books one payment; returns the ledger invoice as it stands afterwards, or None once a
+        payment was booked (the invoice changed: read it again if another payment needs it)."""
         document = (
             self._existing_payment(ledger, ledger_invoice, payment, invoice.source)
             if record.idempotency_key
@@ -1209,7 +1218,7 @@ class PushService:
         record.alerted_reason = None
         record.mapping_version = mappings.connection.mapping_version
         self.state.save(record, revision)
-        return ledger.get_invoice(ledger_invoice.id)
+        return None
 
     def _ledger_paid(self, invoice_record: SyncRecord, mappings: Mappings) -> SyncRecord:
         """The invoice's record with the ledger payments payments back has told the source about:
