@@ -50,15 +50,26 @@ Cold starts: ``--cold-start-share`` of invocations also pay the handler's import
 (measured in a fresh interpreter).
 
 The bench plays a month's traffic in minutes, so the ledger sandboxes' and push's own per-minute
-limits are lifted (the real rate never meets them). ``--window`` and ``--batch-size`` price the
-same run with another MaximumBatchingWindowInSeconds / BatchSize (what-if).
+limits are lifted (the real rate never meets them). ``--push-window`` (or ``--window``) and
+``--batch-size`` run with another MaximumBatchingWindowInSeconds / BatchSize for push's event
+source (what-if; template.yaml is not changed).
 
-Prices: list prices, no free tiers (see the table's header). Fixed monthly costs (idle
-polling, schedules, secrets, keys, metrics, alarms) and storage are printed apart.
+Prices: list prices, no free tiers (see the table's header). Fixed monthly costs and storage are
+printed apart. The fixed costs come from template.yaml where it says them: each SQS event source
+polling its idle queue (push's on SyncQueue, payments_back's on LedgerEventsQueue), every schedule
+at its expression's invocations a month (the parameters' defaults), alarms by the metrics they are
+billed for (a metric-math alarm each metric it reads), the log groups (free; their bytes are in
+the figures). The scheduled runs are measured: export and reconcile of an empty day, and the Xero
+payments poll (``payments_back`` with XeroPollSchedule's input) once with no Xero connection and
+once with one idle Xero connection with payments back on (seeded in a Xero sandbox after the
+day's runs, so export and reconcile never see it; its first poll, which only saves the cursor,
+unmetered). Custom metrics: the EMF metrics seen in the run, and apart the names payments back's
+handlers can emit (read from their source) that the run did not emit, since the bench drives no
+ledger webhooks or ledger payments.
 
     .venv/bin/python bench/cost.py [--invoices 1000] [--credit-note-share 0.1] [--seed 7]
         [--ledger quickbooks] [--events recommended|all] [--batch-fill N] [--backfill-rate 100]
-        [--window S] [--batch-size N] [--ledger-ms 300] [--dump invocations.json]
+        [--push-window S] [--batch-size N] [--ledger-ms 300] [--dump invocations.json]
 
 Last line: ``cost_per_million_invoices=<usd> USD`` (the trickle, per-invoice costs).
 """
@@ -67,6 +78,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import inspect
 import json
 import math
@@ -98,6 +110,11 @@ FULL_VCPU_MB = 1769  # Lambda: one vCPU at 1,769 MB, CPU share proportional to m
 API_VERSION = "2026-06-24.dahlia"
 ROUTE_KEY = "POST /webhooks/{source}/{connection}"
 HANDLERS = ("webhook_intake", "push", "nightly_export", "reconcile")
+# The Xero payments poll: payments_back invoked by XeroPollSchedule with this input.
+POLL_HANDLER = "payments_back"
+POLL_EVENT = {"source": "schedule", "action": "poll-xero"}
+POLL_CONNECTION = "xero-poll"  # the Xero connection seeded for the poll's per-connection figure
+POLL_TENANT = "0b6e1c4a-2f3d-4a5b-8c7d-9e0f1a2b3c4d"  # its Xero organisation (not the demo's)
 MEMORY_CHOICES = (128, 160, 192, 256, 384, 512, 1024, 1769, 3008)
 # Modeled round trip of one AWS request from Lambda in the same region (ms): typical p50s, not
 # measured here. The service's default is the "*" entry.
@@ -136,11 +153,33 @@ class FunctionFacts:
 
 
 @dataclass
+class EventSourceFacts:
+    """One SQS event source mapping: the function it invokes and its template settings."""
+
+    function: str  # the handler's name (push, payments_back)
+    queue: str  # the queue's logical id
+    batch_size: int
+    window_s: float
+    max_concurrency: int
+
+
+@dataclass
+class ScheduleFacts:
+    """One EventBridge Scheduler schedule: its expression at the parameter's default, what it
+    invokes, and how many times a month that is."""
+
+    logical_id: str
+    expression: str
+    target: str  # the handler's name, or the target's logical id when it is not a function
+    runs_per_month: float
+
+
+@dataclass
 class TemplateFacts:
     functions: dict[str, FunctionFacts]
     globals_environment: dict[str, Any]
     parameters: dict[str, Any]
-    batch_size: int
+    batch_size: int  # push's event source (the one the bench drives)
     batching_window_s: float
     max_concurrency: int
     access_log_format: str
@@ -150,6 +189,10 @@ class TemplateFacts:
     kms_rotation: bool
     email_subscription: bool
     log_retention_days: int
+    event_sources: list[EventSourceFacts] = field(default_factory=list)
+    schedule_list: list[ScheduleFacts] = field(default_factory=list)
+    alarm_metrics: int = 0  # what CloudWatch bills alarms by: metrics, a metric-math alarm's each
+    log_groups: int = 0
 
 
 def _param(parameters: dict[str, Any], value: Any) -> Any:
@@ -158,21 +201,98 @@ def _param(parameters: dict[str, Any], value: Any) -> Any:
     return value
 
 
+_WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_RATE_UNITS = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def _cron_field(text: str, low: int, high: int) -> float:
+    """How many values one cron field takes (``*``, ``?``, lists, ranges, ``/`` steps)."""
+    total = 0.0
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if base in ("*", "?"):
+            first, last = low, high
+        elif "-" in base:
+            first, last = (int(x) for x in base.split("-", 1))
+        else:
+            first = int(base) if base.isdigit() else low
+            last = high if step else first
+        total += len(range(first, last + 1, int(step) if step else 1))
+    return total
+
+
+def runs_per_month(expression: str) -> float:
+    """Invocations a 30-day month of an EventBridge Scheduler ``rate(...)`` or ``cron(...)``
+    expression (cron: minutes x hours x days; a day-of-week list counts its share of 30 days)."""
+    rate = re.fullmatch(r"rate\((\d+)\s+(\w+)\)", expression.strip())
+    if rate:
+        unit = _RATE_UNITS.get(rate.group(2))
+        if unit is None:
+            raise SystemExit(f"schedule expression {expression!r}: unknown rate unit")
+        return MONTH_SECONDS / (int(rate.group(1)) * unit)
+    cron = re.fullmatch(r"cron\((.+)\)", expression.strip())
+    if cron:
+        fields = cron.group(1).split()
+        if len(fields) != 6:
+            raise SystemExit(f"schedule expression {expression!r}: a cron needs six fields")
+        minutes, hours, dom, _, dow, _ = fields
+        per_day = _cron_field(minutes, 0, 59) * _cron_field(hours, 0, 23)
+        if dom not in ("*", "?"):
+            days = _cron_field(dom, 1, 31) * 30 / 30.44
+        elif dow not in ("*", "?"):
+            numbered = re.sub(r"[A-Z]{3}", lambda m: str(_WEEKDAYS.index(m.group(0)) + 1), dow.upper())
+            days = _cron_field(numbered.split("#")[0].rstrip("L"), 1, 7) * 30 / 7
+        else:
+            days = 30.0
+        return per_day * days
+    raise SystemExit(f"schedule expression {expression!r}: neither rate(...) nor cron(...)")
+
+
+def _alarm_metrics(props: dict[str, Any]) -> int:
+    """Metrics one alarm is billed for: its metric, or each metric a metric-math alarm reads."""
+    queries = props.get("Metrics")
+    if isinstance(queries, list):
+        return max(1, sum(1 for query in queries if "MetricStat" in query))
+    return 1
+
+
+def _target(arn: Any, handlers: dict[str, str]) -> str:
+    if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+        logical_id = str(arn["Fn::GetAtt"][0])
+        return handlers.get(logical_id, logical_id)
+    return str(arn)
+
+
 def template_facts(template: dict[str, Any]) -> TemplateFacts:
     parameters = template.get("Parameters", {})
     globals_fn = template.get("Globals", {}).get("Function", {})
     functions: dict[str, FunctionFacts] = {}
-    batch_size, window, concurrency = 10, 0.0, 1000
-    alarms = schedules = keys = 0
+    sources: list[EventSourceFacts] = []
+    schedule_resources: list[tuple[str, dict[str, Any]]] = []
+    alarms = schedules = keys = alarm_metrics = log_groups = 0
     rotation = False
     access_log = ""
+    handlers = {
+        logical_id: match.group(1)
+        for logical_id, resource in template["Resources"].items()
+        if (
+            match := re.fullmatch(
+                r"invoice_sync\.handlers\.(\w+)\.handler",
+                str(resource.get("Properties", {}).get("Handler", "")),
+            )
+        )
+    }
     for logical_id, resource in template["Resources"].items():
         kind = resource.get("Type")
         props = resource.get("Properties", {})
         if kind == "AWS::CloudWatch::Alarm":
             alarms += 1
+            alarm_metrics += _alarm_metrics(props)
+        elif kind == "AWS::Logs::LogGroup":
+            log_groups += 1
         elif kind == "AWS::Scheduler::Schedule":
             schedules += 1
+            schedule_resources.append((logical_id, props))
         elif kind == "AWS::KMS::Key":
             keys += 1
             rotation = rotation or bool(props.get("EnableKeyRotation"))
@@ -189,30 +309,55 @@ def template_facts(template: dict[str, Any]) -> TemplateFacts:
                 timeout_s=float(_param(parameters, props.get("Timeout", globals_fn.get("Timeout", 3)))),
                 ephemeral_mb=int(props.get("EphemeralStorage", {}).get("Size", 512)),
                 environment=dict(props.get("Environment", {}).get("Variables", {})),
+                # SAM merges a map the function sets with Globals' (the function's keys win).
                 logging_config={
                     key: _param(parameters, value)
-                    for key, value in (
-                        props.get("LoggingConfig", globals_fn.get("LoggingConfig")) or {}
-                    ).items()
+                    for key, value in {
+                        **(globals_fn.get("LoggingConfig") or {}),
+                        **(props.get("LoggingConfig") or {}),
+                    }.items()
+                    if key != "LogGroup"
                 },
             )
             for event in props.get("Events", {}).values():
                 if event.get("Type") == "SQS":
                     ep = event.get("Properties", {})
-                    batch_size = int(_param(parameters, ep.get("BatchSize", 10)))
-                    window = float(_param(parameters, ep.get("MaximumBatchingWindowInSeconds", 0)))
                     scaling = ep.get("ScalingConfig", {})
-                    concurrency = int(_param(parameters, scaling.get("MaximumConcurrency", 1000)))
+                    sources.append(
+                        EventSourceFacts(
+                            function=name,
+                            queue=_target(ep.get("Queue"), {}),
+                            batch_size=int(_param(parameters, ep.get("BatchSize", 10))),
+                            window_s=float(_param(parameters, ep.get("MaximumBatchingWindowInSeconds", 0))),
+                            max_concurrency=int(_param(parameters, scaling.get("MaximumConcurrency", 1000))),
+                        )
+                    )
     missing = [name for name in HANDLERS if name not in functions]
     if missing:
         raise SystemExit(f"template.yaml has no function for {', '.join(missing)}")
+    push_source = next((source for source in sources if source.function == "push"), None)
+    if push_source is None:
+        raise SystemExit("template.yaml gives push no SQS event source")
+    schedule_list = [
+        ScheduleFacts(
+            logical_id=logical_id,
+            expression=str(_param(parameters, props.get("ScheduleExpression", ""))),
+            target=_target(props.get("Target", {}).get("Arn"), handlers),
+            runs_per_month=runs_per_month(str(_param(parameters, props.get("ScheduleExpression", "")))),
+        )
+        for logical_id, props in schedule_resources
+    ]
     return TemplateFacts(
         functions=functions,
         globals_environment=dict(globals_fn.get("Environment", {}).get("Variables", {})),
         parameters=parameters,
-        batch_size=batch_size,
-        batching_window_s=window,
-        max_concurrency=concurrency,
+        batch_size=push_source.batch_size,
+        batching_window_s=push_source.window_s,
+        max_concurrency=push_source.max_concurrency,
+        event_sources=sources,
+        schedule_list=schedule_list,
+        alarm_metrics=alarm_metrics,
+        log_groups=log_groups,
         access_log_format=" ".join(access_log.split()),
         alarms=alarms,
         schedules=schedules,
@@ -409,6 +554,7 @@ class RunFacts:
     init_seconds: dict[str, float]
     wall_seconds: float
     init_rss: dict[str, float] = field(default_factory=dict)
+    unseen_metrics: set[str] = field(default_factory=set)  # payments back's, not emitted in the run
 
 
 @contextmanager
@@ -431,7 +577,7 @@ def measure_init(env: dict[str, str]) -> tuple[dict[str, float], dict[str, float
     function's MemorySize for the invocations)."""
     seconds: dict[str, float] = {}
     rss: dict[str, float] = {}
-    for name in HANDLERS:
+    for name in (*HANDLERS, POLL_HANDLER):
         code = (
             "import resource, time; t = time.perf_counter(); "
             f"import invoice_sync.handlers.{name}; "
@@ -519,6 +665,9 @@ def run(args: argparse.Namespace, facts: TemplateFacts) -> RunFacts:
     sandbox = _sandbox(ledger.kind)
     stripe = StripeSandbox(reads_per_second=10**6)
     ledger_url, stripe_url = sandbox.start(), stripe.start()
+    # The Xero poll's connection: in the ledger's own sandbox when that is Xero, else in one of its own.
+    xero = sandbox if ledger.kind == "xero" else _sandbox("xero")
+    xero_url = ledger_url if xero is sandbox else xero.start()
     try:
         with environment(aws_env), mock_aws():
             session = boto3.session.Session(region_name=REGION)
@@ -526,6 +675,7 @@ def run(args: argparse.Namespace, facts: TemplateFacts) -> RunFacts:
             literals = {
                 **resources.environment(),
                 "SECRETS_PREFIX": SECRETS_PREFIX,
+                **LEDGERS["xero"].environment(xero_url),
                 **ledger.environment(ledger_url),
                 "STRIPE_API_BASE": stripe_url,
                 "EXPORT_TMPDIR": args.tmpdir,
@@ -547,12 +697,15 @@ def run(args: argparse.Namespace, facts: TemplateFacts) -> RunFacts:
                     DemoCompany(),
                     ledger_url,
                     stripe_url,
+                    (xero, xero_url),
                 )
                 facts_run.init_rss = init_rss
                 return facts_run
     finally:
         sandbox.stop()
         stripe.stop()
+        if xero is not sandbox:
+            xero.stop()
 
 
 def _drive(  # noqa: PLR0915 - the whole story, in order
@@ -569,11 +722,19 @@ def _drive(  # noqa: PLR0915 - the whole story, in order
     company: Any,
     ledger_url: str,
     stripe_url: str,
+    xero_poll: tuple[Any, str],
 ) -> RunFacts:
     from invoice_sync import bootstrap  # noqa: PLC0415 - after the environment is set
-    from invoice_sync.handlers import nightly_export, push, reconcile, webhook_intake  # noqa: PLC0415
+    from invoice_sync.handlers import (  # noqa: PLC0415
+        nightly_export,
+        payments_back,
+        push,
+        reconcile,
+        webhook_intake,
+    )
     from invoice_sync.sources.stripe import signature_header  # noqa: PLC0415
     from invoice_sync_ops.local.lambda_runtime import LocalContext, sqs_event  # noqa: PLC0415
+    from invoice_sync_ops.local.ledgers import LEDGERS  # noqa: PLC0415
 
     rng = random.Random(args.seed)
     seed_demo(
@@ -604,7 +765,9 @@ def _drive(  # noqa: PLR0915 - the whole story, in order
     stripe.seed_account(company.stripe_account, api_key=company.stripe_api_key, invoices=finals)
     stripe.add_objects(company.stripe_account, "credit_notes", credits)
 
-    meter = Meter(host_kinds={_host(ledger_url): "ledger", _host(stripe_url): "stripe"})
+    meter = Meter(
+        host_kinds={_host(ledger_url): "ledger", _host(xero_poll[1]): "ledger", _host(stripe_url): "stripe"}
+    )
     meter.install(session)
     bootstrap.reset()  # the stores' clients are made again, now with the meter's hooks
     _lift_ledger_limits()
@@ -716,6 +879,32 @@ def _drive(  # noqa: PLR0915 - the whole story, in order
     for name, handler in scheduled:
         with meter.invocation(name, "day") as invocation:
             invocation.result = handler({"date": today.isoformat()}, context(name))
+
+    # The Xero payments poll (XeroPollSchedule), after the day's runs so export and reconcile
+    # never see its connection: a scheduled invocation with no Xero connection to poll (the
+    # deployment's part), then with one idle Xero connection with payments back on, polled once
+    # unmetered first (its first poll only saves the cursor) and then as every later run polls it.
+    for metered in (False, True):
+        if not metered:
+            payments_back.handler(dict(POLL_EVENT), context(POLL_HANDLER))
+            continue
+        with meter.invocation(POLL_HANDLER, "poll-none") as invocation:
+            invocation.result = payments_back.handler(dict(POLL_EVENT), context(POLL_HANDLER))
+    xero_sandbox, _ = xero_poll
+    poll_ledger = dataclasses.replace(LEDGERS["xero"], tenant_id=POLL_TENANT)
+    seed_demo(
+        resources,
+        poll_ledger,
+        xero_sandbox,
+        dataclasses.replace(company, connection_id=POLL_CONNECTION, payments_back=True),
+        lambda service: session.client(service, region_name=REGION),
+    )
+    payments_back.handler(dict(POLL_EVENT), context(POLL_HANDLER))
+    with meter.invocation(POLL_HANDLER, "poll-xero") as invocation:
+        invocation.result = payments_back.handler(dict(POLL_EVENT), context(POLL_HANDLER))
+    polled = (invocation.result or {}) if isinstance(invocation.result, dict) else {}
+    if POLL_CONNECTION not in json.dumps(polled):
+        print(f"warning: the Xero poll did not report {POLL_CONNECTION}: {polled}", file=sys.stderr)
     meter.uninstall()
     if args.dump:
         calls = Counter(
@@ -726,6 +915,9 @@ def _drive(  # noqa: PLR0915 - the whole story, in order
         )
         args.dump.with_suffix(".ledger.json").write_text(json.dumps(calls.most_common(), indent=1))
 
+    seen = {name.split("/", 1)[-1] for name, _ in meter.emf_metrics}
+    declared = (declared_metrics(handler, outcomes) for handler, outcomes in UNDRIVEN_HANDLERS.items())
+    unseen = set().union(*declared) - seen
     sizes = meter.sent_message_bytes
     message_bytes = sum(sizes) / len(sizes) if sizes else 0.0
     dynamodb_bytes, ttl_bytes = _table_bytes(plain["dynamodb"], resources.sync_table)
@@ -744,6 +936,7 @@ def _drive(  # noqa: PLR0915 - the whole story, in order
         dynamodb_ttl_bytes=ttl_bytes,
         init_seconds=init_seconds,
         wall_seconds=time.perf_counter() - began,
+        unseen_metrics=unseen,
     )
 
 
@@ -765,6 +958,40 @@ def _intake_event(body: bytes, company: Any, sign: Callable[..., str]) -> dict[s
         headers,
         body,
     )
+
+
+# Payments back's functions carry traffic the bench does not drive (ledger webhooks, ledger
+# payments); their metric names come from their handlers' source. A name built from an outcome
+# (``f"PaymentsBack{result.outcome.value.title()}"``) takes every value of the enum named here.
+UNDRIVEN_HANDLERS: dict[str, str] = {
+    "ledger_events": "invoice_sync.sync.ledger_intake:LedgerIntakeOutcome",
+    "payments_back": "invoice_sync.sync.payments_back:Outcome",
+}
+_METRIC_CALL = re.compile(r'add_metric\(\s*name=(f?)"([^"]+)"')
+
+
+def declared_metrics(handler: str, outcomes: str) -> set[str]:
+    """The EMF metric names ``invoice_sync.handlers.<handler>`` can emit: each ``add_metric`` name,
+    an f-string's ``{...outcome.value.title()}`` expanded over ``outcomes`` ("module:Enum"), and
+    ``Parked`` where it calls ``emit_parked`` (one metric per reason: counted once)."""
+    import importlib  # noqa: PLC0415
+
+    module = importlib.import_module(f"invoice_sync.handlers.{handler}")
+    source = inspect.getsource(module)
+    enum_module, _, enum_name = outcomes.partition(":")
+    values = [member.value for member in getattr(importlib.import_module(enum_module), enum_name)]
+    names: set[str] = set()
+    for is_format, name in _METRIC_CALL.findall(source):
+        if not is_format:
+            names.add(name)
+            continue
+        prefix, brace, rest = name.partition("{")
+        if not brace or not rest.endswith("outcome.value.title()}"):
+            raise SystemExit(f"handlers/{handler}.py: metric name {name!r} the bench cannot expand")
+        names.update(f"{prefix}{value.title()}" for value in values)
+    if "emit_parked(" in source:
+        names.add("Parked")
+    return names
 
 
 def _table_bytes(dynamodb: Any, table: str) -> tuple[int, int]:
@@ -1168,6 +1395,18 @@ def price(  # noqa: PLR0915 - every service in one place
             line.usd for line in aws_lines(function, ["empty"], 1)
         )
     _ = row_day
+    # The Xero poll: one scheduled invocation with no Xero connection, and what one idle Xero
+    # connection adds to it (USD per invocation; its INIT is priced in fixed_monthly).
+    polls: dict[str, float] = {}
+    for scenario in ("poll-none", "poll-xero"):
+        invocations = groups[(POLL_HANDLER, scenario)]
+        if invocations:
+            poll_lines, _ = lambda_lines(POLL_HANDLER, invocations, len(invocations))
+            poll_lines += aws_lines(POLL_HANDLER, [scenario], len(invocations))
+            polls[scenario] = sum(line.usd for line in poll_lines)
+    if "poll-none" in polls:
+        fixed_runs["xero_poll"] = polls["poll-none"]
+        fixed_runs["xero_poll_connection"] = max(0.0, polls.get("poll-xero", 0.0) - polls["poll-none"])
 
     for scenario in run_facts.scenarios:
         invoices = len(scenario.invoices)
@@ -1302,7 +1541,7 @@ def report(  # noqa: PLR0915 - the whole report
         )
     )
     print(
-        f"template: {memory}; SQS event source BatchSize {facts.batch_size}, window "
+        f"template: {memory}; push's SQS event source BatchSize {facts.batch_size}, window "
         f"{facts.batching_window_s:g} s, MaximumConcurrency {facts.max_concurrency}; LoggingConfig {logging}"
     )
     for s in scenarios:
@@ -1422,6 +1661,19 @@ def report(  # noqa: PLR0915 - the whole report
         "lrrrrrr",
     )
 
+    print()
+    poll_fn = facts.functions[POLL_HANDLER]
+    for scenario, title in (("poll-none", "no Xero connection"), ("poll-xero", "one idle Xero connection")):
+        for i in (
+            i for i in run_facts.meter.invocations if (i.function, i.scenario) == (POLL_HANDLER, scenario)
+        ):
+            calls = ", ".join(f"{s}.{o} {n}" for (s, o), n in sorted(i.aws_calls.items())) or "none"
+            billed = billed_ms(i, poll_fn.memory_mb, args)
+            print(
+                f"Xero poll, {title}: billed {billed} ms at {poll_fn.memory_mb} MB, "
+                f"AWS calls {calls}; ledger requests {i.http_requests['ledger']}; "
+                f"log {sum(i.log_lines):,} bytes in {len(i.log_lines)} lines"
+            )
     fixed = fixed_monthly(run_facts, facts, prices, priced, args)
     print()
     print("Fixed monthly costs (do not grow with invoices; per deployment, one connection)")
@@ -1455,31 +1707,62 @@ def fixed_monthly(
     priced: dict[str, Priced],
     args: argparse.Namespace,
 ) -> list[tuple[str, float, str]]:
-    pollers = 5
+    pollers = cost_esm.IDLE_POLLERS
     idle_polls = pollers * MONTH_SECONDS / cost_esm.LONG_POLL_SECONDS
     runs = {line.item: line.usd for line in priced["_fixed_runs"].lines}
+    monthly = {schedule.target: schedule.runs_per_month for schedule in facts.schedule_list}
     warm_envs = 4  # intake and push, two warm environments each (PushMaxConcurrency 2)
     secret_reads = warm_envs * MONTH_SECONDS / 300
     rows = [
         (
-            "SQS: event source polling an idle queue",
+            f"SQS: {source.function}'s event source polling an idle {source.queue}",
             idle_polls * prices["sqs.request"],
-            f"{pollers} pollers x one 20 s long poll: {idle_polls:,.0f} receives",
-        ),
+            f"{pollers} pollers x one 20 s long poll: {idle_polls:,.0f} receives (BatchSize "
+            f"{source.batch_size}, window {source.window_s:g} s, MaximumConcurrency {source.max_concurrency}"
+            " do not change an idle queue's polls)",
+        )
+        for source in facts.event_sources
+    ]
+    rows += [
         (
             "nightly export: the run itself",
-            30 * (runs.get("nightly_export", 0.0) + prices["lambda.request"]),
-            "30 runs of an empty day (requests, GB-s, logs, S3, DynamoDB, SNS report)",
+            monthly.get("nightly_export", 30.0) * runs.get("nightly_export", 0.0),
+            f"{monthly.get('nightly_export', 30.0):g} runs of an empty day (requests, GB-s, logs, S3, "
+            "DynamoDB, SNS report)",
         ),
         (
             "reconcile: the run itself",
-            30 * (runs.get("reconcile", 0.0) + prices["lambda.request"]),
-            "30 runs of an empty day (requests, GB-s, logs, S3, Stripe/ledger listing)",
+            monthly.get("reconcile", 30.0) * runs.get("reconcile", 0.0),
+            f"{monthly.get('reconcile', 30.0):g} runs of an empty day (requests, GB-s, logs, S3, "
+            "Stripe/ledger listing)",
         ),
+    ]
+    polls = monthly.get(POLL_HANDLER, 0.0)
+    if polls and "xero_poll" in runs:
+        poll_fn = facts.functions[POLL_HANDLER]
+        init_s = run_facts.init_seconds.get(POLL_HANDLER, 0.0)
+        init = init_s * poll_fn.memory_mb / 1024
+        rows += [
+            (
+                "Xero poll: scheduled invocations",
+                polls * (runs["xero_poll"] + init * prices["lambda.gb_second_arm64"]),
+                f"{polls:,.0f} runs ({_schedule_of(facts, POLL_HANDLER)}) with no Xero connection, as "
+                f"measured, each also billed its INIT ({init_s:.2f} s at "
+                f"{poll_fn.memory_mb} MB: an environment idle that long is assumed gone)",
+            ),
+            (
+                "Xero poll: per Xero connection with payments back",
+                polls * runs.get("xero_poll_connection", 0.0),
+                f"{polls:,.0f} polls of an idle connection (lease, cursor, one GET /Payments, "
+                "log lines), measured as what one connection adds to a run",
+            ),
+        ]
+    rows += [
         (
             "EventBridge Scheduler",
-            facts.schedules * 30 * prices["scheduler.invocation"],
-            f"{facts.schedules} schedules x 30 (inside the free 14M)",
+            sum(monthly.values()) * prices["scheduler.invocation"],
+            ", ".join(f"{s.logical_id} {s.runs_per_month:,.0f}" for s in facts.schedule_list)
+            + " invocations (inside the free 14M)",
         ),
         (
             "Secrets Manager: secrets",
@@ -1504,12 +1787,26 @@ def fixed_monthly(
         (
             "CloudWatch: custom metrics (EMF)",
             len(run_facts.emf_metrics) * prices["cloudwatch.custom_metric_month"],
-            f"{len(run_facts.emf_metrics)} metric names x dimension sets seen in the run",
+            f"{len(run_facts.emf_metrics)} metric names x dimension sets seen in the run (the Xero "
+            "poll's included)",
+        ),
+        (
+            "CloudWatch: custom metrics of payments back, when on",
+            len(run_facts.unseen_metrics) * prices["cloudwatch.custom_metric_month"],
+            f"up to {len(run_facts.unseen_metrics)} more, each billed only in a month it is emitted: "
+            + ", ".join(sorted(run_facts.unseen_metrics)),
         ),
         (
             "CloudWatch: alarms",
-            facts.alarms * prices["cloudwatch.alarm_month"],
-            f"{facts.alarms} alarms in template.yaml",
+            facts.alarm_metrics * prices["cloudwatch.alarm_month"],
+            f"{facts.alarms} alarms in template.yaml, {facts.alarm_metrics} alarm metrics (a metric-math "
+            "alarm is billed for each metric it reads)",
+        ),
+        (
+            "CloudWatch Logs: log groups",
+            0.0,
+            f"{facts.log_groups} log groups; a group costs nothing, its bytes are in the per-invoice "
+            "figures and the runs above",
         ),
     ]
     # What if the tables were provisioned for this rate (twice the average, no bursts): the
@@ -1538,6 +1835,10 @@ def fixed_monthly(
         )
     )
     return rows
+
+
+def _schedule_of(facts: TemplateFacts, target: str) -> str:
+    return ", ".join(f"{s.logical_id} {s.expression}" for s in facts.schedule_list if s.target == target)
 
 
 def storage_monthly(
@@ -1646,10 +1947,13 @@ def main() -> None:
     )
     parser.add_argument("--no-init", action="store_true", help="skip measuring the handlers' import time")
     parser.add_argument(
+        "--push-window",
         "--window",
+        dest="window",
         type=float,
         default=None,
-        help="what if: MaximumBatchingWindowInSeconds instead of the template's",
+        help="what if: push's MaximumBatchingWindowInSeconds instead of the template's (template.yaml "
+        "is not changed)",
     )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="what if: BatchSize instead of the template's"

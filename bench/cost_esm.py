@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 LONG_POLL_SECONDS = 20.0
 MAX_PER_RECEIVE = 10
+IDLE_POLLERS = 5  # per event source, whatever its MaximumConcurrency (the model's assumption)
 
 
 @dataclass
@@ -81,7 +82,7 @@ def simulate(  # noqa: PLR0915 - the whole event loop in one place
     window_seconds: float,
     max_concurrency: int,
     invoke_seconds: float,
-    pollers: int = 5,
+    pollers: int = IDLE_POLLERS,
     seconds: float = 3600.0,
     seed: int = 1,
 ) -> EsmResult:
