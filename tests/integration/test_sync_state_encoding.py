@@ -370,3 +370,14 @@ def test_a_hundred_line_invoice_record_is_stored_in_under_a_third_of_its_plain_s
     record = _invoice(100)
     plain, stored = item_size(_to_item(record, 4, compact=False)), item_size(_to_item(record, 4))
     assert stored * 3 < plain
+
+
+def test_a_text_holding_a_nul_stays_plain_beside_the_packed_ones() -> None:
+    """Given an invoice whose ``refunds`` text holds a NUL (the blob's separator; JSON never writes
+    one raw, but the field is a plain string), then that attribute is stored plain, the others
+    packed, and the record reads back unchanged."""
+    record = _invoice(2, refunds='{"note": "a\x00b"}')
+    item = _to_item(record, 1)
+    assert item["refunds"] == {"S": '{"note": "a\x00b"}'}
+    assert PACKED_ATTRIBUTE in item and "summary" not in item
+    assert _from_item(item) == (record, 1)
