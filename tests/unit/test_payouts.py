@@ -619,3 +619,55 @@ def test_a_batch_holding_payout_paid_and_its_reconciliation_books_once_from_the_
 
     assert [getattr(r, "outcome", r) for r in results] == [Outcome.STALE, Outcome.SYNCED]
     assert len(world.ledger.booked) == 1
+
+
+def test_a_refused_stripe_read_key_breaks_the_connection_instead_of_retrying_forever() -> None:
+    """Given Stripe refusing the connection's read key, when a payout converges, then it raises
+    the connection error (parked with one alert for the connection by push), not a bare Stripe
+    error that would only ever be retried."""
+    from invoice_sync.errors import ConnectionBroken  # noqa: PLC0415
+    from invoice_sync.sources.stripe_api import StripeAuthError  # noqa: PLC0415
+
+    world = World()
+
+    def refused(_payout_id: str) -> list[dict[str, Any]]:
+        raise StripeAuthError("401 on /v1/balance_transactions: Invalid API Key provided", status=401)
+
+    world.stripe.list_balance_transactions = refused  # type: ignore[method-assign]
+    with pytest.raises(ConnectionBroken, match="Stripe key refused"):
+        world.converge()
+    assert world.ledger.booked == []
+
+
+def test_a_freshbooks_payout_without_fees_is_still_recorded_once() -> None:
+    """Given a FreshBooks payout with no fee at all, when it converges twice, then the slip is
+    written, the record holds the adapter's answer (a deposit of 0) and the second delivery is a
+    no-op."""
+    transactions = [
+        txn("txn_a", "charge", 15000, 0, {"id": "ch_a", "object": "charge", "payment_intent": "pi_a"})
+    ]
+    world = World(transactions, payout_bank_account=None)
+    world.payment("in_A:paid:15000", "190", 15000, charges=("ch_a", "pi_a"), invoice="in_A")
+    ledger = FakeLedger("fees_only")
+
+    first = world.converge(payout(amount=15000), ledger=ledger)
+    again = world.converge(payout(amount=15000), ledger=ledger)
+
+    assert (first.outcome, again.outcome) == (Outcome.SYNCED, Outcome.UNCHANGED)
+    assert len(ledger.booked) == 1
+    assert world.payout_record().ledger_total == 0
+    assert slip_key(CONNECTION, PAYOUT, "csv") in world.slips.objects
+
+
+def test_a_stripe_key_alert_says_to_store_a_key_not_to_reconnect_the_ledger() -> None:
+    """Given a connection broken by its Stripe key, then its alert points at the Stripe secrets; a
+    ledger's refusal still says to reconnect the ledger."""
+    from invoice_sync.errors import ConnectionBroken  # noqa: PLC0415
+    from invoice_sync.sync.push import publish_connection  # noqa: PLC0415
+
+    alerts = FakeAlerts()
+    publish_connection(alerts, CONNECTION, ConnectionBroken("Stripe key refused", "401"))
+    publish_connection(alerts, CONNECTION, ConnectionBroken("ledger authorisation revoked", "reconnect"))
+    stripe_text, ledger_text = (text for _, text, _ in alerts.published)
+    assert "invoice-sync secret stripe-api" in stripe_text and "connect LEDGER" not in stripe_text
+    assert "invoice-sync connect LEDGER" in ledger_text

@@ -772,6 +772,7 @@ class PaymentsBackService:
         record.ledger_version = work.payment.version
         record.ledger_number = invoice_id
         record.ledger_total = amount
+        record.source_total = amount  # what Stripe is told: the log's amount column
         record.currency = work.payment.currency.upper()
         record.event_id = work.message.event_id
         # What the nightly export's payments_back.csv shows: when it was paid and how.

@@ -261,12 +261,17 @@ class PayoutService:
         record.mapping_version = connection.mapping_version
         self._mark_taken(connection.connection_id, payout.source_id, plan.taken)
         if plan.unmatched and record.alerted_reason != UNMATCHED:
+            where = (
+                "listed on the deposit slip with no ledger document"
+                if ledger.deposit_support == "fees_only"
+                else f"booked to the unmatched account {connection.payout_unmatched_account}"
+            )
             publish_record(
                 self.alerts,
                 record,
                 UNMATCHED,
-                f"payout {payout.number}: {len(plan.unmatched)} transaction(s) booked to the unmatched "
-                f"account {connection.payout_unmatched_account}: {', '.join(plan.unmatched[:10])}",
+                f"payout {payout.number}: {len(plan.unmatched)} transaction(s) {where}: "
+                f"{', '.join(plan.unmatched[:10])}",
                 advice=PAYOUT_ADVICE,
             )
             record.alerted_reason = UNMATCHED
@@ -285,7 +290,13 @@ class PayoutService:
     # --- reading and mapping ----------------------------------------------------------------------
 
     def _transactions(self, connection_id: str, payout: Payout) -> list[Txn]:
-        raw = self.stripe_for(connection_id).list_balance_transactions(payout.source_id)
+        # The Stripe client's module loads with the first payout (push's init does not need it).
+        from invoice_sync.sources.stripe_api import StripeApiError, domain_error  # noqa: PLC0415
+
+        try:
+            raw = self.stripe_for(connection_id).list_balance_transactions(payout.source_id)
+        except StripeApiError as error:
+            raise domain_error(error) from error
         txns = [
             txn
             for txn in (Txn.of(item) for item in raw)
@@ -404,7 +415,12 @@ class PayoutService:
                     candidates[found.source_id] = found
         invoice = self.state.invoice_of_charge(connection_id, charges)
         if invoice is None and intent is not None:
-            invoice = self.stripe_for(connection_id).invoice_of_payment_intent(intent)
+            from invoice_sync.sources.stripe_api import StripeApiError, domain_error  # noqa: PLC0415
+
+            try:
+                invoice = self.stripe_for(connection_id).invoice_of_payment_intent(intent)
+            except StripeApiError as error:
+                raise domain_error(error) from error
             if invoice is not None:
                 self.state.link_charges(connection_id, charges, invoice)
         if invoice is not None:
@@ -476,23 +492,22 @@ class PayoutService:
         revision: int,
         draft: DepositDraft,
         ledger: LedgerPort,
-    ) -> tuple[LedgerDocument | None, int]:
-        """FreshBooks: the fees as one expense (when there are any), then the slip."""
-        document: LedgerDocument | None = None
-        if any(line.kind == "fee" for line in draft.lines):
-            document, revision, _ = create_once(
-                self.state,
-                self.intent_timeout,
-                message.connection_id,
-                payout.source_id,
-                draft.number,
-                record,
-                revision,
-                find=lambda _number: ledger.find_deposit(draft),
-                create=lambda key: ledger.create_deposit(draft, key),
-                adopt=lambda found: found,
-                request=draft,
-            )
+    ) -> tuple[LedgerDocument, int]:
+        """FreshBooks: the fees as one expense, then the slip. A payout without fees books nothing:
+        the adapter answers a deposit of 0 named by the payout, which the record then holds."""
+        document, revision, _ = create_once(
+            self.state,
+            self.intent_timeout,
+            message.connection_id,
+            payout.source_id,
+            draft.number,
+            record,
+            revision,
+            find=lambda _number: ledger.find_deposit(draft),
+            create=lambda key: ledger.create_deposit(draft, key),
+            adopt=lambda found: found,
+            request=draft,
+        )
         connection_id = message.connection_id
         self.slips.put(slip_key(connection_id, payout.source_id, "csv"), slip_csv(draft), "text/csv")
         self.slips.put(

@@ -1404,11 +1404,19 @@ def park_record(
 
 
 def publish_connection(alerts: Alerts, connection_id: str, error: ParkError) -> None:
+    if error.reason.startswith("Stripe"):
+        # A Stripe key missing or refused (payouts read with stripe-api, payments back writes with
+        # stripe-writer): the ledger's connection is fine.
+        fix = (
+            "Store a working Stripe key (`invoice-sync secret stripe-api` for payouts, "
+            f"`invoice-sync secret stripe-writer` for payments back, --connection {connection_id})"
+        )
+    else:
+        fix = f"Reconnect the ledger (`invoice-sync connect LEDGER --connection {connection_id}`)"
     alerts.publish(
         f"invoice-sync: connection {connection_id}: {error.reason}",
         f"Connection {connection_id} cannot sync: {error}.\nEvery document that arrives meanwhile is "
-        "parked, not lost. Reconnect the ledger (`invoice-sync connect LEDGER --connection "
-        f"{connection_id}`), then re-drive the parked records (`invoice-sync redrive "
+        f"parked, not lost. {fix}, then re-drive the parked records (`invoice-sync redrive "
         f"--connection {connection_id}`).",
         {
             "connection_id": connection_id,
