@@ -12,10 +12,8 @@ and one token) and the ledger events queue it sends to."""
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from datetime import timedelta
-
-from pydantic import SecretStr
 
 from invoice_sync.ledgers.registry import LedgerRegistry
 from invoice_sync.ledgers.xero import payloads as xero_payloads
@@ -32,6 +30,7 @@ from invoice_sync.sync.xero_poll import Budget, EventQueue, PollConnections, Pol
 from invoice_sync.wiring import once, stores
 from invoice_sync.wiring.ledgers import ledgers
 from invoice_sync.wiring.state import state
+from invoice_sync.wiring.stripe import StripeClients
 
 # The worker has 60 s (template.yaml): Stripe's in-place retries stop well inside it, and what is
 # left over goes back to the queue under the same idempotency key.
@@ -40,33 +39,18 @@ STRIPE_MAX_ATTEMPTS = 3
 STRIPE_MAX_WAIT_SECONDS = 10.0
 
 
-class StripeWriters:
-    """One Stripe client per connection with its writer key, kept while warm and rebuilt when the
-    secret holds another key (a rotation): the key is read through the secret store's cache."""
-
-    def __init__(self, base_url: str, secrets: SecretStore) -> None:
-        self.base_url = base_url
-        self.secrets = secrets
-        self._clients: dict[str, tuple[SecretStr, StripeApi]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, connection: Connection) -> StripeApi:
-        connection_id = connection.connection_id
-        key = self.secrets.stripe_writer_key(connection_id)  # ConnectionBroken when none is stored
-        with self._lock:
-            held = self._clients.get(connection_id)
-            if held is not None and held[0].get_secret_value() == key.get_secret_value():
-                return held[1]
-            client = StripeApi(
-                self.base_url,
-                key,
-                timeout=STRIPE_TIMEOUT_SECONDS,
-                max_attempts=STRIPE_MAX_ATTEMPTS,
-                max_wait_seconds=STRIPE_MAX_WAIT_SECONDS,
-                key_source=f"the secret {self.secrets.stripe_writer_secret_name(connection_id)}",
-            )
-            self._clients[connection_id] = (key, client)
-            return client
+def stripe_writers(base_url: str, secrets: SecretStore) -> Callable[[Connection], StripeApi]:
+    """One Stripe client per connection with its writer key (``stripe-writer``), kept while warm
+    and rebuilt when the secret holds another key (a rotation)."""
+    clients = StripeClients(
+        base_url,
+        secrets.stripe_writer_key,  # ConnectionBroken when none is stored
+        secrets.stripe_writer_secret_name,
+        timeout=STRIPE_TIMEOUT_SECONDS,
+        max_attempts=STRIPE_MAX_ATTEMPTS,
+        max_wait_seconds=STRIPE_MAX_WAIT_SECONDS,
+    )
+    return lambda connection: clients(connection.connection_id)
 
 
 def build_payments_back(
@@ -84,7 +68,7 @@ def build_payments_back(
         mappings=mappings,
         alerts=alerts,
         ledger_for=ledger_for,
-        stripe_for=StripeWriters(settings.stripe_api_base, secrets),
+        stripe_for=stripe_writers(settings.stripe_api_base, secrets),
         intent_timeout=timedelta(seconds=settings.intent_timeout_seconds),
         # The Xero poll sends the Payment element it read: no second GET for it.
         payload_readers={"xero": xero_payloads.ledger_payment},
