@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from invoice_sync.errors import MappingMissing, ParkError, TransientError
 from invoice_sync.ledgers.port import DepositDraft, DepositLine, LedgerDocument, LedgerPort, marker
@@ -168,6 +168,46 @@ class _Plan:
     taken: list[tuple[str, str]] = field(default_factory=list)  # (kind, source id) of records
     unmatched: list[str] = field(default_factory=list)
     fees: int = 0  # minor units Stripe kept, positive
+
+    def take(
+        self,
+        connection: Connection,
+        txn: Txn,
+        kind: Literal["payment", "refund"],
+        found: list[SyncRecord] | None,
+        money: Callable[[int], Decimal],
+        what: str,
+    ) -> None:
+        """The lines of a charge or refund: one per record it is (money in for a payment, out for a
+        refund), or, when no synced record is, one line to the unmatched account."""
+        if found is None:
+            self.lines.append(
+                DepositLine(
+                    kind="unmatched",
+                    amount=money(txn.amount),
+                    description=f"{what}: no synced ledger document",
+                    account=connection.payout_unmatched_account,
+                    source_id=txn.id,
+                )
+            )
+            self.unmatched.append(txn.source_id() or txn.id)
+            return
+        for record in found:
+            amount = money(record.ledger_total or 0)
+            self.lines.append(
+                DepositLine(
+                    kind=kind,
+                    amount=amount if kind == "payment" else -amount,
+                    description=(
+                        f"Payment of {record.source_number or record.source_id}"
+                        if kind == "payment"
+                        else f"Refund {record.ledger_number or record.source_id}"
+                    ),
+                    ledger_id=record.ledger_id,
+                    source_id=txn.id,
+                )
+            )
+            self.taken.append((kind, record.source_id))
 
 
 class PayoutService:
@@ -328,41 +368,15 @@ class PayoutService:
             if txn.type in FEE_TYPES:
                 fee_types += txn.amount
             elif txn.type in CHARGE_TYPES:
-                taken = self._payments_of(connection.connection_id, payout, txn, used)
-                if taken is None:
-                    plan.lines.append(
-                        self._unmatched(connection, txn, f"Stripe charge {txn.source_id() or txn.id}")
-                    )
-                    plan.unmatched.append(txn.source_id() or txn.id)
-                for found in taken or ():
-                    plan.lines.append(
-                        DepositLine(
-                            kind="payment",
-                            amount=money(found.ledger_total or 0),
-                            description=f"Payment of {found.source_number or found.source_id}",
-                            ledger_id=found.ledger_id,
-                            source_id=txn.id,
-                        )
-                    )
-                    plan.taken.append(("payment", found.source_id))
+                found = self._payments_of(connection.connection_id, payout, txn, used)
+                plan.take(
+                    connection, txn, "payment", found, money, f"Stripe charge {txn.source_id() or txn.id}"
+                )
             elif txn.type in REFUND_TYPES:
-                taken = self._refunds_of(connection.connection_id, payout, txn, used)
-                if taken is None:
-                    plan.lines.append(
-                        self._unmatched(connection, txn, f"Stripe refund {txn.source_id() or txn.id}")
-                    )
-                    plan.unmatched.append(txn.source_id() or txn.id)
-                for found in taken or ():
-                    plan.lines.append(
-                        DepositLine(
-                            kind="refund",
-                            amount=-money(found.ledger_total or 0),
-                            description=f"Refund {found.ledger_number or found.source_id}",
-                            ledger_id=found.ledger_id,
-                            source_id=txn.id,
-                        )
-                    )
-                    plan.taken.append(("refund", found.source_id))
+                found = self._refunds_of(connection.connection_id, payout, txn, used)
+                plan.take(
+                    connection, txn, "refund", found, money, f"Stripe refund {txn.source_id() or txn.id}"
+                )
             else:
                 # Disputes, reversals, failed refunds, top-ups and every type not named above.
                 plan.lines.append(
@@ -386,15 +400,6 @@ class PayoutService:
                 )
             )
         return plan
-
-    def _unmatched(self, connection: Connection, txn: Txn, what: str) -> DepositLine:
-        return DepositLine(
-            kind="unmatched",
-            amount=partial_money(txn.currency)(txn.amount),
-            description=f"{what}: no synced ledger document",
-            account=connection.payout_unmatched_account,
-            source_id=txn.id,
-        )
 
     def _payments_of(
         self, connection_id: str, payout: Payout, txn: Txn, used: set[tuple[str, str]]
