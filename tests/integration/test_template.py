@@ -164,13 +164,14 @@ def test_template_declares_resources_parameters_and_outputs(template: dict[str, 
 
 def test_push_queue_settings_follow_the_push_timeout(template: dict[str, Any]) -> None:
     """Proves the SQS wiring the push function depends on: visibility timeout six times the push
-    timeout, partial batch failures, capped concurrency, and five receives before the DLQ."""
+    timeout plus the batching window (AWS's rule for SQS event sources), partial batch failures,
+    capped concurrency, and five receives before the DLQ."""
     resources = template["Resources"]
     push = resources["PushFunction"]["Properties"]
     queue = resources["SyncQueue"]["Properties"]
-    assert queue["VisibilityTimeout"] == 6 * push["Timeout"]
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
     event = push["Events"]["SyncQueueMessages"]["Properties"]
+    assert queue["VisibilityTimeout"] == 6 * push["Timeout"] + event["MaximumBatchingWindowInSeconds"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
     assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "PushMaxConcurrency"}
     assert "ReservedConcurrentExecutions" not in push
