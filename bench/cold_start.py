@@ -147,6 +147,27 @@ HANDLERS = [
         },
         "invoice_sync.handlers.reconcile",
     ),
+    # Issue 7's two functions: the ledger webhook route and the payments-back worker (and Xero poll).
+    Target(
+        "ledger_events",
+        "import invoice_sync.handlers.ledger_events",
+        "from invoice_sync import bootstrap; bootstrap.ledger_intake()",
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": "bench-LedgerEventsFunction",
+            "LEDGER_EVENTS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/bench-ledger-events",
+        },
+        "invoice_sync.handlers.ledger_events",
+    ),
+    Target(
+        "payments_back",
+        "import invoice_sync.handlers.payments_back",
+        "from invoice_sync import bootstrap; bootstrap.payments_back()",
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": "bench-PaymentsBackFunction",
+            "LEDGER_EVENTS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/bench-ledger-events",
+        },
+        "invoice_sync.handlers.payments_back",
+    ),
 ]
 
 BASELINES = [
