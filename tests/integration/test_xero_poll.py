@@ -213,6 +213,13 @@ def test_pages_of_100_are_read_to_the_end_and_every_cheque_is_queued_once_at_lea
         ("payment", "poll", "xero", "acme")
     }
     assert rig.cursor() == _updated(cheques[-1])
+    # Each message carries the Payment element Xero listed: the worker reads it, no second GET.
+    by_id = {c["PaymentID"]: c for c in cheques}
+    assert all(m.payload is not None and m.payload["PaymentID"] == m.object_id for m in queued)
+    assert all(
+        payloads.ledger_payment(m.payload or {}).total == Decimal(str(by_id[m.object_id]["Amount"]))
+        for m in queued
+    )
 
 
 def test_the_next_poll_reads_the_cursors_whole_second_again_and_finds_a_later_cheque_in_it(

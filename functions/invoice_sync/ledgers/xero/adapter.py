@@ -263,6 +263,18 @@ class XeroLedger(RefundIsCreditNote):
         it), ``order=UpdatedDateUTC ASC`` and ``page`` (100 a page, Xero's most). The header is
         whole seconds and "since" may be strict, so it goes one second early and the payments
         older than ``since`` are dropped here; a full page means another may follow."""
+        rows, more = self._payment_page(since, page)
+        return [payment for _, payment in rows], more
+
+    def list_ledger_payment_elements(self, since: datetime, page: int) -> tuple[list[dict[str, Any]], bool]:
+        """The same page as ``list_ledger_payments``, as the Payment elements Xero returned: the
+        payments poll sends each along, so the worker needs no second GET for it."""
+        rows, more = self._payment_page(since, page)
+        return [element for element, _ in rows], more
+
+    def _payment_page(
+        self, since: datetime, page: int
+    ) -> tuple[list[tuple[dict[str, Any], LedgerPayment]], bool]:
         if page < 1:
             raise ValueError("pages are numbered from 1")
         early = since.astimezone(UTC) - timedelta(seconds=1)
@@ -271,9 +283,9 @@ class XeroLedger(RefundIsCreditNote):
         rows: list[dict[str, Any]] = (
             self.http.request("GET", "Payments", params=params, headers=headers).get("Payments") or []
         )
-        payments = [payloads.ledger_payment(row) for row in rows]
         floor = since.replace(microsecond=0)  # "since" to the second, as the ledgers keep time
-        newer = [p for p in payments if p.updated_at is None or p.updated_at >= floor]
+        parsed = [(row, payloads.ledger_payment(row)) for row in rows]
+        newer = [(row, p) for row, p in parsed if p.updated_at is None or p.updated_at >= floor]
         return newer, len(rows) >= self.payment_page_size
 
     def create_payment(self, draft: PaymentDraft, idempotency_key: str) -> LedgerDocument:
