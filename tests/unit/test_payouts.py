@@ -510,6 +510,18 @@ class Rules:
         return None
 
 
+def pushing(world: World) -> PushService:
+    """Push on the world's state, mappings and ledger, with its payout service."""
+    return PushService(
+        state=cast(Any, world.state),
+        mappings=cast(Any, Rules(world.mappings)),
+        archive=cast(Any, None),
+        alerts=world.alerts,
+        ledger_for=lambda _: cast(Any, world.ledger),
+        payouts=world.service,
+    )
+
+
 def payout_message(subject: Payout) -> SyncMessage:
     return SyncMessage(
         connection_id=CONNECTION,
@@ -527,14 +539,7 @@ def test_push_hands_a_payout_message_to_the_payout_service_under_its_own_record(
     deposit is booked and the payout's record (kind payout) says synced, with the message's event."""
     world = World()
     world.seed_worked_example()
-    push = PushService(
-        state=cast(Any, world.state),
-        mappings=cast(Any, Rules(world.mappings)),
-        archive=cast(Any, None),
-        alerts=world.alerts,
-        ledger_for=lambda _: cast(Any, world.ledger),
-        payouts=world.service,
-    )
+    push = pushing(world)
 
     result = push.handle(payout_message(payout()))
 
@@ -548,14 +553,7 @@ def test_push_parks_a_payout_it_cannot_book_with_its_reason_and_one_alert() -> N
     reason, one alert goes out, and nothing is raised back to the queue."""
     world = World()
     world.seed_worked_example()
-    push = PushService(
-        state=cast(Any, world.state),
-        mappings=cast(Any, Rules(world.mappings)),
-        archive=cast(Any, None),
-        alerts=world.alerts,
-        ledger_for=lambda _: cast(Any, world.ledger),
-        payouts=world.service,
-    )
+    push = pushing(world)
 
     result = push.handle(payout_message(payout(amount=20303)))
 
@@ -604,14 +602,7 @@ def test_a_batch_holding_payout_paid_and_its_reconciliation_books_once_from_the_
     retry, one deposit."""
     world = World()
     world.seed_worked_example()
-    push = PushService(
-        state=cast(Any, world.state),
-        mappings=cast(Any, Rules(world.mappings)),
-        archive=cast(Any, None),
-        alerts=world.alerts,
-        ledger_for=lambda _: cast(Any, world.ledger),
-        payouts=world.service,
-    )
+    push = pushing(world)
     paid = payout(reconciliation_status="in_progress")
     completed = payout()
 

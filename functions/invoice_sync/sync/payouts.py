@@ -276,27 +276,28 @@ class PayoutService:
         txns = self._transactions(connection.connection_id, payout)
         plan = self._plan(connection, payout, txns)
         draft = self._draft(connection, payout, plan, ledger)
+        # One deposit (QBO), transfer (Xero) or fee expense (FreshBooks: a payout without fees is
+        # a deposit of 0 the adapter names by the payout), created once.
+        document, revision, _ = create_once(
+            self.state,
+            self.intent_timeout,
+            message.connection_id,
+            payout.source_id,
+            draft.number,
+            record,
+            revision,
+            find=lambda _number: ledger.find_deposit(draft),
+            create=lambda key: ledger.create_deposit(draft, key),
+            adopt=lambda found: found,  # find_deposit adopts only a deposit with our marker
+            request=draft,
+        )
+        note: str | None = None
         if ledger.deposit_support == "fees_only":
-            document, revision = self._fees_and_slip(message, payout, record, revision, draft, ledger)
-            note: str | None = SLIP_ONLY
-        else:
-            document, revision, _ = create_once(
-                self.state,
-                self.intent_timeout,
-                message.connection_id,
-                payout.source_id,
-                draft.number,
-                record,
-                revision,
-                find=lambda _number: ledger.find_deposit(draft),
-                create=lambda key: ledger.create_deposit(draft, key),
-                adopt=lambda found: found,  # find_deposit adopts only a deposit with our marker
-                request=draft,
-            )
-            note = None
-        record.ledger_id = document.id if document else None
-        record.ledger_number = (document.number if document else None) or draft.number
-        record.ledger_total = Money.from_decimal(document.total, payout.currency).minor if document else 0
+            self._write_slip(message.connection_id, draft, document)
+            note = SLIP_ONLY
+        record.ledger_id = document.id
+        record.ledger_number = document.number or draft.number
+        record.ledger_total = Money.from_decimal(document.total, payout.currency).minor
         record.summary = _summary(draft, plan)
         record.mapping_version = connection.mapping_version
         self._mark_taken(connection.connection_id, payout.source_id, plan.taken)
@@ -489,38 +490,14 @@ class PayoutService:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def _fees_and_slip(
-        self,
-        message: SyncMessage,
-        payout: Payout,
-        record: SyncRecord,
-        revision: int,
-        draft: DepositDraft,
-        ledger: LedgerPort,
-    ) -> tuple[LedgerDocument, int]:
-        """FreshBooks: the fees as one expense, then the slip. A payout without fees books nothing:
-        the adapter answers a deposit of 0 named by the payout, which the record then holds."""
-        document, revision, _ = create_once(
-            self.state,
-            self.intent_timeout,
-            message.connection_id,
-            payout.source_id,
-            draft.number,
-            record,
-            revision,
-            find=lambda _number: ledger.find_deposit(draft),
-            create=lambda key: ledger.create_deposit(draft, key),
-            adopt=lambda found: found,
-            request=draft,
-        )
-        connection_id = message.connection_id
-        self.slips.put(slip_key(connection_id, payout.source_id, "csv"), slip_csv(draft), "text/csv")
+    def _write_slip(self, connection_id: str, draft: DepositDraft, fees: LedgerDocument) -> None:
+        """FreshBooks: the deposit slip a person matches the bank line with (CSV and JSON)."""
+        self.slips.put(slip_key(connection_id, draft.source_id, "csv"), slip_csv(draft), "text/csv")
         self.slips.put(
-            slip_key(connection_id, payout.source_id, "json"),
-            json.dumps(slip_document(draft, document), indent=2).encode(),
+            slip_key(connection_id, draft.source_id, "json"),
+            json.dumps(slip_document(draft, fees), indent=2).encode(),
             "application/json",
         )
-        return document, revision
 
     def _mark_taken(self, connection_id: str, payout_id: str, taken: list[tuple[str, str]]) -> None:
         """Marks each payment and refund the deposit took as deposited by this payout, so another
@@ -638,13 +615,13 @@ def slip_csv(draft: DepositDraft) -> bytes:
     return out.getvalue().encode()
 
 
-def slip_document(draft: DepositDraft, fees: LedgerDocument | None) -> dict[str, object]:
+def slip_document(draft: DepositDraft, fees: LedgerDocument) -> dict[str, object]:
     return {
         "payout": draft.source_id,
         "number": draft.number,
         "arrival_on": draft.arrival_on.isoformat(),
         "currency": draft.currency,
         "total": str(draft.total),
-        "fee_expense": fees.id if fees else None,
+        "fee_expense": fees.id if fees.total else None,
         "lines": [_line_json(line) for line in draft.lines],
     }
