@@ -1630,6 +1630,33 @@ def report(  # noqa: PLR0915 - the whole report
     _table(["service", "operation", *names], rows, "ll" + "r" * len(names))
 
     print()
+    print("DynamoDB writes per invoice by item: items written / write units (of which index copies)")
+    units: dict[tuple[str, str], dict[str, tuple[float, float, float]]] = defaultdict(dict)
+    sizes = {s.name: len(s.invoices) for s in scenarios}
+    meter = run_facts.meter
+    for where, written in meter.write_units_by_item.items():
+        function, scenario, item = where
+        if scenario in sizes:
+            n = sizes[scenario]
+            units[(function, item)][scenario] = (
+                meter.writes_by_item[where] / n,
+                written / n,
+                meter.index_units_by_item[where] / n,
+            )
+    rows = [
+        [
+            function,
+            item,
+            *(
+                "{:.2f} / {:.2f} ({:.2f})".format(*units[(function, item)].get(n, (0.0, 0.0, 0.0)))
+                for n in names
+            ),
+        ]
+        for function, item in sorted(units, key=lambda k: -units[k].get(names[0], (0.0, 0.0, 0.0))[1])
+    ]
+    _table(["function", "item", *names], rows, "ll" + "r" * len(names))
+
+    print()
     print("Lambda per function (per invoice; billed ms = CPU x 1769/MemorySize + modeled latency)")
     rows = []
     for name in names:

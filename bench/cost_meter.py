@@ -111,6 +111,22 @@ def value_size(value: dict[str, Any]) -> int:
     raise ValueError(f"unknown DynamoDB type {kind}")
 
 
+def item_class(key: dict[str, Any]) -> str:
+    """What kind of item a key names, for the write table: the partition's prefix (``CONN``,
+    ``LINK``, ...) and, under a connection's records, the record kind (``CONN invoice``); for a
+    link, the link's kind (``LINK payment-of``, ``LINK charge``)."""
+    pk = str(next(iter(key.get("pk", {}).values()), ""))
+    sk = str(next(iter(key.get("sk", {}).values()), ""))
+    prefix = pk.split("#", 1)[0]
+    if prefix == "CONN":
+        return f"CONN {sk.split('#', 1)[0]}"
+    if prefix == "LINK":
+        if ":" in sk:
+            return f"LINK {sk.split(':', 1)[0]}:"
+        return f"LINK {sk.split('_', 1)[0]}_"
+    return prefix or "?"
+
+
 def item_size(item: dict[str, Any] | None) -> int:
     """An item's size as DynamoDB bills it: attribute names plus values."""
     if not item:
@@ -222,6 +238,10 @@ class Meter:
             lambda: defaultdict(OperationTally)
         )
         self.s3_bytes_by_prefix: Counter[tuple[str, str, str]] = Counter()  # (function, scenario, prefix)
+        # (function, scenario, item class) -> DynamoDB write units, index copies included
+        self.write_units_by_item: Counter[tuple[str, str, str]] = Counter()
+        self.index_units_by_item: Counter[tuple[str, str, str]] = Counter()  # of which index copies
+        self.writes_by_item: Counter[tuple[str, str, str]] = Counter()  # the same, items written
         self.host_kinds = host_kinds or {}
         self.sent_message_bytes: list[int] = []  # each sync message as sent (body and attributes)
         self.emf_metrics: set[tuple[str, str]] = set()  # (metric name, dimension values) in EMF
@@ -509,13 +529,19 @@ class Meter:
         befores: list[dict[str, Any] | None] = context.get("cost_before", [None] * len(touched))
         factor = 2 if operation == "TransactWriteItems" else 1
         total = 0.0
+        invocation = self.current
         for (table, key, kind), before in zip(touched, befores, strict=True):
             after = before if failed else self._get(table, key)
             requested = params.get("Item") if kind == "PutItem" and operation == "PutItem" else None
             size = max(item_size(before), item_size(after), item_size(requested))
-            total += factor * write_units(size)
-            if not failed:
-                total += index_writes(self._shape(table), before, after)
+            units = factor * write_units(size)
+            indexed = 0.0 if failed else index_writes(self._shape(table), before, after)
+            total += units + indexed
+            if invocation is not None:
+                where = (invocation.function, invocation.scenario, item_class(key))
+                self.write_units_by_item[where] += units + indexed
+                self.index_units_by_item[where] += indexed
+                self.writes_by_item[where] += 1
         return 0.0, total
 
     # --- S3 ----------------------------------------------------------------------------------
