@@ -98,7 +98,7 @@ from typing import Any
 
 import cost_esm
 import cost_prices
-from cost_meter import Invocation, Meter, OperationTally, item_size
+from cost_meter import Invocation, Meter, OperationTally, WriteTally, item_size
 from invoice_sync_ops.template import DEFAULT_TEMPLATE, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -1631,28 +1631,20 @@ def report(  # noqa: PLR0915 - the whole report
 
     print()
     print("DynamoDB writes per invoice by item: items written / write units (of which index copies)")
-    units: dict[tuple[str, str], dict[str, tuple[float, float, float]]] = defaultdict(dict)
-    sizes = {s.name: len(s.invoices) for s in scenarios}
-    meter = run_facts.meter
-    for where, written in meter.write_units_by_item.items():
-        function, scenario, item = where
-        if scenario in sizes:
-            n = sizes[scenario]
-            units[(function, item)][scenario] = (
-                meter.writes_by_item[where] / n,
-                written / n,
-                meter.index_units_by_item[where] / n,
-            )
+    sizes = {s.name: max(1, len(s.invoices)) for s in scenarios}
+    tallies: dict[tuple[str, str], dict[str, WriteTally]] = defaultdict(dict)
+    for (function, scenario, item), tally in run_facts.meter.writes_by_item.items():
+        if scenario in sizes:  # not the fixed-cost runs (an empty day's export, the Xero poll)
+            tallies[(function, item)][scenario] = tally
+
+    def per_invoice(key: tuple[str, str], name: str) -> str:
+        tally = tallies[key].get(name, WriteTally())
+        n = sizes[name]
+        return f"{tally.items / n:.2f} / {tally.units / n:.2f} ({tally.index_units / n:.2f})"
+
     rows = [
-        [
-            function,
-            item,
-            *(
-                "{:.2f} / {:.2f} ({:.2f})".format(*units[(function, item)].get(n, (0.0, 0.0, 0.0)))
-                for n in names
-            ),
-        ]
-        for function, item in sorted(units, key=lambda k: -units[k].get(names[0], (0.0, 0.0, 0.0))[1])
+        [function, item, *(per_invoice((function, item), n) for n in names)]
+        for function, item in sorted(tallies, key=lambda k: -tallies[k].get(names[0], WriteTally()).units)
     ]
     _table(["function", "item", *names], rows, "ll" + "r" * len(names))
 

@@ -114,7 +114,7 @@ def value_size(value: dict[str, Any]) -> int:
 def item_class(key: dict[str, Any]) -> str:
     """What kind of item a key names, for the write table: the partition's prefix (``CONN``,
     ``LINK``, ...) and, under a connection's records, the record kind (``CONN invoice``); for a
-    link, the link's kind (``LINK payment-of``, ``LINK charge``)."""
+    link, the prefix of its name (``LINK payment-of:``, ``LINK pi_``, ``LINK ch_``)."""
     pk = str(next(iter(key.get("pk", {}).values()), ""))
     sk = str(next(iter(key.get("sk", {}).values()), ""))
     prefix = pk.split("#", 1)[0]
@@ -188,6 +188,15 @@ def index_writes(shape: TableShape, old: dict[str, Any] | None, new: dict[str, A
 
 
 @dataclass
+class WriteTally:
+    """The DynamoDB writes of one kind of item within one invocation kind."""
+
+    items: int = 0
+    units: float = 0.0  # write units, index copies included
+    index_units: float = 0.0  # of which index copies
+
+
+@dataclass
 class OperationTally:
     """One (service, operation) within one invocation kind."""
 
@@ -238,10 +247,8 @@ class Meter:
             lambda: defaultdict(OperationTally)
         )
         self.s3_bytes_by_prefix: Counter[tuple[str, str, str]] = Counter()  # (function, scenario, prefix)
-        # (function, scenario, item class) -> DynamoDB write units, index copies included
-        self.write_units_by_item: Counter[tuple[str, str, str]] = Counter()
-        self.index_units_by_item: Counter[tuple[str, str, str]] = Counter()  # of which index copies
-        self.writes_by_item: Counter[tuple[str, str, str]] = Counter()  # the same, items written
+        # (function, scenario, item class) -> the DynamoDB writes of that kind of item
+        self.writes_by_item: dict[tuple[str, str, str], WriteTally] = defaultdict(WriteTally)
         self.host_kinds = host_kinds or {}
         self.sent_message_bytes: list[int] = []  # each sync message as sent (body and attributes)
         self.emf_metrics: set[tuple[str, str]] = set()  # (metric name, dimension values) in EMF
@@ -538,10 +545,10 @@ class Meter:
             indexed = 0.0 if failed else index_writes(self._shape(table), before, after)
             total += units + indexed
             if invocation is not None:
-                where = (invocation.function, invocation.scenario, item_class(key))
-                self.write_units_by_item[where] += units + indexed
-                self.index_units_by_item[where] += indexed
-                self.writes_by_item[where] += 1
+                tally = self.writes_by_item[(invocation.function, invocation.scenario, item_class(key))]
+                tally.items += 1
+                tally.units += units + indexed
+                tally.index_units += indexed
         return 0.0, total
 
     # --- S3 ----------------------------------------------------------------------------------
